@@ -1,0 +1,169 @@
+"""The composition root: builds a node, its features and the Starlette application around them.
+
+Only this module imports the feature packages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from hub.auth import Role, TokenAuthority, generate_secret
+from hub.broker import BrokerSettings, create_broker
+from hub.config import HubConfig
+from hub.core_ops import SessionOps
+from hub.dispatch import CommandRegistry, Dispatcher
+from hub.endpoint import Endpoint
+from hub.errors import HubError
+from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
+from hub.node import Node
+from rooms.directory import default_rooms, load_rooms_file
+from rooms.feature import RoomsFeature, clean_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Hub:
+    """A running node and everything wired to it."""
+
+    config: HubConfig
+    node: Node
+    authority: TokenAuthority
+    registry: CommandRegistry
+    dispatcher: Dispatcher
+    rooms: RoomsFeature
+
+
+def build_hub(config: HubConfig) -> Hub:
+    """Wire a node, its broker and its features (nothing is started yet)."""
+    secret = config.secret or generate_secret()
+    authority = TokenAuthority(secret)
+    settings = BrokerSettings(history_size=config.history_size, presence_ttl=config.presence_ttl)
+    broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
+    node = Node(config, broker, HubMetrics())
+    registry = CommandRegistry()
+    SessionOps(authority, guests=config.guests_allowed).install(registry)
+    rooms = RoomsFeature(node)
+    rooms.install(registry)
+    return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms)
+
+
+def create_app(config: HubConfig, hub: Hub | None = None) -> Starlette:
+    """The ASGI application of one node; ``app.state.hub`` is its :class:`Hub`."""
+    hub = hub or build_hub(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.node.start()
+        rooms = default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
+        await hub.rooms.directory.ensure(rooms)
+        try:
+            yield
+        finally:
+            await hub.node.stop()
+
+    routes = [
+        WebSocketRoute("/ws", Endpoint(hub.node, hub.dispatcher).handle),
+        Route("/healthz", _healthz),
+        Route("/readyz", _readyz),
+        Route("/metrics", _metrics),
+        Route("/", _index),
+        Route("/api/rooms", _create_room, methods=["POST"]),
+        Route("/api/rooms/{room}/announce", _announce, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    return app
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True, "node": _hub(request).node.node_id})
+
+
+async def _readyz(request: Request) -> Response:
+    node = _hub(request).node
+    ready = node.ready()
+    return JSONResponse({"ready": ready, "node": node.node_id}, status_code=200 if ready else 503)
+
+
+async def _metrics(request: Request) -> Response:
+    return PlainTextResponse(
+        _hub(request).node.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def _index(request: Request) -> Response:
+    page = resources.files("hub").joinpath("static/index.html").read_text(encoding="utf-8")
+    return HTMLResponse(page)
+
+
+def _error(error: HubError) -> Response:
+    status = {
+        "bad_request": 400,
+        "unauthorized": 401,
+        "forbidden": 403,
+        "not_found": 404,
+        "conflict": 409,
+        "too_large": 413,
+        "unavailable": 503,
+    }.get(error.code, 500)
+    return JSONResponse({"err": {"code": error.code, "msg": error.msg}}, status_code=status)
+
+
+def _organizer(request: Request) -> str:
+    """The organizer a bearer token names, else HubError."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HubError("unauthorized", "an organizer's bearer token is needed")
+    identity = _hub(request).authority.verify(token.strip())
+    if identity.role < Role.ORGANIZER:
+        raise HubError("forbidden", "only organizers may do this")
+    return identity.user_id
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HubError("bad_request", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise HubError("bad_request", "the body must be a JSON object")
+    return body
+
+
+async def _create_room(request: Request) -> Response:
+    try:
+        _organizer(request)
+        room = await _hub(request).rooms.create_room(await _json_body(request))
+    except HubError as error:
+        return _error(error)
+    return JSONResponse({"room": room.describe()}, status_code=201)
+
+
+async def _announce(request: Request) -> Response:
+    hub = _hub(request)
+    try:
+        user = _organizer(request)
+        room = await hub.rooms.directory.require(request.path_params["room"])
+        text = clean_text((await _json_body(request)).get("text"), 2000)
+        seq = await hub.rooms.post_notice(room.id, text, user)
+    except HubError as error:
+        return _error(error)
+    return JSONResponse({"seq": seq})

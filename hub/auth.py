@@ -1,0 +1,290 @@
+"""Who is on the other end of a session: roles, identities, and the tokens that carry them.
+
+A token is a JWT signed with HS256 and the hub's secret (see the contract, "Session"), with
+claims ``sub``, ``name``, ``role``, optional ``rooms`` and optional ``exp``. Everything here is
+pure: time comes in as ``now`` (unix seconds), so callers and tests control the clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+import time
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, TypeGuard
+
+import jwt
+
+from hub.errors import HubError
+
+ALGORITHM: Final = "HS256"
+MIN_SECRET_BYTES: Final = 32  # RFC 7518 3.2: an HS256 key must be at least as long as the hash
+MAX_TOKEN_CHARS: Final = 8192  # far above any real token; spares us decoding garbage
+MAX_USER_ID_CHARS: Final = 128
+MAX_NAME_CHARS: Final = 64
+
+# Bidi embeddings, overrides and isolates: in a name they would reorder the text around it in
+# other people's views. Other format characters (e.g. the joiner inside emoji) stay allowed.
+_BIDI_CONTROLS: Final = frozenset(
+    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+# Cc: C0/C1 controls (newlines, escapes); Cs: lone surrogates, which cannot be encoded as UTF-8
+# later; Zl/Zp: line and paragraph separators.
+_FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+class Role(enum.IntEnum):
+    """A user's standing, ordered: ``ATTENDEE < SPEAKER < MODERATOR < ORGANIZER``."""
+
+    ATTENDEE = 0
+    SPEAKER = 1
+    MODERATOR = 2
+    ORGANIZER = 3
+
+    @classmethod
+    def parse(cls, value: object) -> Role:
+        """Return the role named by a wire label (``"attendee"`` ... ``"organizer"``, exactly).
+
+        A :class:`Role` is returned as is. Anything else, including integers and other
+        spellings, raises :class:`ValueError`.
+        """
+        if isinstance(value, Role):
+            return value
+        if isinstance(value, str):
+            role = _ROLES_BY_LABEL.get(value)
+            if role is not None:
+                return role
+        raise ValueError(f"not a role: {value!r} (expected one of {', '.join(_ROLES_BY_LABEL)})")
+
+    @property
+    def label(self) -> str:
+        """The role's name on the wire: ``"attendee"``, ``"speaker"`` ..."""
+        return self.name.lower()
+
+
+_ROLES_BY_LABEL: Final[Mapping[str, Role]] = MappingProxyType({r.label: r for r in Role})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated user, as a verified token (or a guest hello) describes them.
+
+    ``rooms`` is copied into a read-only mapping on construction, so an identity never changes.
+    It takes no part in the hash, which keeps identities usable as set members and dict keys.
+    """
+
+    user_id: str
+    name: str
+    role: Role
+    rooms: Mapping[str, Role] = field(hash=False)
+    expires_at: float | None
+    guest: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rooms", MappingProxyType(dict(self.rooms)))
+
+    def role_in(self, room: str) -> Role:
+        """The user's role in ``room``: the event role, raised (never lowered) by a room claim."""
+        return max(self.role, self.rooms.get(room, self.role))
+
+
+def validate_display_name(name: object) -> str:
+    """Return ``name`` stripped of surrounding whitespace, if it is fit to show other people.
+
+    It must be a string of 1 to 64 characters after stripping, without control characters,
+    lone surrogates, line or paragraph separators, or bidi overrides; otherwise raises
+    ``HubError("bad_request", ...)``.
+    """
+    if not isinstance(name, str):
+        raise HubError("bad_request", "name must be a string")
+    name = name.strip()
+    if not name:
+        raise HubError("bad_request", "name must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise HubError("bad_request", f"name must be at most {MAX_NAME_CHARS} characters")
+    for ch in name:
+        if ch in _BIDI_CONTROLS or unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            raise HubError("bad_request", f"name must not contain control characters ({ch!r})")
+    return name
+
+
+def generate_secret() -> str:
+    """A fresh random secret for signing tokens: 32 bytes, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def guest_identity(name: object) -> Identity:
+    """A guest: an attendee under a fresh random id ``guest-<hex>``, without expiry.
+
+    ``name`` is checked like :func:`validate_display_name` (``bad_request`` if unfit).
+    """
+    return Identity(
+        user_id=f"guest-{secrets.token_hex(8)}",
+        name=validate_display_name(name),
+        role=Role.ATTENDEE,
+        rooms={},
+        expires_at=None,
+        guest=True,
+    )
+
+
+def _valid_user_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_CHARS
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    # bool is an int subclass, but `"exp": true` is not a time
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unauthorized(msg: str) -> HubError:
+    return HubError("unauthorized", msg)
+
+
+class TokenAuthority:
+    """HS256 tokens signed with the hub's secret (PyJWT).
+
+    :meth:`mint` makes tokens that :meth:`verify` accepts until they expire; :meth:`verify`
+    accepts exactly the tokens the contract describes, signed with this secret, and nothing else.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str) -> None:
+        """Sign and verify with ``secret``; raises :class:`ValueError` if it is under 32 bytes.
+
+        A short HMAC key is guessable offline from any one token, so it is refused outright
+        rather than warned about on every verification; :func:`generate_secret` makes a good one.
+        """
+        if not isinstance(secret, str):
+            raise ValueError("secret must be a string")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"secret must be at least {MIN_SECRET_BYTES} bytes long "
+                "(generate one with hub.auth.generate_secret())"
+            )
+        self._secret = secret
+
+    def mint(
+        self,
+        *,
+        user: str,
+        name: str,
+        role: Role | str,
+        rooms: Mapping[str, Role | str] | None = None,
+        ttl: float | None = 3600.0,
+        now: float | None = None,
+    ) -> str:
+        """Return a signed token for this user, valid for ``ttl`` seconds from ``now``.
+
+        ``now`` is unix time (default ``time.time()``); ``ttl=None`` makes a token that never
+        expires. ``exp`` is written as whole seconds, rounded down, so the token never outlives
+        ``ttl``. Raises :class:`ValueError` for arguments :meth:`verify` would reject.
+        """
+        if not _valid_user_id(user):
+            raise ValueError(
+                f"user must be a non-empty string of at most {MAX_USER_ID_CHARS} chars"
+            )
+        try:
+            clean_name = validate_display_name(name)
+        except HubError as e:
+            raise ValueError(e.msg) from None
+        claims: dict[str, Any] = {"sub": user, "name": clean_name, "role": Role.parse(role).label}
+        if rooms:
+            for room in rooms:
+                if not isinstance(room, str):
+                    raise ValueError(f"room ids must be strings, not {room!r}")
+            claims["rooms"] = {room: Role.parse(r).label for room, r in rooms.items()}
+        issued = time.time() if now is None else now
+        claims["iat"] = math.floor(issued)
+        if ttl is not None:
+            if not (_is_number(ttl) and ttl > 0):
+                raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+            claims["exp"] = math.floor(issued + ttl)
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: object, *, now: float | None = None) -> Identity:
+        """Return the identity a valid token carries, or raise ``HubError("unauthorized", ...)``.
+
+        Valid means: a string, a well-formed JWT signed with HS256 and this secret, not expired
+        (``exp`` absent or later than ``now``, unix time, default ``time.time()``), not before its
+        ``nbf`` if it has one, and claims as the contract describes them.
+        """
+        if not isinstance(token, str):
+            raise _unauthorized("token must be a string")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise _unauthorized("token is too long")
+        if now is None:
+            now = time.time()
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                # time claims are checked below against the caller's `now`, not PyJWT's clock
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_sub": False,
+                },
+            )
+        except jwt.InvalidAlgorithmError:
+            raise _unauthorized(f"token must be signed with {ALGORITHM}") from None
+        except jwt.InvalidSignatureError:
+            raise _unauthorized("token signature is invalid") from None
+        except jwt.InvalidAudienceError:
+            raise _unauthorized("token is meant for another audience") from None
+        except jwt.PyJWTError as e:
+            raise _unauthorized(f"token is malformed ({e})") from None
+        return self._identity(claims, now)
+
+    @staticmethod
+    def _identity(claims: Mapping[str, Any], now: float) -> Identity:
+        expires_at: float | None = None
+        if "exp" in claims:
+            exp = claims["exp"]
+            if not _is_number(exp):
+                raise _unauthorized("token claim 'exp' must be a number")
+            if exp <= now:
+                raise _unauthorized("token has expired")
+            expires_at = float(exp)
+        if "nbf" in claims:
+            nbf = claims["nbf"]
+            if not _is_number(nbf):
+                raise _unauthorized("token claim 'nbf' must be a number")
+            if nbf > now:
+                raise _unauthorized("token is not valid yet")
+
+        user_id = claims.get("sub")
+        if not _valid_user_id(user_id):
+            raise _unauthorized(
+                f"token claim 'sub' must be a non-empty string of at most {MAX_USER_ID_CHARS} chars"
+            )
+        try:
+            name = validate_display_name(claims.get("name"))
+        except HubError as e:
+            raise _unauthorized(f"token claim 'name' is invalid: {e.msg}") from None
+        try:
+            role = Role.parse(claims.get("role"))
+        except ValueError as e:
+            raise _unauthorized(f"token claim 'role' is invalid: {e}") from None
+
+        rooms: dict[str, Role] = {}
+        if "rooms" in claims:
+            raw = claims["rooms"]
+            if not isinstance(raw, dict):
+                raise _unauthorized("token claim 'rooms' must be a map of room id to role")
+            for room, room_role in raw.items():
+                try:
+                    if not isinstance(room, str):
+                        raise ValueError(f"room id {room!r} is not a string")
+                    rooms[room] = Role.parse(room_role)
+                except ValueError as e:
+                    raise _unauthorized(f"token claim 'rooms' is invalid: {e}") from None
+
+        return Identity(user_id=user_id, name=name, role=role, rooms=rooms, expires_at=expires_at)

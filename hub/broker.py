@@ -1,0 +1,230 @@
+"""The broker interface: how hub nodes share rooms, history, presence and small atomic state.
+
+A node talks to other nodes (and to itself) only through a :class:`Broker`. Two implementations
+exist, picked by URL scheme with :func:`create_broker`: ``memory://`` (in-process, one node per
+process unless several brokers share one :class:`~hub.broker_memory.MemoryBackend`) and
+``redis://`` (any number of nodes on any number of hosts).
+
+Guarantees every implementation gives (checked by ``tests/contract``):
+
+* ``publish`` assigns a room's next ``seq`` and appends the event to that room's history in one
+  atomic step; it returns only once the event is stored.
+* Stored events reach every subscribed node's handler in ``seq`` order, each exactly once and with
+  no gap, for as long as the room's epoch lasts. A node that lost messages (a Redis blip) fills the
+  gap from the history before going on.
+* When a room's history is lost (Redis restarted empty) its epoch changes, ``seq`` starts again at
+  1, and subscribed nodes are told through :meth:`BrokerHandler.on_epoch` before any event of the
+  new epoch.
+* Ephemeral messages (``publish_ephemeral``) are delivered at most once, in publish order per
+  publisher and topic; they may be lost.
+* Every message is delivered to every subscribed node, the publishing node included: there is one
+  delivery path, so nothing is delivered twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot serve right now (Redis down or unreachable); the command fails with
+    ``unavailable`` and may be retried."""
+
+
+NODE_TOPIC_PREFIX = "node:"
+USER_TOPIC_PREFIX = "user:"
+EVENT_TOPIC = "event"
+
+
+def node_topic(node_id: str) -> str:
+    """The topic a node subscribes to for messages addressed to it (DMs, signals)."""
+    return NODE_TOPIC_PREFIX + node_id
+
+
+def user_topic(user_id: str) -> str:
+    """The topic a node subscribes to while it holds a session of ``user_id``."""
+    return USER_TOPIC_PREFIX + user_id
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One stored event of a room: ``body`` is the internally packed event without its seq."""
+
+    room: str
+    seq: int
+    epoch: str
+    body: bytes
+    origin: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A slice of a room's stored history.
+
+    ``events`` are the stored events with seq > the requested ``after``, ascending, at most the
+    requested limit. ``first_seq`` is the oldest seq still retained (``last_seq + 1`` when nothing
+    is), so a caller can tell whether the history still reaches back far enough.
+    """
+
+    epoch: str
+    last_seq: int
+    first_seq: int
+    events: list[StoredEvent]
+
+    def reaches(self, after: int) -> bool:
+        """True when every event with seq > ``after`` is still retained."""
+        return self.first_seq <= after + 1
+
+
+class BrokerHandler(Protocol):
+    """What a broker calls on the node that started it. Calls are made from the event loop and
+    must not block; they never overlap."""
+
+    def on_event(self, event: StoredEvent) -> None:
+        """A stored event of a subscribed room (ascending seq per room, no gap, no duplicate)."""
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """An ephemeral message on a subscribed topic (at most once)."""
+
+    def on_epoch(self, room: str, epoch: str) -> None:
+        """A subscribed room's history was lost: seq restarts under ``epoch``."""
+
+
+class Broker(Protocol):
+    """Shared state and fan-out between hub nodes. See the module docstring for the guarantees."""
+
+    node_id: str
+
+    async def start(self, handler: BrokerHandler) -> None:
+        """Connect, subscribe to this node's own topic, and start delivering to ``handler``."""
+
+    async def close(self) -> None:
+        """Stop delivering and release connections. Idempotent."""
+
+    def ready(self) -> bool:
+        """True while the broker can serve: connected, and its subscriber listening."""
+
+    # --- topics -----------------------------------------------------------------------------
+
+    async def subscribe(self, topic: str) -> None:
+        """Receive the topic's messages (and, for a room id, its stored events) from now on.
+        Idempotent; returns once the subscription is active."""
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Stop receiving the topic. Idempotent."""
+
+    async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
+        """Send ``payload`` to every node subscribed to ``topic``, at most once, not stored."""
+
+    # --- stored room streams -----------------------------------------------------------------
+
+    async def publish(self, room: str, body: bytes) -> StoredEvent:
+        """Store ``body`` as the room's next event and fan it out; returns once it is stored."""
+
+    async def history(self, room: str, after: int, limit: int | None = None) -> History:
+        """Stored events of ``room`` with seq > ``after`` (ascending, at most ``limit``)."""
+
+    async def head(self, room: str) -> tuple[str, int]:
+        """The room's current ``(epoch, last_seq)``; starts an epoch if the room has none yet."""
+
+    # --- presence ------------------------------------------------------------------------------
+
+    async def presence_add(self, room: str, sid: str, info: bytes) -> int:
+        """Record session ``sid`` as present in ``room``; returns the member count after it."""
+
+    async def presence_remove(self, room: str, sids: Collection[str]) -> int:
+        """Remove sessions from ``room``'s presence; returns the member count after it."""
+
+    async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+        """Keep these sessions' entries alive: entries not refreshed for ``presence_ttl`` seconds
+        (their node died) stop counting."""
+
+    async def presence_count(self, room: str) -> int:
+        """Sessions present in ``room`` (live entries only)."""
+
+    async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """Live entries ``(sid, info)`` of ``room`` with sid > ``after``, ordered by sid, at most
+        ``limit``."""
+
+    # --- small atomic key operations -------------------------------------------------------------
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        """Atomically add ``amount`` to an integer counter (missing = 0); returns the new value."""
+
+    async def get(self, key: str) -> bytes | None:
+        """The value stored at ``key``, or None."""
+
+    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` at ``key``, expiring after ``ttl`` seconds when given."""
+
+    async def set_if_absent(
+        self, key: str, value: bytes, *, ttl: float | None = None
+    ) -> bytes | None:
+        """Store ``value`` only if ``key`` holds nothing; returns None when stored, else the value
+        already there (an idempotency key: the first writer wins, later ones see its result)."""
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``. Idempotent."""
+
+    async def hash_set(
+        self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
+    ) -> bool:
+        """Set one field of a hash; returns False only when ``only_if_absent`` and it existed."""
+
+    async def hash_get(self, key: str, field: str) -> bytes | None:
+        """One field of a hash, or None."""
+
+    async def hash_get_all(self, key: str) -> dict[str, bytes]:
+        """Every field of a hash."""
+
+    async def hash_delete(self, key: str, field: str) -> bool:
+        """Remove one field; returns whether it existed."""
+
+    async def set_add(self, key: str, member: str) -> bool:
+        """Add ``member`` to a set; returns True if it was not there."""
+
+    async def set_remove(self, key: str, member: str) -> bool:
+        """Remove ``member`` from a set; returns True if it was there."""
+
+    async def set_members(self, key: str) -> set[str]:
+        """All members of a set."""
+
+    async def set_contains(self, key: str, member: str) -> bool:
+        """Whether ``member`` is in the set."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Tuning shared by both implementations."""
+
+    history_size: int = 1000
+    presence_ttl: float = 30.0
+    # Redis only: how often the subscriber proves it still hears (a probe on its own channel).
+    probe_interval: float = 2.0
+    reconnect_cap: float = 5.0
+
+
+def create_broker(url: str, node_id: str, settings: BrokerSettings | None = None) -> Broker:
+    """The broker for ``url``: ``memory://`` (the default, in-process) or ``redis://``/``rediss://``
+    (imported lazily, so the memory broker needs no Redis client)."""
+    settings = settings or BrokerSettings()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
+    if scheme in ("", "memory"):
+        from hub.broker_memory import MemoryBackend, MemoryBroker
+
+        return MemoryBroker(MemoryBackend(settings), node_id)
+    if scheme in ("redis", "rediss", "unix"):
+        from hub.broker_redis import RedisBroker
+
+        return RedisBroker(url, node_id, settings)
+    raise ValueError(f"unknown broker URL scheme {scheme!r}: use memory:// or redis://")
+
+
+def presence_entries(
+    entries: Mapping[str, bytes], after: str, limit: int
+) -> list[tuple[str, bytes]]:
+    """Page ``entries`` by sid: those with sid > ``after``, ordered, at most ``limit``."""
+    return sorted((sid, info) for sid, info in entries.items() if sid > after)[:limit]

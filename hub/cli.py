@@ -1,0 +1,132 @@
+"""The ``hub`` command: ``hub serve`` runs the hub, ``hub token`` mints a token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from hub.auth import Role, TokenAuthority, generate_secret
+from hub.config import from_environment
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="livehub: a real-time event hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the hub")
+    serve.add_argument("--host", help="address to listen on (HUB_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (PORT/HUB_PORT; default 8000; 0: any)")
+    serve.add_argument("--workers", type=int, help="worker processes (WEB_CONCURRENCY)")
+    serve.add_argument("--redis", help="Redis URL (REDIS_URL); without it: in-process broker")
+    serve.add_argument("--secret", help="token secret, 32+ bytes (HUB_SECRET)")
+    guests = serve.add_mutually_exclusive_group()
+    guests.add_argument("--guests", dest="guests", action="store_true", default=None)
+    guests.add_argument("--no-guests", dest="guests", action="store_false")
+    serve.add_argument("--origin", action="append", help="allowed Origin (HUB_ORIGINS)")
+    serve.add_argument("--rooms", help="TOML file declaring the event's rooms (HUB_ROOMS)")
+    serve.add_argument("--history", type=int, help="stored events kept per room (HUB_HISTORY)")
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
+
+    token = commands.add_parser("token", help="print a token signed with the hub's secret")
+    token.add_argument("--user", required=True)
+    token.add_argument("--name", required=True)
+    token.add_argument("--role", default="attendee", choices=[r.label for r in Role])
+    token.add_argument("--room", action="append", default=[], help="ROOM=ROLE, repeatable")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds (0: no expiry)")
+    token.add_argument("--secret", help="the hub's secret (HUB_SECRET)")
+    return parser
+
+
+def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    config = from_environment().with_overrides(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        redis_url=args.redis,
+        secret=args.secret,
+        guests=args.guests,
+        origins=tuple(args.origin) if args.origin else None,
+        rooms_file=args.rooms,
+        history_size=args.history,
+    )
+    if config.workers > 1 and config.redis_url is None:
+        print(
+            "hub: --workers > 1 needs --redis (the memory broker is per process)", file=sys.stderr
+        )
+        return 2
+    if config.secret is None:
+        # Every worker must share the trial secret, so it is made once, here.
+        secret = generate_secret()
+        os.environ["HUB_SECRET"] = secret
+        config = config.with_overrides(secret=secret, guests=config.guests_allowed)
+        print(
+            "hub: no --secret given: this is a trial hub and guests may join.\n"
+            f"hub: mint tokens with: HUB_SECRET={secret} hub token --user ID --name NAME "
+            "--role organizer",
+            flush=True,
+        )
+    else:
+        try:
+            TokenAuthority(config.secret)
+        except ValueError as error:
+            print(f"hub: {error}", file=sys.stderr)
+            return 2
+    from hub import server  # uvicorn and Starlette load only when serving
+
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+        server.serve_socket(config, sock)
+        return 0
+    worker_argv = [a for a in argv if a not in ("serve",)]
+    return server.serve(config, _strip_workers(worker_argv))
+
+
+def _strip_workers(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--workers":
+            skip = True
+            continue
+        if arg.startswith("--workers="):
+            continue
+        out.append(arg)
+    return out
+
+
+def _token(args: argparse.Namespace) -> int:
+    secret = args.secret or os.environ.get("HUB_SECRET")
+    if not secret:
+        print("hub: give --secret or set HUB_SECRET (the secret `hub serve` uses)", file=sys.stderr)
+        return 2
+    rooms = {}
+    for item in args.room:
+        room, sep, role = item.partition("=")
+        if not sep:
+            print(f"hub: --room takes ROOM=ROLE, not {item!r}", file=sys.stderr)
+            return 2
+        rooms[room] = role
+    try:
+        token = TokenAuthority(secret).mint(
+            user=args.user, name=args.name, role=args.role, rooms=rooms, ttl=args.ttl or None
+        )
+    except ValueError as error:
+        print(f"hub: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hub`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args, argv)
+    return _token(args)

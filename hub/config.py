@@ -1,0 +1,109 @@
+"""The hub's settings: flags of ``hub serve``, each also read from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection limits, sent to clients in the hello reply where they concern them."""
+
+    max_frame_bytes: int = 64 * 1024
+    hello_timeout: float = 10.0
+    queue_messages: int = 4096
+    queue_bytes: int = 4 * 2**20
+    coalesce_bytes: int = 64 * 1024
+    # Command rate limits, sized for people, not scripts; organizers are exempt.
+    connection_rate: float = 20.0
+    connection_burst: float = 60.0
+    user_rate: float = 40.0
+    user_burst: float = 120.0
+    flood_rejections: int = 20
+    flood_window: float = 10.0
+
+    def public(self) -> dict[str, float | int]:
+        """The limits a client needs to know about."""
+        return {
+            "max_frame_bytes": self.max_frame_bytes,
+            "rate": self.connection_rate,
+            "burst": self.connection_burst,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """Everything ``hub serve`` can be told. ``secret`` None means a trial hub with a generated
+    secret; ``guests`` None means "decide from whether a secret was configured"."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    redis_url: str | None = None
+    secret: str | None = None
+    guests: bool | None = None
+    origins: tuple[str, ...] = ()
+    rooms_file: str | None = None
+    history_size: int = 1000
+    presence_interval: float = 1.0
+    presence_ttl: float = 30.0
+    drain_reconnect_max: float = 5.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    deflate: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def broker_url(self) -> str:
+        """The broker URL: Redis when configured, else the in-process memory broker."""
+        return self.redis_url or "memory://"
+
+    @property
+    def guests_allowed(self) -> bool:
+        """Guests are allowed by default only on a trial hub (no configured secret)."""
+        return self.guests if self.guests is not None else self.secret is None
+
+    def with_overrides(self, **changes: object) -> HubConfig:
+        """A copy with ``changes`` applied (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
+    """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``."""
+    env = os.environ if env is None else env
+    config = HubConfig()
+    port = env.get("HUB_PORT") or env.get("PORT")
+    origins = env.get("HUB_ORIGINS")
+    guests = env.get("HUB_GUESTS")
+    history = env.get("HUB_HISTORY")
+    limits = _limits_from(env)
+    return config.with_overrides(
+        limits=limits,
+        host=env.get("HUB_HOST") or None,
+        port=int(port) if port else None,
+        workers=int(env["WEB_CONCURRENCY"]) if env.get("WEB_CONCURRENCY") else None,
+        redis_url=env.get("REDIS_URL") or None,
+        secret=env.get("HUB_SECRET") or None,
+        guests=_flag(guests) if guests else None,
+        origins=tuple(o for o in origins.replace(",", " ").split() if o) if origins else None,
+        rooms_file=env.get("HUB_ROOMS") or None,
+        history_size=int(history) if history else None,
+    )
+
+
+def _limits_from(env: Mapping[str, str]) -> Limits | None:
+    """``HUB_LIMIT_<FIELD>`` overrides any field of :class:`Limits` (tests use small queues and
+    short deadlines; operators may tune them)."""
+    changes: dict[str, float | int] = {}
+    for item in fields(Limits):
+        raw = env.get(f"HUB_LIMIT_{item.name.upper()}")
+        if raw:
+            kind = type(getattr(Limits(), item.name))
+            changes[item.name] = kind(raw)
+    return replace(Limits(), **changes) if changes else None  # type: ignore[arg-type]

@@ -1,0 +1,82 @@
+"""The session ops every hub has: ``hello``, ``ping`` and ``refresh``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from hub.auth import Identity, TokenAuthority, guest_identity
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import CloseCode, HubError
+from hub.session import Session, SessionState
+
+
+class SessionOps:
+    """Authenticates sessions with the hub's tokens (or as guests, where allowed)."""
+
+    def __init__(self, authority: TokenAuthority, *, guests: bool) -> None:
+        self.authority = authority
+        self.guests = guests
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register ``hello``, ``ping`` and ``refresh``."""
+        registry.add("hello", self.hello, before_hello=True)
+        registry.add("ping", self.ping)
+        registry.add("refresh", self.refresh)
+
+    def identify(self, cmd: dict[str, Any]) -> Identity:
+        """The identity a ``hello`` proves: a valid token, or a guest's name where allowed."""
+        token = cmd.get("token")
+        if token is not None:
+            return self.authority.verify(token)
+        if "name" in cmd:
+            if not self.guests:
+                raise HubError("unauthorized", "this hub does not admit guests: a token is needed")
+            return guest_identity(cmd["name"])
+        raise HubError("unauthorized", "hello needs a token (or a name, where guests are allowed)")
+
+    async def hello(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Authenticate the session; returns the contract's hello reply."""
+        session = ctx.session
+        if session.state is not SessionState.CONNECTED:
+            raise HubError("conflict", "hello was said already")
+        identity = self.identify(cmd)
+        session.authenticate(identity)
+        await ctx.node.bind_user(session)
+        self._watch_expiry(session)
+        return {
+            "sid": session.sid,
+            "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
+            "node": ctx.node.node_id,
+            "ice_servers": [],
+            "limits": ctx.node.config.limits.public(),
+        }
+
+    async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``{}``: a round trip through the hub."""
+        return {}
+
+    async def refresh(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Swap in a fresh token of the same user before the old one expires."""
+        identity = self.authority.verify(cmd.get("token"))
+        if identity.user_id != ctx.identity.user_id:
+            raise HubError("forbidden", "a refreshed token must name the same user")
+        ctx.session.authenticate(identity)
+        self._watch_expiry(ctx.session)
+        return {}
+
+    @staticmethod
+    def _watch_expiry(session: Session) -> None:
+        expires_at = session.identity.expires_at if session.identity else None
+        if expires_at is None:
+            return
+
+        def check() -> None:
+            identity = session.identity
+            expiry = identity.expires_at if identity is not None else None
+            if expiry is not None and expiry <= time.time():
+                session.request_close(CloseCode.UNAUTHENTICATED, "token expired")
+
+        delay = max(0.0, expires_at - time.time())
+        asyncio.get_running_loop().call_later(delay + 0.01, check)

@@ -1,0 +1,162 @@
+"""Command dispatch: validate the envelope, enforce state and rate limits, run the handler for the
+op, and queue exactly one reply for a command with an id (none for one without)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hub.auth import Identity, Role
+from hub.broker import BrokerUnavailable
+from hub.errors import CloseCode, HubError
+from hub.session import Session, SessionState
+
+if TYPE_CHECKING:
+    from hub.node import Node
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**53 - 1  # the largest id a JavaScript client can hold exactly
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a handler gets besides the command: the node it runs on and the calling session."""
+
+    node: Node
+    session: Session
+
+    @property
+    def identity(self) -> Identity:
+        """The caller (commands other than ``hello`` only run once authenticated)."""
+        identity = self.session.identity
+        if identity is None:
+            raise HubError("unauthorized", "say hello first")
+        return identity
+
+    def role_in(self, room: str) -> Role:
+        """The caller's role in ``room``."""
+        return self.session.role_in(room)
+
+    def require_role(self, room: str, role: Role) -> None:
+        """Refuse with ``forbidden`` unless the caller has at least ``role`` in ``room``."""
+        if self.role_in(room) < role:
+            raise HubError("forbidden", f"{role.label} role needed in {room}")
+
+
+Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One op: its handler, and whether it may run before ``hello``."""
+
+    op: str
+    handler: Handler
+    before_hello: bool = False
+
+
+class CommandRegistry:
+    """The ops this hub understands; features register theirs at start-up."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+
+    def add(self, op: str, handler: Handler, *, before_hello: bool = False) -> None:
+        """Register ``handler`` for ``op``; an op is registered once."""
+        if op in self._commands:
+            raise ValueError(f"op {op!r} is registered already")
+        self._commands[op] = Command(op, handler, before_hello)
+
+    def get(self, op: str) -> Command | None:
+        """The command for ``op``, or None."""
+        return self._commands.get(op)
+
+    def __contains__(self, op: object) -> bool:
+        return op in self._commands
+
+
+class Dispatcher:
+    """Runs decoded commands of one node's sessions (see the module docstring)."""
+
+    def __init__(self, node: Node, registry: CommandRegistry) -> None:
+        self.node = node
+        self.registry = registry
+
+    async def dispatch(self, session: Session, message: dict[str, Any]) -> None:
+        """Handle one command; the reply (if any) is queued on the session."""
+        raw_id = message.get("id")
+        has_id = "id" in message
+        if has_id and not _valid_id(raw_id):
+            # Nothing to match the reply to: it goes back with "re": null.
+            self.node.metrics.errors.labels("bad_request").inc()
+            session.send(
+                {"re": None, "err": {"code": "bad_request", "msg": "id must be a positive integer"}}
+            )
+            return
+        command_id: int | None = raw_id if has_id else None
+        try:
+            result = await self._run(session, message)
+        except HubError as error:
+            self._reply_error(session, command_id, error)
+            if isinstance(error, _Flooding):
+                # After its reply: closing first would drop the reply this command is owed.
+                session.request_close(CloseCode.FLOODING, "kept flooding after rate_limited")
+        except BrokerUnavailable:
+            log.warning("broker unavailable for %s", message.get("op"))
+            self._reply_error(session, command_id, HubError("unavailable", "try again shortly"))
+        except Exception:
+            log.exception("command %s failed", message.get("op"))
+            self._reply_error(session, command_id, HubError("internal", "internal error"))
+        else:
+            if command_id is not None:
+                session.send({"re": command_id, "ok": result if result is not None else {}})
+        finally:
+            # A join holds the room's live events back until its reply is queued.
+            session.release()
+        if session.state is SessionState.CONNECTED:
+            session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
+
+    async def _run(self, session: Session, message: dict[str, Any]) -> dict[str, Any] | None:
+        op = message.get("op")
+        if not isinstance(op, str):
+            raise HubError("bad_request", "op must be a string")
+        command = self.registry.get(op)
+        if session.state is SessionState.CONNECTED:
+            if command is None or not command.before_hello:
+                raise HubError("unauthorized", "hello must be the first command")
+        elif not session.open:
+            raise HubError("closed", "the connection is closing")
+        else:
+            self._check_rate(session)
+        if command is None:
+            raise HubError("bad_request", f"unknown op {op!r}")
+        return await command.handler(CommandContext(self.node, session), message)
+
+    def _check_rate(self, session: Session) -> None:
+        identity = session.identity
+        if identity is None or identity.role is Role.ORGANIZER:
+            return
+        now = time.monotonic()
+        if session.bucket.take(now) and self.node.user_limiter.take(identity.user_id, now):
+            return
+        self.node.metrics.rate_limited.inc()
+        if session.flood.rejected(now):
+            raise _Flooding("rate_limited", "too many commands: slow down")
+        raise HubError("rate_limited", "too many commands: slow down")
+
+    def _reply_error(self, session: Session, command_id: int | None, error: HubError) -> None:
+        self.node.metrics.errors.labels(error.code).inc()
+        if command_id is not None:
+            session.send({"re": command_id, "err": {"code": error.code, "msg": error.msg}})
+
+
+class _Flooding(HubError):
+    """``rate_limited`` once too often: the session is closed with 4029 after the reply."""
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID

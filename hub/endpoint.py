@@ -1,0 +1,133 @@
+"""The WebSocket endpoint: a thin pump between one socket and its :class:`~hub.session.Session`.
+
+The reader decodes frames and hands each command to the dispatcher in order; the writer drains
+the session's outbound queue, coalescing what waits into one frame, and performs the close the
+session asked for. Nothing here decides anything about the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub.codec import DecodeLimits, WireFormat, decode_frame, join_frame
+from hub.dispatch import Dispatcher
+from hub.errors import CloseCode, DecodeError
+from hub.node import Node
+from hub.session import Session, SessionState
+
+log = logging.getLogger(__name__)
+
+
+def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Browsers send ``Origin``: it must be in the allow-list (by default the hub's own origin).
+    Clients that send none (bots, load generators) are let through."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    if allowed:
+        return origin.rstrip("/") in allowed or "*" in allowed
+    host = websocket.headers.get("host", "")
+    return origin.rstrip("/") in (f"http://{host}", f"https://{host}")
+
+
+class Endpoint:
+    """Serves ``GET /ws`` for one node."""
+
+    def __init__(self, node: Node, dispatcher: Dispatcher) -> None:
+        self.node = node
+        self.dispatcher = dispatcher
+        limits = node.config.limits
+        self.decode_limits = DecodeLimits(max_frame_bytes=limits.max_frame_bytes)
+
+    async def handle(self, websocket: WebSocket) -> None:
+        """Serve one connection from handshake to close."""
+        node = self.node
+        if node.draining or not origin_allowed(websocket, node.config.origins):
+            await websocket.close()  # before accept: the handshake is refused with HTTP 403
+            return
+        fmt, subprotocol = WireFormat.negotiate(websocket.scope.get("subprotocols", []))
+        await websocket.accept(subprotocol=subprotocol)
+        session = Session(node.new_sid(), fmt, node.config.limits)
+        # Counted when it happens: the writer may be stuck in a send to that very consumer.
+        session.queue.on_overflow = node.metrics.queue_overflows.inc
+        node.add_session(session)
+        writer = asyncio.create_task(self._write(websocket, session))
+        deadline = asyncio.get_running_loop().call_later(
+            node.config.limits.hello_timeout, self._hello_deadline, session
+        )
+        try:
+            await self._read(websocket, session)
+        except (WebSocketDisconnect, OSError):
+            pass
+        except Exception:
+            log.exception("connection %s failed", session.sid)
+            session.request_close(CloseCode.NORMAL, "internal error")
+        finally:
+            deadline.cancel()
+            if session.open:
+                session.move(SessionState.CLOSING)
+            session.queue.close()
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                # The writer finishes once it has written what is queued and closed the socket.
+                await asyncio.wait_for(asyncio.shield(writer), 5.0)
+            writer.cancel()
+            session.move(SessionState.CLOSED)
+            await node.remove_session(session)
+
+    async def _read(self, websocket: WebSocket, session: Session) -> None:
+        metrics = self.node.metrics
+        receive = websocket.receive
+        while session.open:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            metrics.frames_in.inc()
+            data: Any = message.get("bytes")
+            if data is None:
+                data = message.get("text")
+            try:
+                commands = decode_frame(session.fmt, data, self.decode_limits)
+            except DecodeError as error:
+                session.request_close(CloseCode.UNDECODABLE, str(error)[:120])
+                return
+            for command in commands:
+                await self.dispatcher.dispatch(session, command)
+                if not session.open:
+                    return
+
+    async def _write(self, websocket: WebSocket, session: Session) -> None:
+        queue = session.queue
+        metrics = self.node.metrics
+        fmt = session.fmt
+        limit = self.node.config.limits.coalesce_bytes
+        send = websocket.send
+        key = "bytes" if fmt.binary else "text"
+        try:
+            while True:
+                await queue.wait()
+                if queue.overflowed:
+                    break
+                parts = queue.take(limit)
+                if not parts:
+                    break  # closed and drained
+                frame = parts[0] if len(parts) == 1 else join_frame(fmt, parts)
+                await send({"type": "websocket.send", key: frame})
+                metrics.frames_out.inc()
+                metrics.messages_out.inc(len(parts))
+            code = session.close_code
+            if code is not None:
+                metrics.closes.labels(str(int(code))).inc()
+                await websocket.close(int(code), session.close_reason)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            # The peer went away (or the socket is already closed): nothing left to write to.
+            pass
+
+    @staticmethod
+    def _hello_deadline(session: Session) -> None:
+        if session.state is SessionState.CONNECTED:
+            session.request_close(CloseCode.UNAUTHENTICATED, "no hello within the deadline")

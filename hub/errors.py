@@ -1,0 +1,74 @@
+"""Error codes and close codes of the wire contract, and the exception that carries them.
+
+Every failure a client can cause is a :class:`HubError` with one of :data:`ERROR_CODES`; the
+session turns it into an error reply and keeps the connection open. Only the conditions in
+:class:`CloseCode` end a connection.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final, Literal
+
+ErrorCode = Literal[
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "closed",
+    "rate_limited",
+    "too_large",
+    "unavailable",
+    "internal",
+]
+
+ERROR_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "bad_request",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "closed",
+        "rate_limited",
+        "too_large",
+        "unavailable",
+        "internal",
+    }
+)
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the hub uses, exactly those of the contract."""
+
+    NORMAL = 1000
+    TOO_BIG = 1009
+    DRAINING = 1012
+    UNDECODABLE = 4000
+    UNAUTHENTICATED = 4001
+    BANNED = 4003
+    SLOW_CONSUMER = 4008
+    FLOODING = 4029
+
+
+class HubError(Exception):
+    """A command failed: ``code`` (from the contract) and ``msg`` (for people) go to the client."""
+
+    def __init__(self, code: ErrorCode, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code: ErrorCode = code
+        self.msg = msg
+
+
+class DecodeError(Exception):
+    """The inbound stream cannot be decoded at all; the connection is closed with 4000."""
+
+
+class ConnectionClosing(Exception):
+    """Raised inside command handling when the connection must close with ``code``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(f"{int(code)}: {reason}")
+        self.code = code
+        self.reason = reason

@@ -1,0 +1,412 @@
+"""A hub node: this process's sessions, the local followers of each room's stream, and the broker
+that links it to the other nodes.
+
+Delivery has one path. Everything a node publishes (stored events, ephemeral room events, messages
+for a session or a user, internal signals) goes through the broker and comes back to every
+subscribed node, the publisher included, which hands it to its own sessions. So no event is ever
+delivered twice, whichever node it started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hub.broker import Broker, StoredEvent, node_topic, user_topic
+from hub.codec import EncodedEvent, pack, unpack
+from hub.config import HubConfig
+from hub.errors import CloseCode
+from hub.fanout import StreamMembers
+from hub.metrics import HubMetrics
+from hub.ratelimit import KeyedLimiter
+from hub.session import Session
+
+log = logging.getLogger(__name__)
+
+SignalHandler = Callable[[Any], None]
+SessionHook = Callable[[Session], Awaitable[None]]
+
+# Envelope kinds of ephemeral broker messages.
+_ROOM_EVENT = "e"
+_TO_SESSION = "s"
+_TO_USER = "u"
+_SIGNAL = "x"
+_CLOSE_USER = "c"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a session starts following a room: ``seq`` and ``epoch`` of its join, the stored
+    events it ``missed`` since the position it asked for, and whether that recovery was whole."""
+
+    epoch: str
+    seq: int
+    missed: list[dict[str, Any]] | None
+    recovered: bool | None
+
+
+class TopicRefs:
+    """Broker subscriptions counted by local interest: a topic is subscribed on its first local
+    holder and unsubscribed on its last, one change at a time per topic."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._counts: dict[str, int] = {}
+        # topic -> (lock, callers using it); dropped when nobody uses it, so it stays bounded.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self._counts
+
+    async def acquire(self, topic: str) -> None:
+        """Count one more holder; subscribe if it is the first. Returns once subscribed."""
+        async with self._serialised(topic):
+            count = self._counts.get(topic, 0)
+            if count == 0:
+                await self._broker.subscribe(topic)
+            self._counts[topic] = count + 1
+
+    async def release(self, topic: str) -> None:
+        """Count one holder less; unsubscribe when none is left."""
+        async with self._serialised(topic):
+            count = self._counts.get(topic, 0) - 1
+            if count > 0:
+                self._counts[topic] = count
+                return
+            self._counts.pop(topic, None)
+            await self._broker.unsubscribe(topic)
+
+    @contextlib.asynccontextmanager
+    async def _serialised(self, topic: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(topic) or (asyncio.Lock(), 0)
+        self._locks[topic] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[topic]
+            if users == 1:
+                del self._locks[topic]
+            else:
+                self._locks[topic] = (lock, users - 1)
+
+
+class Node:
+    """This process's share of the hub (see the module docstring)."""
+
+    def __init__(
+        self, config: HubConfig, broker: Broker, metrics: HubMetrics | None = None
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.node_id = broker.node_id
+        self.metrics = metrics or HubMetrics()
+        self.sessions: dict[str, Session] = {}
+        self.users: dict[str, dict[str, Session]] = {}
+        self.streams: dict[str, StreamMembers[Session]] = {}
+        self.topics = TopicRefs(broker)
+        limits = config.limits
+        self.user_limiter = KeyedLimiter(limits.user_rate, limits.user_burst)
+        self.draining = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._signals: dict[str, SignalHandler] = {}
+        self._close_hooks: list[SessionHook] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the broker; the node serves from then on."""
+        await self.broker.start(self)
+        for interval, job in self._jobs:
+            self.spawn(self._repeat(interval, job))
+
+    async def stop(self) -> None:
+        """Stop background work and release the broker."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.close()
+
+    def ready(self) -> bool:
+        """True while the node can serve (its broker is connected and listening)."""
+        return not self.draining and self.broker.ready()
+
+    def every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` every ``interval`` seconds from start until the node stops; failures are
+        logged and do not stop later runs."""
+        self._jobs.append((interval, job))
+
+    @staticmethod
+    async def _repeat(interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job failed")
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` in the background, kept until done (cancelled when the node stops)."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    # --- extension points ---------------------------------------------------------------------
+
+    def on_signal(self, kind: str, handler: SignalHandler) -> None:
+        """Call ``handler(data)`` for internal signals of ``kind`` (see :meth:`signal`)."""
+        self._signals[kind] = handler
+
+    def on_session_closed(self, hook: SessionHook) -> None:
+        """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""
+        self._close_hooks.append(hook)
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def new_sid(self) -> str:
+        """A fresh session id; it starts with this node's id, so targeted delivery knows where
+        the session lives without a lookup."""
+        return f"{self.node_id}.{secrets.token_urlsafe(6)}"
+
+    def add_session(self, session: Session) -> None:
+        """Register a new connection."""
+        self.sessions[session.sid] = session
+        self.idle.clear()
+        self.metrics.connections.set(len(self.sessions))
+
+    async def bind_user(self, session: Session) -> None:
+        """Index an authenticated session by user, subscribing to the user's topic on the first."""
+        user = session.user_id
+        sessions = self.users.setdefault(user, {})
+        first = not sessions
+        sessions[session.sid] = session
+        if first:
+            await self.topics.acquire(user_topic(user))
+
+    async def remove_session(self, session: Session) -> None:
+        """Forget a connection that ended: run the close hooks, drop it from its user."""
+        self.sessions.pop(session.sid, None)
+        if not self.sessions:
+            self.idle.set()
+        self.metrics.connections.set(len(self.sessions))
+        for hook in self._close_hooks:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("session close hook failed")
+        for room in list(session.rooms):
+            await self.unfollow(session, room)
+        user = session.user_id
+        sessions = self.users.get(user)
+        if sessions is not None and sessions.pop(session.sid, None) is not None and not sessions:
+            del self.users[user]
+            await self.topics.release(user_topic(user))
+
+    # --- room streams -------------------------------------------------------------------------
+
+    async def follow(
+        self, session: Session, room: str, since: int | None = None, epoch: str | None = None
+    ) -> Position:
+        """Make ``session`` receive ``room``'s stored events from now on, exactly once each.
+
+        With ``since``, also return the stored events after it (``missed``) and whether history
+        still reached back that far within the same epoch (``recovered``).
+        """
+        if room in session.rooms:
+            self._drop_follower(session, room)
+        else:
+            await self.topics.acquire(room)
+        try:
+            while True:
+                members = self.streams.get(room)
+                if members is None:
+                    members = self.streams[room] = StreamMembers(room)
+                    self.metrics.rooms.set(len(self.streams))
+                position = await self._read_position(room, since, epoch)
+                # The room's last local member may have left during the read, dropping
+                # ``members``: adding to it would follow nothing. Start over.
+                if self.streams.get(room) is not members:
+                    continue
+                # A read can race with local fan-out (pub/sub and commands use different
+                # connections); read again rather than miss what was fanned out meanwhile.
+                if not members.behind(position.seq, position.epoch):
+                    break
+            members.add(session.sid, session, position.seq, position.epoch)
+            session.rooms.add(room)
+            return position
+        except BaseException:
+            if room not in session.rooms:
+                self._drop_if_empty(room)
+                await self._release_room(room)
+            raise
+
+    async def _read_position(self, room: str, since: int | None, epoch: str | None) -> Position:
+        if since is None:
+            current, seq = await self.broker.head(room)
+            return Position(current, seq, None, None)
+        history = await self.broker.history(room, since)
+        if (epoch is not None and epoch != history.epoch) or since > history.last_seq:
+            return Position(history.epoch, history.last_seq, [], False)
+        missed = [self._wire(event) for event in history.events]
+        return Position(history.epoch, history.last_seq, missed, history.reaches(since))
+
+    async def unfollow(self, session: Session, room: str) -> bool:
+        """Stop ``session`` following ``room``; returns whether it was following it."""
+        if room not in session.rooms:
+            return False
+        self._drop_follower(session, room)
+        await self._release_room(room)
+        return True
+
+    def _drop_follower(self, session: Session, room: str) -> None:
+        session.rooms.discard(room)
+        members = self.streams.get(room)
+        if members is not None:
+            members.remove(session.sid)
+        self._drop_if_empty(room)
+
+    def _drop_if_empty(self, room: str) -> None:
+        members = self.streams.get(room)
+        if members is not None and not members:
+            del self.streams[room]
+            self.metrics.rooms.set(len(self.streams))
+
+    async def _release_room(self, room: str) -> None:
+        try:
+            await self.topics.release(room)
+        except Exception:
+            log.warning("could not unsubscribe from %s", room, exc_info=True)
+
+    def followers(self, room: str) -> list[Session]:
+        """This node's sessions in ``room``."""
+        members = self.streams.get(room)
+        return list(members.all()) if members is not None else []
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    async def publish_event(self, room: str, ev: str, fields: Mapping[str, Any]) -> int:
+        """Store an event of ``room`` and fan it out to every member on every node; returns its
+        seq once stored."""
+        stored = await self.broker.publish(room, pack({"ev": ev, **fields}))
+        return stored.seq
+
+    async def broadcast(self, room: str, message: Mapping[str, Any]) -> None:
+        """Send an ephemeral event (no seq) to every member of ``room`` on every node."""
+        await self.broker.publish_ephemeral(room, pack({"k": _ROOM_EVENT, "m": message}))
+
+    async def send_to_session(self, sid: str, message: Mapping[str, Any]) -> None:
+        """Send a message to one session, wherever it is connected (at most once)."""
+        node = sid.split(".", 1)[0]
+        await self.broker.publish_ephemeral(
+            node_topic(node), pack({"k": _TO_SESSION, "to": sid, "m": message})
+        )
+
+    async def send_to_user(self, user: str, message: Mapping[str, Any]) -> None:
+        """Send a message to every session of ``user`` on every node (at most once each)."""
+        await self.broker.publish_ephemeral(
+            user_topic(user), pack({"k": _TO_USER, "to": user, "m": message})
+        )
+
+    async def close_user(self, user: str, code: CloseCode, reason: str) -> None:
+        """Close every session of ``user`` on every node with ``code``."""
+        await self.broker.publish_ephemeral(
+            user_topic(user), pack({"k": _CLOSE_USER, "to": user, "code": int(code), "r": reason})
+        )
+
+    async def signal(self, topic: str, kind: str, data: Any) -> None:
+        """Send an internal signal to the nodes subscribed to ``topic`` (this one included); each
+        calls the handler registered with :meth:`on_signal` for ``kind``."""
+        await self.broker.publish_ephemeral(topic, pack({"k": _SIGNAL, "x": kind, "d": data}))
+
+    # --- broker handler -----------------------------------------------------------------------
+
+    def on_event(self, event: StoredEvent) -> None:
+        """Fan a stored event out to this node's followers of its room, encoded once."""
+        members = self.streams.get(event.room)
+        if members is None:
+            return
+        encoded = EncodedEvent(self._wire(event))
+        recipients = members.recipients(event.seq)
+        for session in recipients:
+            session.deliver(encoded)
+        self.metrics.deliver_latency.observe(max(0.0, time.time() - event.ts))
+
+    def on_epoch(self, room: str, epoch: str) -> None:
+        """A room's history was lost: followers are told to reload from a fresh join."""
+        members = self.streams.get(room)
+        if members is None:
+            return
+        members.reset(epoch)
+        encoded = EncodedEvent({"ev": "reset", "room": room, "epoch": epoch})
+        for session in members.all():
+            session.deliver(encoded)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Route an ephemeral broker message to the sessions or handler it is meant for."""
+        try:
+            envelope = unpack(payload)
+            kind = envelope["k"]
+        except Exception:
+            log.warning("dropping undecodable broker message on %s", topic)
+            return
+        if kind == _ROOM_EVENT:
+            members = self.streams.get(topic)
+            if members is not None:
+                encoded = EncodedEvent(envelope["m"])
+                for session in members.all():
+                    session.deliver(encoded)
+        elif kind == _TO_SESSION:
+            target = self.sessions.get(envelope["to"])
+            if target is not None:
+                target.send(envelope["m"])
+        elif kind == _TO_USER:
+            sessions = self.users.get(envelope["to"], {})
+            if sessions:
+                encoded = EncodedEvent(envelope["m"])
+                for session in list(sessions.values()):
+                    session.deliver(encoded)
+        elif kind == _CLOSE_USER:
+            code = CloseCode(envelope["code"])
+            for session in list(self.users.get(envelope["to"], {}).values()):
+                session.request_close(code, envelope["r"])
+        elif kind == _SIGNAL:
+            handler = self._signals.get(envelope["x"])
+            if handler is not None:
+                try:
+                    handler(envelope["d"])
+                except Exception:
+                    log.exception("signal handler for %s failed", envelope["x"])
+
+    @staticmethod
+    def _wire(event: StoredEvent) -> dict[str, Any]:
+        body: dict[str, Any] = unpack(event.body)
+        ev = body.pop("ev")
+        body.pop("room", None)
+        return {"ev": ev, "room": event.room, "seq": event.seq, **body}
+
+    # --- draining -----------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Tell every session to reconnect elsewhere (a jittered delay each, so they do not all
+        come back at once) and close it with 1012."""
+        self.draining = True
+        spread = self.config.drain_reconnect_max
+        for session in list(self.sessions.values()):
+            if session.open:
+                reconnect_in = round(secrets.randbelow(1000) / 1000 * spread, 3)
+                session.send({"ev": "shutdown", "reconnect_in": reconnect_in})
+                session.request_close(CloseCode.DRAINING, "node is draining")

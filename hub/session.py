@@ -1,0 +1,161 @@
+"""One connection's state, free of I/O: who it is, where it is, and what waits to be sent.
+
+The connection pump (``hub/endpoint.py``) feeds decoded commands to the dispatcher and writes what
+:attr:`Session.queue` holds; everything else about a connection lives here and is tested with
+plain calls.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from hub.auth import Identity, Role
+from hub.codec import EncodedEvent, WireFormat, encode_message
+from hub.config import Limits
+from hub.errors import CloseCode
+from hub.outbound import OutboundQueue
+from hub.ratelimit import FloodGuard, TokenBucket
+
+
+class SessionState(enum.Enum):
+    """A connection's life: it must say hello before anything else, and never comes back from
+    closing."""
+
+    CONNECTED = "connected"
+    AUTHENTICATED = "authenticated"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+_MOVES: dict[SessionState, frozenset[SessionState]] = {
+    SessionState.CONNECTED: frozenset({SessionState.AUTHENTICATED, SessionState.CLOSING}),
+    SessionState.AUTHENTICATED: frozenset({SessionState.CLOSING}),
+    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
+    SessionState.CLOSED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A session was asked to move between states the life cycle does not allow."""
+
+
+class Session:
+    """One WebSocket connection of one user.
+
+    ``deliver`` and ``send`` never block: they put encoded messages on the bounded
+    :class:`~hub.outbound.OutboundQueue`. When it overflows the session asks to be closed with
+    4008 (slow consumer), and everything else it would have received is dropped.
+    """
+
+    __slots__ = (
+        "bucket",
+        "close_code",
+        "close_reason",
+        "connected_at",
+        "flood",
+        "fmt",
+        "held",
+        "identity",
+        "limits",
+        "queue",
+        "rooms",
+        "sid",
+        "state",
+    )
+
+    def __init__(self, sid: str, fmt: WireFormat, limits: Limits) -> None:
+        self.sid = sid
+        self.fmt = fmt
+        self.limits = limits
+        self.state = SessionState.CONNECTED
+        self.identity: Identity | None = None
+        self.rooms: set[str] = set()
+        self.queue = OutboundQueue(limits.queue_messages, limits.queue_bytes)
+        self.bucket = TokenBucket(limits.connection_rate, limits.connection_burst)
+        self.flood = FloodGuard(limits.flood_rejections, limits.flood_window)
+        self.close_code: CloseCode | None = None
+        self.close_reason = ""
+        self.connected_at = time.monotonic()
+        self.held: list[bytes | str] | None = None
+
+    def __repr__(self) -> str:
+        user = self.identity.user_id if self.identity else "-"
+        return f"<Session {self.sid} {user} {self.state.value}>"
+
+    @property
+    def user_id(self) -> str:
+        """The authenticated user's id ("" before hello)."""
+        return self.identity.user_id if self.identity else ""
+
+    @property
+    def open(self) -> bool:
+        """True until the session starts closing."""
+        return self.state in (SessionState.CONNECTED, SessionState.AUTHENTICATED)
+
+    def role_in(self, room: str) -> Role:
+        """The user's role in ``room`` from their token (attendee before hello)."""
+        return self.identity.role_in(room) if self.identity else Role.ATTENDEE
+
+    def move(self, to: SessionState) -> None:
+        """Change state, refusing moves the life cycle does not allow."""
+        if to not in _MOVES[self.state]:
+            raise IllegalTransition(f"session {self.sid}: {self.state.value} -> {to.value}")
+        self.state = to
+
+    def authenticate(self, identity: Identity) -> None:
+        """Become (or, on refresh, stay) the user ``identity`` names."""
+        if self.state is SessionState.CONNECTED:
+            self.move(SessionState.AUTHENTICATED)
+        elif self.state is not SessionState.AUTHENTICATED:
+            raise IllegalTransition(
+                f"session {self.sid}: cannot authenticate while {self.state.value}"
+            )
+        self.identity = identity
+
+    def deliver(self, event: EncodedEvent) -> None:
+        """Queue an event encoded once for all its recipients (held back while a join is being
+        answered, see :meth:`hold`)."""
+        data = event.for_format(self.fmt)
+        held = self.held
+        if held is not None:
+            if len(held) < self.queue.max_messages:
+                held.append(data)
+                return
+            self.held = None
+            self.queue.overflow()
+            self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
+        elif not self.queue.put(data) and self.queue.overflowed:
+            self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
+
+    def hold(self) -> None:
+        """Hold events back until :meth:`release`: a join's reply must reach the client before
+        the live events of the room it joined, and the reply is only queued once it is built."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> None:
+        """Queue what :meth:`hold` held back, in order, after whatever was queued meanwhile."""
+        held, self.held = self.held, None
+        if held:
+            for data in held:
+                if not self.queue.put(data):
+                    if self.queue.overflowed:
+                        self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
+                    return
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Queue a message meant for this session only (a reply, a direct event)."""
+        if not self.queue.put(encode_message(self.fmt, message)) and self.queue.overflowed:
+            self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
+
+    def request_close(self, code: CloseCode, reason: str) -> None:
+        """Ask the pump to close the connection with ``code`` once what is queued is written
+        (a slow consumer's backlog was already dropped). The first request wins."""
+        if self.open:
+            self.move(SessionState.CLOSING)
+            self.close_code = code
+            self.close_reason = reason
+            self.queue.close()

@@ -1,0 +1,95 @@
+"""The event's rooms, shared by every node through the broker (a hash of room records), with a
+local cache: rooms are created rarely and never change kind."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hub.broker import Broker
+from hub.codec import pack, unpack
+from hub.errors import HubError
+from rooms.model import LOBBY, Room, RoomKind, parse_room
+
+ROOMS_KEY = "rooms"
+
+
+class RoomDirectory:
+    """Looks rooms up and creates them, the same on every node."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._cache: dict[str, Room] = {}
+
+    async def get(self, room_id: str) -> Room | None:
+        """The room, or None if it does not exist."""
+        room = self._cache.get(room_id)
+        if room is None:
+            record = await self.broker.hash_get(ROOMS_KEY, room_id)
+            if record is None:
+                return None
+            room = self._cache[room_id] = Room.from_record(unpack(record))
+        return room
+
+    async def require(self, room_id: str) -> Room:
+        """The room, or ``not_found``."""
+        room = await self.get(room_id)
+        if room is None:
+            raise HubError("not_found", f"no room {room_id}")
+        return room
+
+    async def create(self, room: Room) -> bool:
+        """Create ``room``; False if a room with its id exists already."""
+        created = await self.broker.hash_set(
+            ROOMS_KEY, room.id, pack(room.to_record()), only_if_absent=True
+        )
+        if created:
+            self._cache[room.id] = room
+        return created
+
+    async def all(self) -> list[Room]:
+        """Every room, ordered by id."""
+        records = await self.broker.hash_get_all(ROOMS_KEY)
+        rooms = [Room.from_record(unpack(record)) for record in records.values()]
+        self._cache.update((room.id, room) for room in rooms)
+        return sorted(rooms, key=lambda room: room.id)
+
+    async def ensure(self, rooms: list[Room]) -> None:
+        """Create each room unless it exists (start-up: the lobby and the rooms file)."""
+        for room in rooms:
+            await self.create(room)
+
+
+def default_rooms() -> list[Room]:
+    """A new hub's rooms: the lobby ``main``."""
+    return [Room(LOBBY, RoomKind.LOBBY, "Main hall")]
+
+
+def load_rooms_file(path: str | Path) -> list[Room]:
+    """The rooms a TOML file declares::
+
+        [[rooms]]
+        id = "panel-1"
+        kind = "panel"
+        title = "Opening panel"
+        capacity = 1000        # optional
+        parent = "..."         # optional
+
+    Raises ValueError naming the entry that is wrong.
+    """
+    with open(path, "rb") as handle:
+        document: dict[str, Any] = tomllib.load(handle)
+    entries = document.get("rooms", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: 'rooms' must be an array of tables ([[rooms]])")
+    rooms = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: rooms[{index}] must be a table")
+        fields = {**entry, "room": entry.get("id")}
+        try:
+            rooms.append(parse_room(fields, allow_breakout=True))
+        except HubError as error:
+            raise ValueError(f"{path}: rooms[{index}]: {error.msg}") from None
+    return rooms

@@ -1,0 +1,251 @@
+"""Rooms on a node: ``room.create``, ``room.list``, ``join``, ``leave``, ``presence`` and
+``announce``, presence events, and the join snapshot other features contribute to."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hub.auth import Role
+from hub.codec import EncodedEvent, pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
+from hub.node import Node
+from hub.session import Session
+from rooms.directory import RoomDirectory
+from rooms.model import Room, parse_room, validate_room_id
+from rooms.presence import PresenceBatcher
+
+MAX_ANNOUNCE = 2000
+PRESENCE_PAGE_DEFAULT = 100
+PRESENCE_PAGE_MAX = 500
+
+# (context, room, role in it) -> a part of the join snapshot
+SnapshotProvider = Callable[[CommandContext, Room, Role], Awaitable[dict[str, Any]]]
+
+
+def clean_text(value: object, limit: int, field: str = "text") -> str:
+    """``value`` trimmed, 1 to ``limit`` characters, without control characters other than
+    newline; else ``bad_request`` (``too_large`` when only the length is wrong)."""
+    if not isinstance(value, str):
+        raise HubError("bad_request", f"{field} must be a string")
+    text = value.strip()
+    if not text:
+        raise HubError("bad_request", f"{field} must not be empty")
+    if len(text) > limit:
+        raise HubError("too_large", f"{field} is longer than {limit} characters")
+    if any(ch != "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160) for ch in text):
+        raise HubError("bad_request", f"{field} must not contain control characters")
+    return text
+
+
+def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | None:
+    """An optional integer field within [low, high], else ``bad_request``."""
+    value = cmd.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise HubError("bad_request", f"{field} must be an integer from {low} to {high}")
+    return value
+
+
+class RoomsFeature:
+    """The rooms of one node; other features extend the join snapshot through
+    :meth:`add_snapshot`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.directory = RoomDirectory(node.broker)
+        self.batcher = PresenceBatcher(node.config.presence_interval)
+        self._snapshot_providers: list[SnapshotProvider] = []
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register the room ops, the close hook and the presence jobs on the node."""
+        registry.add("room.create", self.room_create)
+        registry.add("room.list", self.room_list)
+        registry.add("join", self.join)
+        registry.add("leave", self.leave)
+        registry.add("presence", self.presence)
+        registry.add("announce", self.announce)
+        self.node.on_session_closed(self._session_closed)
+        self.node.on_signal("presence", self._presence_signal)
+        interval = self.node.config.presence_interval
+        self.node.every(interval / 4, self.flush_presence)
+        self.node.every(self.node.config.presence_ttl / 3, self.refresh_presence)
+
+    def add_snapshot(self, provider: SnapshotProvider) -> None:
+        """Add a part to every join snapshot."""
+        self._snapshot_providers.append(provider)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def room_create(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Create a room (organizers)."""
+        if ctx.identity.role < Role.ORGANIZER:
+            raise HubError("forbidden", "only organizers create rooms")
+        room = await self.create_room(cmd)
+        return {"room": room.describe()}
+
+    async def create_room(self, fields: dict[str, Any]) -> Room:
+        """Validate and create a room (also used by ``POST /api/rooms``)."""
+        room = parse_room(fields)
+        if room.parent is not None and await self.directory.get(room.parent) is None:
+            raise HubError("not_found", f"no parent room {room.parent}")
+        if not await self.directory.create(room):
+            raise HubError("conflict", f"room {room.id} exists already")
+        return room
+
+    async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Every room with its member count."""
+        rooms = await self.directory.all()
+        listed = []
+        for room in rooms:
+            count = await self.node.broker.presence_count(room.id)
+            listed.append({**room.describe(), "members": count})
+        return {"rooms": listed}
+
+    async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Enter a room: its position, live state and, with ``since``, what was missed."""
+        room_id = validate_room_id(cmd.get("room"))
+        since = optional_int(cmd, "since", 0, 2**62)
+        epoch = cmd.get("epoch")
+        if epoch is not None and not isinstance(epoch, str):
+            raise HubError("bad_request", "epoch must be a string")
+        room = await self.directory.require(room_id)
+        session = ctx.session
+        role = self.role_of(session, room_id)
+        rejoin = room_id in session.rooms
+        limited = room.capacity is not None and not rejoin and role < Role.MODERATOR
+        if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
+            raise HubError("conflict", f"room {room_id} is full")
+        # Live events wait until this reply is queued (the dispatcher releases them).
+        session.hold()
+        position = await self.node.follow(session, room_id, since, epoch)
+        try:
+            members = await self.node.broker.presence_add(
+                room_id, session.sid, self._entry(session)
+            )
+            if not rejoin:
+                await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
+            snapshot: dict[str, Any] = {}
+            for provider in self._snapshot_providers:
+                snapshot.update(await provider(ctx, room, role))
+        except BaseException:
+            # The join failed: the caller gets an error reply, so it must not stay in the room.
+            if not rejoin:
+                with contextlib.suppress(Exception):
+                    await self.leave_room(session, room_id)
+            raise
+        reply: dict[str, Any] = {
+            "room": room.describe(),
+            "role": role.label,
+            "seq": position.seq,
+            "epoch": position.epoch,
+            "members": members,
+            "snapshot": snapshot,
+        }
+        if position.missed is not None:
+            reply["missed"] = position.missed
+            reply["recovered"] = position.recovered
+        return reply
+
+    async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Leave a room (``not_found`` if the session is not in it)."""
+        room_id = validate_room_id(cmd.get("room"))
+        if not await self.leave_room(ctx.session, room_id):
+            raise HubError("not_found", f"not in room {room_id}")
+        return {}
+
+    async def leave_room(self, session: Session, room_id: str) -> bool:
+        """Take ``session`` out of a room: its stream, its presence, its members' lists."""
+        if not await self.node.unfollow(session, room_id):
+            return False
+        await self.node.broker.presence_remove(room_id, [session.sid])
+        delta = self._delta(session, room_id, False)
+        # The node no longer follows the room if this was its last member: feed our own
+        # batcher directly, and tell the other nodes through the room's topic.
+        if room_id not in self.node.streams:
+            self._presence_signal(delta)
+        await self.node.signal(room_id, "presence", delta)
+        return True
+
+    async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
+        room_id = validate_room_id(cmd.get("room"))
+        await self.directory.require(room_id)
+        after = cmd.get("after", "")
+        if not isinstance(after, str) or len(after) > 200:
+            raise HubError("bad_request", "after must be a session id")
+        limit = optional_int(cmd, "limit", 1, PRESENCE_PAGE_MAX) or PRESENCE_PAGE_DEFAULT
+        page = await self.node.broker.presence_page(room_id, after, limit + 1)
+        members = [{"sid": sid, **unpack(info)} for sid, info in page[:limit]]
+        reply: dict[str, Any] = {
+            "members": members,
+            "count": await self.node.broker.presence_count(room_id),
+        }
+        if len(page) > limit:
+            reply["next"] = members[-1]["sid"]
+        return reply
+
+    async def announce(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Store a notice in a room (moderators)."""
+        room_id = validate_room_id(cmd.get("room"))
+        await self.directory.require(room_id)
+        if self.role_of(ctx.session, room_id) < Role.MODERATOR:
+            raise HubError("forbidden", "only moderators announce")
+        text = clean_text(cmd.get("text"), MAX_ANNOUNCE)
+        return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
+
+    async def post_notice(self, room_id: str, text: str, sender: str) -> int:
+        """Store a ``notice`` event; returns its seq (also used by the HTTP announce)."""
+        return await self.node.publish_event(room_id, "notice", {"text": text, "from": sender})
+
+    # --- roles and presence ---------------------------------------------------------------------
+
+    def role_of(self, session: Session, room_id: str) -> Role:
+        """The session's role in a room (from its token for now)."""
+        return session.role_in(room_id)
+
+    @staticmethod
+    def _entry(session: Session) -> bytes:
+        identity = session.identity
+        assert identity is not None
+        return pack({"user": identity.user_id, "name": identity.name, "role": identity.role.label})
+
+    @staticmethod
+    def _delta(session: Session, room_id: str, joined: bool) -> dict[str, Any]:
+        identity = session.identity
+        assert identity is not None
+        entry = {"sid": session.sid, "user": identity.user_id, "name": identity.name}
+        return {"room": room_id, "joined": joined, "entry": entry}
+
+    def _presence_signal(self, data: Any) -> None:
+        room, entry = data["room"], data["entry"]
+        if data["joined"]:
+            self.batcher.joined(room, entry)
+        else:
+            self.batcher.left(room, entry)
+
+    async def flush_presence(self) -> None:
+        """Send each room's due presence batch to this node's members of the room."""
+        for batch in self.batcher.due(time.monotonic()):
+            followers = self.node.followers(batch.room)
+            if not followers:
+                continue
+            count = await self.node.broker.presence_count(batch.room)
+            encoded = EncodedEvent(batch.event(count))
+            for session in followers:
+                session.deliver(encoded)
+
+    async def refresh_presence(self) -> None:
+        """Keep this node's presence entries alive in the broker."""
+        for room, members in list(self.node.streams.items()):
+            sids = [session.sid for session in members.all()]
+            if sids:
+                await self.node.broker.presence_refresh(room, sids)
+
+    async def _session_closed(self, session: Session) -> None:
+        for room_id in list(session.rooms):
+            await self.leave_room(session, room_id)

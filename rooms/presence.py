@@ -1,0 +1,91 @@
+"""Presence batching: joins and leaves of a room go out at most once per interval, as one event.
+
+Pure and clock-injected. The joined/left lists are sent only while the room is small; the count
+always is. A session that joins and leaves inside one batch appears in neither list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SMALL_ROOM = 200
+
+
+@dataclass(slots=True)
+class _Pending:
+    joined: dict[str, dict[str, Any]] = field(default_factory=dict)
+    left: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceBatch:
+    """One room's changes since its last batch."""
+
+    room: str
+    joined: list[dict[str, Any]]
+    left: list[dict[str, Any]]
+
+    def event(self, count: int, small_room: int = SMALL_ROOM) -> dict[str, Any]:
+        """The ``presence`` event for this batch, given the room's member count now."""
+        event: dict[str, Any] = {"ev": "presence", "room": self.room, "count": count}
+        if count <= small_room:
+            if self.joined:
+                event["joined"] = self.joined
+            if self.left:
+                event["left"] = self.left
+        return event
+
+
+class PresenceBatcher:
+    """Collects presence changes per room; :meth:`due` releases each room at most once per
+    ``interval`` seconds. Bounded by the number of rooms with members: a room's pending lists are
+    dropped (the count is still sent) once they hold more than ``max_listed`` entries, since such
+    a room is too large for lists anyway."""
+
+    def __init__(self, interval: float = 1.0, max_listed: int = SMALL_ROOM) -> None:
+        self.interval = interval
+        self.max_listed = max_listed
+        self._pending: dict[str, _Pending] = {}
+        self._last_sent: dict[str, float] = {}
+
+    def joined(self, room: str, entry: dict[str, Any]) -> None:
+        """A session (``entry["sid"]``) joined ``room``."""
+        pending = self._pending.setdefault(room, _Pending())
+        pending.changed = True
+        sid = entry["sid"]
+        if pending.left.pop(sid, None) is None and len(pending.joined) < self.max_listed:
+            pending.joined[sid] = entry
+
+    def left(self, room: str, entry: dict[str, Any]) -> None:
+        """A session (``entry["sid"]``) left ``room``."""
+        pending = self._pending.setdefault(room, _Pending())
+        pending.changed = True
+        sid = entry["sid"]
+        if pending.joined.pop(sid, None) is None and len(pending.left) < self.max_listed:
+            pending.left[sid] = entry
+
+    def due(self, now: float) -> list[PresenceBatch]:
+        """The batches to send now: rooms with changes whose last batch is ``interval`` old."""
+        batches = []
+        for room, pending in list(self._pending.items()):
+            if now - self._last_sent.get(room, float("-inf")) < self.interval:
+                continue
+            del self._pending[room]
+            if not pending.changed:
+                continue
+            self._last_sent[room] = now
+            batches.append(
+                PresenceBatch(room, list(pending.joined.values()), list(pending.left.values()))
+            )
+        # Forget rooms that have been quiet for a while, so the map stays bounded.
+        for room in [r for r, t in self._last_sent.items() if now - t > 10 * self.interval]:
+            if room not in self._pending:
+                del self._last_sent[room]
+        return batches
+
+    def forget(self, room: str) -> None:
+        """Drop everything about ``room`` (its last local member left)."""
+        self._pending.pop(room, None)
+        self._last_sent.pop(room, None)

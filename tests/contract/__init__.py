@@ -1,0 +1,1 @@
+"""The broker contract: one suite that every :class:`hub.broker.Broker` implementation passes."""
