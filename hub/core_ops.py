@@ -68,15 +68,19 @@ class SessionOps:
 
     @staticmethod
     def _watch_expiry(session: Session) -> None:
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
         expires_at = session.identity.expires_at if session.identity else None
         if expires_at is None:
             return
 
         def check() -> None:
+            session.expiry = None
             identity = session.identity
             expiry = identity.expires_at if identity is not None else None
             if expiry is not None and expiry <= time.time():
                 session.request_close(CloseCode.UNAUTHENTICATED, "token expired")
 
         delay = max(0.0, expires_at - time.time())
-        asyncio.get_running_loop().call_later(delay + 0.01, check)
+        session.expiry = asyncio.get_running_loop().call_later(delay + 0.01, check)

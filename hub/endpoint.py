@@ -70,7 +70,7 @@ class Endpoint:
         finally:
             deadline.cancel()
             if session.open:
-                session.move(SessionState.CLOSING)
+                session.request_close(CloseCode.NORMAL, "connection ended")
             session.queue.close()
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 # The writer finishes once it has written what is queued and closed the socket.

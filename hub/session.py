@@ -7,6 +7,7 @@ plain calls.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Mapping
@@ -55,6 +56,7 @@ class Session:
         "close_code",
         "close_reason",
         "connected_at",
+        "expiry",
         "flood",
         "fmt",
         "held",
@@ -80,6 +82,8 @@ class Session:
         self.close_reason = ""
         self.connected_at = time.monotonic()
         self.held: list[bytes | str] | None = None
+        # The timer that closes the session when its token expires (cancelled at close).
+        self.expiry: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         user = self.identity.user_id if self.identity else "-"
@@ -156,6 +160,9 @@ class Session:
         (a slow consumer's backlog was already dropped). The first request wins."""
         if self.open:
             self.move(SessionState.CLOSING)
+            if self.expiry is not None:
+                self.expiry.cancel()
+                self.expiry = None
             self.close_code = code
             self.close_reason = reason
             self.queue.close()
