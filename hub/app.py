@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route, WebSocketRoute
 
 from hub.auth import Role, TokenAuthority, generate_secret
-from hub.broker import BrokerSettings, create_broker
+from hub.broker import BrokerSettings, BrokerUnavailable, create_broker
 from hub.config import HubConfig
 from hub.core_ops import SessionOps
 from hub.dispatch import CommandRegistry, Dispatcher
@@ -113,6 +113,10 @@ async def _index(request: Request) -> Response:
     return HTMLResponse(page)
 
 
+# What the HTTP API answers while the broker cannot serve (Redis down), like the WebSocket ops.
+_UNAVAILABLE = HubError("unavailable", "try again shortly")
+
+
 def _error(error: HubError) -> Response:
     status = {
         "bad_request": 400,
@@ -154,6 +158,8 @@ async def _create_room(request: Request) -> Response:
         room = await _hub(request).rooms.create_room(await _json_body(request))
     except HubError as error:
         return _error(error)
+    except BrokerUnavailable:
+        return _error(_UNAVAILABLE)
     return JSONResponse({"room": room.describe()}, status_code=201)
 
 
@@ -166,4 +172,6 @@ async def _announce(request: Request) -> Response:
         seq = await hub.rooms.post_notice(room.id, text, user)
     except HubError as error:
         return _error(error)
+    except BrokerUnavailable:
+        return _error(_UNAVAILABLE)
     return JSONResponse({"seq": seq})

@@ -13,6 +13,9 @@ class Limits:
 
     max_frame_bytes: int = 64 * 1024
     hello_timeout: float = 10.0
+    # How long a connection asked to close may take to finish (flush, close handshake) before
+    # the hub gives up on it and releases everything it held.
+    close_grace: float = 10.0
     queue_messages: int = 4096
     queue_bytes: int = 4 * 2**20
     coalesce_bytes: int = 64 * 1024

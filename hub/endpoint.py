@@ -56,30 +56,40 @@ class Endpoint:
         # Counted when it happens: the writer may be stuck in a send to that very consumer.
         session.queue.on_overflow = node.metrics.queue_overflows.inc
         node.add_session(session)
+        loop = asyncio.get_running_loop()
+        closing: asyncio.Future[None] = loop.create_future()
+
+        def close_requested() -> None:
+            if not closing.done():
+                closing.set_result(None)
+
+        session.on_close_request = close_requested
         writer = asyncio.create_task(self._write(websocket, session))
-        deadline = asyncio.get_running_loop().call_later(
-            node.config.limits.hello_timeout, self._hello_deadline, session
-        )
+        reader = asyncio.create_task(self._read(websocket, session))
+        deadline = loop.call_later(node.config.limits.hello_timeout, self._hello_deadline, session)
         try:
-            await self._read(websocket, session)
-        except (WebSocketDisconnect, OSError):
-            pass
-        except Exception:
-            log.exception("connection %s failed", session.sid)
-            session.request_close(CloseCode.NORMAL, "internal error")
+            await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
+            if session.open:  # the peer went away: nothing more to write
+                session.request_close(CloseCode.NORMAL, "connection ended")
+            # The writer flushes and closes; the peer answers the close and the reader ends. A
+            # peer that never reads again would hold both forever: after the grace period the
+            # hub gives up on it and releases what the session held.
+            await asyncio.wait({reader, writer}, timeout=node.config.limits.close_grace)
         finally:
             deadline.cancel()
-            if session.open:
-                session.request_close(CloseCode.NORMAL, "connection ended")
-            session.queue.close()
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                # The writer finishes once it has written what is queued and closed the socket.
-                await asyncio.wait_for(asyncio.shield(writer), 5.0)
-            writer.cancel()
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                log.error("connection %s failed", session.sid, exc_info=reader.exception())
             session.move(SessionState.CLOSED)
             await node.remove_session(session)
 
     async def _read(self, websocket: WebSocket, session: Session) -> None:
+        with contextlib.suppress(WebSocketDisconnect, OSError):
+            await self._read_commands(websocket, session)
+
+    async def _read_commands(self, websocket: WebSocket, session: Session) -> None:
         metrics = self.node.metrics
         receive = websocket.receive
         while session.open:

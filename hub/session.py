@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hub.auth import Identity, Role
@@ -62,6 +62,7 @@ class Session:
         "held",
         "identity",
         "limits",
+        "on_close_request",
         "queue",
         "rooms",
         "sid",
@@ -84,6 +85,8 @@ class Session:
         self.held: list[bytes | str] | None = None
         # The timer that closes the session when its token expires (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None
+        # Called once when a close is first requested (the pump starts its grace period).
+        self.on_close_request: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         user = self.identity.user_id if self.identity else "-"
@@ -166,3 +169,5 @@ class Session:
             self.close_code = code
             self.close_reason = reason
             self.queue.close()
+            if self.on_close_request is not None:
+                self.on_close_request()
