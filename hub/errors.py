@@ -8,7 +8,7 @@ session turns it into an error reply and keeps the connection open. Only the con
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 ErrorCode = Literal[
     "bad_request",
@@ -23,20 +23,7 @@ ErrorCode = Literal[
     "internal",
 ]
 
-ERROR_CODES: Final[frozenset[str]] = frozenset(
-    {
-        "bad_request",
-        "unauthorized",
-        "forbidden",
-        "not_found",
-        "conflict",
-        "closed",
-        "rate_limited",
-        "too_large",
-        "unavailable",
-        "internal",
-    }
-)
+ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
 
 
 class CloseCode(enum.IntEnum):

@@ -690,6 +690,28 @@ async def test_organizers_are_not_rate_limited(hub: HubProcess) -> None:
 # --- slow consumers ------------------------------------------------------------------------------
 
 
+async def small_buffer_socket(process: HubProcess) -> socket.socket:
+    """A connected socket with a tiny receive buffer: once nobody reads it, the hub's writes
+    really block (TCP backpressure)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", process.port))
+    return sock
+
+
+async def announce_until_overflow(
+    process: HubProcess, http: httpx.AsyncClient, org: HubClient, room: str, text: str
+) -> int:
+    """Announce in batches of 10 until some queue overflowed; returns how many were sent."""
+    sent = 0
+    while sample(await metrics(process, http), "hub_queue_overflows_total") == 0:
+        assert sent < 5_000, "the hub never overflowed the slow consumer's queue"
+        await asyncio.gather(*[org.request("announce", room=room, text=text) for _ in range(10)])
+        sent += 10
+    return sent
+
+
 async def test_a_slow_consumer_is_closed_with_4008_and_others_keep_up(
     start_hub: StartHub,
 ) -> None:
@@ -708,21 +730,13 @@ async def test_a_slow_consumer_is_closed_with_4008_and_others_keep_up(
         base = (await fast.join(room))["seq"]
         # The slow client: a small receive buffer, and websockets stops reading the socket once
         # one frame waits unread; so the hub's writes really block (TCP backpressure).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", process.port))
+        sock = await small_buffer_socket(process)
         async with raw(process, sock=sock, max_queue=1, ping_interval=None) as slow:
             await slow.hello(mint(uid("slow")))
             await slow.send({"id": 2, "op": "join", "room": room})
             assert "ok" in await slow.reply(2)
             # From now on nobody reads the slow socket.
-            sent = 0
-            while sample(await metrics(process, http), "hub_queue_overflows_total") == 0:
-                assert sent < 5_000, "the hub never overflowed the slow consumer's queue"
-                batch = [org.request("announce", room=room, text=text) for _ in range(10)]
-                await asyncio.gather(*batch)
-                sent += 10
+            sent = await announce_until_overflow(process, http, org, room, text)
             for _ in range(10):  # the room goes on after the overflow
                 await org.request("announce", room=room, text=text)
                 sent += 1
@@ -757,21 +771,12 @@ async def test_a_consumer_that_never_reads_again_is_released_after_the_grace(
         httpx.AsyncClient(base_url=process.http, timeout=TIMEOUT) as http,
     ):
         room = await new_room(org)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", process.port))
+        sock = await small_buffer_socket(process)
         async with raw(process, sock=sock, max_queue=1, ping_interval=None) as slow:
             await slow.hello(mint(uid("stuck")))
             await slow.send({"id": 2, "op": "join", "room": room})
             assert "ok" in await slow.reply(2)
-            sent = 0
-            while sample(await metrics(process, http), "hub_queue_overflows_total") == 0:
-                assert sent < 5_000, "the hub never overflowed the stuck consumer's queue"
-                await asyncio.gather(
-                    *[org.request("announce", room=room, text=text) for _ in range(10)]
-                )
-                sent += 10
+            await announce_until_overflow(process, http, org, room, text)
             # The stuck socket never reads again: after the grace the hub lets go of the
             # session (its connection count and presence), though the socket itself is stuck.
             deadline = asyncio.get_running_loop().time() + TIMEOUT
