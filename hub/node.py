@@ -346,13 +346,13 @@ class Node:
         self.metrics.deliver_latency.observe(max(0.0, time.time() - event.ts))
 
     def on_epoch(self, room: str, epoch: str) -> None:
-        """A room's history was lost: followers are told to reload from a fresh join."""
+        """A room's history was lost: followers are told to reload from a fresh join (not those
+        whose join already read the new epoch: they are at their position in it)."""
         members = self.streams.get(room)
         if members is None:
             return
-        members.reset(epoch)
         encoded = EncodedEvent({"ev": "reset", "room": room, "epoch": epoch})
-        for session in members.all():
+        for session in members.reset(epoch):
             session.deliver(encoded)
 
     def on_message(self, topic: str, payload: bytes) -> None:
