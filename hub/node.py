@@ -118,6 +118,7 @@ class Node:
         self.idle.set()
         self._signals: dict[str, SignalHandler] = {}
         self._close_hooks: list[SessionHook] = []
+        self._epoch_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
 
@@ -174,6 +175,11 @@ class Node:
     def on_session_closed(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""
         self._close_hooks.append(hook)
+
+    def on_history_lost(self, hook: Callable[[str], Awaitable[None]]) -> None:
+        """Await ``hook(room)`` (in the background) when a followed room's epoch changes: the
+        broker lost its data, and features restore what this node still knows."""
+        self._epoch_hooks.append(hook)
 
     # --- sessions -----------------------------------------------------------------------------
 
@@ -354,6 +360,8 @@ class Node:
         encoded = EncodedEvent({"ev": "reset", "room": room, "epoch": epoch})
         for session in members.reset(epoch):
             session.deliver(encoded)
+        for hook in self._epoch_hooks:
+            self.spawn(hook(room))
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """Route an ephemeral broker message to the sessions or handler it is meant for."""

@@ -48,6 +48,10 @@ class RoomDirectory:
             self._cache[room.id] = room
         return created
 
+    def known(self) -> list[Room]:
+        """The rooms this node has seen (its cache)."""
+        return list(self._cache.values())
+
     async def all(self) -> list[Room]:
         """Every room, ordered by id."""
         records = await self.broker.hash_get_all(ROOMS_KEY)

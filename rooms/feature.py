@@ -14,7 +14,7 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
 from hub.session import Session
-from rooms.directory import RoomDirectory
+from rooms.directory import RoomDirectory, default_rooms
 from rooms.model import Room, parse_room, validate_room_id
 from rooms.presence import PresenceBatcher
 
@@ -70,6 +70,7 @@ class RoomsFeature:
         registry.add("presence", self.presence)
         registry.add("announce", self.announce)
         self.node.on_session_closed(self._session_closed)
+        self.node.on_history_lost(self.restore)
         self.node.on_signal("presence", self._presence_signal)
         interval = self.node.config.presence_interval
         self.node.every(interval / 4, self.flush_presence)
@@ -245,6 +246,14 @@ class RoomsFeature:
             sids = [session.sid for session in members.all()]
             if sids:
                 await self.node.broker.presence_refresh(room, sids)
+
+    async def restore(self, room_id: str) -> None:
+        """The broker lost its data (Redis came back empty): put back the rooms this node knows
+        and its members' presence in ``room_id``, which would otherwise stay lost."""
+        await self.directory.ensure(default_rooms() + self.directory.known())
+        for session in self.node.followers(room_id):
+            if session.identity is not None:
+                await self.node.broker.presence_add(room_id, session.sid, self._entry(session))
 
     async def _session_closed(self, session: Session) -> None:
         for room_id in list(session.rooms):

@@ -1,0 +1,29 @@
+"""When the broker loses its data (Redis back empty), a node restores what it still knows."""
+
+from __future__ import annotations
+
+from helpers import connect, running
+
+from hub.broker_memory import MemoryBroker
+
+
+async def test_rooms_and_presence_come_back_after_the_broker_lost_them() -> None:
+    async with running("n1") as (hub,):
+        member = await connect(hub, "ada")
+        await member.ok("join", room="main")
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        backend = broker.backend
+        # What an empty Redis looks like: no rooms, no presence, a new epoch for the stream.
+        backend.hashes.clear()
+        backend.presence.clear()
+        del backend.streams["main"]
+        epoch, _ = await broker.head("main")
+
+        hub.node.on_epoch("main", epoch)
+        await hub.rooms.restore("main")  # what the hook runs in the background
+
+        assert await hub.rooms.directory.get("main") is not None
+        assert [room.id for room in await hub.rooms.directory.all()] == ["main"]
+        assert await broker.presence_count("main") == 1
+        assert any(ev.get("ev") == "reset" for ev in member.collect())
