@@ -85,6 +85,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     origins = env.get("HUB_ORIGINS")
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
+    drain = env.get("HUB_DRAIN_RECONNECT_MAX")
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -97,6 +98,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         origins=tuple(o for o in origins.replace(",", " ").split() if o) if origins else None,
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
+        drain_reconnect_max=float(drain) if drain else None,
     )
 
 

@@ -42,8 +42,10 @@ class SessionOps:
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
         identity = self.identify(cmd)
+        await ctx.node.bind_user(session, identity.user_id)
+        if not session.open:
+            raise HubError("closed", "the connection is closing")
         session.authenticate(identity)
-        await ctx.node.bind_user(session)
         self._watch_expiry(session)
         return {
             "sid": session.sid,

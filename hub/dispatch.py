@@ -96,8 +96,11 @@ class Dispatcher:
             session.send(
                 {"re": None, "err": {"code": "bad_request", "msg": "id must be a positive integer"}}
             )
+            if session.state is SessionState.CONNECTED:
+                session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
             return
         command_id: int | None = raw_id if has_id else None
+        unavailable = False
         try:
             result = await self._run(session, message)
         except HubError as error:
@@ -106,6 +109,7 @@ class Dispatcher:
                 # After its reply: closing first would drop the reply this command is owed.
                 session.request_close(CloseCode.FLOODING, "kept flooding after rate_limited")
         except BrokerUnavailable:
+            unavailable = True
             log.warning("broker unavailable for %s", message.get("op"))
             self._reply_error(session, command_id, HubError("unavailable", "try again shortly"))
         except Exception:
@@ -117,7 +121,8 @@ class Dispatcher:
         finally:
             # A join holds the room's live events back until its reply is queued.
             session.release()
-        if session.state is SessionState.CONNECTED:
+        # A hello that failed for want of the broker may be tried again (within the deadline).
+        if session.state is SessionState.CONNECTED and not unavailable:
             session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
 
     async def _run(self, session: Session, message: dict[str, Any]) -> dict[str, Any] | None:

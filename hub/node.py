@@ -194,14 +194,11 @@ class Node:
         self.idle.clear()
         self.metrics.connections.set(len(self.sessions))
 
-    async def bind_user(self, session: Session) -> None:
-        """Index an authenticated session by user, subscribing to the user's topic on the first."""
-        user = session.user_id
-        sessions = self.users.setdefault(user, {})
-        first = not sessions
-        sessions[session.sid] = session
-        if first:
-            await self.topics.acquire(user_topic(user))
+    async def bind_user(self, session: Session, user: str) -> None:
+        """Index a session by ``user`` once this node hears the user's topic (each session holds
+        one reference to it, so a failed or cancelled bind leaves nothing behind)."""
+        await self.topics.acquire(user_topic(user))
+        self.users.setdefault(user, {})[session.sid] = session
 
     async def remove_session(self, session: Session) -> None:
         """Forget a connection that ended: run the close hooks, drop it from its user."""
@@ -218,8 +215,9 @@ class Node:
             await self.unfollow(session, room)
         user = session.user_id
         sessions = self.users.get(user)
-        if sessions is not None and sessions.pop(session.sid, None) is not None and not sessions:
-            del self.users[user]
+        if sessions is not None and sessions.pop(session.sid, None) is not None:
+            if not sessions:
+                del self.users[user]
             await self.topics.release(user_topic(user))
 
     # --- room streams -------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class Session:
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.connected_at = time.monotonic()
-        self.held: list[bytes | str] | None = None
+        self.held: list[tuple[object, bytes | str]] | None = None
         # The timer that closes the session when its token expires (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None
         # Called once when a close is first requested (the pump starts its grace period).
@@ -129,7 +129,7 @@ class Session:
         held = self.held
         if held is not None:
             if len(held) < self.queue.max_messages:
-                held.append(data)
+                held.append((event.message.get("room"), data))
                 return
             self.held = None
             self.queue.overflow()
@@ -147,11 +147,16 @@ class Session:
         """Queue what :meth:`hold` held back, in order, after whatever was queued meanwhile."""
         held, self.held = self.held, None
         if held:
-            for data in held:
+            for _, data in held:
                 if not self.queue.put(data):
                     if self.queue.overflowed:
                         self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
                     return
+
+    def discard_held(self, room: str) -> None:
+        """Drop the held-back events of ``room`` (a join of it failed: they are not owed)."""
+        if self.held:
+            self.held = [(of, data) for of, data in self.held if of != room]
 
     def send(self, message: Mapping[str, Any]) -> None:
         """Queue a message meant for this session only (a reply, a direct event)."""

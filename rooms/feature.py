@@ -138,6 +138,7 @@ class RoomsFeature:
             if not rejoin:
                 with contextlib.suppress(Exception):
                     await self.leave_room(session, room_id)
+                session.discard_held(room_id)
             raise
         reply: dict[str, Any] = {
             "room": room.describe(),

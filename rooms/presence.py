@@ -40,9 +40,9 @@ class PresenceBatch:
 
 class PresenceBatcher:
     """Collects presence changes per room; :meth:`due` releases each room at most once per
-    ``interval`` seconds. Bounded by the number of rooms with members: a room's pending lists are
-    dropped (the count is still sent) once they hold more than ``max_listed`` entries, since such
-    a room is too large for lists anyway."""
+    ``interval`` seconds. Bounded by the number of rooms with members: a room's pending lists
+    stop growing at ``max_listed`` entries each (the count is still sent), since a room with more
+    changes than that in one interval is too large for lists anyway."""
 
     def __init__(self, interval: float = 1.0, max_listed: int = SMALL_ROOM) -> None:
         self.interval = interval

@@ -967,3 +967,47 @@ async def test_a_member_waiting_on_its_queue_is_woken_by_an_announcement() -> No
         announcer = asyncio.create_task(mod.ok("announce", room="main", text="wake"))
         await asyncio.wait_for(asyncio.gather(waiter, announcer), TIMEOUT)
         assert [e["text"] for e in member.stored()] == ["wake"]
+
+
+async def test_a_failed_join_drops_the_events_it_held_back_for_that_room_only() -> None:
+    async with running() as [hub]:
+        await (await connect(hub, "org", Role.ORGANIZER)).ok(
+            "room.create", room="other", kind="workshop"
+        )
+        client = await connect(hub, "u1")
+        await client.ok("join", room="other")
+        client.collect()
+
+        async def failing(ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+            # Events of both rooms are stored while this join is being answered.
+            await hub.rooms.post_notice("main", "held for main", "org")
+            await hub.rooms.post_notice("other", "held for other", "org")
+            raise BrokerUnavailable("redis is down")
+
+        hub.rooms.add_snapshot(failing)
+        assert await client.err("join", room="main") == "unavailable"
+        assert [e["text"] for e in client.stored()] == ["held for other"]
+
+
+async def test_an_invalid_id_before_hello_closes_with_4001() -> None:
+    async with running() as [hub]:
+        session = new_session(hub)
+        await hub.dispatcher.dispatch(session, {"id": -1, "op": "ping"})
+        assert session.close_code is CloseCode.UNAUTHENTICATED
+
+
+async def test_a_hello_that_finds_the_broker_down_may_be_tried_again() -> None:
+    async with running() as [hub]:
+        client = Client(hub, new_session(hub))
+        subscribe = hub.node.broker.subscribe
+
+        async def down(topic: str) -> None:
+            raise BrokerUnavailable("redis is down")
+
+        hub.node.broker.subscribe = down  # type: ignore[method-assign]
+        assert await client.err("hello", token=token(hub, "u1")) == "unavailable"
+        assert client.session.state is SessionState.CONNECTED
+        assert hub.node.users == {}
+        hub.node.broker.subscribe = subscribe  # type: ignore[method-assign]
+        await client.ok("hello", token=token(hub, "u1"))
+        assert list(hub.node.users["u1"]) == [client.sid]
