@@ -57,31 +57,29 @@ class Endpoint:
         session.queue.on_overflow = node.metrics.queue_overflows.inc
         node.add_session(session)
         loop = asyncio.get_running_loop()
-        closing: asyncio.Future[None] = loop.create_future()
-
-        def close_requested() -> None:
-            if not closing.done():
-                closing.set_result(None)
-
-        session.on_close_request = close_requested
+        grace = node.config.limits.close_grace
         writer = asyncio.create_task(self._write(websocket, session))
-        reader = asyncio.create_task(self._read(websocket, session))
         deadline = loop.call_later(node.config.limits.hello_timeout, self._hello_deadline, session)
         try:
-            await asyncio.wait({reader, closing}, return_when=asyncio.FIRST_COMPLETED)
-            if session.open:  # the peer went away: nothing more to write
-                session.request_close(CloseCode.NORMAL, "connection ended")
-            # The writer flushes and closes; the peer answers the close and the reader ends. A
-            # peer that never reads again would hold both forever: after the grace period the
-            # hub gives up on it and releases what the session held.
-            await asyncio.wait({reader, writer}, timeout=node.config.limits.close_grace)
+            # Once a close is requested the connection has `grace` seconds to finish: the writer
+            # flushes and closes, the peer answers and the read ends. A peer that never reads
+            # again would hold both forever; the timeout gives up on it and releases the session.
+            async with asyncio.timeout(None) as closing:
+                session.on_close_request = lambda: closing.reschedule(loop.time() + grace)
+                await self._read(websocket, session)
+                if session.open:  # the peer went away: nothing more to write
+                    session.request_close(CloseCode.NORMAL, "connection ended")
+                await asyncio.shield(writer)
+        except TimeoutError:
+            pass
+        except Exception:
+            log.exception("connection %s failed", session.sid)
         finally:
             deadline.cancel()
-            for task in (reader, writer):
-                task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                log.error("connection %s failed", session.sid, exc_info=reader.exception())
+            if session.open:
+                session.request_close(CloseCode.NORMAL, "connection ended")
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
             session.move(SessionState.CLOSED)
             await node.remove_session(session)
 
