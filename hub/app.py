@@ -16,7 +16,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from hub.auth import Role, TokenAuthority, generate_secret
 from hub.broker import BrokerSettings, BrokerUnavailable, create_broker
@@ -59,8 +60,24 @@ def build_hub(config: HubConfig) -> Hub:
     return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms)
 
 
-def create_app(config: HubConfig, hub: Hub | None = None) -> Starlette:
-    """The ASGI application of one node; ``app.state.hub`` is its :class:`Hub`."""
+class HubApp:
+    """The ASGI application of one node: ``GET /ws`` goes straight to the endpoint, with no
+    middleware on the per-frame path; everything else (HTTP, lifespan) to Starlette."""
+
+    def __init__(self, hub: Hub, http: Starlette) -> None:
+        self.hub = hub
+        self.http = http
+        self.endpoint = Endpoint(hub.node, hub.dispatcher)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.http(scope, receive, send)
+
+
+def create_app(config: HubConfig, hub: Hub | None = None) -> HubApp:
+    """The ASGI application of one node (see :class:`HubApp`)."""
     hub = hub or build_hub(config)
 
     @contextlib.asynccontextmanager
@@ -74,7 +91,6 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> Starlette:
             await hub.node.stop()
 
     routes = [
-        WebSocketRoute("/ws", Endpoint(hub.node, hub.dispatcher).handle),
         Route("/healthz", _healthz),
         Route("/readyz", _readyz),
         Route("/metrics", _metrics),
@@ -82,9 +98,9 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> Starlette:
         Route("/api/rooms", _create_room, methods=["POST"]),
         Route("/api/rooms/{room}/announce", _announce, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.hub = hub
-    return app
+    http = Starlette(routes=routes, lifespan=lifespan)
+    http.state.hub = hub
+    return HubApp(hub, http)
 
 
 def _hub(request: Request) -> Hub:

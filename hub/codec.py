@@ -127,13 +127,17 @@ class EncodedEvent:
 
     def for_format(self, fmt: WireFormat) -> bytes | str:
         """The encoded message for ``fmt`` (bytes for msgpack, str for JSON), cached."""
-        if fmt is WireFormat.MSGPACK:
+        if fmt is _MSGPACK:
             if self._msgpack is None:
                 self._msgpack = cast(bytes, encode_message(fmt, self.message))
             return self._msgpack
         if self._json is None:
             self._json = cast(str, encode_message(fmt, self.message))
         return self._json
+
+
+# Enum member lookups cost a metaclass call: the hot path compares against this constant.
+_MSGPACK: Final = WireFormat.MSGPACK
 
 
 def pack(obj: Any) -> bytes:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.codec import DecodeLimits, WireFormat, decode_frame, join_frame
@@ -44,8 +45,10 @@ class Endpoint:
         limits = node.config.limits
         self.decode_limits = DecodeLimits(max_frame_bytes=limits.max_frame_bytes)
 
-    async def handle(self, websocket: WebSocket) -> None:
-        """Serve one connection from handshake to close."""
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection from handshake to close (an ASGI app for ``/ws``). Data frames
+        go to the raw ASGI ``send``: Starlette's checks would cost on every frame."""
+        websocket = WebSocket(scope, receive, send)
         node = self.node
         if node.draining or not origin_allowed(websocket, node.config.origins):
             await websocket.close()  # before accept: the handshake is refused with HTTP 403
@@ -58,7 +61,7 @@ class Endpoint:
         node.add_session(session)
         loop = asyncio.get_running_loop()
         grace = node.config.limits.close_grace
-        writer = asyncio.create_task(self._write(websocket, session))
+        writer = asyncio.create_task(self._write(websocket, send, session))
         deadline = loop.call_later(node.config.limits.hello_timeout, self._hello_deadline, session)
         try:
             # Once a close is requested the connection has `grace` seconds to finish: the writer
@@ -88,13 +91,13 @@ class Endpoint:
             await self._read_commands(websocket, session)
 
     async def _read_commands(self, websocket: WebSocket, session: Session) -> None:
-        metrics = self.node.metrics
+        traffic = self.node.metrics.traffic
         receive = websocket.receive
         while session.open:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            metrics.frames_in.inc()
+            traffic.frames_in += 1
             data: Any = message.get("bytes")
             if data is None:
                 data = message.get("text")
@@ -108,12 +111,12 @@ class Endpoint:
                 if not session.open:
                     return
 
-    async def _write(self, websocket: WebSocket, session: Session) -> None:
+    async def _write(self, websocket: WebSocket, send: Send, session: Session) -> None:
         queue = session.queue
         metrics = self.node.metrics
+        traffic = metrics.traffic
         fmt = session.fmt
         limit = self.node.config.limits.coalesce_bytes
-        send = websocket.send
         key = "bytes" if fmt.binary else "text"
         try:
             while True:
@@ -125,8 +128,8 @@ class Endpoint:
                     break  # closed and drained
                 frame = parts[0] if len(parts) == 1 else join_frame(fmt, parts)
                 await send({"type": "websocket.send", key: frame})
-                metrics.frames_out.inc()
-                metrics.messages_out.inc(len(parts))
+                traffic.frames_out += 1
+                traffic.messages_out += len(parts)
             code = session.close_code
             if code is not None:
                 metrics.closes.labels(str(int(code))).inc()
