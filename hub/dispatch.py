@@ -149,7 +149,7 @@ class Dispatcher:
         if session.bucket.take(now) and self.node.user_limiter.take(identity.user_id, now):
             return
         self.node.metrics.rate_limited.inc()
-        if session.flood.rejected(now):
+        if session.flooding(now):
             raise _Flooding("rate_limited", "too many commands: slow down")
         raise HubError("rate_limited", "too many commands: slow down")
 

@@ -15,11 +15,12 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hub.codec import DecodeLimits, WireFormat, decode_frame, join_frame
+from hub.codec import DecodeLimits, WireFormat, decode_frame
 from hub.dispatch import Dispatcher
 from hub.errors import CloseCode, DecodeError
 from hub.node import Node
 from hub.session import Session, SessionState
+from hub.writer import FlushScheduler, Writer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class Endpoint:
         self.dispatcher = dispatcher
         limits = node.config.limits
         self.decode_limits = DecodeLimits(max_frame_bytes=limits.max_frame_bytes)
+        self.coalesce = limits.coalesce_bytes
+        self.scheduler = FlushScheduler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection from handshake to close (an ASGI app for ``/ws``). Data frames
@@ -61,7 +64,7 @@ class Endpoint:
         node.add_session(session)
         loop = asyncio.get_running_loop()
         grace = node.config.limits.close_grace
-        writer = asyncio.create_task(self._write(websocket, send, session))
+        writer = Writer(websocket, send, session, self.scheduler, self.coalesce, node.metrics)
         deadline = loop.call_later(node.config.limits.hello_timeout, self._hello_deadline, session)
         try:
             # Once a close is requested the connection has `grace` seconds to finish: the writer
@@ -72,7 +75,7 @@ class Endpoint:
                 await self._read(websocket, session)
                 if session.open:  # the peer went away: nothing more to write
                     session.request_close(CloseCode.NORMAL, "connection ended")
-                await asyncio.shield(writer)
+                await asyncio.shield(writer.finished)
         except TimeoutError:
             pass
         except Exception:
@@ -82,7 +85,7 @@ class Endpoint:
             if session.open:
                 session.request_close(CloseCode.NORMAL, "connection ended")
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            await writer.wait_stopped()
             session.move(SessionState.CLOSED)
             await node.remove_session(session)
 
@@ -110,33 +113,6 @@ class Endpoint:
                 await self.dispatcher.dispatch(session, command)
                 if not session.open:
                     return
-
-    async def _write(self, websocket: WebSocket, send: Send, session: Session) -> None:
-        queue = session.queue
-        metrics = self.node.metrics
-        traffic = metrics.traffic
-        fmt = session.fmt
-        limit = self.node.config.limits.coalesce_bytes
-        key = "bytes" if fmt.binary else "text"
-        try:
-            while True:
-                await queue.wait()
-                if queue.overflowed:
-                    break
-                parts = queue.take(limit)
-                if not parts:
-                    break  # closed and drained
-                frame = parts[0] if len(parts) == 1 else join_frame(fmt, parts)
-                await send({"type": "websocket.send", key: frame})
-                traffic.frames_out += 1
-                traffic.messages_out += len(parts)
-            code = session.close_code
-            if code is not None:
-                metrics.closes.labels(str(int(code))).inc()
-                await websocket.close(int(code), session.close_reason)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            # The peer went away (or the socket is already closed): nothing left to write to.
-            pass
 
     @staticmethod
     def _hello_deadline(session: Session) -> None:

@@ -78,7 +78,7 @@ class Session:
         self.rooms: set[str] = set()
         self.queue = OutboundQueue(limits.queue_messages, limits.queue_bytes)
         self.bucket = TokenBucket(limits.connection_rate, limits.connection_burst)
-        self.flood = FloodGuard(limits.flood_rejections, limits.flood_window)
+        self.flood: FloodGuard | None = None  # made on the first rate_limited reply
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.connected_at = time.monotonic()
@@ -105,6 +105,12 @@ class Session:
     def role_in(self, room: str) -> Role:
         """The user's role in ``room`` from their token (attendee before hello)."""
         return self.identity.role_in(room) if self.identity else Role.ATTENDEE
+
+    def flooding(self, now: float) -> bool:
+        """Count a ``rate_limited`` reply; True once the connection keeps flooding after them."""
+        if self.flood is None:
+            self.flood = FloodGuard(self.limits.flood_rejections, self.limits.flood_window)
+        return self.flood.rejected(now)
 
     def move(self, to: SessionState) -> None:
         """Change state, refusing moves the life cycle does not allow."""
