@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Coroutine
 from typing import Any, cast
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.protocol import State
 
 from hub.codec import join_frame
 from hub.metrics import HubMetrics
@@ -24,8 +26,41 @@ from hub.session import Session
 
 log = logging.getLogger(__name__)
 
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # pragma: no cover - another server: the plain ASGI path serves
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+
 # What a send raises when the peer is gone: nothing is left to write to.
 _GONE = (WebSocketDisconnect, OSError, RuntimeError)
+
+_FIN_BINARY = 0x82
+_FIN_TEXT = 0x81
+
+
+def ws_frame(payload: bytes, first_byte: int) -> bytes:
+    """One unfragmented, unmasked (server to client) WebSocket frame carrying ``payload``."""
+    size = len(payload)
+    if size < 126:
+        return bytes((first_byte, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", first_byte, 126, size) + payload
+    return struct.pack("!BBQ", first_byte, 127, size) + payload
+
+
+def direct_protocol(send: Send) -> Any:
+    """uvicorn's sans-I/O WebSocket protocol behind an ASGI ``send``, when that is what serves
+    the connection, else None.
+
+    Through it a frame goes straight to the transport: framing a payload here costs a fraction
+    of the ASGI path (uvicorn's send, websockets' framing), and fan-out is the hot path. It is
+    used only while that path would itself write at once (open, handshake done, transport
+    writable); anything else takes the ASGI path.
+    """
+    owner = getattr(send, "__self__", None)
+    if WebSocketsSansIOProtocol is not None and isinstance(owner, WebSocketsSansIOProtocol):
+        return owner
+    return None
 
 
 class FlushScheduler:
@@ -57,6 +92,8 @@ class Writer:
     asked for; :attr:`finished` resolves once the connection is closed or its peer is gone."""
 
     __slots__ = (
+        "_direct",
+        "_first_byte",
         "_key",
         "_marked",
         "_task",
@@ -86,6 +123,8 @@ class Writer:
         self.metrics = metrics
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._key = "bytes" if session.fmt.binary else "text"
+        self._first_byte = _FIN_BINARY if session.fmt.binary else _FIN_TEXT
+        self._direct = direct_protocol(send)
         self._marked = False
         self._task: asyncio.Task[None] | None = None
         session.queue.on_wake = self.wake
@@ -115,6 +154,19 @@ class Writer:
             frame = parts[0] if len(parts) == 1 else join_frame(self.session.fmt, parts)
             traffic.frames_out += 1
             traffic.messages_out += len(parts)
+            direct = self._direct
+            if (
+                direct is not None
+                and direct.writable.is_set()
+                and direct.handshake_complete
+                and not direct.close_sent
+                and not direct.disconnected
+                and direct.conn.state is State.OPEN
+                and not direct.transport.is_closing()
+            ):
+                payload = frame if isinstance(frame, bytes) else frame.encode()
+                direct.transport.write(ws_frame(payload, self._first_byte))
+                continue
             # ASGI's send is a coroutine function (uvicorn's is): drive it by hand.
             sending = cast(
                 Coroutine[Any, Any, None], self.send({"type": "websocket.send", self._key: frame})
