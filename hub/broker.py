@@ -183,6 +183,17 @@ class Broker(Protocol):
     async def hash_delete(self, key: str, field: str) -> bool:
         """Remove one field; returns whether it existed."""
 
+    async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
+        """Add ``item`` under ``score`` (unique per log) to a capped log, atomically dropping the
+        lowest scores beyond ``max_len`` (a room's chat history, a DM conversation)."""
+
+    async def log_range(self, key: str, before: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """The newest ``limit`` items with score < ``before`` (any score when None), oldest
+        first, as ``(score, item)``."""
+
+    async def log_remove(self, key: str, score: int) -> bool:
+        """Remove the item under ``score``; returns whether there was one."""
+
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member`` to a set; returns True if it was not there."""
 

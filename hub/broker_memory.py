@@ -45,6 +45,7 @@ class MemoryBackend:
         self.values: dict[str, tuple[bytes, float | None]] = {}
         self.hashes: dict[str, dict[str, bytes]] = {}
         self.sets: dict[str, set[str]] = {}
+        self.logs: dict[str, dict[int, bytes]] = {}
 
     def stream(self, room: str) -> _RoomStream:
         stream = self.streams.get(room)
@@ -185,6 +186,7 @@ class MemoryBroker:
         self.backend.values.pop(key, None)
         self.backend.hashes.pop(key, None)
         self.backend.sets.pop(key, None)
+        self.backend.logs.pop(key, None)
 
     async def hash_set(
         self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
@@ -203,6 +205,21 @@ class MemoryBroker:
 
     async def hash_delete(self, key: str, field: str) -> bool:
         return self.backend.hashes.get(key, {}).pop(field, None) is not None
+
+    async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
+        log = self.backend.logs.setdefault(key, {})
+        log[score] = item
+        if len(log) > max_len:
+            for old in sorted(log)[: len(log) - max_len]:
+                del log[old]
+
+    async def log_range(self, key: str, before: int | None, limit: int) -> list[tuple[int, bytes]]:
+        log = self.backend.logs.get(key, {})
+        scores = sorted(s for s in log if before is None or s < before)
+        return [(score, log[score]) for score in scores[-limit:]] if limit > 0 else []
+
+    async def log_remove(self, key: str, score: int) -> bool:
+        return self.backend.logs.get(key, {}).pop(score, None) is not None
 
     async def set_add(self, key: str, member: str) -> bool:
         members = self.backend.sets.setdefault(key, set())

@@ -563,6 +563,38 @@ class RedisBroker:
         """Remove one field; whether it existed."""
         return bool(await self._call(self._redis.hdel(self._key(key), field)))
 
+    async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
+        """ZADD under ``score`` (replacing what it held) and trim, in one transaction."""
+        name = self._key(key)
+        # The score leads the member, so equal items under two scores stay two members.
+        member = b"%d:" % score + item
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(name, score, score)
+        pipe.zadd(name, {member: score})
+        pipe.zremrangebyrank(name, 0, -(max_len + 1))
+        await self._call(pipe.execute())
+
+    async def log_range(self, key: str, before: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """ZREVRANGEBYSCORE below ``before``, newest ``limit``, returned oldest first."""
+        if limit <= 0:
+            return []
+        high = f"({before}" if before is not None else "+inf"
+        raw = await self._call(
+            self._redis.zrevrangebyscore(
+                self._key(key), high, "-inf", start=0, num=limit, withscores=True
+            )
+        )
+        items = []
+        for member, score in reversed(raw):
+            _, _, item = cast(bytes, member).partition(b":")
+            items.append((int(score), item))
+        return items
+
+    async def log_remove(self, key: str, score: int) -> bool:
+        """ZREMRANGEBYSCORE of exactly ``score``."""
+        removed = await self._call(self._redis.zremrangebyscore(self._key(key), score, score))
+        return bool(removed)
+
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member``; True if it was not there."""
         return bool(await self._call(self._redis.sadd(self._key(key), member)))

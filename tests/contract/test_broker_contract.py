@@ -376,3 +376,22 @@ async def test_set_operations(cluster: Cluster) -> None:
     assert await a.broker.set_remove("s", "x") is True
     assert await a.broker.set_remove("s", "x") is False
     assert await b.broker.set_members("s") == {"y"}
+
+
+async def test_capped_log_operations(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.broker.log_range("l", None, 10) == []
+    for score in (3, 1, 2, 5, 4):
+        await a.broker.log_append("l", score, b"item-%d" % score, max_len=4)
+    # The lowest score went beyond the cap; reads come oldest first.
+    assert await b.broker.log_range("l", None, 10) == [(s, b"item-%d" % s) for s in (2, 3, 4, 5)]
+    assert await b.broker.log_range("l", 5, 2) == [(3, b"item-3"), (4, b"item-4")]
+    assert await b.broker.log_range("l", 2, 10) == []
+    assert await b.broker.log_range("l", None, 0) == []
+    # Equal items under two scores stay two; appending to a score replaces its item.
+    await b.broker.log_append("l", 6, b"item-5", max_len=4)
+    await b.broker.log_append("l", 6, b"same:colon", max_len=4)
+    assert await a.broker.log_range("l", None, 2) == [(5, b"item-5"), (6, b"same:colon")]
+    assert await a.broker.log_remove("l", 5) is True
+    assert await a.broker.log_remove("l", 5) is False
+    assert [s for s, _ in await b.broker.log_range("l", None, 10)] == [3, 4, 6]
