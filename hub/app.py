@@ -19,8 +19,9 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from chat import install as install_chat
 from hub.auth import Role, TokenAuthority, generate_secret
-from hub.broker import BrokerSettings, BrokerUnavailable, create_broker
+from hub.broker import Broker, BrokerSettings, BrokerUnavailable, create_broker
 from hub.config import HubConfig
 from hub.core_ops import SessionOps
 from hub.dispatch import CommandRegistry, Dispatcher
@@ -46,17 +47,22 @@ class Hub:
     rooms: RoomsFeature
 
 
-def build_hub(config: HubConfig) -> Hub:
-    """Wire a node, its broker and its features (nothing is started yet)."""
+def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
+    """Wire a node, its broker (made from the config unless given) and its features; nothing
+    is started yet."""
     secret = config.secret or generate_secret()
     authority = TokenAuthority(secret)
-    settings = BrokerSettings(history_size=config.history_size, presence_ttl=config.presence_ttl)
-    broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
+    if broker is None:
+        settings = BrokerSettings(
+            history_size=config.history_size, presence_ttl=config.presence_ttl
+        )
+        broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
     node = Node(config, broker, HubMetrics())
     registry = CommandRegistry()
     SessionOps(authority, guests=config.guests_allowed).install(registry)
     rooms = RoomsFeature(node)
     rooms.install(registry)
+    install_chat(node, registry, rooms)
     return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms)
 
 

@@ -50,6 +50,8 @@ class HubConfig:
     origins: tuple[str, ...] = ()
     rooms_file: str | None = None
     history_size: int = 1000
+    # Chat messages kept per room for chat.history (beyond the recovery window above).
+    chat_history: int = 10_000
     presence_interval: float = 1.0
     presence_ttl: float = 30.0
     drain_reconnect_max: float = 5.0

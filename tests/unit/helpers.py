@@ -9,19 +9,14 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from hub.app import Hub
-from hub.auth import Role, TokenAuthority
+from hub.app import Hub, build_hub
+from hub.auth import Role
 from hub.broker import BrokerSettings
 from hub.broker_memory import MemoryBackend, MemoryBroker
 from hub.codec import WireFormat, decode_frame
 from hub.config import HubConfig, Limits
-from hub.core_ops import SessionOps
-from hub.dispatch import CommandRegistry, Dispatcher
-from hub.metrics import HubMetrics
-from hub.node import Node
 from hub.session import Session
 from rooms.directory import default_rooms
-from rooms.feature import RoomsFeature
 
 # The same unit as tests/conftest.py: every wait is bounded, scalable on slow machines.
 TIMEOUT = 10.0 * float(os.environ.get("HUB_TEST_TIMEOUT_SCALE", "1"))
@@ -38,15 +33,9 @@ def config(**changes: Any) -> HubConfig:
 
 
 def compose(cfg: HubConfig, backend: MemoryBackend, node_id: str) -> Hub:
-    """What :func:`hub.app.build_hub` wires, but on a given memory backend, so several nodes
-    can share one process."""
-    authority = TokenAuthority(cfg.secret or SECRET)
-    node = Node(cfg, MemoryBroker(backend, node_id), HubMetrics())
-    registry = CommandRegistry()
-    SessionOps(authority, guests=cfg.guests_allowed).install(registry)
-    rooms = RoomsFeature(node)
-    rooms.install(registry)
-    return Hub(cfg, node, authority, registry, Dispatcher(node, registry), rooms)
+    """The hub :func:`hub.app.build_hub` wires, on a given memory backend, so several nodes can
+    share one process."""
+    return build_hub(cfg, MemoryBroker(backend, node_id))
 
 
 @contextlib.asynccontextmanager

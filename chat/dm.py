@@ -1,0 +1,16 @@
+"""Placeholder: being written."""
+
+from __future__ import annotations
+
+from hub.dispatch import CommandRegistry
+from hub.node import Node
+
+
+class DirectMessages:
+    """Placeholder."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register nothing yet."""
