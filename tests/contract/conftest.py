@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -174,16 +174,6 @@ class Cluster:
     async def close(self) -> None:
         for node in self._nodes:
             await node.broker.close()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A private Redis for the whole session (never the machine's shared one)."""
-    server = RedisServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 ClusterFactory = Callable[[BrokerSettings], Awaitable[Cluster]]

@@ -239,16 +239,6 @@ def seq_text(notices: list[Msg]) -> list[tuple[int, str]]:
 StartNodes = Callable[..., Awaitable[list[HubProcess]]]
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    """A private Redis for this module (never the machine's shared one)."""
-    server = RedisServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture
 def redis(redis_server: RedisServer) -> RedisServer:
     """The module's Redis, running and empty."""
