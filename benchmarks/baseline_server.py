@@ -95,7 +95,7 @@ class BaselineHub:
             room.members.discard(ws)
             joined.discard(room_id)
             return {"ok": {}}
-        if op == "announce":
+        if op in ("announce", "chat.send"):
             room.seq += 1
             event = {
                 "ev": "notice",

@@ -71,6 +71,8 @@ TEXT_CHARS = 200
 # fast``): decoding every delivery into a map would cost the load generator more than it costs
 # the server to send it.
 NOTICE_TEXT = re.compile(re.escape(b"\xa4text\xd9" + bytes([TEXT_CHARS])) + rb"[0-9.]+:([0-9]+):")
+# The stored events that carry the publisher's text: announce -> notice, chat.send -> chat.
+STORED_TEXT_EVENTS = ("notice", "chat")
 READ_CHUNK = 32 * 1024  # room left for each socket read
 ANNOUNCE_ID_BASE = 1000  # announce #i is sent with id ANNOUNCE_ID_BASE + i
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -345,7 +347,7 @@ class Conn(asyncio.BufferedProtocol):
         notices = []
         decoded, self.decoded = self.decoded, []
         for msg in decoded:
-            if msg.get("ev") == "notice":
+            if msg.get("ev") in STORED_TEXT_EVENTS:
                 notices.append(msg["text"].split(":", 2)[1])
             elif "re" in msg:
                 self._reply(msg)
@@ -560,10 +562,11 @@ async def open_conn(stats: Stats, url: str) -> Conn:
 class Publisher:
     """Sends ``announce`` #0, #1, ... and tracks their acknowledgements."""
 
-    def __init__(self, conn: Conn, stats: Stats, room: str) -> None:
+    def __init__(self, conn: Conn, stats: Stats, room: str, op: str = "announce") -> None:
         self.conn = conn
         self.stats = stats
         self.room = room
+        self.op = op
         self.sent = 0
         self.replied = 0
         self.acked = bytearray()
@@ -579,9 +582,7 @@ class Publisher:
         self.acked.append(0)
         head = f"{now:.6f}:{i}:"
         text = head + "x" * (TEXT_CHARS - len(head))
-        self.conn.send(
-            {"id": ANNOUNCE_ID_BASE + i, "op": "announce", "room": self.room, "text": text}
-        )
+        self.conn.send({"id": ANNOUNCE_ID_BASE + i, "op": self.op, "room": self.room, "text": text})
 
     def on_ack(self, rid: int, msg: dict[str, Any]) -> None:
         i = rid - ANNOUNCE_ID_BASE
@@ -711,7 +712,9 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     )
     pub_conn = await open_conn(stats, args.url)
     await pub_conn.request("hello", token=mint("publisher", "organizer"))
-    pub = Publisher(pub_conn, stats, args.room)
+    if args.op != "announce":
+        await pub_conn.request("join", room=args.room)  # chat is for members
+    pub = Publisher(pub_conn, stats, args.room, args.op)
     await asyncio.sleep(args.settle)  # presence batches go out; the server is idle again
     rss_after = rss_kb(server_pids)
     result.update(
@@ -979,6 +982,8 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
             str(options.window),
             "--room",
             options.room,
+            "--op",
+            options.op,
             "--server-pids",
             ",".join(map(str, pids)),
             "--redis-pids",
@@ -1137,6 +1142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=200, help="flat out: announces in flight")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--room", default=ROOM)
+    parser.add_argument(
+        "--op",
+        default="announce",
+        choices=("announce", "chat.send"),
+        help="what the publisher sends: stored notices, or chat messages",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--wait-quiet",
