@@ -31,6 +31,7 @@ from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.feature import RoomsFeature, clean_text
+from rooms.model import Room
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ class Hub:
     registry: CommandRegistry
     dispatcher: Dispatcher
     rooms: RoomsFeature
+
+
+def event_rooms(config: HubConfig) -> list[Room]:
+    """The rooms a new hub starts with: the lobby and those of ``--rooms FILE``; raises
+    ValueError naming what is wrong in the file."""
+    return default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
 
 
 def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
@@ -89,8 +96,7 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> HubApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.node.start()
-        rooms = default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
-        await hub.rooms.directory.ensure(rooms)
+        await hub.rooms.directory.ensure(event_rooms(config))
         try:
             yield
         finally:

@@ -75,6 +75,13 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             print(f"hub: {error}", file=sys.stderr)
             return 2
     from hub import server  # uvicorn and Starlette load only when serving
+    from hub.app import event_rooms
+
+    try:
+        event_rooms(config)
+    except (OSError, ValueError) as error:
+        print(f"hub: --rooms: {error}", file=sys.stderr)
+        return 2
 
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 import re
 import secrets
 import signal
@@ -432,6 +433,35 @@ async def test_leave_stops_the_stream_and_presence_follows(hub: HubProcess) -> N
         )
         assert b.sid in [entry["sid"] for entry in gone["left"]]
         assert gone["count"] == 1
+
+
+async def test_a_rooms_file_declares_the_events_rooms(
+    start_hub: StartHub, tmp_path: pathlib.Path
+) -> None:
+    rooms_file = tmp_path / "rooms.toml"
+    rooms_file.write_text(
+        '[[rooms]]\nid = "panel-1"\nkind = "panel"\ntitle = "Opening panel"\ncapacity = 500\n'
+        '[[rooms]]\nid = "panel-1.b1"\nkind = "breakout"\ntitle = "Group 1"\n'
+        'parent = "panel-1"\n'
+    )
+    process = start_hub(args=["--rooms", str(rooms_file)])
+    async with client(process, uid("a")) as member:
+        listed = {room["id"]: room for room in (await member.request("room.list"))["rooms"]}
+        assert set(listed) == {"main", "panel-1", "panel-1.b1"}
+        assert listed["panel-1"]["title"] == "Opening panel"
+        assert listed["panel-1.b1"]["parent"] == "panel-1"
+        joined = await member.join("panel-1")
+        assert joined["room"]["kind"] == "panel"
+
+
+async def test_a_bad_rooms_file_stops_the_hub(tmp_path: pathlib.Path) -> None:
+    rooms_file = tmp_path / "rooms.toml"
+    rooms_file.write_text('[[rooms]]\nid = "Bad Id"\nkind = "panel"\n')
+    process = HubProcess(args=["--rooms", str(rooms_file)])
+    with pytest.raises(RuntimeError) as failed:
+        process.start()
+    process.stop()
+    assert "rooms[0]: room must match" in str(failed.value)
 
 
 async def test_join_errors(hub: HubProcess) -> None:
