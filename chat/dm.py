@@ -1,16 +1,118 @@
-"""Placeholder: being written."""
+"""Direct messages between two people anywhere in the event: ``dm.send`` and ``dm.history``.
+
+A DM goes to every open session of its recipient on every node, as the event ``dm {id, from,
+name, text, ts, n}``; ``n`` numbers the messages of one conversation (1, 2, 3 ...), whoever sent
+them. Each conversation keeps its newest messages in the broker, so a person who reconnects reads
+it back with ``dm.history``. Text is plain text, stored and sent as given (trimmed).
+"""
 
 from __future__ import annotations
 
-from hub.dispatch import CommandRegistry
+import math
+import secrets
+import time
+from typing import Any, Final
+
+from chat.moderation import chat_limiter, check_rate, validate_user
+from hub.auth import Role
+from hub.codec import pack, unpack
+from hub.core_ops import KNOWN_USERS
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
 from hub.node import Node
+from rooms.feature import clean_text, optional_int
+
+MAX_TEXT: Final = 2000
+KEPT_PER_CONVERSATION: Final = 1000
+HISTORY_DEFAULT: Final = 50
+HISTORY_MAX: Final = 200
+RESTORE_SPACING: Final = 5.0
+
+
+def conversation(a: str, b: str) -> str:
+    """The one name of the conversation between users ``a`` and ``b``, whichever sends. The
+    first id is length-prefixed: ids may contain any character, and no two pairs may share a
+    name."""
+    low, high = sorted((a, b))
+    return f"{len(low)}:{low}|{high}"
+
+
+def counter_key(a: str, b: str) -> str:
+    """The broker counter that numbers a conversation's messages."""
+    return f"dm:n:{conversation(a, b)}"
+
+
+def log_key(a: str, b: str) -> str:
+    """The broker log of a conversation's messages (score: ``n``)."""
+    return f"dm:{conversation(a, b)}"
 
 
 class DirectMessages:
-    """Placeholder."""
+    """``dm.send`` delivers to every session of a known user and keeps the message;
+    ``dm.history`` pages one conversation of the caller. DMs to oneself are ``bad_request``,
+    to a user who never said hello ``not_found``; the per-user chat rate applies to senders
+    below moderator."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.limiter = chat_limiter(node)
+        self._restored_at = -math.inf
 
     def install(self, registry: CommandRegistry) -> None:
-        """Register nothing yet."""
+        """Register ``dm.send`` and ``dm.history``."""
+        registry.add("dm.send", self.send)
+        registry.add("dm.history", self.history)
+        self.node.on_history_lost(self.restore_users)
+
+    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Send ``text`` to user ``to`` -> ``{id, ts, n}``, acknowledged once kept (the
+        recipient may be offline: they read it with ``dm.history``)."""
+        to = validate_user(cmd.get("to"), "to")
+        text = clean_text(cmd.get("text"), MAX_TEXT)
+        identity = ctx.identity
+        sender = identity.user_id
+        if to == sender:
+            raise HubError("bad_request", "a direct message needs someone else")
+        broker = self.node.broker
+        if not await broker.set_contains(KNOWN_USERS, to):
+            raise HubError("not_found", f"no user {to}")
+        if identity.role < Role.MODERATOR:
+            check_rate(self.limiter, sender, time.monotonic())
+        n = await broker.incr(counter_key(sender, to))
+        event = {
+            "ev": "dm",
+            "id": secrets.token_hex(6),
+            "from": sender,
+            "name": identity.name,
+            "text": text,
+            "ts": round(time.time(), 3),
+            "n": n,
+        }
+        # Kept before it is delivered: whatever a recipient saw, dm.history has too.
+        await broker.log_append(log_key(sender, to), n, pack(event), max_len=KEPT_PER_CONVERSATION)
+        await self.node.send_to_user(to, event)
+        return {"id": event["id"], "ts": event["ts"], "n": n}
+
+    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``{messages}``: the caller's conversation with user ``with`` as delivered (``dm``
+        events), those with ``n`` < ``before``, oldest first, at most ``limit`` (default 50, at
+        most 200)."""
+        other = validate_user(cmd.get("with"), "with")
+        before = optional_int(cmd, "before", 0, 2**62)
+        limit = optional_int(cmd, "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        me = ctx.identity.user_id
+        if other == me:
+            raise HubError("bad_request", "a conversation needs someone else")
+        items = await self.node.broker.log_range(log_key(me, other), before, limit)
+        return {"messages": [unpack(item) for _, item in items]}
+
+    async def restore_users(self, room: str) -> None:
+        """The broker lost its data (the history-lost hook): the users connected to this node are
+        known again. Runs at most once every 5 s, however many rooms report the loss."""
+        # Every followed room reports the same loss at once: restore once for all of them.
+        now = time.monotonic()
+        if now - self._restored_at < RESTORE_SPACING:
+            return
+        self._restored_at = now
+        for user in list(self.node.users):
+            await self.node.broker.set_add(KNOWN_USERS, user)

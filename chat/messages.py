@@ -1,17 +1,223 @@
-"""Placeholder: being written."""
+"""Room chat: ``chat.send``, ``chat.history`` and ``chat.delete``, with the moderation ops of
+:mod:`chat.moderation` installed alongside.
+
+A message is a stored event of its room, ``chat {room, seq, id, user, name, text, ts,
+reply_to?}``, so every member on every node sees it in seq order and recovers it with ``join
+{since}``. Each one is also kept, exactly as sent, in the room's chat log, which outlasts the
+core's recovery window: the newest ``HubConfig.chat_history`` messages of the room. Deleting a
+message takes it out of the log. Text is plain text, stored and sent as given (trimmed).
+"""
 
 from __future__ import annotations
 
-from hub.dispatch import CommandRegistry
+import contextlib
+import secrets
+import time
+from typing import Any, Final
+
+from chat.moderation import ChatRules, ModerationOps, chat_limiter, check_rate
+from hub.auth import Role
+from hub.codec import pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
 from hub.node import Node
-from rooms.feature import RoomsFeature
+from rooms.feature import RoomsFeature, clean_text, optional_int
+from rooms.model import validate_room_id
+
+MAX_TEXT: Final = 2000
+MAX_TOKEN_CHARS: Final = 64  # message ids and idempotency keys
+HISTORY_DEFAULT: Final = 50
+HISTORY_MAX: Final = 200
+# A key's first result is returned for a day; a claim whose sender vanished (a node that died
+# mid-send) frees the key sooner, so the client's retry can post.
+KEY_TTL: Final = 24 * 3600.0
+CLAIM_TTL: Final = 30.0
+_PENDING: Final = b""
+
+
+def log_key(room: str) -> str:
+    """The broker log of a room's chat messages (score: seq)."""
+    return f"chat:{room}"
+
+
+def ids_key(room: str) -> str:
+    """The broker hash of a room's live messages: id -> ``{seq, user}``."""
+    return f"chat:{room}:ids"
+
+
+def idempotency_key(room: str, user: str, key: str) -> str:
+    """Where the first result of ``key`` is kept. The user id is length-prefixed: it may hold
+    ``:``, and two users must never share a key."""
+    return f"chat:key:{room}:{len(user)}:{user}:{key}"
+
+
+def token_field(cmd: dict[str, Any], field: str) -> str | None:
+    """An optional message id or key: absent, or a string of 1 to 64 characters, else
+    ``bad_request``."""
+    value = cmd.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TOKEN_CHARS:
+        raise HubError("bad_request", f"{field} must be a string of 1 to {MAX_TOKEN_CHARS} chars")
+    return value
+
+
+def required_token(cmd: dict[str, Any], field: str) -> str:
+    """A message id or key that must be present (see :func:`token_field`)."""
+    value = token_field(cmd, field)
+    if value is None:
+        raise HubError("bad_request", f"{field} is required")
+    return value
 
 
 class ChatFeature:
-    """Placeholder."""
+    """Chat in rooms. ``chat.send`` posts a message once per idempotency key, whatever the node;
+    ``chat.history`` pages the room's log backwards; ``chat.delete`` removes a message for every
+    member. Mutes, slow mode and the per-user chat rate apply to ``chat.send``."""
 
     def __init__(self, node: Node, rooms: RoomsFeature) -> None:
         self.node = node
+        self.rooms = rooms
+        self.rules = ChatRules(node.broker)
+        self.limiter = chat_limiter(node)
 
     def install(self, registry: CommandRegistry) -> None:
-        """Register nothing yet."""
+        """Register the chat ops and the moderation ops (``chat.mute``, ``room.slowmode``)."""
+        registry.add("chat.send", self.send)
+        registry.add("chat.history", self.history)
+        registry.add("chat.delete", self.delete)
+        ModerationOps(self.node, self.rooms, self.rules).install(registry)
+
+    # --- chat.send ------------------------------------------------------------------------------
+
+    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Post a message to a room the caller is in -> ``{id, seq}``, acknowledged once stored.
+
+        With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
+        while the first attempt is still in flight a retry gets ``conflict``.
+        """
+        room = validate_room_id(cmd.get("room"))
+        text = clean_text(cmd.get("text"), MAX_TEXT)
+        reply_to = token_field(cmd, "reply_to")
+        key = token_field(cmd, "key")
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room} first")
+        identity = ctx.identity
+        user = identity.user_id
+        broker = self.node.broker
+        claim = idempotency_key(room, user, key) if key is not None else None
+        if claim is not None:
+            earlier = await broker.get(claim)
+            if earlier is not None:
+                return _earlier_result(earlier)
+        moderator = self.rooms.role_of(ctx.session, room) >= Role.MODERATOR
+        await self.rules.check_mute(room, user)
+        if not moderator:
+            check_rate(self.limiter, user, time.monotonic())
+        if reply_to is not None and await broker.hash_get(ids_key(room), reply_to) is None:
+            raise HubError("not_found", f"no message {reply_to} in {room}")
+        if claim is not None:
+            earlier = await broker.set_if_absent(claim, _PENDING, ttl=CLAIM_TTL)
+            if earlier is not None:
+                return _earlier_result(earlier)
+
+        msg_id = secrets.token_hex(6)
+        fields: dict[str, Any] = {
+            "id": msg_id,
+            "user": user,
+            "name": identity.name,
+            "text": text,
+            "ts": round(time.time(), 3),
+        }
+        if reply_to is not None:
+            fields["reply_to"] = reply_to
+        slotted = False
+        try:
+            if not moderator:
+                slotted = await self._take_slot(room, user)
+            seq = await self.node.publish_event(room, "chat", fields)
+        except Exception:
+            # Not posted: free the key and the slow-mode slot, so a retry may post. (A cancelled
+            # send may have been stored: its claim is left to expire instead.)
+            if claim is not None:
+                with contextlib.suppress(Exception):
+                    await broker.delete(claim)
+            if slotted:
+                with contextlib.suppress(Exception):
+                    await self.rules.release_slot(room, user)
+            raise
+        result = {"id": msg_id, "seq": seq}
+        if claim is not None:
+            await broker.put(claim, pack(result), ttl=KEY_TTL)
+        # The log before the id: a delete racing with this send either finds no id (not_found)
+        # or finds the message in the log; it never leaves a deleted message behind in history.
+        wire = {"ev": "chat", "room": room, "seq": seq, **fields}
+        await broker.log_append(
+            log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
+        )
+        await broker.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
+        return result
+
+    async def _take_slot(self, room: str, user: str) -> bool:
+        """Claim the user's slow-mode slot when slow mode is on (``rate_limited`` if too soon);
+        returns whether a slot was taken."""
+        interval = await self.rules.slowmode(room)
+        if not interval:
+            return False
+        wait = await self.rules.take_slot(room, user, interval)
+        if wait:
+            raise HubError("rate_limited", f"slow mode: wait {wait} s")
+        return True
+
+    # --- chat.history ---------------------------------------------------------------------------
+
+    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``{messages}``: the room's chat events (as sent live) with seq < ``before``, newest
+        last, at most ``limit`` (default 50, at most 200); deleted ones are gone. Moderators also
+        get ``cap``, the number of messages a room keeps."""
+        room = validate_room_id(cmd.get("room"))
+        before = optional_int(cmd, "before", 0, 2**62)
+        limit = optional_int(cmd, "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        await self.rooms.directory.require(room)
+        items = await self.node.broker.log_range(log_key(room), before, limit)
+        reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
+        if self.rooms.role_of(ctx.session, room) >= Role.MODERATOR:
+            reply["cap"] = self.node.config.chat_history
+        return reply
+
+    # --- chat.delete ----------------------------------------------------------------------------
+
+    async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Delete a message (its author, or a moderator of the room) -> ``{seq}`` of the stored
+        event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown or deleted already."""
+        room = validate_room_id(cmd.get("room"))
+        msg = required_token(cmd, "msg")
+        await self.rooms.directory.require(room)
+        broker = self.node.broker
+        raw = await broker.hash_get(ids_key(room), msg)
+        if raw is None:
+            raise HubError("not_found", f"no message {msg} in {room}")
+        info = unpack(raw)
+        moderator = self.rooms.role_of(ctx.session, room) >= Role.MODERATOR
+        if info["user"] != ctx.identity.user_id and not moderator:
+            raise HubError("forbidden", "only its author or a moderator may delete a message")
+        # Removing the id decides between concurrent deletes: one wins, the others not_found.
+        if not await broker.hash_delete(ids_key(room), msg):
+            raise HubError("not_found", f"no message {msg} in {room}")
+        await broker.log_remove(log_key(room), info["seq"])
+        try:
+            seq = await self.node.publish_event(room, "chat.deleted", {"msg": msg})
+        except Exception:
+            # Put the id back: a retry then finishes the delete and tells the members.
+            with contextlib.suppress(Exception):
+                await broker.hash_set(ids_key(room), msg, raw)
+            raise
+        return {"seq": seq}
+
+
+def _earlier_result(stored: bytes) -> dict[str, Any]:
+    """The result of the first send with a key, or ``conflict`` while it is in flight."""
+    if stored == _PENDING:
+        raise HubError("conflict", "a message with this key is being sent; retry")
+    result: dict[str, Any] = unpack(stored)
+    return {"id": result["id"], "seq": result["seq"]}

@@ -1,17 +1,273 @@
-"""Placeholder: being written."""
+"""Questions to a panel: ``qa.ask``, ``qa.vote``, ``qa.answer``, ``qa.dismiss``, the batched
+``qa.votes`` event and the ``questions`` part of the join snapshot.
+
+Shared state lives in the broker, so every node sees the same questions and counts:
+
+* ``qa:{room}`` (hash): question id -> the packed :class:`Question` record;
+* ``qa:{room}:asked`` (counter): the room's ask order, exact across nodes;
+* ``qa:{room}:closed`` (hash): question id -> the state it closed with; the first moderator to set
+  the field wins, so a question closes once even when two nodes close it at the same time;
+* ``qa:{room}:{question}:voters`` (set) and ``qa:{room}:{question}:votes`` (counter): a vote is
+  counted only when the user was added to the set, so each user counts once whichever node and
+  session they vote from.
+
+Vote counts go out in two steps, both from one periodic job per node (every
+:data:`VOTES_INTERVAL`): the node that took votes tells the room's nodes which questions changed
+(an internal signal, at most one per question per run), and each node that heard of a change
+reads the count from the broker and hands a ``qa.votes`` event to its own members of the room.
+Reading when delivering, rather than sending a count read by the voting node, keeps what each
+member sees in order: every node's reads are successive reads of one counter that only grows, so
+a member never sees a count drop, and the last ``qa.votes`` it gets is read after the last vote.
+"""
 
 from __future__ import annotations
 
-from hub.dispatch import CommandRegistry
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
+
+from hub.auth import Role
+from hub.codec import EncodedEvent, pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
 from hub.node import Node
-from rooms.feature import RoomsFeature
+from rooms.feature import RoomsFeature, clean_text
+from rooms.model import Room, validate_room_id
+
+MAX_QUESTION = 500
+# How often a node sends its vote changes and its members' qa.votes: at most this often per
+# question, and always once after the last change. Read when the feature is installed.
+VOTES_INTERVAL = 0.25
+
+State = Literal["open", "answered", "dismissed"]
+OPEN: Final = "open"
+ANSWERED: Final = "answered"
+DISMISSED: Final = "dismissed"
+
+_SIGNAL: Final = "qa.votes"
+_QUESTION_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+Mark = tuple[str, str]  # (room, question id)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A question as the broker keeps it. ``order`` numbers the room's questions in the order
+    they were asked (1, 2, ...); it breaks ties between equal vote counts and is not sent."""
+
+    id: str
+    user: str
+    name: str
+    text: str
+    state: State
+    order: int
+
+    def to_record(self) -> dict[str, Any]:
+        """The record stored in the room's question hash."""
+        return {
+            "id": self.id,
+            "user": self.user,
+            "name": self.name,
+            "text": self.text,
+            "state": self.state,
+            "order": self.order,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Question:
+        """Inverse of :meth:`to_record`."""
+        return cls(
+            record["id"],
+            record["user"],
+            record["name"],
+            record["text"],
+            record["state"],
+            record["order"],
+        )
+
+    def wire(self, votes: int) -> dict[str, Any]:
+        """The question as clients see it (``{id, user, name, text, votes, state}``)."""
+        return {
+            "id": self.id,
+            "user": self.user,
+            "name": self.name,
+            "text": self.text,
+            "votes": votes,
+            "state": self.state,
+        }
+
+
+def open_questions(counted: Iterable[tuple[Question, int]]) -> list[dict[str, Any]]:
+    """The open ones of ``(question, votes)`` pairs, as clients see them: most votes first, then
+    in the order they were asked."""
+    live = [(question, votes) for question, votes in counted if question.state == OPEN]
+    live.sort(key=lambda pair: (-pair[1], pair[0].order))
+    return [question.wire(votes) for question, votes in live]
 
 
 class QaFeature:
-    """Placeholder."""
+    """Q&A in rooms (any kind; meant for panels). See the module docstring for how questions,
+    votes and their events are shared between nodes."""
 
     def __init__(self, node: Node, rooms: RoomsFeature) -> None:
         self.node = node
+        self.rooms = rooms
+        self.broker = node.broker
+        # Questions this node took votes for since its last run (to tell the room's nodes).
+        self._voted: set[Mark] = set()
+        # Questions any node said changed since this node's last run (to deliver qa.votes).
+        self._heard: set[Mark] = set()
 
     def install(self, registry: CommandRegistry) -> None:
-        """Register nothing yet."""
+        """Register the Q&A ops, the snapshot part, the vote signal and the periodic job."""
+        registry.add("qa.ask", self.ask)
+        registry.add("qa.vote", self.vote)
+        registry.add("qa.answer", self.answer)
+        registry.add("qa.dismiss", self.dismiss)
+        self.rooms.add_snapshot(self.snapshot)
+        self.node.on_signal(_SIGNAL, self._votes_changed)
+        self.node.every(VOTES_INTERVAL, self.flush_votes)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def ask(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Ask a question in a room the caller is in: it is stored open with no votes, and the
+        stored event ``qa`` goes to the room. Replies ``{question, seq}``."""
+        room = self._joined_room(ctx, cmd)
+        text = clean_text(cmd.get("text"), MAX_QUESTION)
+        identity = ctx.identity
+        order = await self.broker.incr(f"qa:{room}:asked")
+        question = Question(
+            secrets.token_urlsafe(9), identity.user_id, identity.name, text, OPEN, order
+        )
+        # Stored before it is announced, so whoever sees the event can vote for it at once.
+        await self.broker.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        wire = question.wire(0)
+        seq = await self.node.publish_event(room, "qa", {"question": wire})
+        return {"question": wire, "seq": seq}
+
+    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Vote for an open question of a room the caller is in, once per user across every
+        session and node (again: ``conflict``; not open: ``closed``). Replies ``{votes}``, the
+        count including this vote; members hear of it through the batched ``qa.votes``."""
+        room = self._joined_room(ctx, cmd)
+        question = await self._question(room, cmd)
+        if question.state != OPEN:
+            raise HubError("closed", f"question {question.id} is {question.state}")
+        prefix = f"qa:{room}:{question.id}"
+        if not await self.broker.set_add(f"{prefix}:voters", ctx.identity.user_id):
+            raise HubError("conflict", "you voted for this question already")
+        votes = await self.broker.incr(f"{prefix}:votes")
+        self._voted.add((room, question.id))
+        return {"votes": votes}
+
+    async def answer(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Mark an open question answered (moderators); see :meth:`close_question`."""
+        return await self.close_question(ctx, cmd, ANSWERED)
+
+    async def dismiss(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Dismiss an open question (moderators); see :meth:`close_question`."""
+        return await self.close_question(ctx, cmd, DISMISSED)
+
+    async def close_question(
+        self, ctx: CommandContext, cmd: dict[str, Any], state: State
+    ) -> dict[str, Any]:
+        """Move an open question to ``state`` (moderators of the room; joining it is not
+        needed). A question that is no longer open answers ``closed``: of two moderators closing
+        it at once, on any nodes, exactly one succeeds. The stored event ``qa`` carries the
+        question in its new state with its current votes. Replies ``{question, seq}``."""
+        room = validate_room_id(cmd.get("room"))
+        await self.rooms.directory.require(room)
+        if self.rooms.role_of(ctx.session, room) < Role.MODERATOR:
+            raise HubError("forbidden", "only moderators answer or dismiss questions")
+        question = await self._question(room, cmd)
+        if question.state != OPEN or not await self.broker.hash_set(
+            f"qa:{room}:closed", question.id, state.encode(), only_if_absent=True
+        ):
+            raise HubError("closed", f"question {question.id} is not open")
+        question = replace(question, state=state)
+        await self.broker.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        wire = question.wire(await self._votes(room, question.id))
+        seq = await self.node.publish_event(room, "qa", {"question": wire})
+        return {"question": wire, "seq": seq}
+
+    # --- snapshot -----------------------------------------------------------------------------
+
+    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        """The join snapshot's ``questions``: see :meth:`open_questions`."""
+        return {"questions": await self.open_questions(room.id)}
+
+    async def open_questions(self, room: str) -> list[dict[str, Any]]:
+        """The room's open questions with their current votes, most votes first, then in the
+        order they were asked."""
+        records = await self.broker.hash_get_all(f"qa:{room}")
+        questions = [Question.from_record(unpack(record)) for record in records.values()]
+        counted = [
+            (question, await self._votes(room, question.id))
+            for question in questions
+            if question.state == OPEN
+        ]
+        return open_questions(counted)
+
+    # --- batched vote counts ------------------------------------------------------------------
+
+    async def flush_votes(self) -> None:
+        """One run of the periodic job: tell the room's nodes which questions this node took
+        votes for, then send ``qa.votes`` with the broker's count to this node's members of each
+        room where a question changed. At most one of each per question per run; what could not
+        be sent (the broker failed) is kept for the next run."""
+        await _each(self._voted, self._announce)
+        await _each(self._heard, self._deliver)
+
+    async def _announce(self, mark: Mark) -> None:
+        await self.node.signal(mark[0], _SIGNAL, list(mark))
+
+    async def _deliver(self, mark: Mark) -> None:
+        room, question = mark
+        if not self.node.followers(room):
+            return
+        votes = await self._votes(room, question)
+        event = EncodedEvent({"ev": "qa.votes", "room": room, "question": question, "votes": votes})
+        for session in self.node.followers(room):
+            session.deliver(event)
+
+    def _votes_changed(self, data: Any) -> None:
+        room, question = data
+        self._heard.add((str(room), str(question)))
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _joined_room(ctx: CommandContext, cmd: dict[str, Any]) -> str:
+        room = validate_room_id(cmd.get("room"))
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room} first")
+        return room
+
+    async def _question(self, room: str, cmd: dict[str, Any]) -> Question:
+        qid = cmd.get("question")
+        if not isinstance(qid, str) or _QUESTION_ID.fullmatch(qid) is None:
+            raise HubError("bad_request", "question must be a question id")
+        record = await self.broker.hash_get(f"qa:{room}", qid)
+        if record is None:
+            raise HubError("not_found", f"no question {qid} in {room}")
+        return Question.from_record(unpack(record))
+
+    async def _votes(self, room: str, question: str) -> int:
+        raw = await self.broker.get(f"qa:{room}:{question}:votes")
+        return int(raw) if raw is not None else 0
+
+
+async def _each(marks: set[Mark], action: Callable[[Mark], Awaitable[None]]) -> None:
+    """Run ``action`` on each mark taken out of ``marks``; if one fails, it and those not yet
+    run go back into ``marks`` (with any added meanwhile) and the error propagates."""
+    pending = list(marks)
+    marks.clear()
+    try:
+        while pending:
+            await action(pending[-1])
+            pending.pop()
+    finally:
+        marks.update(pending)

@@ -11,6 +11,9 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session, SessionState
 
+# The broker set of every user id that ever said hello: direct messages go to known users only.
+KNOWN_USERS = "users"
+
 
 class SessionOps:
     """Authenticates sessions with the hub's tokens (or as guests, where allowed)."""
@@ -42,6 +45,9 @@ class SessionOps:
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
         identity = self.identify(cmd)
+        # Known from now on, on every node (dm.send refuses unknown users). Before the bind: a
+        # hello that fails here (broker unavailable) may be retried without binding twice.
+        await ctx.node.broker.set_add(KNOWN_USERS, identity.user_id)
         await ctx.node.bind_user(session, identity.user_id)
         if not session.open:
             raise HubError("closed", "the connection is closing")

@@ -1,0 +1,218 @@
+"""Chat moderation: mutes, slow mode and the per-user chat rate.
+
+The rules are pure functions of times in unix seconds; :class:`ChatRules` keeps their state in the
+broker, so every node applies the same mute and slow mode. :class:`ModerationOps` registers the
+moderator ops ``chat.mute`` and ``room.slowmode``; each change is a stored event of the room, so
+every member on every node sees it in order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from hub.auth import Role
+from hub.broker import Broker
+from hub.codec import pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
+from hub.node import Node
+from hub.ratelimit import KeyedLimiter
+from rooms.feature import RoomsFeature, optional_int
+from rooms.model import Room, validate_room_id
+
+MAX_MUTE: Final = 86_400
+MAX_SLOWMODE: Final = 3_600
+MAX_USER_CHARS: Final = 128
+# Messages (chat and DMs together) per user and node: a person typing fast, not a script.
+CHAT_RATE: Final = 3.0
+CHAT_BURST: Final = 10.0
+
+
+def seconds_left(until: float, now: float) -> int:
+    """Whole seconds from ``now`` to ``until``, rounded up; 0 once ``until`` has passed."""
+    return max(0, math.ceil(until - now))
+
+
+def mute_end(now: float, seconds: int) -> int:
+    """The unix second at which a mute of ``seconds`` from ``now`` ends; 0 for no mute."""
+    return math.ceil(now) + seconds if seconds > 0 else 0
+
+
+def slow_wait(last_sent: float, interval: int, now: float) -> int:
+    """Seconds a user who last posted at ``last_sent`` must still wait under slow mode of
+    ``interval`` seconds (0: they may post now). The current interval counts, so shortening or
+    ending slow mode takes effect at once."""
+    return seconds_left(last_sent + interval, now) if interval > 0 else 0
+
+
+def validate_user(value: object, field: str = "user") -> str:
+    """A user id: a string of 1 to 128 characters, else ``bad_request``."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_USER_CHARS:
+        raise HubError("bad_request", f"{field} must be a user id")
+    return value
+
+
+def require_seconds(cmd: dict[str, Any], high: int) -> int:
+    """The command's ``seconds``: an integer from 0 to ``high``, else ``bad_request``."""
+    seconds = optional_int(cmd, "seconds", 0, high)
+    if seconds is None:
+        raise HubError("bad_request", f"seconds must be an integer from 0 to {high}")
+    return seconds
+
+
+def mute_key(room: str, user: str) -> str:
+    """Where a user's mute in a room is kept (its end, unix seconds)."""
+    return f"mute:{room}:{user}"
+
+
+def slowmode_key(room: str) -> str:
+    """Where a room's slow-mode interval is kept."""
+    return f"slowmode:{room}"
+
+
+def slot_key(room: str, user: str) -> str:
+    """Where a user's last message under slow mode is kept (its time, unix seconds)."""
+    return f"slow:{room}:{user}"
+
+
+_limiters: weakref.WeakKeyDictionary[Node, KeyedLimiter] = weakref.WeakKeyDictionary()
+
+
+def chat_limiter(node: Node) -> KeyedLimiter:
+    """The node's per-user limiter of chat messages and DMs (one for both, apart from the
+    command limits)."""
+    limiter = _limiters.get(node)
+    if limiter is None:
+        limiter = _limiters[node] = KeyedLimiter(CHAT_RATE, CHAT_BURST)
+    return limiter
+
+
+def check_rate(limiter: KeyedLimiter, user: str, now: float) -> None:
+    """Take one message from ``user``'s bucket, else ``rate_limited`` with the wait."""
+    if not limiter.take(user, now):
+        wait = max(1, math.ceil(limiter.retry_after(user, now)))
+        raise HubError("rate_limited", f"too many messages: wait {wait} s")
+
+
+class ChatRules:
+    """Mutes and slow mode of every room, kept in the broker. ``clock`` gives unix seconds
+    (tests replace it to step time; the broker's expiry only cleans up behind it)."""
+
+    def __init__(self, broker: Broker, clock: Callable[[], float] = time.time) -> None:
+        self.broker = broker
+        self.clock = clock
+
+    async def muted_until(self, room: str, user: str) -> int:
+        """When ``user``'s mute in ``room`` ends (unix seconds); 0 when not muted."""
+        raw = await self.broker.get(mute_key(room, user))
+        if raw is None:
+            return 0
+        until: int = unpack(raw)
+        return until if until > self.clock() else 0
+
+    async def check_mute(self, room: str, user: str) -> None:
+        """``forbidden`` with the time left while ``user`` is muted in ``room``."""
+        until = await self.muted_until(room, user)
+        if until:
+            left = seconds_left(until, self.clock())
+            raise HubError("forbidden", f"muted for {left} s more")
+
+    async def mute(self, room: str, user: str, seconds: int) -> int:
+        """Mute ``user`` in ``room`` for ``seconds`` (0 unmutes); returns when it ends (0)."""
+        until = mute_end(self.clock(), seconds)
+        if until:
+            # A second over the mute: the rule reads `until`, the expiry only cleans up.
+            await self.broker.put(mute_key(room, user), pack(until), ttl=seconds + 1)
+        else:
+            await self.broker.delete(mute_key(room, user))
+        return until
+
+    async def slowmode(self, room: str) -> int:
+        """The room's slow-mode interval in seconds; 0 when off."""
+        raw = await self.broker.get(slowmode_key(room))
+        return int(unpack(raw)) if raw is not None else 0
+
+    async def set_slowmode(self, room: str, seconds: int) -> None:
+        """Turn slow mode on with ``seconds`` between a user's messages, or off with 0."""
+        if seconds:
+            await self.broker.put(slowmode_key(room), pack(seconds))
+        else:
+            await self.broker.delete(slowmode_key(room))
+
+    async def take_slot(self, room: str, user: str, interval: int) -> int:
+        """Claim ``user``'s next message slot under slow mode of ``interval`` seconds; returns
+        0 when claimed, else the seconds left to wait. The claim is one atomic set-if-absent, so
+        two nodes cannot both grant it."""
+        now = self.clock()
+        key = slot_key(room, user)
+        existing = await self.broker.set_if_absent(key, pack(now), ttl=interval)
+        if existing is None:
+            return 0
+        wait = slow_wait(float(unpack(existing)), interval, now)
+        if wait:
+            return wait
+        # The interval passed by our clock before the broker expired the key (a shortened
+        # interval, or a clock a hair ahead): the slot is free.
+        await self.broker.put(key, pack(now), ttl=interval)
+        return 0
+
+    async def release_slot(self, room: str, user: str) -> None:
+        """Give back a slot whose message was not posted after all."""
+        await self.broker.delete(slot_key(room, user))
+
+
+class ModerationOps:
+    """``chat.mute`` and ``room.slowmode`` (moderators of the room), and the caller's part of
+    the join snapshot: ``slowmode`` while it is on, ``muted_until`` while muted."""
+
+    def __init__(self, node: Node, rooms: RoomsFeature, rules: ChatRules) -> None:
+        self.node = node
+        self.rooms = rooms
+        self.rules = rules
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register the ops and the snapshot part."""
+        registry.add("chat.mute", self.mute)
+        registry.add("room.slowmode", self.slowmode)
+        self.rooms.add_snapshot(self.snapshot)
+
+    async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
+        room = validate_room_id(cmd.get("room"))
+        await self.rooms.directory.require(room)
+        if self.rooms.role_of(ctx.session, room) < Role.MODERATOR:
+            raise HubError("forbidden", f"moderator role needed in {room}")
+        return room
+
+    async def mute(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Mute a user in a room for ``seconds`` (0 unmutes) -> ``{until}``; stores the event
+        ``chat.muted {room, seq, user, until}`` (``until`` 0 when unmuted)."""
+        room = await self._moderated_room(ctx, cmd)
+        user = validate_user(cmd.get("user"))
+        seconds = require_seconds(cmd, MAX_MUTE)
+        until = await self.rules.mute(room, user, seconds)
+        await self.node.publish_event(room, "chat.muted", {"user": user, "until": until})
+        return {"until": until}
+
+    async def slowmode(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Set the room's slow mode (0 turns it off) -> ``{}``; stores the event
+        ``room.slowmode {room, seq, seconds}``."""
+        room = await self._moderated_room(ctx, cmd)
+        seconds = require_seconds(cmd, MAX_SLOWMODE)
+        await self.rules.set_slowmode(room, seconds)
+        await self.node.publish_event(room, "room.slowmode", {"seconds": seconds})
+        return {}
+
+    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        """``slowmode`` (seconds) while on; ``muted_until`` while the caller is muted."""
+        part: dict[str, Any] = {}
+        slowmode = await self.rules.slowmode(room.id)
+        if slowmode:
+            part["slowmode"] = slowmode
+        until = await self.rules.muted_until(room.id, ctx.identity.user_id)
+        if until:
+            part["muted_until"] = until
+        return part

@@ -1,0 +1,139 @@
+"""Direct messages (chat.dm), in process, on nodes sharing one memory backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers import Client, connect, running
+
+from chat.dm import DirectMessages, conversation
+from chat.moderation import CHAT_BURST
+from hub.app import Hub
+from hub.auth import Role
+from hub.broker_memory import MemoryBroker
+from hub.core_ops import KNOWN_USERS
+
+
+def dms(client: Client) -> list[dict[str, Any]]:
+    return [e for e in client.collect() if e.get("ev") == "dm"]
+
+
+def dm_feature(hub: Hub) -> DirectMessages:
+    command = hub.registry.get("dm.send")
+    assert command is not None
+    feature = command.handler.__self__  # type: ignore[attr-defined]
+    assert isinstance(feature, DirectMessages)
+    return feature
+
+
+def test_a_conversation_has_one_name_whoever_sends_and_pairs_never_collide() -> None:
+    assert conversation("ada", "bob") == conversation("bob", "ada")
+    assert conversation("x|y", "z") != conversation("x", "y|z")
+    assert conversation("a", "b|c") != conversation("a|b", "c")
+
+
+async def test_a_dm_reaches_every_session_of_the_recipient_on_every_node() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada = await connect(hub1, "ada")
+        bob_1 = await connect(hub1, "bob")
+        bob_2 = await connect(hub2, "bob")
+        carol = await connect(hub2, "carol")
+        ok = await ada.ok("dm.send", to="bob", text="  psst <i>hi</i> ")
+        assert set(ok) == {"id", "ts", "n"} and ok["n"] == 1
+        expected = {
+            "ev": "dm",
+            "id": ok["id"],
+            "from": "ada",
+            "name": "ada",
+            "text": "psst <i>hi</i>",
+            "ts": ok["ts"],
+            "n": 1,
+        }
+        assert dms(bob_1) == [expected]
+        assert dms(bob_2) == [expected]
+        assert dms(carol) == []
+        assert dms(ada) == []  # the sender has its reply
+
+
+async def test_dms_to_oneself_or_an_unknown_user_are_refused() -> None:
+    async with running() as [hub]:
+        ada = await connect(hub, "ada")
+        assert await ada.err("dm.send", to="ada", text="me") == "bad_request"
+        assert await ada.err("dm.send", to="nobody", text="hi") == "not_found"
+        for to in ("", None, 5, "x" * 129):
+            assert await ada.err("dm.send", to=to, text="hi") == "bad_request"
+        await connect(hub, "bob")
+        assert await ada.err("dm.send", to="bob", text=" ") == "bad_request"
+        assert await ada.err("dm.send", to="bob", text="x" * 2001) == "too_large"
+        assert await ada.err("dm.send", to="bob", text="a\x1bb") == "bad_request"
+
+
+async def test_a_user_who_said_hello_on_another_node_is_known() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada = await connect(hub1, "ada")
+        bob = await connect(hub2, "bob")
+        # Bob's session is gone, yet he is known: the DM waits for him in dm.history.
+        await hub2.node.remove_session(bob.session)
+        assert (await ada.ok("dm.send", to="bob", text="later"))["n"] == 1
+
+
+async def test_history_pages_a_conversation_oldest_first() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada = await connect(hub1, "ada", Role.MODERATOR)  # exempt from the chat rate
+        bob = await connect(hub2, "bob", Role.MODERATOR)
+        sent = []
+        for i in range(6):
+            sender, to = (ada, "bob") if i % 2 == 0 else (bob, "ada")
+            sent.append(await sender.ok("dm.send", to=to, text=f"m{i}"))
+        assert [s["n"] for s in sent] == [1, 2, 3, 4, 5, 6]
+        for me, other in ((ada, "bob"), (bob, "ada")):
+            page = (await me.ok("dm.history", **{"with": other}))["messages"]
+            assert [(m["n"], m["from"], m["text"]) for m in page] == [
+                (i + 1, "ada" if i % 2 == 0 else "bob", f"m{i}") for i in range(6)
+            ]
+        # What bob received live is exactly what the history holds.
+        live = dms(bob)
+        history = (await bob.ok("dm.history", **{"with": "ada"}))["messages"]
+        assert [m for m in history if m["from"] == "ada"] == live
+        older = await ada.ok("dm.history", limit=2, before=5, **{"with": "bob"})
+        assert [m["n"] for m in older["messages"]] == [3, 4]
+        # A reconnecting person reads the conversation back, on any node.
+        again = await connect(hub1, "bob")
+        page = (await again.ok("dm.history", limit=3, **{"with": "ada"}))["messages"]
+        assert [m["text"] for m in page] == ["m3", "m4", "m5"]
+        # Someone else's conversations are not theirs to read.
+        carol = await connect(hub1, "carol")
+        assert (await carol.ok("dm.history", **{"with": "ada"}))["messages"] == []
+
+
+async def test_history_errors() -> None:
+    async with running() as [hub]:
+        ada = await connect(hub, "ada")
+        assert await ada.err("dm.history", **{"with": "ada"}) == "bad_request"
+        assert await ada.err("dm.history") == "bad_request"
+        for limit in (0, 201, "1"):
+            assert await ada.err("dm.history", limit=limit, **{"with": "bob"}) == "bad_request"
+        assert await ada.err("dm.history", before=-1, **{"with": "bob"}) == "bad_request"
+
+
+async def test_known_users_come_back_after_the_broker_lost_them() -> None:
+    async with running() as [hub]:
+        ada = await connect(hub, "ada")
+        await connect(hub, "bob")
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        broker.backend.sets.pop(KNOWN_USERS)
+        assert await ada.err("dm.send", to="bob", text="hi") == "not_found"
+        await dm_feature(hub).restore_users("main")  # what the history-lost hook runs
+        await ada.ok("dm.send", to="bob", text="hi")
+
+
+@pytest.mark.parametrize("role", [Role.ATTENDEE, Role.SPEAKER])
+async def test_the_chat_rate_applies_to_dms(role: Role) -> None:
+    async with running() as [hub]:
+        ada = await connect(hub, "ada", role)
+        await connect(hub, "bob")
+        for i in range(int(CHAT_BURST)):
+            await ada.ok("dm.send", to="bob", text=f"m{i}")
+        assert await ada.err("dm.send", to="bob", text="more") == "rate_limited"
