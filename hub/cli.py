@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--origin", action="append", help="allowed Origin (HUB_ORIGINS)")
     serve.add_argument("--rooms", help="TOML file declaring the event's rooms (HUB_ROOMS)")
     serve.add_argument("--history", type=int, help="stored events kept per room (HUB_HISTORY)")
+    serve.add_argument(
+        "--chat-history", type=int, help="chat messages kept per room (HUB_CHAT_HISTORY)"
+    )
     serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a token signed with the hub's secret")
@@ -51,6 +54,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         origins=tuple(args.origin) if args.origin else None,
         rooms_file=args.rooms,
         history_size=args.history,
+        chat_history=args.chat_history,
     )
     if config.workers > 1 and config.redis_url is None:
         print(

@@ -88,6 +88,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
+    chat_history = env.get("HUB_CHAT_HISTORY")
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -101,6 +102,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,
+        chat_history=int(chat_history) if chat_history else None,
     )
 
 

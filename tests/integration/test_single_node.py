@@ -847,3 +847,15 @@ async def test_sigterm_drains_sessions_then_exits_0(start_hub: StartHub) -> None
             await connect(process.url, open_timeout=TIMEOUT)
     exit_code = await asyncio.to_thread(process.process.wait, TIMEOUT)
     assert exit_code == 0, process.stderr()
+
+
+async def test_the_chat_history_cap_is_configurable(start_hub: StartHub) -> None:
+    process = start_hub(args=["--chat-history", "3"])
+    async with organizer(process) as org, client(process, uid("mod"), "moderator") as mod:
+        room = await new_room(org)
+        await mod.join(room)
+        for n in range(5):
+            await mod.request("chat.send", room=room, text=f"message {n}")
+        history = await mod.request("chat.history", room=room)
+        assert [m["text"] for m in history["messages"]] == ["message 2", "message 3", "message 4"]
+        assert history["cap"] == 3
