@@ -1,6 +1,6 @@
 """Chat, moderation and direct messages on real ``hub serve`` processes, driven over the wire: one
-node in memory mode (the integration tier's shared hub), and two nodes sharing a private Redis
-(started once for this module; tests keep apart with unique users and rooms).
+node in memory mode (the integration tier's shared hub), and two nodes sharing the run's private
+Redis (started once for this module; tests keep apart with unique users and rooms).
 
 Members are bare msgpack sockets that record every message exactly as the hub sent it, so a
 doubled or reordered delivery would show. No test sleeps to synchronise: each waits for a reply or
@@ -11,129 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from hub.client import HubClient, HubRequestError
-from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message
+from hub.codec import WireFormat
 from tests.conftest import TIMEOUT
+from tests.integration.conftest import uid
 from tests.support.hub_process import HubProcess, mint
-from tests.support.redis_server import RedisServer
+from tests.support.recording import Member, Msg
 
 pytestmark = pytest.mark.integration
-
-Msg = dict[str, Any]
-MSGPACK = WireFormat.MSGPACK
-SERVER_FRAMES = DecodeLimits(
-    max_frame_bytes=16 * 2**20, max_container_items=100_000, max_messages_per_frame=100_000
-)
-
-
-def uid(prefix: str) -> str:
-    """A unique user or room id."""
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-class Member:
-    """A bare msgpack WebSocket that records every message it receives, as sent (no dedup)."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[Msg] = []
-        self.closed = False
-        self.hello: Msg = {}
-        self._last_id = 0
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, url: str, user: str, role: str = "attendee") -> Member:
-        ws = await connect(
-            url,
-            subprotocols=[Subprotocol(MSGPACK.value)],
-            compression=None,
-            open_timeout=TIMEOUT,
-            max_size=None,
-        )
-        member = cls(ws)
-        try:
-            member.hello = await member.request("hello", token=mint(user, role))
-        except BaseException:
-            await member.close()
-            raise
-        return member
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                frame = await self.ws.recv()
-                self.messages.extend(decode_frame(MSGPACK, frame, SERVER_FRAMES))
-                self._changed.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed = True
-            self._changed.set()
-
-    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        """Return once ``condition()`` holds, re-checked after every frame; fail after TIMEOUT."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                while not condition():
-                    if self.closed:
-                        pytest.fail(f"{what}: the connection closed first")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"{what} not reached in {TIMEOUT}s; last: {self.messages[-3:]!r}")
-
-    async def request(self, op: str, **fields: Any) -> Msg:
-        """Send a command; the ``ok`` of its reply (HubRequestError on an error)."""
-        self._last_id += 1
-        n = self._last_id
-        await self.ws.send(encode_message(MSGPACK, {"id": n, "op": op, **fields}))
-        replies: list[Msg] = []
-
-        def replied() -> bool:
-            replies.extend(m for m in self.messages if m.get("re") == n)
-            return bool(replies)
-
-        await self.wait_until(replied, f"reply to {op}")
-        if "err" in replies[0]:
-            raise HubRequestError(replies[0]["err"]["code"], replies[0]["err"]["msg"])
-        ok: Msg = replies[0]["ok"]
-        return ok
-
-    async def error(self, op: str, **fields: Any) -> tuple[str, str]:
-        """Send a command that must fail; its (code, msg)."""
-        with pytest.raises(HubRequestError) as refused:
-            await self.request(op, **fields)
-        return refused.value.code, refused.value.msg
-
-    def events(self, ev: str, room: str | None = None) -> list[Msg]:
-        return [
-            m for m in self.messages if m.get("ev") == ev and (room is None or m["room"] == room)
-        ]
-
-    async def wait_events(self, ev: str, room: str | None, count: int) -> list[Msg]:
-        """Wait until at least ``count`` ``ev`` events (of ``room``) arrived; all of them."""
-        await self.wait_until(lambda: len(self.events(ev, room)) >= count, f"{count} {ev}")
-        return self.events(ev, room)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TIMEOUT):
-                await asyncio.shield(self._reader)
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
 
 
 def chat_log(events: list[Msg]) -> list[tuple[int, str, str, str]]:
@@ -141,29 +31,6 @@ def chat_log(events: list[Msg]) -> list[tuple[int, str, str, str]]:
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    """A private Redis for this module (never the machine's shared one)."""
-    server = RedisServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def nodes(redis_server: RedisServer) -> Iterator[tuple[HubProcess, HubProcess]]:
-    """Two hub processes on the module's Redis, with default limits."""
-    processes = [HubProcess(redis_url=redis_server.url) for _ in range(2)]
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(HubProcess.start, processes))
-        yield processes[0], processes[1]
-    finally:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(HubProcess.stop, processes))
 
 
 @pytest.fixture(
@@ -178,13 +45,6 @@ def urls(request: pytest.FixtureRequest) -> list[str]:
     return [a.url, b.url]
 
 
-@pytest.fixture
-async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
-    """Closes the test's members when it ends."""
-    async with contextlib.AsyncExitStack() as exits:
-        yield exits
-
-
 StartMember = Callable[..., Any]
 
 
@@ -193,7 +53,7 @@ def member(stack: contextlib.AsyncExitStack) -> StartMember:
     """``await member(url, user, role="attendee", room=None)``: an open member (in ``room``)."""
 
     async def start(url: str, user: str, role: str = "attendee", room: str | None = None) -> Member:
-        opened = await Member.open(url, user, role)
+        opened = await Member.open(url, mint(user, role), within=TIMEOUT)
         stack.push_async_callback(opened.close)
         if room is not None:
             await opened.request("join", room=room)

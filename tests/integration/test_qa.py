@@ -13,153 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
-from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message
 from tests.conftest import TIMEOUT
+from tests.integration.conftest import StartNodes, uid
+from tests.support import recording
 from tests.support.hub_process import HubProcess, mint
-from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
-Msg = dict[str, Any]
-MSGPACK = WireFormat.MSGPACK
-SERVER_FRAMES = DecodeLimits(
-    max_frame_bytes=16 * 2**20, max_container_items=100_000, max_messages_per_frame=100_000
-)
 USERS = 40
 
 
-def uid(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-class Member:
-    """A msgpack WebSocket recording every message it receives, read by a background task."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[Msg] = []
-        self.closed = False
-        self._last_id = 0
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, url: str, token: str) -> Member:
-        ws = await connect(
-            url, subprotocols=[Subprotocol(MSGPACK.value)], open_timeout=TIMEOUT, max_size=None
-        )
-        member = cls(ws)
-        try:
-            await member.request("hello", token=token)
-        except BaseException:
-            await member.close()
-            raise
-        return member
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                frame = await self.ws.recv()
-                self.messages.extend(decode_frame(MSGPACK, frame, SERVER_FRAMES))
-                self._changed.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed = True
-            self._changed.set()
-
-    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        """Return once ``condition()`` holds, re-checked after every frame; fail after TIMEOUT."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                while not condition():
-                    if self.closed:
-                        pytest.fail(f"{what}: closed first")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"{what} not reached in {TIMEOUT}s; last: {self.messages[-3:]!r}")
-
-    async def call(self, op: str, **fields: Any) -> Msg:
-        """Send a command; its reply (``{"re", "ok"|"err"}``)."""
-        self._last_id += 1
-        n = self._last_id
-        await self.ws.send(encode_message(MSGPACK, {"id": n, "op": op, **fields}))
-        replies: list[Msg] = []
-
-        def replied() -> bool:
-            replies.extend(m for m in self.messages if m.get("re") == n)
-            return bool(replies)
-
-        await self.wait_until(replied, f"reply to {op}")
-        return replies[0]
-
-    async def request(self, op: str, **fields: Any) -> Msg:
-        """Send a command that must succeed; its ``ok``."""
-        reply = await self.call(op, **fields)
-        assert "ok" in reply, f"{op}: {reply}"
-        ok: Msg = reply["ok"]
-        return ok
-
-    def events(self, ev: str, room: str) -> list[Msg]:
-        return [m for m in self.messages if m.get("ev") == ev and m.get("room") == room]
+class Member(recording.Member):
+    """A :class:`~tests.support.recording.Member` that reads the Q&A vote counts."""
 
     def votes(self, room: str, question: str) -> list[int]:
         """The counts of the ``qa.votes`` events for ``question``, in arrival order."""
         return [e["votes"] for e in self.events("qa.votes", room) if e["question"] == question]
 
-    async def close(self) -> None:
-        await self.ws.close()
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
 
-
-# --- fixtures ------------------------------------------------------------------------------------
-
-StartNodes = Callable[[], Awaitable[tuple[HubProcess, HubProcess]]]
-
-
-@pytest.fixture
-def start_nodes(redis_server: RedisServer) -> Iterator[StartNodes]:
-    """``await start_nodes()``: two hub processes on the run's private Redis (``redis_server``
-    of tests/conftest.py, running and flushed first), started in parallel and stopped when the
-    test ends."""
-    redis_server.start()  # another module's test may have stopped it
-    redis_server.flush()
-    started: list[HubProcess] = []
-
-    async def start() -> tuple[HubProcess, HubProcess]:
-        a, b = HubProcess(redis_url=redis_server.url), HubProcess(redis_url=redis_server.url)
-        started.extend((a, b))
-        await asyncio.gather(asyncio.to_thread(a.start), asyncio.to_thread(b.start))
-        return a, b
-
-    yield start
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(HubProcess.stop, started))
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
-    """Closes the test's members (before the nodes stop)."""
-    async with contextlib.AsyncExitStack() as exits:
-        yield exits
+# --- helpers -------------------------------------------------------------------------------------
 
 
 async def open_member(
     stack: contextlib.AsyncExitStack, node: HubProcess, user: str, role: str = "attendee"
 ) -> Member:
-    member = await Member.open(node.url, mint(user, role))
+    member = await Member.open(node.url, mint(user, role), within=TIMEOUT)
     stack.push_async_callback(member.close)
     return member
 

@@ -16,34 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import secrets
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from hub.client import HubClient, HubRequestError
-from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message
+from hub.codec import decode_frame, encode_message
 from tests.conftest import TIMEOUT
+from tests.integration.conftest import StartNodes, uid
+from tests.support import recording
 from tests.support.hub_process import HubProcess, mint
+from tests.support.recording import MSGPACK, SERVER_FRAMES, Msg
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
-Msg = dict[str, Any]
-MSGPACK = WireFormat.MSGPACK
-# Server frames may coalesce many messages: decode them far more loosely than the server does.
-SERVER_FRAMES = DecodeLimits(
-    max_frame_bytes=16 * 2**20, max_container_items=100_000, max_messages_per_frame=100_000
-)
 # The moderators here announce hundreds of notices in a burst: far above a person's limits.
 NODE_ENV = {
     "HUB_LIMIT_CONNECTION_RATE": "1000",
@@ -51,11 +46,6 @@ NODE_ENV = {
     "HUB_LIMIT_USER_RATE": "2000",
     "HUB_LIMIT_USER_BURST": "2000",
 }
-
-
-def uid(prefix: str) -> str:
-    """A unique user or room id (room ids: lower case, digits, dashes)."""
-    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def is_notice(room: str) -> Callable[[Msg], bool]:
@@ -120,114 +110,15 @@ async def metric(http: httpx.AsyncClient, node: HubProcess, name: str, labels: s
     return float(match.group(1)) if match else 0.0
 
 
-class Member:
-    """A bare msgpack WebSocket that records every message it receives, as the hub sent it (no
-    dedup, unlike HubClient), read by a background task from connect to close."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[Msg] = []
-        self.close_code: int | None = None
-        self.closed = False
-        self.hello: Msg = {}
-        self._last_id = 0
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, url: str, token: str) -> Member:
-        ws = await connect(
-            url,
-            subprotocols=[Subprotocol(MSGPACK.value)],
-            compression=None,
-            open_timeout=TIMEOUT,
-            max_size=None,
-        )
-        member = cls(ws)
-        try:
-            member.hello = await member.request("hello", token=token)
-        except BaseException:
-            await member.close()
-            raise
-        return member
-
-    @property
-    def node(self) -> str:
-        node: str = self.hello["node"]
-        return node
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                frame = await self.ws.recv()
-                self.messages.extend(decode_frame(MSGPACK, frame, SERVER_FRAMES))
-                self._changed.set()
-        except ConnectionClosed as exc:
-            self.close_code = exc.rcvd.code if exc.rcvd is not None else None
-        finally:
-            self.closed = True
-            self._changed.set()
-
-    async def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        """Return once ``condition()`` holds, re-checked after every frame; fail after TIMEOUT."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                while not condition():
-                    if self.closed:
-                        pytest.fail(f"{what}: closed ({self.close_code}) first")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            pytest.fail(f"{what} not reached in {TIMEOUT}s; last: {self.messages[-3:]!r}")
-
-    async def request(self, op: str, **fields: Any) -> Msg:
-        """Send a command and return the ``ok`` of its reply (HubRequestError on an error)."""
-        self._last_id += 1
-        n = self._last_id
-        await self.ws.send(encode_message(MSGPACK, {"id": n, "op": op, **fields}))
-        replies: list[Msg] = []
-
-        def replied() -> bool:
-            replies.extend(m for m in self.messages if m.get("re") == n)
-            return bool(replies)
-
-        await self.wait_until(replied, f"reply to {op}")
-        reply = replies[0]
-        if "err" in reply:
-            raise HubRequestError(reply["err"]["code"], reply["err"]["msg"])
-        ok: Msg = reply["ok"]
-        return ok
-
-    async def join(self, room: str, **fields: Any) -> Msg:
-        return await self.request("join", room=room, **fields)
-
-    def events(self, ev: str, room: str) -> list[Msg]:
-        return [m for m in self.messages if m.get("ev") == ev and m.get("room") == room]
+class Member(recording.Member):
+    """A :class:`~tests.support.recording.Member` that reads the room's notices."""
 
     def notices(self, room: str) -> list[Msg]:
         return self.events("notice", room)
 
     async def wait_notices(self, room: str, count: int) -> list[Msg]:
         """Wait until at least ``count`` notices of ``room`` arrived; return all of them."""
-        await self.wait_until(lambda: len(self.notices(room)) >= count, f"{count} notices")
-        return self.notices(room)
-
-    async def closed_with(self) -> int | None:
-        """Wait until the hub closed this connection; its close code."""
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                await asyncio.shield(self._reader)
-        except TimeoutError:
-            pytest.fail("the connection was not closed")
-        return self.close_code
-
-    async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TIMEOUT):
-                await asyncio.shield(self._reader)
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        return await self.wait_events("notice", room, count)
 
 
 def seq_text(notices: list[Msg]) -> list[tuple[int, str]]:
@@ -236,58 +127,11 @@ def seq_text(notices: list[Msg]) -> list[tuple[int, str]]:
 
 # --- fixtures ------------------------------------------------------------------------------------
 
-StartNodes = Callable[..., Awaitable[list[HubProcess]]]
-
 
 @pytest.fixture
-def redis(redis_server: RedisServer) -> RedisServer:
-    """The module's Redis, running and empty."""
-    redis_server.start()  # a previous test may have stopped it
-    redis_server.flush()
-    return redis_server
-
-
-@pytest.fixture
-def start_nodes(redis: RedisServer) -> Iterator[StartNodes]:
-    """``await start_nodes(n, env=..., envs=[...], workers=...)``: ``n`` hub processes on the
-    test's Redis, started in parallel; all are stopped when the test ends."""
-    started: list[HubProcess] = []
-
-    async def start(
-        count: int = 2,
-        *,
-        env: Mapping[str, str] | None = None,
-        envs: list[Mapping[str, str]] | None = None,
-        workers: int = 1,
-    ) -> list[HubProcess]:
-        processes = [
-            HubProcess(
-                redis_url=redis.url,
-                workers=workers,
-                env={**NODE_ENV, **(env or {}), **(envs[i] if envs else {})},
-            )
-            for i in range(count)
-        ]
-        started.extend(processes)
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
-        return processes
-
-    yield start
-    with ThreadPoolExecutor(max(1, len(started))) as pool:
-        list(pool.map(HubProcess.stop, started))
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        yield client
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
-    """Closes the test's clients (before the nodes stop)."""
-    async with contextlib.AsyncExitStack() as exits:
-        yield exits
+def node_env() -> Mapping[str, str]:
+    """Every node of this module gets :data:`NODE_ENV`."""
+    return NODE_ENV
 
 
 async def open_client(stack: contextlib.AsyncExitStack, client: HubClient) -> HubClient:
@@ -297,7 +141,9 @@ async def open_client(stack: contextlib.AsyncExitStack, client: HubClient) -> Hu
 async def open_members(
     stack: contextlib.AsyncExitStack, url: str, count: int, room: str | None = None
 ) -> list[Member]:
-    members = await asyncio.gather(*(Member.open(url, mint(uid("m"))) for _ in range(count)))
+    members = await asyncio.gather(
+        *(Member.open(url, mint(uid("m")), within=TIMEOUT) for _ in range(count))
+    )
     for member in members:
         stack.push_async_callback(member.close)
     if room is not None:
