@@ -585,8 +585,8 @@ class RedisBroker:
             )
         )
         items = []
-        for member, score in reversed(raw):
-            _, _, item = cast(bytes, member).partition(b":")
+        for member, score in reversed(cast("list[tuple[bytes, float]]", raw)):
+            _, _, item = member.partition(b":")
             items.append((int(score), item))
         return items
 
