@@ -29,6 +29,8 @@ from hub.endpoint import Endpoint
 from hub.errors import HubError
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
+from polls import install as install_polls
+from polls.feature import PollsFeature, export_csv, export_map
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.feature import RoomsFeature, clean_text
 from rooms.model import Room
@@ -46,6 +48,7 @@ class Hub:
     registry: CommandRegistry
     dispatcher: Dispatcher
     rooms: RoomsFeature
+    polls: PollsFeature
 
 
 def event_rooms(config: HubConfig) -> list[Room]:
@@ -70,7 +73,8 @@ def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
     rooms = RoomsFeature(node)
     rooms.install(registry)
     install_chat(node, registry, rooms)
-    return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms)
+    polls = install_polls(node, registry, rooms)
+    return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms, polls)
 
 
 class HubApp:
@@ -109,6 +113,9 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> HubApp:
         Route("/", _index),
         Route("/api/rooms", _create_room, methods=["POST"]),
         Route("/api/rooms/{room}/announce", _announce, methods=["POST"]),
+        # The CSV route first: a poll id never holds a dot, but "{poll}" alone would match.
+        Route("/api/rooms/{room}/polls/{poll}.csv", _export_poll_csv),
+        Route("/api/rooms/{room}/polls/{poll}", _export_poll),
     ]
     http = Starlette(routes=routes, lifespan=lifespan)
     http.state.hub = hub
@@ -203,3 +210,35 @@ async def _announce(request: Request) -> Response:
     except BrokerUnavailable:
         return _error(_UNAVAILABLE)
     return JSONResponse({"seq": seq})
+
+
+async def _export_poll(request: Request) -> Response:
+    hub = _hub(request)
+    try:
+        _organizer(request)
+        poll, counts, voters = await hub.polls.export(
+            request.path_params["room"], request.path_params["poll"]
+        )
+    except HubError as error:
+        return _error(error)
+    except BrokerUnavailable:
+        return _error(_UNAVAILABLE)
+    return JSONResponse(export_map(poll, counts, voters))
+
+
+async def _export_poll_csv(request: Request) -> Response:
+    hub = _hub(request)
+    try:
+        _organizer(request)
+        poll, counts, voters = await hub.polls.export(
+            request.path_params["room"], request.path_params["poll"]
+        )
+    except HubError as error:
+        return _error(error)
+    except BrokerUnavailable:
+        return _error(_UNAVAILABLE)
+    return Response(
+        export_csv(poll, counts, voters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="poll-{poll.id}.csv"'},
+    )

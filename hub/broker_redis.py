@@ -51,6 +51,7 @@ from hub.broker import (
     EVENT_TOPIC,
     NODE_TOPIC_PREFIX,
     USER_TOPIC_PREFIX,
+    BallotResult,
     BrokerHandler,
     BrokerSettings,
     BrokerUnavailable,
@@ -171,6 +172,37 @@ end
 return redis.call('ZCARD', KEYS[1])
 """
 
+# KEYS: the poll's closed marker, ballots hash (user -> "0,2"), counts hash (index -> count).
+# ARGV: user, allow change ("1" | "0"), options, the new ballot ("0,2").
+# Returns {status, has previous (1 | 0), previous ballot, counts (options of them), voters}:
+# a Lua nil cannot sit inside a reply array, hence the flag.
+_BALLOT_LUA: Final = """
+local previous = redis.call('HGET', KEYS[2], ARGV[1])
+local status = 'accepted'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  status = 'closed'
+elseif previous and ARGV[2] ~= '1' then
+  status = 'conflict'
+else
+  if previous then
+    for index in string.gmatch(previous, '%d+') do redis.call('HINCRBY', KEYS[3], index, -1) end
+  end
+  for index in string.gmatch(ARGV[4], '%d+') do redis.call('HINCRBY', KEYS[3], index, 1) end
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+end
+local counts = {}
+local options = tonumber(ARGV[3])
+if options > 0 then
+  local fields = {}
+  for i = 1, options do fields[i] = tostring(i - 1) end
+  local raw = redis.call('HMGET', KEYS[3], unpack(fields))
+  for i = 1, options do counts[i] = tonumber(raw[i] or '0') end
+end
+local has_previous = 0
+if previous then has_previous = 1 else previous = '' end
+return {status, has_previous, previous, counts, redis.call('HLEN', KEYS[2])}
+"""
+
 
 class _Deaf(Exception):
     """The subscription stopped hearing its own probes."""
@@ -214,6 +246,14 @@ def _split_fields(data: bytes, count: int, pos: int = 1) -> tuple[list[bytes], b
     return out, data[pos:]
 
 
+def _encode_ballot(choice: Sequence[int]) -> str:
+    return ",".join(str(index) for index in choice)
+
+
+def _decode_ballot(stored: bytes) -> list[int]:
+    return [int(part) for part in stored.split(b",") if part]
+
+
 def _new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -237,7 +277,8 @@ class RedisBroker:
     error) when Redis cannot be reached or does not answer within ``timeout`` seconds (also
     the longest a command waits for one of the ``max_connections`` pooled connections). Keys live
     under ``prefix``: ``r:<room>:meta|stream`` (epoch, seq, history), ``p:<room>:exp|lex|info``
-    (presence), ``k:<key>`` (the generic key operations); channels are ``t:<topic>``.
+    (presence), ``k:<key>`` (the generic key operations; a poll's ballots and counts are the
+    hashes ``k:ballot:<poll>:b`` and ``k:ballot:<poll>:c``); channels are ``t:<topic>``.
     """
 
     def __init__(
@@ -277,6 +318,7 @@ class RedisBroker:
         self._publish_script = self._redis.register_script(_PUBLISH_LUA)
         self._read_script = self._redis.register_script(_READ_LUA)
         self._presence_script = self._redis.register_script(_PRESENCE_LUA)
+        self._ballot_script = self._redis.register_script(_BALLOT_LUA)
         self._channel_prefix = f"{prefix}t:"
         self._node_topic = node_topic(node_id)
         self._probe_token = uuid.uuid4().hex.encode()
@@ -594,6 +636,52 @@ class RedisBroker:
         """ZREMRANGEBYSCORE of exactly ``score``."""
         removed = await self._call(self._redis.zremrangebyscore(self._key(key), score, score))
         return bool(removed)
+
+    def _ballot_keys(self, poll: str) -> list[str]:
+        return [self._key(f"ballot:{poll}:b"), self._key(f"ballot:{poll}:c")]
+
+    async def ballot(
+        self,
+        poll: str,
+        user: str,
+        choice: Sequence[int],
+        *,
+        options: int,
+        allow_change: bool,
+        closed_key: str,
+    ) -> BallotResult:
+        """Cast ``user``'s ballot in one Lua script: check the closed marker and the previous
+        ballot, move the counts from the previous ballot to the new one, store it, and read the
+        tally, all atomically."""
+        result = await self._call(
+            self._ballot_script(
+                keys=[self._key(closed_key), *self._ballot_keys(poll)],
+                args=[user, "1" if allow_change else "0", options, _encode_ballot(choice)],
+            )
+        )
+        status, has_previous, previous, counts, voters = cast("list[Any]", result)
+        return BallotResult(
+            status=cast(bytes, status).decode(),
+            previous=_decode_ballot(previous) if has_previous else None,
+            counts=[int(count) for count in counts],
+            voters=int(voters),
+        )
+
+    async def ballot_tally(self, poll: str, options: int) -> tuple[list[int], int]:
+        """HMGET of every option's count and HLEN of the ballots, in one transaction."""
+        ballots, counts = self._ballot_keys(poll)
+        pipe = self._redis.pipeline(transaction=True)
+        if options > 0:
+            pipe.hmget(counts, [str(index) for index in range(options)])
+        pipe.hlen(ballots)
+        replies = cast("list[Any]", await self._call(pipe.execute()))
+        raw = cast("list[bytes | None]", replies[0]) if options > 0 else []
+        return [int(count or 0) for count in raw], int(replies[-1])
+
+    async def ballot_of(self, poll: str, user: str) -> list[int] | None:
+        """``user``'s ballot (HGET of the ballots hash), or None."""
+        stored = await self._call(self._redis.hget(self._ballot_keys(poll)[0], user))
+        return _decode_ballot(cast(bytes, stored)) if stored is not None else None
 
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member``; True if it was not there."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from hub.broker import StoredEvent, node_topic
+from hub.broker import BallotResult, StoredEvent, node_topic
 
 from .conftest import Cluster, Node, eventually
 
@@ -395,3 +395,119 @@ async def test_capped_log_operations(cluster: Cluster) -> None:
     assert await a.broker.log_remove("l", 5) is True
     assert await a.broker.log_remove("l", 5) is False
     assert [s for s, _ in await b.broker.log_range("l", None, 10)] == [3, 4, 6]
+
+
+# --- ballots ------------------------------------------------------------------------------------
+
+
+async def test_ballot_accepts_replaces_and_moves_counts(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.broker.ballot_tally("p", 3) == ([0, 0, 0], 0)
+    assert await a.broker.ballot_of("p", "u1") is None
+
+    first = await a.broker.ballot("p", "u1", [0], options=3, allow_change=True, closed_key="pc")
+    assert first == BallotResult("accepted", None, [1, 0, 0], 1)
+    second = await b.broker.ballot("p", "u2", [0], options=3, allow_change=True, closed_key="pc")
+    assert second == BallotResult("accepted", None, [2, 0, 0], 2)
+    changed = await b.broker.ballot("p", "u1", [2], options=3, allow_change=True, closed_key="pc")
+    assert changed == BallotResult("accepted", [0], [1, 0, 1], 2)
+    same = await a.broker.ballot("p", "u1", [2], options=3, allow_change=True, closed_key="pc")
+    assert same == BallotResult("accepted", [2], [1, 0, 1], 2)
+
+    assert await b.broker.ballot_of("p", "u1") == [2]
+    assert await a.broker.ballot_tally("p", 3) == ([1, 0, 1], 2)
+    # Polls are independent; a tally read of fewer options reads those options only.
+    assert await a.broker.ballot_tally("other", 3) == ([0, 0, 0], 0)
+    assert await a.broker.ballot_tally("p", 2) == ([1, 0], 2)
+
+
+async def test_multi_choice_ballots_count_people_once_in_voters(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    r1 = await a.broker.ballot("m", "u1", [0, 2], options=4, allow_change=True, closed_key="mc")
+    assert r1 == BallotResult("accepted", None, [1, 0, 1, 0], 1)
+    r2 = await b.broker.ballot("m", "u2", [1, 2, 3], options=4, allow_change=True, closed_key="mc")
+    assert r2 == BallotResult("accepted", None, [1, 1, 2, 1], 2)
+    r3 = await b.broker.ballot("m", "u1", [3], options=4, allow_change=True, closed_key="mc")
+    assert r3 == BallotResult("accepted", [0, 2], [0, 1, 1, 2], 2)
+    assert await a.broker.ballot_of("m", "u2") == [1, 2, 3]
+    assert await a.broker.ballot_tally("m", 4) == ([0, 1, 1, 2], 2)
+
+
+async def test_ballot_conflicts_when_changes_are_not_allowed(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    first = await a.broker.ballot("e", "u1", [1], options=2, allow_change=False, closed_key="ec")
+    assert first == BallotResult("accepted", None, [0, 1], 1)
+    again = await b.broker.ballot("e", "u1", [0], options=2, allow_change=False, closed_key="ec")
+    assert again == BallotResult("conflict", [1], [0, 1], 1)
+    assert await a.broker.ballot_of("e", "u1") == [1]
+
+
+async def test_ballot_refused_once_the_closed_marker_is_set(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    await a.broker.ballot("c", "u1", [0], options=2, allow_change=True, closed_key="c:closed")
+    assert await b.broker.set_if_absent("c:closed", b"1") is None
+
+    late = await b.broker.ballot(
+        "c", "u2", [1], options=2, allow_change=True, closed_key="c:closed"
+    )
+    assert late == BallotResult("closed", None, [1, 0], 1)
+    change = await a.broker.ballot(
+        "c", "u1", [1], options=2, allow_change=True, closed_key="c:closed"
+    )
+    assert change == BallotResult("closed", [0], [1, 0], 1)
+    assert await a.broker.ballot_of("c", "u2") is None
+    assert await b.broker.ballot_tally("c", 2) == ([1, 0], 1)
+
+
+async def test_concurrent_ballots_of_one_user_on_two_nodes_count_once(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    options = 4
+    choices = [[i % options] for i in range(40)]
+    results = await asyncio.gather(
+        *(
+            (a if i % 2 else b).broker.ballot(
+                "race", "u", choice, options=options, allow_change=True, closed_key="race:c"
+            )
+            for i, choice in enumerate(choices)
+        )
+    )
+    assert all(r.status == "accepted" and r.voters == 1 and sum(r.counts) == 1 for r in results)
+    assert sum(r.previous is None for r in results) == 1
+    final = await a.broker.ballot_of("race", "u")
+    assert final is not None
+    counts, voters = await b.broker.ballot_tally("race", options)
+    assert voters == 1
+    assert counts == [1 if [i] == final else 0 for i in range(options)]
+
+    # Without changes allowed exactly one of many concurrent first ballots wins.
+    results = await asyncio.gather(
+        *(
+            (a if i % 2 else b).broker.ballot(
+                "once", "u", choice, options=options, allow_change=False, closed_key="once:c"
+            )
+            for i, choice in enumerate(choices)
+        )
+    )
+    statuses = [r.status for r in results]
+    assert statuses.count("accepted") == 1
+    assert set(statuses) <= {"accepted", "conflict"}
+    winner = choices[statuses.index("accepted")]
+    assert await a.broker.ballot_of("once", "u") == winner
+    assert await b.broker.ballot_tally("once", options) == (
+        [1 if [i] == winner else 0 for i in range(options)],
+        1,
+    )
+
+
+async def test_concurrent_ballots_of_many_users_all_count(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    results = await asyncio.gather(
+        *(
+            (a if i % 2 else b).broker.ballot(
+                "crowd", f"u{i}", [i % 3], options=3, allow_change=True, closed_key="crowd:c"
+            )
+            for i in range(30)
+        )
+    )
+    assert all(r.status == "accepted" for r in results)
+    assert await a.broker.ballot_tally("crowd", 3) == ([10, 10, 10], 30)

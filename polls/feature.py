@@ -1,0 +1,405 @@
+"""Polls and elections on a node: ``poll.create``, ``poll.vote``, ``poll.close``, ``poll.get``,
+the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` part of the
+join snapshot and the organizers' export.
+
+Shared state lives in the broker, so every node sees the same polls and tallies:
+
+* ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record;
+* ``poll:{room}:{id}``: the poll's ballots and tally, moved atomically by ``Broker.ballot``
+  (one ballot per user whatever the sessions and nodes; who voted never leaves the broker);
+* ``poll:{room}:{id}:closed``: the closed marker. Whoever sets it first (``set_if_absent``)
+  closes the poll: a moderator's ``poll.close`` or a node's timer, so the poll closes exactly once
+  across nodes; the broker refuses ballots once it is set.
+
+Tallies go out in two steps from one periodic job per node (every :data:`TALLY_INTERVAL`): the
+node that took ballots tells the room's nodes which polls changed (an internal signal), and each
+node that heard of a change reads the tally from the broker, at most 4 times a second per poll
+and always once after the last change (:class:`~polls.model.TallyThrottle`), and hands one
+encoded ``poll.tally`` to those of its members of the room who may see it.
+
+Timers: each node keeps a schedule of the open polls with a ``closes_at`` of the rooms it follows
+(loaded whenever someone joins a room on this node, and from the signal a node sends when it
+creates a poll); the same job tries to close those that are due. A vote that arrives after
+``closes_at`` is ``closed`` by the server's clock even before the close is published, and closes
+the poll.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from hub.auth import Role
+from hub.codec import EncodedEvent, pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
+from hub.node import Node
+from hub.session import Session
+from polls.model import (
+    Poll,
+    PollState,
+    TallyThrottle,
+    ballot_as_sent,
+    may_see_tally,
+    may_vote,
+    parse_choice,
+    parse_poll,
+    tally_event,
+)
+from rooms.feature import RoomsFeature
+from rooms.model import Room, RoomKind, validate_room_id
+
+# How often a node sends its ballot changes and its members' tallies, and checks its timers.
+# Read when the feature is installed.
+TALLY_INTERVAL = 0.25
+
+_CHANGED: Final = "poll.changed"
+_SCHEDULE: Final = "poll.schedule"
+_POLL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Spreadsheet programs run cells that start like a formula: exported option text is defused.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+Mark = tuple[str, str]  # (room, poll id)
+
+
+def _key(mark: Mark) -> str:
+    # Room ids never hold "/", poll ids neither: the throttle keys one string per poll.
+    return f"{mark[0]}/{mark[1]}"
+
+
+def _mark(key: str) -> Mark:
+    room, _, poll = key.partition("/")
+    return room, poll
+
+
+def export_map(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
+    """The JSON export of a poll: ``{poll, counts, voters, options: [{option, count}]}``
+    (counts only, never who voted)."""
+    return {
+        "poll": {
+            **poll.describe(),
+            "opened_at": poll.opened_at,
+            "closed_at": poll.closed_at,
+        },
+        "counts": counts,
+        "voters": voters,
+        "options": [
+            {"option": option, "count": count}
+            for option, count in zip(poll.options, counts, strict=True)
+        ],
+    }
+
+
+def export_csv(poll: Poll, counts: list[int], voters: int) -> str:
+    """The CSV export of a poll: a header ``option,count``, one row per option in option order,
+    and a last row ``voters,<people who voted>``. Option text that a spreadsheet would run as a
+    formula is prefixed with ``'``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["option", "count"])
+    for option, count in zip(poll.options, counts, strict=True):
+        writer.writerow([_defused(option), count])
+    writer.writerow(["voters", voters])
+    return out.getvalue()
+
+
+def _defused(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class PollsFeature:
+    """Polls in rooms (any kind; in the lobby, organizers only create and close them, which is
+    what elections are). See the module docstring for how state is shared between nodes."""
+
+    def __init__(self, node: Node, rooms: RoomsFeature) -> None:
+        self.node = node
+        self.rooms = rooms
+        self.broker = node.broker
+        # Unix seconds, as poll times are kept (tests move it).
+        self.clock: Callable[[], float] = time.time
+        # Monotonic seconds for the tally throttle (tests move it too).
+        self.ticks: Callable[[], float] = time.monotonic
+        # Polls this node took ballots for since its last run (to tell the room's nodes).
+        self._voted: set[Mark] = set()
+        # Polls any node said changed: when to send their next tally to this node's members.
+        self.throttle = TallyThrottle()
+        # Open polls with a duration, of the rooms this node knows of: mark -> closes_at.
+        self.timers: dict[Mark, float] = {}
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register the poll ops, the snapshot part, the signals and the periodic job."""
+        registry.add("poll.create", self.create)
+        registry.add("poll.vote", self.vote)
+        registry.add("poll.close", self.close)
+        registry.add("poll.get", self.get)
+        self.rooms.add_snapshot(self.snapshot)
+        self.node.on_signal(_CHANGED, self._changed)
+        self.node.on_signal(_SCHEDULE, self._schedule_signal)
+        self.node.every(TALLY_INTERVAL, self.tick)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def create(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Open a poll (moderators of the room; in the lobby, organizers). It is stored, then
+        announced with the stored event ``poll``. Replies ``{poll, seq}``."""
+        room = await self._room_managed_by(ctx, cmd, "create polls")
+        poll = parse_poll(
+            cmd,
+            poll_id=secrets.token_urlsafe(9),
+            room=room.id,
+            created_by=ctx.identity.user_id,
+            now=self.clock(),
+        )
+        # Stored before it is announced, so whoever sees the event can vote at once.
+        await self.broker.hash_set(f"polls:{room.id}", poll.id, pack(poll.to_record()))
+        wire = poll.describe()
+        seq = await self.node.publish_event(room.id, "poll", {"poll": wire})
+        if poll.closes_at is not None:
+            self._schedule(room.id, poll.id, poll.closes_at)
+            await self.node.signal(room.id, _SCHEDULE, [room.id, poll.id, poll.closes_at])
+        return {"poll": wire, "seq": seq}
+
+    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Cast the caller's ballot in an open poll of a room they are in: one per user across
+        every session and node; again -> the ballot is replaced where changes are allowed, else
+        ``conflict``. Closed (or its time is up by this server's clock) -> ``closed``; guests
+        where the poll refuses them -> ``forbidden``. Replies ``{}``."""
+        room = validate_room_id(cmd.get("room"))
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room} first")
+        poll = await self.current(room, cmd.get("poll"))
+        if poll.state is not PollState.OPEN:
+            raise HubError("closed", f"poll {poll.id} is closed")
+        identity = ctx.identity
+        if not may_vote(poll, identity.guest):
+            raise HubError("forbidden", "guests may not vote in this poll")
+        choice = parse_choice(poll, cmd.get("choice"))
+        key = self._ballots(room, poll.id)
+        result = await self.broker.ballot(
+            key,
+            identity.user_id,
+            choice,
+            options=len(poll.options),
+            allow_change=poll.allow_change,
+            closed_key=key + ":closed",
+        )
+        if result.status == "conflict":
+            raise HubError("conflict", "you voted in this poll already")
+        if result.status == "closed":
+            raise HubError("closed", f"poll {poll.id} is closed")
+        self._voted.add((room, poll.id))
+        return {}
+
+    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Close an open poll (moderators of the room; in the lobby, organizers). Of concurrent
+        closes, on any nodes, and the poll's timer, exactly one wins; the others get
+        ``closed``. Replies ``{poll, seq}`` as the stored event ``poll`` carries them."""
+        room = await self._room_managed_by(ctx, cmd, "close polls")
+        poll = await self.current(room.id, cmd.get("poll"))
+        if poll.state is not PollState.OPEN:
+            raise HubError("closed", f"poll {poll.id} is closed")
+        closed = await self.close_poll(poll, self.clock())
+        if closed is None:
+            raise HubError("closed", f"poll {poll.id} is closed")
+        return closed
+
+    async def get(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """A poll of a room the caller is in: ``{poll, counts?, voters?, mine}``, counts where
+        the caller may see them, ``mine`` their ballot as they sent it (null before voting)."""
+        room = validate_room_id(cmd.get("room"))
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room} first")
+        poll = await self.current(room, cmd.get("poll"))
+        return await self._view(poll, ctx.session, ctx.identity.user_id)
+
+    # --- closing ------------------------------------------------------------------------------
+
+    async def close_poll(self, poll: Poll, at: float) -> dict[str, Any] | None:
+        """Try to close ``poll`` (closed at ``at``): the first claim of its closed marker, on
+        any node, wins, stores the closed record and publishes the stored event ``poll`` with
+        ``state: "closed"`` and, where results may be shown to everyone, ``counts`` and
+        ``voters``. Returns ``{poll, seq}`` for the winner, None for the others."""
+        key = self._ballots(poll.room, poll.id)
+        if await self.broker.set_if_absent(key + ":closed", b"1") is not None:
+            self.timers.pop((poll.room, poll.id), None)
+            return None
+        closed = poll.closed(at)
+        self.timers.pop((poll.room, poll.id), None)
+        await self.broker.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
+        wire = closed.describe()
+        if may_see_tally(closed, False):
+            counts, voters = await self.broker.ballot_tally(key, len(closed.options))
+            wire["counts"] = counts
+            wire["voters"] = voters
+        seq = await self.node.publish_event(poll.room, "poll", {"poll": wire})
+        return {"poll": wire, "seq": seq}
+
+    async def current(self, room: str, poll_id: object) -> Poll:
+        """The poll as it stands by this server's clock: a poll whose time is up is closed
+        first (by this node, unless another one did already). ``not_found`` if unknown."""
+        poll = await self._poll(room, poll_id)
+        if poll.state is PollState.OPEN and poll.due(self.clock()):
+            assert poll.closes_at is not None
+            await self.close_poll(poll, poll.closes_at)
+            return poll.closed(poll.closes_at)
+        return poll
+
+    async def run_timers(self, now: float | None = None) -> None:
+        """Try to close this node's scheduled polls whose time is up (by ``now``, unix seconds;
+        this node's clock by default). A poll another node closed first is just dropped."""
+        now = self.clock() if now is None else now
+        for mark, closes_at in list(self.timers.items()):
+            if closes_at > now:
+                continue
+            self.timers.pop(mark, None)
+            record = await self.broker.hash_get(f"polls:{mark[0]}", mark[1])
+            if record is None:
+                continue
+            poll = Poll.from_record(unpack(record))
+            if poll.state is PollState.OPEN:
+                try:
+                    await self.close_poll(poll, closes_at)
+                except BaseException:
+                    self.timers[mark] = closes_at  # try again on the next run
+                    raise
+
+    def _schedule(self, room: str, poll: str, closes_at: float) -> None:
+        self.timers[(room, poll)] = closes_at
+
+    def _schedule_signal(self, data: Any) -> None:
+        room, poll, closes_at = data
+        self._schedule(str(room), str(poll), float(closes_at))
+
+    def _load_schedule(self, room: str, polls: list[Poll]) -> None:
+        for poll in polls:
+            if poll.state is PollState.OPEN and poll.closes_at is not None:
+                self._schedule(room, poll.id, poll.closes_at)
+
+    # --- snapshot -----------------------------------------------------------------------------
+
+    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
+        the caller, oldest first. Also (re)loads the room's timers into this node's schedule."""
+        records = await self.broker.hash_get_all(f"polls:{room.id}")
+        polls = sorted(
+            (Poll.from_record(unpack(record)) for record in records.values()),
+            key=lambda poll: (poll.opened_at, poll.id),
+        )
+        self._load_schedule(room.id, polls)
+        now = self.clock()
+        user = ctx.identity.user_id
+        return {
+            "polls": [
+                await self._view(poll, ctx.session, user)
+                for poll in polls
+                if poll.state is PollState.OPEN and not poll.due(now)
+            ]
+        }
+
+    async def _view(self, poll: Poll, session: Session, user: str) -> dict[str, Any]:
+        key = self._ballots(poll.room, poll.id)
+        view: dict[str, Any] = {"poll": poll.describe()}
+        if may_see_tally(poll, self._moderates(session, poll.room)):
+            counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+            view["counts"] = counts
+            view["voters"] = voters
+        view["mine"] = ballot_as_sent(poll, await self.broker.ballot_of(key, user))
+        return view
+
+    # --- export ---------------------------------------------------------------------------------
+
+    async def export(self, room_id: str, poll_id: str) -> tuple[Poll, list[int], int]:
+        """A poll with its counts and voters, for the organizers' export (``not_found`` for an
+        unknown room or poll). Never who voted: the broker keeps that to itself."""
+        room = validate_room_id(room_id)
+        await self.rooms.directory.require(room)
+        poll = await self.current(room, poll_id)
+        counts, voters = await self.broker.ballot_tally(
+            self._ballots(room, poll.id), len(poll.options)
+        )
+        return poll, counts, voters
+
+    # --- batched tallies ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """One run of the periodic job: tallies (see :meth:`flush_tallies`), then timers."""
+        await self.flush_tallies()
+        await self.run_timers()
+
+    async def flush_tallies(self, now: float | None = None) -> None:
+        """Tell the room's nodes which polls this node took ballots for, then send
+        ``poll.tally`` with the broker's tally to this node's members of each room where a poll
+        changed and whose throttle is due (``now``: :attr:`ticks` by default). What
+        could not be sent (the broker failed) is kept for the next run."""
+        pending = list(self._voted)
+        self._voted.clear()
+        try:
+            while pending:
+                room, poll = pending[-1]
+                await self.node.signal(room, _CHANGED, [room, poll])
+                pending.pop()
+        finally:
+            self._voted.update(pending)
+        now = self.ticks() if now is None else now
+        due = self.throttle.due(now)
+        try:
+            while due:
+                await self._deliver(_mark(due[-1]))
+                due.pop()
+        finally:
+            for key in due:
+                self.throttle.changed(key, now)
+
+    def _changed(self, data: Any) -> None:
+        room, poll = data
+        self.throttle.changed(_key((str(room), str(poll))), self.ticks())
+
+    async def _deliver(self, mark: Mark) -> None:
+        room, poll_id = mark
+        if not self.node.followers(room):
+            return
+        record = await self.broker.hash_get(f"polls:{room}", poll_id)
+        if record is None:
+            return
+        poll = Poll.from_record(unpack(record))
+        everyone = may_see_tally(poll, False)
+        moderators_only = may_see_tally(poll, True)
+        if not everyone and not moderators_only:
+            return
+        counts, voters = await self.broker.ballot_tally(
+            self._ballots(room, poll_id), len(poll.options)
+        )
+        # One encoding for everyone allowed, read after the reads above.
+        event = EncodedEvent(tally_event(poll, counts, voters))
+        for session in self.node.followers(room):
+            if everyone or self._moderates(session, room):
+                session.deliver(event)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
+        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
+        if self.rooms.role_of(ctx.session, room.id) < needed:
+            raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
+        return room
+
+    def _moderates(self, session: Session, room: str) -> bool:
+        return self.rooms.role_of(session, room) >= Role.MODERATOR
+
+    async def _poll(self, room: str, poll_id: object) -> Poll:
+        if not isinstance(poll_id, str) or _POLL_ID.fullmatch(poll_id) is None:
+            raise HubError("bad_request", "poll must be a poll id")
+        record = await self.broker.hash_get(f"polls:{room}", poll_id)
+        if record is None:
+            raise HubError("not_found", f"no poll {poll_id} in {room}")
+        return Poll.from_record(unpack(record))
+
+    @staticmethod
+    def _ballots(room: str, poll: str) -> str:
+        return f"poll:{room}:{poll}"

@@ -1,0 +1,419 @@
+"""Polls as pure data and rules: validation of ``poll.create`` and ``poll.vote`` fields, who may
+vote and see a tally, and the tally throttle. No I/O: time is always passed in.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import math
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from hub.errors import HubError
+
+MIN_OPTIONS: Final = 2
+MAX_OPTIONS: Final = 20
+MAX_QUESTION: Final = 300
+MAX_OPTION: Final = 100
+MIN_DURATION: Final = 5
+MAX_DURATION: Final = 7 * 24 * 3600
+
+
+class Show(enum.StrEnum):
+    """When people other than moderators see a poll's tally."""
+
+    LIVE = "live"  # as the votes come in
+    CLOSED = "closed"  # once the poll is closed
+    NEVER = "never"  # moderators only
+
+
+class PollState(enum.StrEnum):
+    """A poll takes ballots while open; closing is final."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """One poll's facts; its ballots and tally live in the broker.
+
+    ``multi`` is False (single choice: one option per ballot), True (any number of options) or an
+    int ``n`` with ``2 <= n < len(options)`` (at most ``n`` options per ballot); :func:`parse_poll`
+    normalises every other spelling to one of these.
+    """
+
+    id: str
+    room: str
+    question: str
+    options: tuple[str, ...]
+    multi: bool | int
+    anonymous: bool
+    show: Show
+    allow_change: bool
+    guests: bool
+    created_by: str
+    opened_at: float
+    closes_at: float | None
+    state: PollState = PollState.OPEN
+    closed_at: float | None = None
+
+    @property
+    def is_multi(self) -> bool:
+        """True when a ballot is a list of options rather than one option."""
+        return self.multi is not False
+
+    @property
+    def max_choices(self) -> int:
+        """The most options one ballot may pick (1 for single choice)."""
+        if self.multi is False:
+            return 1
+        if self.multi is True:
+            return len(self.options)
+        return min(self.multi, len(self.options))
+
+    def describe(self) -> dict[str, Any]:
+        """The poll as the contract shows it: ``{id, question, options, multi, anonymous, show,
+        state, closes_at?}`` (``closes_at`` only when the poll has a duration)."""
+        described: dict[str, Any] = {
+            "id": self.id,
+            "question": self.question,
+            "options": list(self.options),
+            "multi": self.multi,
+            "anonymous": self.anonymous,
+            "show": self.show.value,
+            "state": self.state.value,
+        }
+        if self.closes_at is not None:
+            described["closes_at"] = self.closes_at
+        return described
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field as a plain map (str, bool, int, float, None, lists) to store and share
+        between nodes; :meth:`from_record` restores an equal Poll."""
+        return {
+            "id": self.id,
+            "room": self.room,
+            "question": self.question,
+            "options": list(self.options),
+            "multi": self.multi,
+            "anonymous": self.anonymous,
+            "show": self.show.value,
+            "allow_change": self.allow_change,
+            "guests": self.guests,
+            "created_by": self.created_by,
+            "opened_at": self.opened_at,
+            "closes_at": self.closes_at,
+            "state": self.state.value,
+            "closed_at": self.closed_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Poll:
+        """The inverse of :meth:`to_record` (raises KeyError or ValueError on a foreign map)."""
+        closes_at = record["closes_at"]
+        closed_at = record.get("closed_at")
+        return cls(
+            id=str(record["id"]),
+            room=str(record["room"]),
+            question=str(record["question"]),
+            options=tuple(str(option) for option in record["options"]),
+            multi=_record_multi(record["multi"]),
+            anonymous=bool(record["anonymous"]),
+            show=Show(record["show"]),
+            allow_change=bool(record["allow_change"]),
+            guests=bool(record["guests"]),
+            created_by=str(record["created_by"]),
+            opened_at=float(record["opened_at"]),
+            closes_at=float(closes_at) if closes_at is not None else None,
+            state=PollState(record.get("state", PollState.OPEN)),
+            closed_at=float(closed_at) if closed_at is not None else None,
+        )
+
+    def closed(self, at: float) -> Poll:
+        """A copy of this poll in state ``closed``, closed at ``at``."""
+        return replace(self, state=PollState.CLOSED, closed_at=at)
+
+    def due(self, now: float) -> bool:
+        """True when the poll is open and its duration has run out at ``now``."""
+        return self.state is PollState.OPEN and self.closes_at is not None and now >= self.closes_at
+
+
+def _record_multi(value: object) -> bool | int:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    raise ValueError(f"multi must be a bool or an int, not {value!r}")
+
+
+# --- poll.create ---------------------------------------------------------------------------------
+
+
+def _bad(field_name: str, why: str) -> HubError:
+    return HubError("bad_request", f"{field_name}: {why}")
+
+
+def _has_control(text: str) -> bool:
+    # Cc: C0/C1 controls (newlines and tabs included: questions and options are one line);
+    # Cs: lone surrogates, which no encoder can send on.
+    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
+
+
+def _text(value: object, field_name: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise _bad(field_name, "must be a string")
+    text = value.strip()
+    if not text:
+        raise _bad(field_name, "must not be empty")
+    if len(text) > limit:
+        raise _bad(field_name, f"must be at most {limit} characters")
+    if _has_control(text):
+        raise _bad(field_name, "must not contain control characters")
+    return text
+
+
+def _flag(fields: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = fields.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _bad(name, "must be true or false")
+    return value
+
+
+def _options(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _bad("options", "must be a list of strings")
+    if not MIN_OPTIONS <= len(value) <= MAX_OPTIONS:
+        raise _bad("options", f"must hold {MIN_OPTIONS} to {MAX_OPTIONS} options")
+    options: list[str] = []
+    for index, item in enumerate(value):
+        option = _text(item, f"options[{index}]", MAX_OPTION)
+        if option in options:
+            raise _bad(f"options[{index}]", "repeats an earlier option")
+        options.append(option)
+    return tuple(options)
+
+
+def normalise_multi(value: object, option_count: int) -> bool | int:
+    """``multi`` as a Poll holds it: False or 1 -> False (single choice); True, 0 or a number at
+    least ``option_count`` -> True (any number); 2 .. option_count - 1 stays. ``bad_request`` for
+    anything else (negative numbers, non-integers)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, int):
+        raise _bad("multi", "must be true, false or the most options one ballot may pick")
+    if value < 0:
+        raise _bad("multi", "must not be negative")
+    if value == 1:
+        return False
+    if value == 0 or value >= option_count:
+        return True
+    return value
+
+
+def _duration(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not MIN_DURATION <= value <= MAX_DURATION
+    ):
+        raise _bad("duration", f"must be {MIN_DURATION} to {MAX_DURATION} seconds")
+    return float(value)
+
+
+def parse_poll(
+    fields: Mapping[str, Any], *, poll_id: str, room: str, created_by: str, now: float
+) -> Poll:
+    """Validate ``poll.create`` fields into an open Poll opened at ``now``.
+
+    ``question``: a string, 1 to :data:`MAX_QUESTION` characters once trimmed, no control
+    characters. ``options``: a list of :data:`MIN_OPTIONS` to :data:`MAX_OPTIONS` strings, each
+    1 to :data:`MAX_OPTION` characters once trimmed, no control characters, no two equal (after
+    trimming, case-sensitive). ``multi`` (default false; see :func:`normalise_multi`),
+    ``anonymous`` (true), ``show`` (``live``), ``allow_change`` (true), ``guests`` (true);
+    ``duration`` (optional): :data:`MIN_DURATION` to :data:`MAX_DURATION` seconds, making
+    ``closes_at = now + duration``. A field given as null takes its default; other fields (the
+    envelope's ``room``, ``op`` ...) are ignored. Raises ``bad_request`` whose message starts
+    with the name of the first wrong field.
+    """
+    if "question" not in fields:
+        raise _bad("question", "is required")
+    question = _text(fields["question"], "question", MAX_QUESTION)
+    if "options" not in fields:
+        raise _bad("options", "is required")
+    options = _options(fields["options"])
+    multi = normalise_multi(fields.get("multi"), len(options))
+    anonymous = _flag(fields, "anonymous", True)
+    show_value = fields.get("show")
+    try:
+        show = Show.LIVE if show_value is None else Show(show_value)
+    except ValueError:
+        raise _bad("show", "must be live, closed or never") from None
+    duration = _duration(fields.get("duration"))
+    return Poll(
+        id=poll_id,
+        room=room,
+        question=question,
+        options=options,
+        multi=multi,
+        anonymous=anonymous,
+        show=show,
+        allow_change=_flag(fields, "allow_change", True),
+        guests=_flag(fields, "guests", True),
+        created_by=created_by,
+        opened_at=now,
+        closes_at=now + duration if duration is not None else None,
+    )
+
+
+# --- poll.vote -----------------------------------------------------------------------------------
+
+
+def _index(poll: Poll, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad("choice", "must hold option indexes (integers)")
+    if not 0 <= value < len(poll.options):
+        raise _bad("choice", f"option {value} does not exist (0 to {len(poll.options) - 1})")
+    return value
+
+
+def parse_choice(poll: Poll, choice: object) -> list[int]:
+    """``poll.vote``'s ``choice`` as the ballot to store: for single choice an option index
+    (``[i]``); for ``multi`` a non-empty list of distinct indexes, at most
+    :attr:`Poll.max_choices` of them (sorted). ``bad_request`` for anything else."""
+    if not poll.is_multi:
+        if isinstance(choice, list | tuple):
+            raise _bad("choice", "must be one option index (this poll is single choice)")
+        return [_index(poll, choice)]
+    if not isinstance(choice, list | tuple):
+        raise _bad("choice", "must be a list of option indexes")
+    if not choice:
+        raise _bad("choice", "must pick at least one option")
+    indexes = [_index(poll, item) for item in choice]
+    if len(set(indexes)) != len(indexes):
+        raise _bad("choice", "must not repeat an option")
+    if len(indexes) > poll.max_choices:
+        raise _bad("choice", f"may pick at most {poll.max_choices} options")
+    return sorted(indexes)
+
+
+def ballot_as_sent(poll: Poll, ballot: list[int] | None) -> int | list[int] | None:
+    """A stored ballot the way the voter sends it (``mine`` of ``poll.get``): an index for
+    single choice, a list for ``multi``, None before voting."""
+    if ballot is None:
+        return None
+    if poll.is_multi:
+        return list(ballot)
+    return ballot[0] if ballot else None
+
+
+# --- who may do what -----------------------------------------------------------------------------
+
+
+def may_see_tally(poll: Poll, role_is_moderator: bool) -> bool:
+    """Moderators always see counts; others per ``show``: ``live`` always, ``closed`` once the
+    poll is closed, ``never`` not at all."""
+    if role_is_moderator or poll.show is Show.LIVE:
+        return True
+    if poll.show is Show.CLOSED:
+        return poll.state is PollState.CLOSED
+    return False
+
+
+def may_vote(poll: Poll, is_guest: bool) -> bool:
+    """Signed-in users may vote; guests only where the poll lets them (``guests``). Whether the
+    poll is still open is the broker's atomic check, not this one."""
+    return poll.guests or not is_guest
+
+
+def tally_event(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
+    """The ``poll.tally`` event: ``{ev, room, poll, counts, voters}``."""
+    return {
+        "ev": "poll.tally",
+        "room": poll.room,
+        "poll": poll.id,
+        "counts": list(counts),
+        "voters": voters,
+    }
+
+
+# --- the tally throttle --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Track:
+    pending: bool = False
+    # Release times still inside the last second (at most per_second of them).
+    releases: collections.deque[float] = field(default_factory=collections.deque)
+
+
+class TallyThrottle:
+    """Decides when to send each poll's tally: at most ``per_second`` releases of a poll in any
+    one-second window, and always one release after the poll's last change.
+
+    Pure and clock-injected: the caller reports changes with :meth:`changed` and asks
+    :meth:`due` which polls to send now, passing a clock that never goes back. A change is
+    released by the first :meth:`due` call at or after ``max(change time, the poll's
+    per_second-th latest release + 1 s)``, at the latest by one at ``change time + 1 s``;
+    :meth:`next_due` says when that is. Nothing is released without a change since the poll's
+    previous release.
+    """
+
+    def __init__(self, per_second: int = 4) -> None:
+        if per_second < 1:
+            raise ValueError("per_second must be at least 1")
+        self.per_second = per_second
+        self._polls: dict[str, _Track] = {}
+
+    def changed(self, poll_id: str, now: float) -> None:
+        """``poll_id``'s tally changed at ``now``: a release is owed."""
+        track = self._polls.get(poll_id)
+        if track is None:
+            track = self._polls[poll_id] = _Track()
+        track.pending = True
+
+    def due(self, now: float) -> list[str]:
+        """The polls whose tally to send now (each counted as released at ``now``)."""
+        released: list[str] = []
+        for poll_id, track in list(self._polls.items()):
+            self._expire(track, now)
+            if track.pending and len(track.releases) < self.per_second:
+                track.pending = False
+                track.releases.append(now)
+                released.append(poll_id)
+            elif not track.pending and not track.releases:
+                del self._polls[poll_id]
+        return released
+
+    def next_due(self, now: float) -> float | None:
+        """The earliest time (``now`` or later) at which :meth:`due` would release a pending
+        poll, or None when no release is owed."""
+        earliest: float | None = None
+        for track in self._polls.values():
+            if not track.pending:
+                continue
+            self._expire(track, now)
+            at = now if len(track.releases) < self.per_second else track.releases[0] + 1.0
+            earliest = at if earliest is None else min(earliest, at)
+        return earliest
+
+    def forget(self, poll_id: str) -> None:
+        """Drop ``poll_id`` (a closed poll sends its final counts otherwise)."""
+        self._polls.pop(poll_id, None)
+
+    @staticmethod
+    def _expire(track: _Track, now: float) -> None:
+        # A release at r counts until r + 1 s; written as next_due computes it, so a call at
+        # exactly next_due's time finds the window open despite float rounding.
+        while track.releases and track.releases[0] + 1.0 <= now:
+            track.releases.popleft()
