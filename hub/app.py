@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -31,6 +31,7 @@ from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from polls import install as install_polls
 from polls.feature import PollsFeature, export_csv, export_map
+from polls.model import Poll
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.feature import RoomsFeature, clean_text
 from rooms.model import Room
@@ -187,56 +188,53 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+HttpHandler = Callable[[Request], Awaitable[Response]]
+
+
+def _api(handler: HttpHandler) -> HttpHandler:
+    """An HTTP API handler whose contract errors become ``{"err"}`` answers, like the ops'."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HubError as error:
+            return _error(error)
+        except BrokerUnavailable:
+            return _error(_UNAVAILABLE)
+
+    return run
+
+
+@_api
 async def _create_room(request: Request) -> Response:
-    try:
-        _organizer(request)
-        room = await _hub(request).rooms.create_room(await _json_body(request))
-    except HubError as error:
-        return _error(error)
-    except BrokerUnavailable:
-        return _error(_UNAVAILABLE)
+    _organizer(request)
+    room = await _hub(request).rooms.create_room(await _json_body(request))
     return JSONResponse({"room": room.describe()}, status_code=201)
 
 
+@_api
 async def _announce(request: Request) -> Response:
     hub = _hub(request)
-    try:
-        user = _organizer(request)
-        room = await hub.rooms.directory.require(request.path_params["room"])
-        text = clean_text((await _json_body(request)).get("text"), 2000)
-        seq = await hub.rooms.post_notice(room.id, text, user)
-    except HubError as error:
-        return _error(error)
-    except BrokerUnavailable:
-        return _error(_UNAVAILABLE)
-    return JSONResponse({"seq": seq})
+    user = _organizer(request)
+    room = await hub.rooms.directory.require(request.path_params["room"])
+    text = clean_text((await _json_body(request)).get("text"), 2000)
+    return JSONResponse({"seq": await hub.rooms.post_notice(room.id, text, user)})
 
 
+async def _poll_export(request: Request) -> tuple[Poll, list[int], int]:
+    _organizer(request)
+    params = request.path_params
+    return await _hub(request).polls.export(params["room"], params["poll"])
+
+
+@_api
 async def _export_poll(request: Request) -> Response:
-    hub = _hub(request)
-    try:
-        _organizer(request)
-        poll, counts, voters = await hub.polls.export(
-            request.path_params["room"], request.path_params["poll"]
-        )
-    except HubError as error:
-        return _error(error)
-    except BrokerUnavailable:
-        return _error(_UNAVAILABLE)
-    return JSONResponse(export_map(poll, counts, voters))
+    return JSONResponse(export_map(*await _poll_export(request)))
 
 
+@_api
 async def _export_poll_csv(request: Request) -> Response:
-    hub = _hub(request)
-    try:
-        _organizer(request)
-        poll, counts, voters = await hub.polls.export(
-            request.path_params["room"], request.path_params["poll"]
-        )
-    except HubError as error:
-        return _error(error)
-    except BrokerUnavailable:
-        return _error(_UNAVAILABLE)
+    poll, counts, voters = await _poll_export(request)
     return Response(
         export_csv(poll, counts, voters),
         media_type="text/csv; charset=utf-8",
