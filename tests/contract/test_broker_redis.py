@@ -116,6 +116,13 @@ async def test_restart_empty_starts_a_new_epoch(
             await a.broker.history("r", 0)
         with pytest.raises(BrokerUnavailable):
             await a.broker.get("k")
+        with pytest.raises(BrokerUnavailable):  # a pipelined script call fails the same way
+            await asyncio.gather(
+                *(
+                    a.broker.ballot("p", f"u{i}", [0], options=2, allow_change=True, closed_key="c")
+                    for i in range(3)
+                )
+            )
         assert time.monotonic() - started < 2.0, "a dead Redis must fail fast"
         with pytest.raises(BrokerUnavailable):
             await a.broker.subscribe("r2")  # gives up after the broker's timeout
