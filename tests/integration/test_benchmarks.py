@@ -1,0 +1,50 @@
+"""The benchmark scripts still run: a tiny load of each, so a change that breaks them shows here
+rather than the next time someone measures. The figures themselves are not checked (speed is
+measured by the scripts, never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def run_benchmark(script: str, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--no-pin", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, object] = json.loads(done.stdout[done.stdout.index("{") :])
+    return report
+
+
+def test_the_fanout_benchmark_runs_and_loses_nothing() -> None:
+    report = run_benchmark(
+        "fanout.py", "--subscribers", "20", "--duration", "1", "--modes", "memory,baseline"
+    )
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 2
+    for result in results:
+        assert "error" not in result, result
+        for phase in ("fixed", "flat"):
+            assert result[phase]["lost"] == 0 and result[phase]["dups"] == 0, result
+
+
+def test_the_votes_benchmark_runs_with_exact_counts() -> None:
+    report = run_benchmark(
+        "votes.py", "--voters", "20", "--duration", "1", "--warmup", "0.2", "--modes", "memory"
+    )
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 1
+    assert "error" not in results[0], results[0]
+    assert results[0]["exact"] is True, results[0]
