@@ -59,6 +59,22 @@ from typing import Any, cast
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import (  # noqa: E402
+    add_loadgen_arguments,
+    add_run_arguments,
+    format_table,
+    loadgen_main,
+    log,
+    parse_modes,
+    pin_cpus,
+    pinned,
+    report,
+    run_loadgen,
+    run_modes,
+    start_output,
+    start_redis,
+)
+
 from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message  # noqa: E402
 from tests.support.hub_process import HubProcess, free_port, mint  # noqa: E402
 
@@ -667,10 +683,6 @@ def latency_summary(values: array[float]) -> dict[str, float | None]:
     return {"p50_ms": ms(50), "p99_ms": ms(99), "max_ms": ms(100), "samples": len(ordered)}
 
 
-def log(message: str) -> None:
-    print(f"  [loadgen] {message}", file=sys.stderr, flush=True)
-
-
 async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     """Run both phases against ``args.url``; returns the results."""
     raise_nofile(args.subscribers + 256)
@@ -819,18 +831,6 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def loadgen_main(args: argparse.Namespace) -> int:
-    try:
-        result = asyncio.run(asyncio.wait_for(loadgen(args), args.deadline))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Orchestration: servers pinned to one core, the load generator to the other
 # ---------------------------------------------------------------------------------------------
@@ -873,26 +873,6 @@ class Baseline:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-
-
-def redis_pid(server: Any) -> int | None:
-    """The pid of a RedisServer's process (its Popen, else found by port in /proc)."""
-    process = getattr(server, "_process", None)
-    if process is not None and getattr(process, "pid", None):
-        return int(process.pid)
-    needle = str(server.port)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        name = os.path.basename(argv[0].decode(errors="replace"))
-        if ("redis" in name or "valkey" in name) and needle.encode() in argv:
-            return int(entry)
-    return None
 
 
 def wait_workers(hub: HubProcess, workers: int, timeout: float = 20.0) -> set[str]:
@@ -943,17 +923,9 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
             redis_url = None
             workers = 1
             if mode.startswith("redis"):
-                from tests.support.redis_server import RedisServer
-
-                redis = RedisServer()
-                stack.callback(redis.close)
+                redis, redis_pids = start_redis(stack, options.redis_cpu)
                 redis_url = redis.url
                 workers = int(mode[len("redis") :])
-                pid = redis_pid(redis)
-                if pid is not None:
-                    redis_pids = [pid]
-                    if options.redis_cpu is not None:
-                        os.sched_setaffinity(pid, {options.redis_cpu})
                 setup["redis"] = {
                     "binary": str(redis.binary),
                     "cpu": "unpinned" if options.redis_cpu is None else options.redis_cpu,
@@ -995,26 +967,12 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
             "--read",
             options.read,
         ]
-        if options.loadgen_cpu is not None:
-            command = ["taskset", "-c", str(options.loadgen_cpu), *command]
+        command = pinned(command, options.loadgen_cpu)
         commands.append(command)
         setup["commands"] = [shlex.join(c) for c in commands]
         for line in setup["commands"]:
             print(f"  $ {line}", file=out, flush=True)
-        loadgen_proc = subprocess.Popen(command, stdout=subprocess.PIPE)
-
-        def kill_loadgen() -> None:
-            if loadgen_proc.poll() is None:
-                loadgen_proc.kill()
-                loadgen_proc.wait(5)
-
-        stack.callback(kill_loadgen)
-        stdout, _ = loadgen_proc.communicate(timeout=deadline + 15)
-        lines = stdout.decode(errors="replace").strip().splitlines()
-        try:
-            result: dict[str, Any] = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            result = {"error": f"load generator printed no result (exit {loadgen_proc.returncode})"}
+        result = run_loadgen(stack, command, deadline + 15)
         if mode != "baseline" and "error" in result:
             result["server_stderr"] = hub.stderr()[-1500:]
         return {**setup, **result}
@@ -1072,17 +1030,7 @@ def table(results: list[dict[str, Any]], options: argparse.Namespace) -> str:
                 f"{max(0.0, flat['other_cpu']):.0%}",
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(rows)
 
 
 def notes(results: list[dict[str, Any]], options: argparse.Namespace) -> Iterator[str]:
@@ -1148,14 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("announce", "chat.send"),
         help="what the publisher sends: stored notices, or chat messages",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        help="before each mode, wait up to this many seconds for other processes to go idle",
-    )
-    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    add_run_arguments(parser)
     parser.add_argument("--server-cpu", type=int, help="core of the server (default: first)")
     parser.add_argument("--loadgen-cpu", type=int, help="core of the load generator (second)")
     parser.add_argument(
@@ -1173,29 +1114,13 @@ def main(argv: list[str] | None = None) -> int:
         default="epoll",
         help="subscribers read through one shared epoll (epoll) or their transports (asyncio)",
     )
-    # internal: the load generator process
-    parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--server-pids", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--redis-pids", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--settle", type=float, default=2.0, help=argparse.SUPPRESS)
-    parser.add_argument("--drain-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
-    parser.add_argument("--connect-concurrency", type=int, default=50, help=argparse.SUPPRESS)
-    parser.add_argument("--deadline", type=float, default=600.0, help=argparse.SUPPRESS)
+    add_loadgen_arguments(parser, "--url")  # internal: the load generator process
     options = parser.parse_args(argv)
     if options.loadgen:
-        return loadgen_main(options)
+        return loadgen_main(loadgen, options)
 
-    modes = [m.strip() for m in options.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES + EXTRA_MODES]
-    if unknown:
-        parser.error(f"unknown modes {unknown}; choose from {', '.join(MODES + EXTRA_MODES)}")
-    cpus = sorted(os.sched_getaffinity(0))
-    if options.no_pin or len(cpus) < 2:
-        options.server_cpu = options.loadgen_cpu = None
-    else:
-        options.server_cpu = cpus[0] if options.server_cpu is None else options.server_cpu
-        options.loadgen_cpu = cpus[1] if options.loadgen_cpu is None else options.loadgen_cpu
+    modes = parse_modes(parser, options.modes, MODES + EXTRA_MODES)
+    cpus = pin_cpus(options)
     redis_cpu = options.redis_cpu
     options.redis_cpu = (
         None
@@ -1206,9 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     nofile = raise_nofile(options.subscribers + 256)
 
-    out = sys.stderr if options.json else sys.stdout
-    invocation = shlex.join([sys.executable, *sys.argv]) if argv is None else str(argv)
-    print(f"$ {invocation}", file=out)
+    out, invocation = start_output(options, argv)
     print(
         f"fan-out: {options.subscribers} subscribers in room {options.room!r}, {TEXT_CHARS}-char "
         f"announces; {options.duration:g}s at {options.rate:g} msg/s, then {options.duration:g}s "
@@ -1219,45 +1142,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    results: list[dict[str, Any]] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-
-    def interrupted(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for signum in previous:
-        signal.signal(signum, interrupted)
-    try:
-        for mode in modes:
-            print(f"[{mode}]", file=out, flush=True)
-            try:
-                results.append(run_mode(mode, options, out))
-            except (Exception, subprocess.TimeoutExpired) as error:
-                results.append({"mode": mode, "error": f"{type(error).__name__}: {error}"})
-    except KeyboardInterrupt:
-        print("interrupted: every process this run started was stopped", file=sys.stderr)
+    results = run_modes(modes, run_mode, options, out)
+    if results is None:
         return 130
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
+    report(
+        invocation,
+        options,
+        results,
+        lambda: table(results, options),
+        lambda: notes(results, options),
+    )
     if options.json:
-        print(
-            json.dumps(
-                {"invocation": invocation, "options": vars(options), "results": results}, indent=2
-            )
-        )
         return 0
-    print()
-    print(table(results, options))
-    print()
-    for line in notes(results, options):
-        print(f"- {line}")
-    for r in results:
-        if "error" in r:
-            print(f"- {r['mode']}: {r['error']}")
-            if r.get("server_stderr"):
-                print(r["server_stderr"])
     return 0 if all("error" not in r for r in results) else 1
 
 

@@ -32,12 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from array import array
@@ -49,17 +46,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# The lean raw WebSocket client and /proc helpers of the fan-out benchmark.
+# The runner shared with the fan-out benchmark, and its lean raw WebSocket client and /proc
+# helpers.
+from common import (  # noqa: E402
+    add_loadgen_arguments,
+    add_run_arguments,
+    format_table,
+    loadgen_main,
+    log,
+    parse_modes,
+    pin_cpus,
+    pinned,
+    report,
+    run_loadgen,
+    run_modes,
+    start_output,
+    start_redis,
+)
 from fanout import (  # noqa: E402
     Conn,
     Stats,
     all_server_pids,
     cpu_shares,
     fmt,
+    latency_summary,
     open_conn,
-    percentile,
     raise_nofile,
-    redis_pid,
     sample,
     wait_quiet,
 )
@@ -77,10 +89,6 @@ RAISED_LIMITS = {
     "HUB_LIMIT_USER_RATE": "10000",
     "HUB_LIMIT_USER_BURST": "10000",
 }
-
-
-def log(message: str) -> None:
-    print(f"  [loadgen] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,11 +260,8 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     unanswered = sum(len(v.inflight) for v in voters)
     closed = sum(1 for v in voters if v.conn.close_code is not None)
     span = end["t"] - begin["t"]
-    latency = sorted(run.latency)
-
-    def ms(q: float) -> float | None:
-        value = percentile(latency, q)
-        return None if value is None else round(value * 1000, 2)
+    latency = latency_summary(run.latency)
+    del latency["samples"]
 
     # The check: the broker's tally against every voter's last accepted choice.
     expected = [0] * OPTIONS
@@ -290,9 +295,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
         accepted_in_window=counted,
         votes_per_s=round(counted / span) if span > 0 else 0,
         errors=dict(run.errors),
-        p50_ms=ms(50),
-        p99_ms=ms(99),
-        max_ms=ms(100),
+        **latency,
         unanswered=unanswered,
         closed_connections=closed,
         expected={"counts": expected, "voters": expected_voters},
@@ -307,18 +310,6 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def loadgen_main(args: argparse.Namespace) -> int:
-    try:
-        result = asyncio.run(asyncio.wait_for(loadgen(args), args.deadline))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:
-        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Orchestration: servers pinned to one core, the load generator to the other
 # ---------------------------------------------------------------------------------------------
@@ -331,20 +322,12 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
         if options.wait_quiet:
             setup["load_before"] = round(wait_quiet(options.wait_quiet, out), 2)
         redis_pids: list[int] = []
-        redis_url = None
+        redis_url: str | None = None
         nodes = 1
         if mode == "redis2":
-            from tests.support.redis_server import RedisServer
-
-            redis = RedisServer()
-            stack.callback(redis.close)
+            redis, redis_pids = start_redis(stack, options.server_cpu)
             redis_url = redis.url
             nodes = 2
-            pid = redis_pid(redis)
-            if pid is not None:
-                redis_pids = [pid]
-                if options.server_cpu is not None:
-                    os.sched_setaffinity(pid, {options.server_cpu})
             setup["redis"] = {"binary": str(redis.binary), "cpu": fmt(options.server_cpu)}
         env = RAISED_LIMITS if options.raise_limits else None
         hubs = []
@@ -380,8 +363,7 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
             "--deadline",
             str(deadline),
         ]
-        if options.loadgen_cpu is not None:
-            command = ["taskset", "-c", str(options.loadgen_cpu), *command]
+        command = pinned(command, options.loadgen_cpu)
         commands.append(command)
         setup["commands"] = [shlex.join(c) for c in commands]
         if env:
@@ -389,20 +371,7 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
             print(f"  hub env: {' '.join(f'{k}={v}' for k, v in env.items())}", file=out)
         for line in setup["commands"]:
             print(f"  $ {line}", file=out, flush=True)
-        loadgen_proc = subprocess.Popen(command, stdout=subprocess.PIPE)
-
-        def kill_loadgen() -> None:
-            if loadgen_proc.poll() is None:
-                loadgen_proc.kill()
-                loadgen_proc.wait(5)
-
-        stack.callback(kill_loadgen)
-        stdout, _ = loadgen_proc.communicate(timeout=deadline + 15)
-        lines = stdout.decode(errors="replace").strip().splitlines()
-        try:
-            result: dict[str, Any] = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            result = {"error": f"load generator printed no result (exit {loadgen_proc.returncode})"}
+        result = run_loadgen(stack, command, deadline + 15)
         if "error" in result:
             result["server_stderr"] = "\n".join(hub.stderr()[-1500:] for hub in hubs)
         return {**setup, **result}
@@ -443,17 +412,7 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{r['loadgen_cpu']:.0%}",
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return format_table(rows)
 
 
 def notes(results: list[dict[str, Any]]) -> list[str]:
@@ -500,43 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raise-limits", action="store_true", help="start the hubs with raised command limits"
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        help="before each mode, wait up to this many seconds for other processes to go idle",
-    )
-    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    # internal: the load generator process
-    parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--urls", help=argparse.SUPPRESS)
-    parser.add_argument("--server-pids", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--redis-pids", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--settle", type=float, default=2.0, help=argparse.SUPPRESS)
-    parser.add_argument("--drain-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
-    parser.add_argument("--connect-concurrency", type=int, default=50, help=argparse.SUPPRESS)
-    parser.add_argument("--deadline", type=float, default=600.0, help=argparse.SUPPRESS)
+    add_run_arguments(parser)
+    add_loadgen_arguments(parser, "--urls")  # internal: the load generator process
     options = parser.parse_args(argv)
     if options.window not in (1, 2):
         parser.error("--window is 1 or 2")
     if options.loadgen:
-        return loadgen_main(options)
+        return loadgen_main(loadgen, options)
 
-    modes = [m.strip() for m in options.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
-    cpus = sorted(os.sched_getaffinity(0))
-    if options.no_pin or len(cpus) < 2:
-        options.server_cpu = options.loadgen_cpu = None
-    else:
-        options.server_cpu, options.loadgen_cpu = cpus[0], cpus[1]
+    modes = parse_modes(parser, options.modes, MODES)
+    cpus = pin_cpus(options)
     nofile = raise_nofile(options.voters + 256)
 
-    out = sys.stderr if options.json else sys.stdout
-    invocation = shlex.join([sys.executable, *sys.argv]) if argv is None else str(argv)
-    print(f"$ {invocation}", file=out)
+    out, invocation = start_output(options, argv)
     limits = (
         "raised command limits (" + ", ".join(f"{k}={v}" for k, v in RAISED_LIMITS.items()) + ")"
         if options.raise_limits
@@ -552,45 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    results: list[dict[str, Any]] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-
-    def interrupted(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for signum in previous:
-        signal.signal(signum, interrupted)
-    try:
-        for mode in modes:
-            print(f"[{mode}]", file=out, flush=True)
-            try:
-                results.append(run_mode(mode, options, out))
-            except (Exception, subprocess.TimeoutExpired) as error:
-                results.append({"mode": mode, "error": f"{type(error).__name__}: {error}"})
-    except KeyboardInterrupt:
-        print("interrupted: every process this run started was stopped", file=sys.stderr)
+    results = run_modes(modes, run_mode, options, out)
+    if results is None:
         return 130
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-    if options.json:
-        print(
-            json.dumps(
-                {"invocation": invocation, "options": vars(options), "results": results}, indent=2
-            )
-        )
-    else:
-        print()
-        print(table(results))
-        print()
-        for line in notes(results):
-            print(f"- {line}")
-        for r in results:
-            if "error" in r:
-                print(f"- {r['mode']}: {r['error']}")
-                if r.get("server_stderr"):
-                    print(r["server_stderr"])
+    report(invocation, options, results, lambda: table(results), lambda: notes(results))
     ok = all("error" not in r and r["exact"] for r in results)
     return 0 if ok else 1
 
