@@ -1,0 +1,101 @@
+"""The ``hub`` command's parts that need no server: ``hub token``, the checks ``hub serve`` makes
+before serving, and settings read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.auth import Role, TokenAuthority
+from hub.cli import main
+from hub.config import HubConfig, from_environment
+
+SECRET = "cli-test-secret-0123456789abcdef-0123456789"
+
+
+def test_token_prints_a_token_the_hub_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "token",
+            "--user", "u42",
+            "--name", "Ada",
+            "--role", "moderator",
+            "--room", "panel-1=speaker",
+            "--ttl", "600",
+            "--secret", SECRET,
+        ]
+    )  # fmt: skip
+    assert code == 0
+    identity = TokenAuthority(SECRET).verify(capsys.readouterr().out.strip())
+    assert (identity.user_id, identity.name, identity.role) == ("u42", "Ada", Role.MODERATOR)
+    assert identity.rooms == {"panel-1": Role.SPEAKER}
+    assert identity.expires_at is not None
+
+
+def test_token_reads_the_secret_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_SECRET", SECRET)
+    assert main(["token", "--user", "u1", "--name", "Bo", "--ttl", "0"]) == 0
+    identity = TokenAuthority(SECRET).verify(capsys.readouterr().out.strip())
+    assert identity.role is Role.ATTENDEE and identity.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["token", "--user", "u1", "--name", "Bo"], "HUB_SECRET"),
+        (["token", "--user", "u1", "--name", "Bo", "--secret", "short"], "32"),
+        (["token", "--user", "u1", "--name", "Bo", "--secret", SECRET, "--room", "x"], "ROOM=ROLE"),
+        (["serve", "--workers", "2"], "--redis"),
+        (["serve", "--secret", "short"], "32"),
+    ],
+)
+def test_bad_invocations_exit_2_with_a_reason(
+    args: list[str],
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HUB_SECRET", "REDIS_URL", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(args) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_rooms_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rooms = tmp_path / "rooms.toml"
+    rooms.write_text('[[rooms]]\nid = "UPPER"\nkind = "panel"\n')
+    assert main(["serve", "--secret", SECRET, "--rooms", str(rooms)]) == 2
+    assert "rooms[0]" in capsys.readouterr().err
+
+
+def test_settings_from_the_environment() -> None:
+    config = from_environment(
+        {
+            "HUB_HOST": "0.0.0.0",
+            "PORT": "9000",
+            "WEB_CONCURRENCY": "3",
+            "REDIS_URL": "redis://127.0.0.1:6390/0",
+            "HUB_GUESTS": "yes",
+            "HUB_ORIGINS": "https://a.example, https://b.example",
+            "HUB_HISTORY": "50",
+            "HUB_CHAT_HISTORY": "70",
+            "HUB_LIMIT_QUEUE_MESSAGES": "10",
+            "HUB_LIMIT_HELLO_TIMEOUT": "0.5",
+        }
+    )
+    assert (config.host, config.port, config.workers) == ("0.0.0.0", 9000, 3)
+    assert config.broker_url == "redis://127.0.0.1:6390/0"
+    assert config.guests_allowed is True
+    assert config.origins == ("https://a.example", "https://b.example")
+    assert (config.history_size, config.chat_history) == (50, 70)
+    assert config.limits.queue_messages == 10 and config.limits.hello_timeout == 0.5
+
+
+def test_guests_default_to_allowed_only_on_a_trial_hub() -> None:
+    assert HubConfig().guests_allowed is True
+    assert HubConfig(secret=SECRET).guests_allowed is False
+    assert HubConfig(secret=SECRET, guests=True).guests_allowed is True
+    assert from_environment({}).broker_url == "memory://"
