@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from tests.conftest import TIMEOUT
-from tests.support.hub_process import TEST_SECRET, HubProcess
+from tests.support import recording
+from tests.support.hub_process import TEST_SECRET, HubProcess, mint
 from tests.support.redis_server import RedisServer
 
 # The module hub's limits: the fan-out test's moderator announces 100 notices in a burst, more
@@ -155,3 +156,17 @@ async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
         yield client
+
+
+async def open_member(
+    stack: contextlib.AsyncExitStack,
+    node: HubProcess,
+    user: str,
+    role: str = "attendee",
+    *,
+    kind: type[recording.Member] = recording.Member,
+) -> recording.Member:
+    """A recording member (of class ``kind``) said hello on ``node``; closed with ``stack``."""
+    member = await kind.open(node.url, mint(user, role), within=TIMEOUT)
+    stack.push_async_callback(member.close)
+    return member

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 import pytest
 
-from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartNodes, uid
+from tests.integration.conftest import open_member as shared_open_member
 from tests.support import recording
-from tests.support.hub_process import HubProcess, mint
+from tests.support.hub_process import HubProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -37,12 +38,7 @@ class Member(recording.Member):
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def open_member(
-    stack: contextlib.AsyncExitStack, node: HubProcess, user: str, role: str = "attendee"
-) -> Member:
-    member = await Member.open(node.url, mint(user, role), within=TIMEOUT)
-    stack.push_async_callback(member.close)
-    return member
+open_member = functools.partial(shared_open_member, kind=Member)
 
 
 async def snapshot_questions(
