@@ -45,7 +45,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker import (
@@ -60,6 +60,7 @@ from hub.broker import (
     StoredEvent,
     node_topic,
 )
+from hub.codec import pack
 
 __all__ = ["RedisBroker"]
 
@@ -173,35 +174,54 @@ end
 return redis.call('ZCARD', KEYS[1])
 """
 
-# KEYS: the poll's closed marker, ballots hash (user -> "0,2"), counts hash (index -> count).
-# ARGV: user, allow change ("1" | "0"), options, the new ballot ("0,2").
-# Returns {status, has previous (1 | 0), previous ballot, counts (options of them), voters}:
-# a Lua nil cannot sit inside a reply array, hence the flag.
+# Casts a batch of ballots, each atomically (the whole script is). ARGV[1] is the batch, packed
+# as msgpack: an array of [closed marker key, ballots hash key (user -> "0,2"), counts hash key
+# (index -> count), user, allow change (bool), options, the new ballot ("0,2")]. One packed
+# argument instead of seven per ballot because encoding arguments one by one was most of the
+# Redis client's cost per vote; the keys therefore come from ARGV, which a single Redis allows
+# (this script is not meant for Redis Cluster). Returns one reply per ballot, {status, has
+# previous (1 | 0), previous ballot, counts (options of them), voters} (a Lua nil cannot sit
+# inside a reply array, hence the flag), or {"error", message} where that ballot's Redis calls
+# failed; the others are unaffected.
 _BALLOT_LUA: Final = """
-local previous = redis.call('HGET', KEYS[2], ARGV[1])
-local status = 'accepted'
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  status = 'closed'
-elseif previous and ARGV[2] ~= '1' then
-  status = 'conflict'
-else
-  if previous then
-    for index in string.gmatch(previous, '%d+') do redis.call('HINCRBY', KEYS[3], index, -1) end
+local function cast(closed, ballots, tally, user, allow, options, ballot)
+  local previous = redis.call('HGET', ballots, user)
+  local status = 'accepted'
+  if redis.call('EXISTS', closed) == 1 then
+    status = 'closed'
+  elseif previous and not allow then
+    status = 'conflict'
+  else
+    if previous then
+      for index in string.gmatch(previous, '%d+') do redis.call('HINCRBY', tally, index, -1) end
+    end
+    for index in string.gmatch(ballot, '%d+') do redis.call('HINCRBY', tally, index, 1) end
+    redis.call('HSET', ballots, user, ballot)
   end
-  for index in string.gmatch(ARGV[4], '%d+') do redis.call('HINCRBY', KEYS[3], index, 1) end
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  local counts = {}
+  local n = options
+  if n > 0 then
+    local fields = {}
+    for i = 1, n do fields[i] = tostring(i - 1) end
+    local raw = redis.call('HMGET', tally, unpack(fields))
+    for i = 1, n do counts[i] = tonumber(raw[i] or '0') end
+  end
+  local has_previous = 0
+  if previous then has_previous = 1 else previous = '' end
+  return {status, has_previous, previous, counts, redis.call('HLEN', ballots)}
 end
-local counts = {}
-local options = tonumber(ARGV[3])
-if options > 0 then
-  local fields = {}
-  for i = 1, options do fields[i] = tostring(i - 1) end
-  local raw = redis.call('HMGET', KEYS[3], unpack(fields))
-  for i = 1, options do counts[i] = tonumber(raw[i] or '0') end
+local replies = {}
+for i, b in ipairs(cmsgpack.unpack(ARGV[1])) do
+  local ok, reply = pcall(cast, b[1], b[2], b[3], b[4], b[5], b[6], b[7])
+  if ok then
+    replies[i] = reply
+  elseif type(reply) == 'table' and reply.err then
+    replies[i] = {'error', reply.err}
+  else
+    replies[i] = {'error', tostring(reply)}
+  end
 end
-local has_previous = 0
-if previous then has_previous = 1 else previous = '' end
-return {status, has_previous, previous, counts, redis.call('HLEN', KEYS[2])}
+return replies
 """
 
 
@@ -271,50 +291,51 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-class _ScriptPipeliner:
-    """Sends the calls of one Lua script made in the same event-loop iteration as one pipeline,
-    in call order: a burst (a crowd voting) costs one round trip and one pooled connection
-    instead of one of each per call, which is what kept a busy node waiting for connections."""
+class _BallotBatcher:
+    """Casts the ballots asked for in the same event-loop iteration with one call of the batch
+    script (at most ``limit`` per call, in call order): a crowd voting costs one command, one
+    round trip and one pooled connection per iteration instead of one of each per ballot. The
+    per-command cost of the Redis client, not Redis, is what bounded a node's votes/s."""
 
-    def __init__(self, redis: Redis, script: AsyncScript) -> None:
-        self._redis = redis
+    def __init__(self, script: AsyncScript, limit: int = 256) -> None:
         self._script = script
-        self._batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+        self._limit = limit
+        self._batch: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def call(self, keys: list[Any], args: list[Any]) -> Any:
-        """The script's reply for ``keys`` and ``args`` (its error, raised)."""
+    async def call(self, ballot: list[Any]) -> Any:
+        """The script's reply for one ``ballot`` (an entry of its packed batch; its error,
+        raised)."""
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
-        self._batch.append((keys, args, reply))
+        self._batch.append((ballot, reply))
         if len(self._batch) == 1:
             loop.call_soon(self._flush)
         return await reply
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for start in range(0, len(batch), self._limit):
+            task = asyncio.ensure_future(self._send(batch[start : start + self._limit]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[tuple[list[Any], list[Any], asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        packed = pack([ballot for ballot, _ in batch])
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                await self._script(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = cast("list[Any]", await self._script(keys=[], args=[packed]))
         except BaseException as exc:
-            for _, _, reply in batch:
+            for _, reply in batch:
                 if not reply.done():
                     reply.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        for (_, _, reply), result in zip(batch, replies, strict=True):
+        for (_, reply), result in zip(batch, replies, strict=True):
             if reply.done():
                 continue  # its caller gave up (cancelled)
-            if isinstance(result, Exception):
-                reply.set_exception(result)
+            if result[0] == b"error":
+                reply.set_exception(ResponseError(cast(bytes, result[1]).decode(errors="replace")))
             else:
                 reply.set_result(result)
 
@@ -373,7 +394,7 @@ class RedisBroker:
         self._read_script = self._redis.register_script(_READ_LUA)
         self._presence_script = self._redis.register_script(_PRESENCE_LUA)
         self._ballot_script = self._redis.register_script(_BALLOT_LUA)
-        self._ballots = _ScriptPipeliner(self._redis, self._ballot_script)
+        self._ballots = _BallotBatcher(self._ballot_script)
         self._channel_prefix = f"{prefix}t:"
         self._node_topic = node_topic(node_id)
         self._probe_token = uuid.uuid4().hex.encode()
@@ -706,13 +727,19 @@ class RedisBroker:
         allow_change: bool,
         closed_key: str,
     ) -> BallotResult:
-        """Cast ``user``'s ballot in one Lua script: check the closed marker and the previous
-        ballot, move the counts from the previous ballot to the new one, store it, and read the
-        tally, all atomically."""
+        """Cast ``user``'s ballot atomically in Lua (batched with the other ballots of this
+        event-loop iteration): check the closed marker and the previous ballot, move the counts
+        from the previous ballot to the new one, store it, and read the tally."""
         result = await self._call(
             self._ballots.call(
-                [self._key(closed_key), *self._ballot_keys(poll)],
-                [user, "1" if allow_change else "0", options, _encode_ballot(choice)],
+                [
+                    self._key(closed_key),
+                    *self._ballot_keys(poll),
+                    user,
+                    allow_change,
+                    options,
+                    _encode_ballot(choice),
+                ]
             )
         )
         status, has_previous, previous, counts, voters = cast("list[Any]", result)

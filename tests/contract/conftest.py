@@ -8,7 +8,6 @@ of their own. The same tests run against both (the ``cluster`` fixture is parame
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -104,25 +103,6 @@ class Recorder:
     async def wait_payload(self, topic: str, payload: bytes, within: float = 5.0) -> None:
         """Wait until ``payload`` was delivered on ``topic``."""
         await self.wait_for(lambda: payload in self.payloads(topic), within, f"{payload!r}")
-
-
-async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]],
-    within: float = 5.0,
-    what: str = "condition",
-) -> None:
-    """Poll ``condition`` until it holds, for states nothing notifies about (expiry, ready());
-    fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {within}s")
-        await asyncio.sleep(0.02)
 
 
 @dataclass(eq=False)

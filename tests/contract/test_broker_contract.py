@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from support.waiting import eventually
+
 from hub.broker import BallotResult, StoredEvent, node_topic
 
-from .conftest import Cluster, Node, eventually
+from .conftest import Cluster, Node
 
 
 async def barrier(publisher: Node, *nodes: Node) -> None:
@@ -511,3 +513,35 @@ async def test_concurrent_ballots_of_many_users_all_count(cluster: Cluster) -> N
     )
     assert all(r.status == "accepted" for r in results)
     assert await a.broker.ballot_tally("crowd", 3) == ([10, 10, 10], 30)
+
+
+async def test_a_burst_of_ballots_in_several_polls_counts_exactly(cluster: Cluster) -> None:
+    # More ballots in one event-loop iteration than one batch holds, across polls and nodes,
+    # with mixed rules: each ballot gets its own reply and the tallies come out exact.
+    a, b = await cluster.node("a"), await cluster.node("b")
+    options = 3
+    await a.broker.set_if_absent("shut:c", b"1")
+    plan = [
+        (poll, f"u{i}", [i % options], allow)
+        for i in range(700)
+        for poll, allow in (("open", True), ("strict", False), ("shut", True))
+        if (i + len(poll)) % 3 != 0 or poll == "open"
+    ]
+    results = await asyncio.gather(
+        *(
+            (a if i % 2 else b).broker.ballot(
+                poll, user, choice, options=options, allow_change=allow, closed_key=f"{poll}:c"
+            )
+            for i, (poll, user, choice, allow) in enumerate(plan)
+        )
+    )
+    expected: dict[str, list[int]] = {"open": [0] * options, "strict": [0] * options}
+    for (poll, _, choice, _), result in zip(plan, results, strict=True):
+        if poll == "shut":
+            assert result.status == "closed"
+        else:
+            assert result.status == "accepted" and result.previous is None
+            expected[poll][choice[0]] += 1
+    for poll, counts in expected.items():
+        assert await b.broker.ballot_tally(poll, options) == (counts, sum(counts))
+    assert await a.broker.ballot_tally("shut", options) == ([0] * options, 0)

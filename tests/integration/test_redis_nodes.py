@@ -18,8 +18,7 @@ import contextlib
 import re
 import signal
 import socket
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -36,6 +35,7 @@ from tests.support import recording
 from tests.support.hub_process import HubProcess, mint
 from tests.support.recording import MSGPACK, SERVER_FRAMES, Msg
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -73,18 +73,6 @@ async def announce_many(mod: HubClient, room: str, texts: list[str]) -> list[int
     return [ack["seq"] for ack in acks]
 
 
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, within: float = TIMEOUT
-) -> None:
-    """Poll ``condition`` (an HTTP probe: no event tells about it) until it holds; fail after
-    ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {within}s")
-        await asyncio.sleep(0.05)  # poll interval, not synchronisation
-
-
 async def readyz(http: httpx.AsyncClient, node: HubProcess) -> tuple[int | None, str | None]:
     """``GET /readyz`` of ``node``: (status, node id), (None, None) when nothing answers. A new
     connection each time, so that the kernel may hand it to any worker of the port."""
@@ -99,7 +87,7 @@ async def wait_ready_status(http: httpx.AsyncClient, node: HubProcess, status: i
     async def reached() -> bool:
         return (await readyz(http, node))[0] == status
 
-    await eventually(reached, f"/readyz {status} on port {node.port}")
+    await eventually(reached, TIMEOUT, f"/readyz {status} on port {node.port}", interval=0.05)
 
 
 async def metric(http: httpx.AsyncClient, node: HubProcess, name: str, labels: str = "") -> float:
@@ -615,7 +603,7 @@ async def test_two_workers_on_one_port_share_rooms(
             ready.add(node)
         return len(ready) == 2
 
-    await eventually(both_ready, "/readyz 200 from two workers")
+    await eventually(both_ready, TIMEOUT, "/readyz 200 from two workers", interval=0.05)
 
     org = await open_client(stack, hub_client(hub, uid("org"), "organizer"))
     room = await create_room(org)

@@ -1,0 +1,47 @@
+"""uvicorn's sans-I/O WebSocket protocol with a window of inbound messages.
+
+uvicorn stops reading a socket as soon as one message waits for the application and starts again
+once the application took it: two ``epoll_ctl`` calls per message, which a crowd sending one
+small command per frame (votes) pays for on every command. This protocol lets up to
+:data:`INBOUND_WINDOW` messages wait before it stops reading, and starts again once the
+application has taken half of them. The queue stays bounded: at most the window plus what one
+socket read (``asyncio``'s 256 KiB, cut into frames of at most ``ws_max_size``) completes beyond
+it, and the application still takes one message at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from uvicorn._types import ASGIReceiveEvent
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# Messages that may wait for the application before the socket stops being read.
+INBOUND_WINDOW: Final = 32
+
+
+class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """Stops reading the socket only when :data:`INBOUND_WINDOW` messages wait, not at the
+    first; everything else is uvicorn's."""
+
+    # Set while this class (not uvicorn's close handling) has paused the transport.
+    reading_stopped: bool = False
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn pauses at the first waiting message unless it thinks reading is already
+        # paused; it never is here until the window is full, so the flag is claimed for it.
+        # uvicorn resumes reading itself when the application closes (it must, to read the
+        # peer's close reply), and resuming a running transport does nothing.
+        self.read_paused = True
+        super().send_receive_event_to_app()
+        if not self.reading_stopped and self.queue.qsize() >= INBOUND_WINDOW:
+            self.reading_stopped = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        """The next message; reading restarts once at most half the window waits."""
+        message = await self.queue.get()
+        if self.reading_stopped and self.queue.qsize() <= INBOUND_WINDOW // 2:
+            self.reading_stopped = False
+            self.transport.resume_reading()
+        return message
