@@ -180,7 +180,7 @@ class QaFeature:
         question in its new state with its current votes. Replies ``{question, seq}``."""
         room = validate_room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
-        if self.rooms.role_of(ctx.session, room) < Role.MODERATOR:
+        if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators answer or dismiss questions")
         question = await self._question(room, cmd)
         if question.state != OPEN or not await self.broker.hash_set(

@@ -6,13 +6,18 @@ import asyncio
 import time
 from typing import Any
 
-from hub.auth import Identity, TokenAuthority, guest_identity
+from hub.auth import Identity, Role, TokenAuthority, guest_identity
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session, SessionState
 
 # The broker set of every user id that ever said hello: direct messages go to known users only.
 KNOWN_USERS = "users"
+# The broker set of the users banned from the whole event (``ban``): their hello closes with 4003.
+BANNED_USERS = "banned"
+# The broker hash of the event-wide role of every moderator and organizer who said hello (user ->
+# role label): what a node knows of someone's rank when they are connected elsewhere.
+STAFF_ROLES = "staff"
 
 
 class SessionOps:
@@ -49,6 +54,14 @@ class SessionOps:
         # hello that fails here (broker unavailable) may be retried without binding twice.
         await ctx.node.broker.set_add(KNOWN_USERS, identity.user_id)
         await ctx.node.bind_user(session, identity.user_id)
+        # Read after the bind: a ban stored later closes this session through the user's topic,
+        # a ban stored earlier is seen here.
+        if await ctx.node.broker.set_contains(BANNED_USERS, identity.user_id):
+            raise HubError("forbidden", "banned from this event", close=CloseCode.BANNED)
+        if identity.role >= Role.MODERATOR:
+            await ctx.node.broker.hash_set(
+                STAFF_ROLES, identity.user_id, identity.role.label.encode()
+            )
         if not session.open:
             raise HubError("closed", "the connection is closing")
         session.authenticate(identity)

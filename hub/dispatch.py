@@ -37,15 +37,6 @@ class CommandContext:
             raise HubError("unauthorized", "say hello first")
         return identity
 
-    def role_in(self, room: str) -> Role:
-        """The caller's role in ``room``."""
-        return self.session.role_in(room)
-
-    def require_role(self, room: str, role: Role) -> None:
-        """Refuse with ``forbidden`` unless the caller has at least ``role`` in ``room``."""
-        if self.role_in(room) < role:
-            raise HubError("forbidden", f"{role.label} role needed in {room}")
-
 
 Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -105,9 +96,9 @@ class Dispatcher:
             result = await self._run(session, message)
         except HubError as error:
             self._reply_error(session, command_id, error)
-            if isinstance(error, _Flooding):
+            if error.close is not None:
                 # After its reply: closing first would drop the reply this command is owed.
-                session.request_close(CloseCode.FLOODING, "kept flooding after rate_limited")
+                session.request_close(error.close, error.msg)
         except BrokerUnavailable:
             unavailable = True
             log.warning("broker unavailable for %s", message.get("op"))
@@ -150,17 +141,15 @@ class Dispatcher:
             return
         self.node.metrics.rate_limited.inc()
         if session.flooding(now):
-            raise _Flooding("rate_limited", "too many commands: slow down")
+            raise HubError(
+                "rate_limited", "kept flooding after rate_limited", close=CloseCode.FLOODING
+            )
         raise HubError("rate_limited", "too many commands: slow down")
 
     def _reply_error(self, session: Session, command_id: int | None, error: HubError) -> None:
         self.node.metrics.errors.labels(error.code).inc()
         if command_id is not None:
             session.send({"re": command_id, "err": {"code": error.code, "msg": error.msg}})
-
-
-class _Flooding(HubError):
-    """``rate_limited`` once too often: the session is closed with 4029 after the reply."""
 
 
 def _valid_id(value: object) -> bool:

@@ -40,12 +40,14 @@ class CloseCode(enum.IntEnum):
 
 
 class HubError(Exception):
-    """A command failed: ``code`` (from the contract) and ``msg`` (for people) go to the client."""
+    """A command failed: ``code`` (from the contract) and ``msg`` (for people) go to the client.
+    With ``close``, the connection is then closed with that code (after the error reply)."""
 
-    def __init__(self, code: ErrorCode, msg: str) -> None:
+    def __init__(self, code: ErrorCode, msg: str, *, close: CloseCode | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code: ErrorCode = code
         self.msg = msg
+        self.close = close
 
 
 class DecodeError(Exception):

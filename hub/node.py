@@ -30,6 +30,7 @@ from hub.session import Session
 log = logging.getLogger(__name__)
 
 SignalHandler = Callable[[Any], None]
+StoredHook = Callable[[dict[str, Any]], None]
 SessionHook = Callable[[Session], Awaitable[None]]
 
 # Envelope kinds of ephemeral broker messages.
@@ -117,6 +118,7 @@ class Node:
         self.idle = asyncio.Event()
         self.idle.set()
         self._signals: dict[str, SignalHandler] = {}
+        self._stored_hooks: dict[str, StoredHook] = {}
         self._close_hooks: list[SessionHook] = []
         self._epoch_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -171,6 +173,11 @@ class Node:
     def on_signal(self, kind: str, handler: SignalHandler) -> None:
         """Call ``handler(data)`` for internal signals of ``kind`` (see :meth:`signal`)."""
         self._signals[kind] = handler
+
+    def on_stored(self, ev: str, hook: StoredHook) -> None:
+        """Call ``hook`` with every stored ``ev`` event (its wire form) of the rooms this node
+        follows, in seq order, before its members get it."""
+        self._stored_hooks[ev] = hook
 
     def on_session_closed(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""
@@ -343,7 +350,14 @@ class Node:
         members = self.streams.get(event.room)
         if members is None:
             return
-        encoded = EncodedEvent(self._wire(event))
+        wire = self._wire(event)
+        hook = self._stored_hooks.get(wire["ev"])
+        if hook is not None:
+            try:
+                hook(wire)
+            except Exception:
+                log.exception("stored-event hook for %s failed", wire["ev"])
+        encoded = EncodedEvent(wire)
         recipients = members.recipients(event.seq)
         for session in recipients:
             session.deliver(encoded)

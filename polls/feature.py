@@ -397,7 +397,7 @@ class PollsFeature:
     async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
         room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
         needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
-        if self.rooms.role_of(ctx.session, room.id) < needed:
+        if await self.rooms.role(ctx.session, room.id) < needed:
             raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
         return room
 

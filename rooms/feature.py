@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,13 +18,21 @@ from hub.session import Session
 from rooms.directory import RoomDirectory, default_rooms
 from rooms.model import Room, parse_room, validate_room_id
 from rooms.presence import PresenceBatcher
+from rooms.roles import RoleBook
+from rooms.stage_ops import StageFeature
 
 MAX_ANNOUNCE = 2000
 PRESENCE_PAGE_DEFAULT = 100
 PRESENCE_PAGE_MAX = 500
 
+log = logging.getLogger(__name__)
+
 # (context, room, role in it) -> a part of the join snapshot
 SnapshotProvider = Callable[[CommandContext, Room, Role], Awaitable[dict[str, Any]]]
+# (context, room, role in it) -> None, or raises the HubError that refuses the join
+JoinCheck = Callable[[CommandContext, Room, Role], Awaitable[None]]
+# (session, room) -> None, after the session left the room (or was made to)
+LeaveHook = Callable[[Session, str], Awaitable[None]]
 
 
 def clean_text(value: object, limit: int, field: str = "text") -> str:
@@ -59,7 +68,10 @@ class RoomsFeature:
         self.node = node
         self.directory = RoomDirectory(node.broker)
         self.batcher = PresenceBatcher(node.config.presence_interval)
+        self.roles = RoleBook(node.broker)
         self._snapshot_providers: list[SnapshotProvider] = []
+        self._join_checks: list[JoinCheck] = []
+        self._leave_hooks: list[LeaveHook] = []
 
     def install(self, registry: CommandRegistry) -> None:
         """Register the room ops, the close hook and the presence jobs on the node."""
@@ -72,13 +84,24 @@ class RoomsFeature:
         self.node.on_session_closed(self._session_closed)
         self.node.on_history_lost(self.restore)
         self.node.on_signal("presence", self._presence_signal)
+        self.node.on_stored("role", self.roles.on_role_event)
         interval = self.node.config.presence_interval
         self.node.every(interval / 4, self.flush_presence)
         self.node.every(self.node.config.presence_ttl / 3, self.refresh_presence)
+        self.stage = StageFeature(self)
+        self.stage.install(registry)
 
     def add_snapshot(self, provider: SnapshotProvider) -> None:
         """Add a part to every join snapshot."""
         self._snapshot_providers.append(provider)
+
+    def add_join_check(self, check: JoinCheck) -> None:
+        """Run ``check`` before every join (a rejoin included); it refuses by raising."""
+        self._join_checks.append(check)
+
+    def on_leave(self, hook: LeaveHook) -> None:
+        """Run ``hook`` after a session left a room, whatever the reason."""
+        self._leave_hooks.append(hook)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -116,8 +139,10 @@ class RoomsFeature:
             raise HubError("bad_request", "epoch must be a string")
         room = await self.directory.require(room_id)
         session = ctx.session
-        role = self.role_of(session, room_id)
+        role = await self.role(session, room_id)
         rejoin = room_id in session.rooms
+        for check in self._join_checks:
+            await check(ctx, room, role)
         limited = room.capacity is not None and not rejoin and role < Role.MODERATOR
         if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
             raise HubError("conflict", f"room {room_id} is full")
@@ -125,6 +150,10 @@ class RoomsFeature:
         session.hold()
         position = await self.node.follow(session, room_id, since, epoch)
         try:
+            # Followed from here on: the room's role events keep the loaded roles current.
+            await self.roles.load(room_id)
+            role = self.role_of(session, room_id)
+            await self.roles.record(room_id, ctx.identity, role)
             members = await self.node.broker.presence_add(
                 room_id, session.sid, self._entry(session)
             )
@@ -164,6 +193,8 @@ class RoomsFeature:
         """Take ``session`` out of a room: its stream, its presence, its members' lists."""
         if not await self.node.unfollow(session, room_id):
             return False
+        if room_id not in self.node.streams:
+            self.roles.forget(room_id)
         await self.node.broker.presence_remove(room_id, [session.sid])
         delta = self._delta(session, room_id, False)
         # The node no longer follows the room if this was its last member: feed our own
@@ -171,6 +202,11 @@ class RoomsFeature:
         if room_id not in self.node.streams:
             self._presence_signal(delta)
         await self.node.signal(room_id, "presence", delta)
+        for hook in self._leave_hooks:
+            try:
+                await hook(session, room_id)
+            except Exception:
+                log.exception("leave hook failed for %s", room_id)
         return True
 
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +231,7 @@ class RoomsFeature:
         """Store a notice in a room (moderators)."""
         room_id = validate_room_id(cmd.get("room"))
         await self.directory.require(room_id)
-        if self.role_of(ctx.session, room_id) < Role.MODERATOR:
+        if await self.role(ctx.session, room_id) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators announce")
         text = clean_text(cmd.get("text"), MAX_ANNOUNCE)
         return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
@@ -207,8 +243,17 @@ class RoomsFeature:
     # --- roles and presence ---------------------------------------------------------------------
 
     def role_of(self, session: Session, room_id: str) -> Role:
-        """The session's role in a room (from its token for now)."""
-        return session.role_in(room_id)
+        """The session's role in a room as this node holds it: exact in the rooms this node
+        follows, the token's elsewhere. For fan-out; commands check with :meth:`role`."""
+        if room_id not in self.node.streams:
+            self.roles.forget(room_id)  # nothing keeps it current any more
+        return self.roles.role_of(session, room_id)
+
+    async def role(self, session: Session, room_id: str) -> Role:
+        """The session's role in a room, stored role changes included, on any node."""
+        if room_id not in self.node.streams:
+            self.roles.forget(room_id)
+        return await self.roles.role(session, room_id)
 
     @staticmethod
     def _entry(session: Session) -> bytes:

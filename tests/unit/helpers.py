@@ -157,3 +157,21 @@ async def connect(
 async def wait_for_queue(session: Session) -> None:
     """Wait (bounded) until the session's queue has something, closed or overflowed."""
     await asyncio.wait_for(session.queue.wait(), TIMEOUT)
+
+
+async def next_event(
+    client: Client, ev: str, within: float = TIMEOUT, **fields: Any
+) -> dict[str, Any]:
+    """The first event ``ev`` (with ``fields`` equal) the client got or gets within ``within``
+    seconds; the events before it are dropped, the ones after it kept."""
+    async with asyncio.timeout(within):
+        while True:
+            client.events.extend(drain(client.session))
+            for index, event in enumerate(client.events):
+                if event.get("ev") == ev and all(event.get(k) == v for k, v in fields.items()):
+                    del client.events[: index + 1]
+                    return event
+            client.events.clear()
+            if client.session.queue.closed:
+                raise AssertionError(f"closed before {ev} {fields}")
+            await client.session.queue.wait()

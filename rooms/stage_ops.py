@@ -1,0 +1,260 @@
+"""The stage of a room: ``role.set``, the hand queue (``hand.raise``, ``hand.lower``), ``kick``
+and the event-wide ``ban``.
+
+Hands live in the broker (``hands:{room}``: user -> the hand), so every node shows the same
+queue, ordered by the server's time of each raise. A change is followed by a ``hands`` signal on
+the room's topic; each node that follows the room then reads the queue and sends it to its
+members. Signals arrive in publication order and a node reads again when one arrives during its
+read, so the last ``hands`` event everyone gets shows the queue after the last change.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from hub.auth import Role
+from hub.codec import EncodedEvent, pack, unpack
+from hub.core_ops import BANNED_USERS
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import CloseCode, HubError
+from hub.session import Session
+from rooms.model import Room, validate_room_id
+from rooms.stage import (
+    Hand,
+    check_kick,
+    check_role_change,
+    hand_queue,
+    hands_event,
+    parse_assignable_role,
+)
+
+if TYPE_CHECKING:
+    from rooms.feature import RoomsFeature
+
+MAX_USER_ID = 200
+
+
+def hands_key(room: str) -> str:
+    """The broker hash of a room's raised hands."""
+    return f"hands:{room}"
+
+
+def bans_key(room: str) -> str:
+    """The broker set of the users banned from a room."""
+    return f"bans:{room}"
+
+
+def validate_user_id(value: object, field: str = "user") -> str:
+    """A user id field: a non-empty string of at most 200 characters, else ``bad_request``."""
+    if not isinstance(value, str) or not value or len(value) > MAX_USER_ID:
+        raise HubError("bad_request", f"{field} must be a user id")
+    return value
+
+
+class StageFeature:
+    """Roles, hands, kicks and bans of one node."""
+
+    def __init__(self, rooms: RoomsFeature) -> None:
+        self.rooms = rooms
+        self.node = rooms.node
+        self.broker = rooms.node.broker
+        # (room, sid) of the hands this node's sessions raised: leaving lowers them.
+        self._raised: dict[tuple[str, str], str] = {}
+        # room -> whether another change arrived while its queue was being read and sent
+        self._sending: dict[str, bool] = {}
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register the stage ops, the hooks and the join check and snapshot parts."""
+        registry.add("role.set", self.role_set)
+        registry.add("hand.raise", self.hand_raise)
+        registry.add("hand.lower", self.hand_lower)
+        registry.add("kick", self.kick)
+        registry.add("ban", self.ban)
+        self.node.on_signal("hands", self._hands_changed)
+        self.node.on_signal("kick", self._kicked)
+        self.rooms.add_join_check(self._check_not_banned)
+        self.rooms.add_snapshot(self._snapshot)
+        self.rooms.on_leave(self._left)
+
+    # --- roles --------------------------------------------------------------------------------
+
+    async def role_set(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Store a user's role in a room (moderators, by the rules of :mod:`rooms.stage`) as
+        the stored event ``role``; a new speaker or moderator leaves the hand queue. Replies
+        ``{seq}``."""
+        room = await self._room(cmd)
+        user = validate_user_id(cmd.get("user"))
+        new = parse_assignable_role(cmd.get("role"))
+        caller = await self.rooms.role(ctx.session, room.id)
+        own = user == ctx.identity.user_id
+        entry = await self.rooms.roles.entry(room.id, user)
+        target_now = caller if own else await self.rooms.roles.rank(room.id, user)
+        check_role_change(caller, target_now, new, self_change=own)
+        name = entry.name if entry is not None else await self._name_of(room.id, user)
+        await self.rooms.roles.store(room.id, user, new, name)
+        seq = await self.node.publish_event(room.id, "role", {"user": user, "role": new.label})
+        if new >= Role.SPEAKER:
+            await self._lower(room.id, user)
+        return {"seq": seq}
+
+    async def _name_of(self, room: str, user: str) -> str:
+        data = await self.broker.hash_get(hands_key(room), user)
+        if data is not None:
+            return Hand.from_record(user, unpack(data)).name
+        for session in self.node.users.get(user, {}).values():
+            if session.identity is not None:
+                return session.identity.name
+        return user
+
+    # --- hands --------------------------------------------------------------------------------
+
+    async def hand_raise(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Raise the caller's hand in a room they are in; raising it again keeps its place."""
+        room = self._member_room(ctx, cmd)
+        identity = ctx.identity
+        hand = Hand(identity.user_id, identity.name, time.time(), ctx.session.sid)
+        raised = await self.broker.hash_set(
+            hands_key(room), hand.user, pack(hand.to_record()), only_if_absent=True
+        )
+        if raised:
+            self._raised[(room, ctx.session.sid)] = hand.user
+            await self._announce(room)
+        return {}
+
+    async def hand_lower(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Lower the caller's hand, or with ``user`` anyone's (moderators); ``not_found`` when
+        that hand is not raised."""
+        room = validate_room_id(cmd.get("room"))
+        user = cmd.get("user")
+        if user is None or user == ctx.identity.user_id:
+            if room not in ctx.session.rooms:
+                raise HubError("forbidden", f"join {room} first")
+            user = ctx.identity.user_id
+        else:
+            user = validate_user_id(user)
+            if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+                raise HubError("forbidden", "only moderators lower other people's hands")
+        if not await self._lower(room, user):
+            raise HubError("not_found", f"no raised hand of {user} in {room}")
+        return {}
+
+    async def read_hands(self, room: str) -> list[Hand]:
+        """The room's hand queue, in order."""
+        raw = await self.broker.hash_get_all(hands_key(room))
+        return hand_queue(Hand.from_record(user, unpack(data)) for user, data in raw.items())
+
+    async def _lower(self, room: str, user: str) -> bool:
+        if not await self.broker.hash_delete(hands_key(room), user):
+            return False
+        await self._announce(room)
+        return True
+
+    async def _announce(self, room: str) -> None:
+        await self.node.signal(room, "hands", {"room": room})
+
+    def _hands_changed(self, data: Any) -> None:
+        room = data["room"]
+        if room in self._sending:
+            self._sending[room] = True
+            return
+        self._sending[room] = False
+        self.node.spawn(self._send_hands(room))
+
+    async def _send_hands(self, room: str) -> None:
+        try:
+            while True:
+                self._sending[room] = False
+                hands = await self.read_hands(room)
+                followers = self.node.followers(room)
+                if followers:
+                    event = EncodedEvent(hands_event(room, hands))
+                    for session in followers:
+                        session.deliver(event)
+                if not self._sending[room]:
+                    return
+        finally:
+            del self._sending[room]
+
+    async def _left(self, session: Session, room: str) -> None:
+        user = self._raised.pop((room, session.sid), None)
+        if user is None:
+            return
+        data = await self.broker.hash_get(hands_key(room), user)
+        if data is not None and Hand.from_record(user, unpack(data)).sid == session.sid:
+            await self._lower(room, user)
+
+    # --- kicks and bans -----------------------------------------------------------------------
+
+    async def kick(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Every session of ``user`` leaves the room, on every node (each gets ``kicked``); with
+        ``ban`` they cannot join it again. Moderators, over people of a lower role."""
+        room = await self._room(cmd)
+        user = validate_user_id(cmd.get("user"))
+        ban = cmd.get("ban", False)
+        if not isinstance(ban, bool):
+            raise HubError("bad_request", "ban must be a boolean")
+        caller = await self.rooms.role(ctx.session, room.id)
+        target = await self.rooms.roles.rank(room.id, user)
+        check_kick(caller, target, self_kick=user == ctx.identity.user_id)
+        if ban:
+            await self.broker.set_add(bans_key(room.id), user)
+        await self.broker.hash_delete(hands_key(room.id), user)
+        await self.node.signal(room.id, "kick", {"room": room.id, "user": user})
+        await self._announce(room.id)
+        return {}
+
+    def _kicked(self, data: Any) -> None:
+        room, user = data["room"], data["user"]
+        for session in self.node.followers(room):
+            if session.user_id == user:
+                session.send({"ev": "kicked", "room": room})
+                self.node.spawn(self._evict(session, room))
+
+    async def _evict(self, session: Session, room: str) -> None:
+        await self.rooms.leave_room(session, room)
+
+    async def ban(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Ban ``user`` from the whole event (organizers): every session of theirs, on every
+        node, closes with 4003, and their ``hello`` is refused with 4003 from now on."""
+        if ctx.identity.role < Role.ORGANIZER:
+            raise HubError("forbidden", "only organizers ban people from the event")
+        user = validate_user_id(cmd.get("user"))
+        if user == ctx.identity.user_id:
+            raise HubError("bad_request", "you cannot ban yourself")
+        await self.broker.set_add(BANNED_USERS, user)
+        await self.node.close_user(user, CloseCode.BANNED, "banned from this event")
+        return {}
+
+    async def _check_not_banned(self, ctx: CommandContext, room: Room, role: Role) -> None:
+        if role < Role.MODERATOR and await self.broker.set_contains(
+            bans_key(room.id), ctx.identity.user_id
+        ):
+            raise HubError("forbidden", f"you were banned from {room.id}")
+
+    # --- snapshot -----------------------------------------------------------------------------
+
+    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        entries = await self.rooms.roles.entries(room.id)
+        hands = await self.read_hands(room.id)
+        return {
+            "speakers": [
+                {"user": e.user, "name": e.name} for e in entries if e.role is Role.SPEAKER
+            ],
+            "moderators": [
+                {"user": e.user, "name": e.name} for e in entries if e.role >= Role.MODERATOR
+            ],
+            "hands": [hand.describe() for hand in hands],
+        }
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _room(self, cmd: dict[str, Any]) -> Room:
+        return await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+
+    @staticmethod
+    def _member_room(ctx: CommandContext, cmd: dict[str, Any]) -> str:
+        room = validate_room_id(cmd.get("room"))
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room} first")
+        return room
