@@ -20,7 +20,8 @@ from hub.core_ops import KNOWN_USERS
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
-from rooms.feature import clean_text, optional_int
+from rooms.feature import optional_int
+from rooms.model import clean_text
 
 MAX_TEXT: Final = 2000
 KEPT_PER_CONVERSATION: Final = 1000

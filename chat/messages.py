@@ -21,8 +21,8 @@ from hub.codec import pack, unpack
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
-from rooms.feature import RoomsFeature, clean_text, optional_int
-from rooms.model import validate_room_id
+from rooms.feature import RoomsFeature, optional_int
+from rooms.model import clean_text, validate_room_id
 
 MAX_TEXT: Final = 2000
 MAX_TOKEN_CHARS: Final = 64  # message ids and idempotency keys

@@ -33,8 +33,8 @@ from hub.codec import EncodedEvent, pack, unpack
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
-from rooms.feature import RoomsFeature, clean_text
-from rooms.model import Room, validate_room_id
+from rooms.feature import RoomsFeature
+from rooms.model import Room, clean_text, validate_room_id
 
 MAX_QUESTION = 500
 # How often a node sends its vote changes and its members' qa.votes: at most this often per

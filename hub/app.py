@@ -33,8 +33,8 @@ from polls import install as install_polls
 from polls.feature import PollsFeature, export_csv, export_map
 from polls.model import Poll
 from rooms.directory import default_rooms, load_rooms_file
-from rooms.feature import RoomsFeature, clean_text
-from rooms.model import Room
+from rooms.feature import RoomsFeature
+from rooms.model import Room, clean_text
 
 log = logging.getLogger(__name__)
 

@@ -55,6 +55,8 @@ class HubConfig:
     presence_interval: float = 1.0
     presence_ttl: float = 30.0
     drain_reconnect_max: float = 5.0
+    # How long before a timed round of breakouts ends its rooms are warned.
+    breakout_warning: float = 60.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     deflate: bool = False
@@ -80,7 +82,8 @@ def _flag(value: str) -> bool:
 
 
 def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
-    """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``."""
+    """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``
+    (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end)."""
     env = os.environ if env is None else env
     config = HubConfig()
     port = env.get("HUB_PORT") or env.get("PORT")
@@ -89,6 +92,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
     chat_history = env.get("HUB_CHAT_HISTORY")
+    breakout_warning = env.get("HUB_BREAKOUT_WARNING")
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -103,6 +107,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,
         chat_history=int(chat_history) if chat_history else None,
+        breakout_warning=float(breakout_warning) if breakout_warning else None,
     )
 
 

@@ -15,8 +15,9 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
 from hub.session import Session
+from rooms.breakout_ops import BreakoutFeature
 from rooms.directory import RoomDirectory, default_rooms
-from rooms.model import Room, parse_room, validate_room_id
+from rooms.model import Room, clean_text, parse_room, validate_room_id
 from rooms.presence import PresenceBatcher
 from rooms.roles import RoleBook
 from rooms.stage_ops import StageFeature
@@ -33,21 +34,6 @@ SnapshotProvider = Callable[[CommandContext, Room, Role], Awaitable[dict[str, An
 JoinCheck = Callable[[CommandContext, Room, Role], Awaitable[None]]
 # (session, room) -> None, after the session left the room (or was made to)
 LeaveHook = Callable[[Session, str], Awaitable[None]]
-
-
-def clean_text(value: object, limit: int, field: str = "text") -> str:
-    """``value`` trimmed, 1 to ``limit`` characters, without control characters other than
-    newline; else ``bad_request`` (``too_large`` when only the length is wrong)."""
-    if not isinstance(value, str):
-        raise HubError("bad_request", f"{field} must be a string")
-    text = value.strip()
-    if not text:
-        raise HubError("bad_request", f"{field} must not be empty")
-    if len(text) > limit:
-        raise HubError("too_large", f"{field} is longer than {limit} characters")
-    if any(ch != "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160) for ch in text):
-        raise HubError("bad_request", f"{field} must not contain control characters")
-    return text
 
 
 def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | None:
@@ -90,6 +76,8 @@ class RoomsFeature:
         self.node.every(self.node.config.presence_ttl / 3, self.refresh_presence)
         self.stage = StageFeature(self)
         self.stage.install(registry)
+        self.breakouts = BreakoutFeature(self)
+        self.breakouts.install(registry)
 
     def add_snapshot(self, provider: SnapshotProvider) -> None:
         """Add a part to every join snapshot."""

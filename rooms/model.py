@@ -101,3 +101,18 @@ def parse_room(fields: dict[str, Any], *, allow_breakout: bool = False) -> Room:
     ):
         raise HubError("bad_request", f"capacity must be an integer from 1 to {MAX_CAPACITY}")
     return Room(room_id, kind, title.strip(), parent, capacity)
+
+
+def clean_text(value: object, limit: int, field: str = "text") -> str:
+    """``value`` trimmed, 1 to ``limit`` characters, without control characters other than
+    newline; else ``bad_request`` (``too_large`` when only the length is wrong)."""
+    if not isinstance(value, str):
+        raise HubError("bad_request", f"{field} must be a string")
+    text = value.strip()
+    if not text:
+        raise HubError("bad_request", f"{field} must not be empty")
+    if len(text) > limit:
+        raise HubError("too_large", f"{field} is longer than {limit} characters")
+    if any(ch != "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160) for ch in text):
+        raise HubError("bad_request", f"{field} must not contain control characters")
+    return text

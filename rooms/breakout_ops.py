@@ -1,0 +1,296 @@
+"""Breakouts: ``breakout.open``, ``breakout.broadcast`` and ``breakout.close``, the timer that
+closes a timed round, and who may join a child room.
+
+A parent has at most one open round, stored at ``breakout:{parent}`` (the first ``open`` to
+store it wins). Its assignments are a hash ``bassign:{round}`` (user -> child). Closing (by a
+moderator or by the timer, on whichever node gets there first) claims ``bclosed:{round}``, so it
+happens once: each child gets the stored event ``breakout.closed`` and then loses its members,
+the parent gets ``breakouts`` with no rooms, and the round is removed. The warning before a timed
+round ends is claimed the same way (``bwarned:{round}``).
+
+Every node that knows of a round (it opened it, follows its parent, or read it for a join)
+checks its timer a few times a second. A round nobody knows of any more (its node stopped and no
+one follows its rooms) closes when someone next joins its parent or a child.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from hub.auth import Role
+from hub.codec import pack, unpack
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import HubError
+from hub.session import Session
+from rooms.breakouts import (
+    Assign,
+    BreakoutPlan,
+    BreakoutRound,
+    assign_random,
+    may_enter_child,
+    open_round,
+    parse_breakout_open,
+)
+from rooms.model import Room, RoomKind, clean_text, validate_room_id
+
+if TYPE_CHECKING:
+    from rooms.feature import RoomsFeature
+
+log = logging.getLogger(__name__)
+
+# How often a node checks the timers of the rounds it knows of (seconds).
+TIMER_INTERVAL = 0.25
+# How long the once-only claims of a round outlive it (seconds).
+CLAIM_TTL = 7 * 24 * 3600.0
+MAX_BROADCAST = 2000
+PRESENCE_PAGE = 500
+
+
+def round_key(parent: str) -> str:
+    """The broker key of a parent's open round."""
+    return f"breakout:{parent}"
+
+
+def assignments_key(round_id: str) -> str:
+    """The broker hash of a round's assignments (user -> child)."""
+    return f"bassign:{round_id}"
+
+
+class BreakoutFeature:
+    """Breakout rounds on one node (see the module docstring)."""
+
+    def __init__(self, rooms: RoomsFeature, rng: random.Random | None = None) -> None:
+        self.rooms = rooms
+        self.node = rooms.node
+        self.broker = rooms.node.broker
+        self.rng = rng or random.Random()
+        # parent -> the open round this node knows of (for its timer)
+        self.rounds: dict[str, BreakoutRound] = {}
+        # rounds whose warning this node sent or saw claimed
+        self._warned: set[str] = set()
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register the breakout ops, the join check, the snapshot part and the timer."""
+        registry.add("breakout.open", self.open)
+        registry.add("breakout.broadcast", self.broadcast)
+        registry.add("breakout.close", self.close)
+        self.rooms.add_join_check(self._check_child)
+        self.rooms.add_snapshot(self._snapshot)
+        self.node.on_stored("breakouts", self._round_event)
+        self.node.on_signal("breakout.evict", self._evict)
+        self.node.every(TIMER_INTERVAL, self.run_timers)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def open(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Open a round of breakouts in a workshop or panel (its moderators): create the child
+        rooms, assign people, store ``breakouts`` in the parent and tell each assigned user
+        (``breakout.assigned``). ``conflict`` while a round is open. Replies ``{seq, rooms,
+        assign, ends_at?, assignments}``."""
+        parent = await self._managed_parent(ctx, cmd)
+        if parent.kind not in (RoomKind.WORKSHOP, RoomKind.PANEL):
+            raise HubError("bad_request", "breakouts open in workshops and panels only")
+        plan = parse_breakout_open(parent.id, cmd)
+        now = time.time()
+        round_ = open_round(plan, secrets.token_hex(8), ctx.identity.user_id, now)
+        stored = await self.broker.set_if_absent(round_key(parent.id), pack(round_.to_record()))
+        if stored is not None:
+            raise HubError("conflict", f"breakouts are open in {parent.id} already")
+        try:
+            for child, title in round_.rooms:
+                await self.rooms.directory.create(Room(child, RoomKind.BREAKOUT, title, parent.id))
+            assignments = await self._assign(plan, ctx.identity.user_id)
+            for user, child in assignments.items():
+                await self.broker.hash_set(assignments_key(round_.id), user, child.encode())
+        except BaseException:
+            await self.broker.delete(round_key(parent.id))
+            raise
+        self.rounds[parent.id] = round_
+        seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
+        for user, child in assignments.items():
+            await self.node.send_to_user(
+                user, {"ev": "breakout.assigned", "room": parent.id, "breakout": child}
+            )
+        return {"seq": seq, **round_.describe(), "assignments": assignments}
+
+    async def broadcast(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Store a ``notice`` in every child room of the parent's open round (its moderators).
+        Replies ``{rooms: {child: seq}}``."""
+        parent = await self._managed_parent(ctx, cmd)
+        text = clean_text(cmd.get("text"), MAX_BROADCAST)
+        round_ = await self._require_round(parent.id)
+        seqs: dict[str, int] = {}
+        for child in round_.children():
+            seqs[child] = await self.rooms.post_notice(child, text, ctx.identity.user_id)
+        return {"rooms": seqs}
+
+    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Close the parent's open round now (its moderators): everyone goes back to the
+        parent. ``not_found`` when none is open, ``closed`` when it closed meanwhile. Replies
+        ``{seq}`` (the parent's ``breakouts`` event)."""
+        parent = await self._managed_parent(ctx, cmd)
+        round_ = await self._require_round(parent.id)
+        seq = await self.close_round(round_)
+        if seq is None:
+            raise HubError("closed", f"the breakouts of {parent.id} closed already")
+        return {"seq": seq}
+
+    # --- rounds -------------------------------------------------------------------------------
+
+    async def current(self, parent: str) -> BreakoutRound | None:
+        """The parent's open round, read from the broker (and known to this node's timer from
+        then on), or None."""
+        data = await self.broker.get(round_key(parent))
+        if data is None:
+            self.rounds.pop(parent, None)
+            return None
+        round_ = BreakoutRound.from_record(unpack(data))
+        self.rounds[parent] = round_
+        return round_
+
+    async def close_round(self, round_: BreakoutRound) -> int | None:
+        """Close ``round_`` unless it closed already (on any node): ``breakout.closed`` in each
+        child, then its members leave it; ``breakouts`` with no rooms in the parent. Returns the
+        parent event's seq, or None when another close won."""
+        claim = await self.broker.set_if_absent(f"bclosed:{round_.id}", b"1", ttl=CLAIM_TTL)
+        if claim is not None:
+            self._forget(round_)
+            return None
+        for child in round_.children():
+            await self.node.publish_event(child, "breakout.closed", {"parent": round_.parent})
+            # After the event on the same topic: members get it, then leave.
+            await self.node.signal(child, "breakout.evict", {"room": child})
+        seq = await self.node.publish_event(round_.parent, "breakouts", {"rooms": []})
+        current = await self.broker.get(round_key(round_.parent))
+        if current is not None and unpack(current).get("id") == round_.id:
+            await self.broker.delete(round_key(round_.parent))
+        await self.broker.delete(assignments_key(round_.id))
+        self._forget(round_)
+        return seq
+
+    async def warn(self, round_: BreakoutRound) -> bool:
+        """Store ``breakout.ending {parent, ends_at}`` in each child once per round (on any
+        node); True for the node that did."""
+        claim = await self.broker.set_if_absent(f"bwarned:{round_.id}", b"1", ttl=CLAIM_TTL)
+        if claim is not None:
+            return False
+        for child in round_.children():
+            await self.node.publish_event(
+                child, "breakout.ending", {"parent": round_.parent, "ends_at": round_.ends_at}
+            )
+        return True
+
+    async def run_timers(self, now: float | None = None) -> None:
+        """Warn and close the rounds this node knows of whose time has come."""
+        now = time.time() if now is None else now
+        lead = self.node.config.breakout_warning
+        for round_ in list(self.rounds.values()):
+            try:
+                if round_.due(now):
+                    await self.close_round(round_)
+                elif round_.warning_due(now, lead) and round_.id not in self._warned:
+                    self._warned.add(round_.id)
+                    await self.warn(round_)
+            except Exception:
+                log.warning("breakout timer of %s failed", round_.parent, exc_info=True)
+                self._warned.discard(round_.id)
+
+    def _forget(self, round_: BreakoutRound) -> None:
+        if (known := self.rounds.get(round_.parent)) is not None and known.id == round_.id:
+            del self.rounds[round_.parent]
+        self._warned.discard(round_.id)
+
+    def _round_event(self, event: dict[str, Any]) -> None:
+        parent = event["room"]
+        if not event.get("rooms"):
+            self.rounds.pop(parent, None)
+        else:
+            self.node.spawn(self._learn(parent))
+
+    async def _learn(self, parent: str) -> None:
+        await self.current(parent)
+
+    def _evict(self, data: Any) -> None:
+        child = data["room"]
+        for session in self.node.followers(child):
+            self.node.spawn(self._leave(session, child))
+
+    async def _leave(self, session: Session, child: str) -> None:
+        await self.rooms.leave_room(session, child)
+
+    # --- assignment ---------------------------------------------------------------------------
+
+    async def _assign(self, plan: BreakoutPlan, opener: str) -> dict[str, str]:
+        if plan.assign is Assign.MANUAL:
+            return dict(plan.assignments)
+        if plan.assign is Assign.SELF:
+            return {}
+        users = await self._members(plan.parent)
+        if not plan.include_moderators:
+            ranks = await self.rooms.roles.ranks(plan.parent, users)
+            users = [user for user in users if ranks[user] < Role.MODERATOR]
+        return assign_random(users, plan.children, self.rng)
+
+    async def _members(self, room: str) -> list[str]:
+        users: set[str] = set()
+        after = ""
+        while True:
+            page = await self.broker.presence_page(room, after, PRESENCE_PAGE)
+            users.update(str(unpack(info)["user"]) for _, info in page)
+            if len(page) < PRESENCE_PAGE:
+                return sorted(users)
+            after = page[-1][0]
+
+    # --- joins and snapshots ------------------------------------------------------------------
+
+    async def _check_child(self, ctx: CommandContext, room: Room, role: Role) -> None:
+        if room.kind is not RoomKind.BREAKOUT or room.parent is None:
+            return
+        round_ = await self.current(room.parent)
+        if round_ is None or room.id not in round_.children():
+            raise HubError("closed", f"the breakouts of {room.parent} are closed")
+        if await self.broker.get(f"bclosed:{round_.id}") is not None:
+            raise HubError("closed", f"the breakouts of {room.parent} are closed")
+        moderator = await self.rooms.role(ctx.session, room.parent) >= Role.MODERATOR
+        assigned = await self._assigned(round_, ctx.identity.user_id)
+        if not may_enter_child(
+            assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
+        ):
+            raise HubError("forbidden", f"you are assigned to {assigned}")
+
+    async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
+        data = await self.broker.hash_get(assignments_key(round_.id), user)
+        return data.decode() if data is not None else None
+
+    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        if room.kind is RoomKind.LOBBY:
+            return {}
+        parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id
+        if parent is None:
+            return {"breakouts": None}
+        round_ = await self.current(parent)
+        if round_ is None:
+            return {"breakouts": None}
+        described = {**round_.describe(), "parent": parent}
+        assigned = await self._assigned(round_, ctx.identity.user_id)
+        if assigned is not None:
+            described["assigned"] = assigned
+        return {"breakouts": described}
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
+        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        if await self.rooms.role(ctx.session, room.id) < Role.MODERATOR:
+            raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
+        return room
+
+    async def _require_round(self, parent: str) -> BreakoutRound:
+        round_ = await self.current(parent)
+        if round_ is None:
+            raise HubError("not_found", f"no breakouts are open in {parent}")
+        return round_
