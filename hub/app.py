@@ -35,6 +35,7 @@ from polls.model import Poll
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.feature import RoomsFeature
 from rooms.model import Room, clean_text
+from signalling.feature import SignallingFeature
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,15 @@ def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
         broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
     node = Node(config, broker, HubMetrics())
     registry = CommandRegistry()
-    SessionOps(authority, guests=config.guests_allowed).install(registry)
     rooms = RoomsFeature(node)
     rooms.install(registry)
     install_chat(node, registry, rooms)
     polls = install_polls(node, registry, rooms)
+    signalling = SignallingFeature(node, rooms)
+    signalling.install(registry)
+    SessionOps(authority, guests=config.guests_allowed, ice_servers=signalling.ice_servers).install(
+        registry
+    )
     return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms, polls)
 
 

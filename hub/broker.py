@@ -157,6 +157,9 @@ class Broker(Protocol):
     async def presence_count(self, room: str) -> int:
         """Sessions present in ``room`` (live entries only)."""
 
+    async def presence_get(self, room: str, sid: str) -> bytes | None:
+        """The info of ``sid``'s live entry in ``room``, or None when it has none."""
+
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         """Live entries ``(sid, info)`` of ``room`` with sid > ``after``, ordered by sid, at most
         ``limit``."""

@@ -157,6 +157,9 @@ class MemoryBroker:
     async def presence_count(self, room: str) -> int:
         return len(self.backend.live_presence(room))
 
+    async def presence_get(self, room: str, sid: str) -> bytes | None:
+        return self.backend.live_presence(room).get(sid)
+
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         return presence_entries(self.backend.live_presence(room), after, limit)
 

@@ -164,6 +164,8 @@ elseif op == 'page' then
     end
   end
   return out
+elseif op == 'get' then
+  return redis.call('HGET', KEYS[3], ARGV[3])
 end
 if op == 'add' or op == 'refresh' then
   -- every entry expires within ttl of its last write: let an abandoned room's keys go too
@@ -619,6 +621,11 @@ class RedisBroker:
     async def presence_count(self, room: str) -> int:
         """Live sessions present in ``room``."""
         return int(await self._presence(room, "count"))
+
+    async def presence_get(self, room: str, sid: str) -> bytes | None:
+        """The info of ``sid``'s live entry in ``room``, or None."""
+        info = await self._presence(room, "get", sid)
+        return cast("bytes | None", info)
 
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         """Live entries ``(sid, info)`` with sid > ``after``, ordered by sid, at most ``limit``."""

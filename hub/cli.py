@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--chat-history", type=int, help="chat messages kept per room (HUB_CHAT_HISTORY)"
     )
+    serve.add_argument("--stun-url", action="append", help="STUN url for clients (HUB_STUN_URLS)")
+    serve.add_argument("--turn-url", action="append", help="TURN url for clients (HUB_TURN_URLS)")
+    serve.add_argument("--turn-secret", help="secret shared with the TURN server (HUB_TURN_SECRET)")
+    serve.add_argument(
+        "--turn-ttl", type=int, help="TURN credential lifetime, seconds (HUB_TURN_TTL; 86400)"
+    )
     serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a token signed with the hub's secret")
@@ -55,7 +61,17 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rooms_file=args.rooms,
         history_size=args.history,
         chat_history=args.chat_history,
+        stun_urls=tuple(args.stun_url) if args.stun_url else None,
+        turn_urls=tuple(args.turn_url) if args.turn_url else None,
+        turn_secret=args.turn_secret,
+        turn_ttl=args.turn_ttl,
     )
+    if config.turn_urls and not config.turn_secret:
+        print("hub: --turn-url needs --turn-secret (TURN REST credentials)", file=sys.stderr)
+        return 2
+    if not 60 <= config.turn_ttl <= 7 * 24 * 3600:
+        print("hub: --turn-ttl must be 60 to 604800 seconds", file=sys.stderr)
+        return 2
     if config.workers > 1 and config.redis_url is None:
         print(
             "hub: --workers > 1 needs --redis (the memory broker is per process)", file=sys.stderr

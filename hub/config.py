@@ -57,6 +57,12 @@ class HubConfig:
     drain_reconnect_max: float = 5.0
     # How long before a timed round of breakouts ends its rooms are warned.
     breakout_warning: float = 60.0
+    # ICE servers for the hello reply: STUN urls, and TURN urls with TURN REST credentials made
+    # with the secret shared with the TURN server, valid for turn_ttl seconds.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = 24 * 3600
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     deflate: bool = False
@@ -93,6 +99,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
     chat_history = env.get("HUB_CHAT_HISTORY")
     breakout_warning = env.get("HUB_BREAKOUT_WARNING")
+    stun = env.get("HUB_STUN_URLS")
+    turn = env.get("HUB_TURN_URLS")
+    turn_ttl = env.get("HUB_TURN_TTL")
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -102,13 +111,22 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         redis_url=env.get("REDIS_URL") or None,
         secret=env.get("HUB_SECRET") or None,
         guests=_flag(guests) if guests else None,
-        origins=tuple(o for o in origins.replace(",", " ").split() if o) if origins else None,
+        origins=_words(origins) if origins else None,
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,
         chat_history=int(chat_history) if chat_history else None,
         breakout_warning=float(breakout_warning) if breakout_warning else None,
+        stun_urls=_words(stun) if stun else None,
+        turn_urls=_words(turn) if turn else None,
+        turn_secret=env.get("HUB_TURN_SECRET") or None,
+        turn_ttl=int(turn_ttl) if turn_ttl else None,
     )
+
+
+def _words(value: str) -> tuple[str, ...]:
+    """A list setting: comma- or space-separated."""
+    return tuple(word for word in value.replace(",", " ").split() if word)
 
 
 def _limits_from(env: Mapping[str, str]) -> Limits | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hub.auth import Identity, Role, TokenAuthority, guest_identity
@@ -23,9 +24,16 @@ STAFF_ROLES = "staff"
 class SessionOps:
     """Authenticates sessions with the hub's tokens (or as guests, where allowed)."""
 
-    def __init__(self, authority: TokenAuthority, *, guests: bool) -> None:
+    def __init__(
+        self,
+        authority: TokenAuthority,
+        *,
+        guests: bool,
+        ice_servers: Callable[[str], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.authority = authority
         self.guests = guests
+        self.ice_servers = ice_servers or (lambda user: [])
 
     def install(self, registry: CommandRegistry) -> None:
         """Register ``hello``, ``ping`` and ``refresh``."""
@@ -70,7 +78,7 @@ class SessionOps:
             "sid": session.sid,
             "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
             "node": ctx.node.node_id,
-            "ice_servers": [],
+            "ice_servers": self.ice_servers(identity.user_id),
             "limits": ctx.node.config.limits.public(),
         }
 

@@ -43,11 +43,13 @@ Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any] | 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One op: its handler, and whether it may run before ``hello``."""
+    """One op: its handler, whether it may run before ``hello``, and whether it applies its own
+    rate limit instead of the per-connection and per-user command limits."""
 
     op: str
     handler: Handler
     before_hello: bool = False
+    own_rate_limit: bool = False
 
 
 class CommandRegistry:
@@ -56,11 +58,18 @@ class CommandRegistry:
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
 
-    def add(self, op: str, handler: Handler, *, before_hello: bool = False) -> None:
+    def add(
+        self,
+        op: str,
+        handler: Handler,
+        *,
+        before_hello: bool = False,
+        own_rate_limit: bool = False,
+    ) -> None:
         """Register ``handler`` for ``op``; an op is registered once."""
         if op in self._commands:
             raise ValueError(f"op {op!r} is registered already")
-        self._commands[op] = Command(op, handler, before_hello)
+        self._commands[op] = Command(op, handler, before_hello, own_rate_limit)
 
     def get(self, op: str) -> Command | None:
         """The command for ``op``, or None."""
@@ -126,7 +135,7 @@ class Dispatcher:
                 raise HubError("unauthorized", "hello must be the first command")
         elif not session.open:
             raise HubError("closed", "the connection is closing")
-        else:
+        elif command is None or not command.own_rate_limit:
             self._check_rate(session)
         if command is None:
             raise HubError("bad_request", f"unknown op {op!r}")

@@ -118,7 +118,7 @@ class Node:
         self.idle = asyncio.Event()
         self.idle.set()
         self._signals: dict[str, SignalHandler] = {}
-        self._stored_hooks: dict[str, StoredHook] = {}
+        self._stored_hooks: dict[str, list[StoredHook]] = {}
         self._close_hooks: list[SessionHook] = []
         self._epoch_hooks: list[Callable[[str], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,8 +176,9 @@ class Node:
 
     def on_stored(self, ev: str, hook: StoredHook) -> None:
         """Call ``hook`` with every stored ``ev`` event (its wire form) of the rooms this node
-        follows, in seq order, before its members get it."""
-        self._stored_hooks[ev] = hook
+        follows, in seq order, before its members get it (hooks of one ``ev`` in the order they
+        were added)."""
+        self._stored_hooks.setdefault(ev, []).append(hook)
 
     def on_session_closed(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""
@@ -351,8 +352,7 @@ class Node:
         if members is None:
             return
         wire = self._wire(event)
-        hook = self._stored_hooks.get(wire["ev"])
-        if hook is not None:
+        for hook in self._stored_hooks.get(wire["ev"], ()):
             try:
                 hook(wire)
             except Exception:

@@ -143,7 +143,7 @@ class RoomsFeature:
             role = self.role_of(session, room_id)
             await self.roles.record(room_id, ctx.identity, role)
             members = await self.node.broker.presence_add(
-                room_id, session.sid, self._entry(session)
+                room_id, session.sid, self._entry(session, role)
             )
             if not rejoin:
                 await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
@@ -244,10 +244,10 @@ class RoomsFeature:
         return await self.roles.role(session, room_id)
 
     @staticmethod
-    def _entry(session: Session) -> bytes:
+    def _entry(session: Session, role: Role) -> bytes:
         identity = session.identity
         assert identity is not None
-        return pack({"user": identity.user_id, "name": identity.name, "role": identity.role.label})
+        return pack({"user": identity.user_id, "name": identity.name, "role": role.label})
 
     @staticmethod
     def _delta(session: Session, room_id: str, joined: bool) -> dict[str, Any]:
@@ -287,7 +287,8 @@ class RoomsFeature:
         await self.directory.ensure(default_rooms() + self.directory.known())
         for session in self.node.followers(room_id):
             if session.identity is not None:
-                await self.node.broker.presence_add(room_id, session.sid, self._entry(session))
+                entry = self._entry(session, self.role_of(session, room_id))
+                await self.node.broker.presence_add(room_id, session.sid, entry)
 
     async def _session_closed(self, session: Session) -> None:
         for room_id in list(session.rooms):

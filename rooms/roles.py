@@ -78,6 +78,12 @@ class RoleBook:
         stored = self._stored.get(room)
         return effective_role(identity, room, stored.get(identity.user_id) if stored else None)
 
+    def stored_role(self, room: str, user: str) -> Role | None:
+        """``user``'s stored role in a room this node follows (None: none stored, or the room
+        is not followed here)."""
+        stored = self._stored.get(room)
+        return stored.get(user) if stored is not None else None
+
     async def role(self, session: Session, room: str) -> Role:
         """The session's role in ``room``, reading the broker when this node does not follow
         the room."""

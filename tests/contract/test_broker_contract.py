@@ -266,6 +266,9 @@ async def test_presence_add_remove_count_page(cluster: Cluster) -> None:
     assert await a.broker.presence_page("r", "", 10) == [("s2", b"i2"), ("s3", b"i3b")]
     assert await a.broker.presence_count("empty") == 0
     assert await a.broker.presence_page("empty", "", 10) == []
+    assert await b.broker.presence_get("r", "s3") == b"i3b"
+    assert await b.broker.presence_get("r", "s1") is None  # removed
+    assert await b.broker.presence_get("other", "s3") is None  # another room
 
 
 async def test_presence_entries_expire_unless_refreshed(cluster: Cluster) -> None:
@@ -281,6 +284,7 @@ async def test_presence_entries_expire_unless_refreshed(cluster: Cluster) -> Non
 
     await eventually(only_kept_left, what="unrefreshed entry expired")
     assert await a.broker.presence_page("r", "", 10) == [("keep", b"k")]
+    assert await a.broker.presence_get("r", "drop") is None
     assert await a.broker.presence_add("r", "drop", b"d2") == 2  # back after expiry
 
 

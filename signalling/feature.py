@@ -1,0 +1,214 @@
+"""WebRTC signalling between the sessions of a room: ``signal`` relay to one session on any node,
+``media`` state, the join snapshot's ``peers``, and ``bye`` when a peer leaves or its role
+changes.
+
+A signal goes from the sender's node to the node of the session it is for (the sid names it) as
+an internal message; that node checks the session is still in the room, notes the two as peers
+and queues the event. Each node knows the peers of its own sessions, so when one of them leaves
+a room, or its role there changes, the node sends ``bye`` on its behalf to each peer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hub.auth import Role
+from hub.broker import node_topic
+from hub.codec import pack, unpack
+from hub.config import HubConfig
+from hub.dispatch import CommandContext, CommandRegistry
+from hub.errors import CloseCode, HubError
+from hub.node import Node
+from hub.ratelimit import TokenBucket
+from hub.session import Session
+from rooms.feature import RoomsFeature
+from rooms.model import Room, validate_room_id
+from signalling.ice import IceSettings, ice_servers
+from signalling.rules import NO_MEDIA, SignalType, may_offer, parse_media, parse_signal
+
+# Signals per session: an ICE burst (an offer and a few dozen candidates to each of a handful of
+# peers) passes; a flood is refused with rate_limited and, kept up, closed with 4029.
+SIGNAL_RATE = 50.0
+SIGNAL_BURST = 200.0
+# At most this many peers in a join snapshot (a panel's audience is for the SFU).
+MAX_PEERS = 500
+
+
+def media_key(room: str) -> str:
+    """The broker hash of a room's media states (sid -> state)."""
+    return f"media:{room}"
+
+
+def ice_settings(config: HubConfig) -> IceSettings:
+    """The STUN and TURN settings of a hub's configuration."""
+    return IceSettings(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl)
+
+
+class SignallingFeature:
+    """Signalling on one node (see the module docstring)."""
+
+    def __init__(self, node: Node, rooms: RoomsFeature) -> None:
+        self.node = node
+        self.rooms = rooms
+        self.ice = ice_settings(node.config)
+        # (room, sid of a session of this node) -> sids it exchanged signals with
+        self.peers: dict[tuple[str, str], set[str]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def install(self, registry: CommandRegistry) -> None:
+        """Register ``signal`` (with its own rate limit) and ``media``, and the hooks."""
+        registry.add("signal", self.signal, own_rate_limit=True)
+        registry.add("media", self.media)
+        self.node.on_signal("rtc.signal", self._deliver)
+        self.node.on_stored("role", self._role_changed)
+        self.node.on_session_closed(self._session_closed)
+        self.rooms.on_leave(self._left)
+        self.rooms.add_snapshot(self._snapshot)
+
+    def ice_servers(self, user: str) -> list[dict[str, Any]]:
+        """The ``ice_servers`` of ``user``'s hello reply."""
+        return ice_servers(self.ice, user, time.time())
+
+    # --- signal -------------------------------------------------------------------------------
+
+    async def signal(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Relay a signal to one session of the room, wherever it is connected. Both must be in
+        the room (``forbidden`` for the sender, ``not_found`` for the peer, and then nothing is
+        delivered); offers follow :func:`signalling.rules.may_offer`."""
+        session = ctx.session
+        self._check_rate(ctx)
+        signal = parse_signal(cmd)
+        if signal.room not in session.rooms:
+            raise HubError("forbidden", f"join {signal.room} first")
+        if signal.to == session.sid:
+            raise HubError("bad_request", "a session does not signal itself")
+        room = await self.rooms.directory.require(signal.room)
+        if not room.has_media:
+            raise HubError("bad_request", f"{room.id} has no media")
+        entry = await self.node.broker.presence_get(room.id, signal.to)
+        if entry is None:
+            raise HubError("not_found", f"session {signal.to} is not in {room.id}")
+        if signal.type is SignalType.OFFER:
+            sender = await self.rooms.role(session, room.id)
+            target = self._role_of_entry(room, unpack(entry))
+            if not may_offer(room.kind, sender, target):
+                raise HubError("forbidden", "in a panel the audience offers only to speakers")
+        event = signal.event(session.sid, ctx.identity.user_id)
+        self.peers.setdefault((room.id, session.sid), set()).add(signal.to)
+        await self._relay(signal.to, event)
+        return {}
+
+    def _check_rate(self, ctx: CommandContext) -> None:
+        identity = ctx.identity
+        if identity.role is Role.ORGANIZER:
+            return
+        sid = ctx.session.sid
+        bucket = self._buckets.get(sid)
+        if bucket is None:
+            bucket = self._buckets[sid] = TokenBucket(SIGNAL_RATE, SIGNAL_BURST)
+        now = time.monotonic()
+        if bucket.take(now):
+            return
+        self.node.metrics.rate_limited.inc()
+        if ctx.session.flooding(now):
+            raise HubError(
+                "rate_limited", "kept flooding after rate_limited", close=CloseCode.FLOODING
+            )
+        raise HubError("rate_limited", "too many signals: slow down")
+
+    def _role_of_entry(self, room: Room, entry: dict[str, Any]) -> Role:
+        stored = self.rooms.roles.stored_role(room.id, str(entry.get("user")))
+        if stored is not None:
+            return stored
+        try:
+            return Role.parse(entry.get("role"))
+        except ValueError:
+            return Role.ATTENDEE
+
+    async def _relay(self, to: str, event: dict[str, Any]) -> None:
+        node = to.split(".", 1)[0]
+        await self.node.signal(node_topic(node), "rtc.signal", {"to": to, "event": event})
+
+    def _deliver(self, data: Any) -> None:
+        to, event = data["to"], data["event"]
+        session = self.node.sessions.get(to)
+        room = event["room"]
+        if session is None or room not in session.rooms:
+            return  # it left meanwhile: the sender gets its bye
+        if event["type"] == SignalType.BYE:
+            peers = self.peers.get((room, to))
+            if peers is not None:
+                peers.discard(event["from"])
+        else:
+            self.peers.setdefault((room, to), set()).add(event["from"])
+        session.send(event)
+
+    # --- bye ----------------------------------------------------------------------------------
+
+    async def _left(self, session: Session, room: str) -> None:
+        await self._bye_all(session, room)
+        await self.node.broker.hash_delete(media_key(room), session.sid)
+
+    async def _bye_all(self, session: Session, room: str) -> None:
+        peers = self.peers.pop((room, session.sid), set())
+        for peer in sorted(peers):
+            bye = {
+                "ev": "signal",
+                "room": room,
+                "from": session.sid,
+                "user": session.user_id,
+                "type": SignalType.BYE.value,
+            }
+            await self._relay(peer, bye)
+
+    def _role_changed(self, event: dict[str, Any]) -> None:
+        room, user = event["room"], event["user"]
+        for session in self.node.users.get(user, {}).values():
+            if (room, session.sid) in self.peers:
+                self.node.spawn(self._bye_all(session, room))
+
+    async def _session_closed(self, session: Session) -> None:
+        self._buckets.pop(session.sid, None)
+
+    # --- media --------------------------------------------------------------------------------
+
+    async def media(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Publish the caller's media state in a room with media: event ``media {room, sid,
+        user, audio, video, screen}`` to its members; the state joins the ``peers`` snapshot."""
+        room_id = validate_room_id(cmd.get("room"))
+        if room_id not in ctx.session.rooms:
+            raise HubError("forbidden", f"join {room_id} first")
+        room = await self.rooms.directory.require(room_id)
+        if not room.has_media:
+            raise HubError("bad_request", f"{room.id} has no media")
+        state = parse_media(cmd)
+        await self.node.broker.hash_set(media_key(room.id), ctx.session.sid, pack(state))
+        await self.node.broadcast(
+            room.id,
+            {"ev": "media", "room": room.id, "sid": ctx.session.sid, "user": ctx.identity.user_id}
+            | state,
+        )
+        return {}
+
+    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        if not room.has_media:
+            return {}
+        members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
+        media = await self.node.broker.hash_get_all(media_key(room.id))
+        peers = []
+        for sid, info in members:
+            if sid == ctx.session.sid:
+                continue
+            entry = unpack(info)
+            state = unpack(media[sid]) if sid in media else NO_MEDIA
+            peers.append(
+                {
+                    "sid": sid,
+                    "user": entry.get("user"),
+                    "name": entry.get("name"),
+                    "role": self._role_of_entry(room, entry).label,
+                    "media": dict(state),
+                }
+            )
+        return {"peers": peers[:MAX_PEERS]}

@@ -1,0 +1,207 @@
+"""Signalling in process, on two nodes sharing a memory broker: the relay (the hub's ``from`` and
+``user``), refusals that deliver nothing, offers in panels, ``bye`` on leaving and on a role
+change, ``media`` and the ``peers`` snapshot, the signal rate limit, and ``ice_servers``."""
+
+from __future__ import annotations
+
+from hub.auth import Role
+from hub.errors import CloseCode
+from signalling.feature import SIGNAL_BURST
+from tests.unit.helpers import Client, connect, new_session, next_event, running, token
+
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+
+
+async def _room(boss: Client, room: str, kind: str) -> None:
+    await boss.ok("room.create", room=room, kind=kind, title=room)
+
+
+async def test_a_signal_reaches_one_session_on_another_node_with_the_hubs_from() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub1, "alice")
+        bob = await connect(hub2, "bob")
+        bob_too = await connect(hub2, "bob")  # another session of bob: gets nothing
+        for client in (alice, bob, bob_too):
+            await client.ok("join", room="ws")
+
+        await alice.ok(
+            "signal", room="ws", to=bob.sid, type="offer", sdp=SDP, **{"from": "forged"},
+            user="mallory",
+        )  # fmt: skip
+        event = await next_event(bob, "signal")
+        assert event == {
+            "ev": "signal",
+            "room": "ws",
+            "from": alice.sid,
+            "user": "alice",
+            "type": "offer",
+            "sdp": SDP,
+        }
+        candidate = {"candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+        await bob.ok("signal", room="ws", to=alice.sid, type="candidate", candidate=candidate)
+        got = await next_event(alice, "signal")
+        assert got["candidate"] == {**candidate, "sdpMLineIndex": None}
+        assert got["from"] == bob.sid and got["user"] == "bob"
+        assert [e for e in bob_too.collect() if e.get("ev") == "signal"] == []
+
+
+async def test_signals_outside_the_room_are_refused_and_delivered_nowhere() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub1, "alice")
+        outsider = await connect(hub2, "out")
+        await alice.ok("join", room="ws")
+        await outsider.ok("join", room="main")
+
+        assert await alice.err("signal", room="ws", to=outsider.sid, type="bye") == "not_found"
+        assert await outsider.err("signal", room="ws", to=alice.sid, type="bye") == "forbidden"
+        assert await alice.err("signal", room="ws", to=alice.sid, type="bye") == "bad_request"
+        assert await alice.err("signal", room="ws", to="n9.nobody", type="bye") == "not_found"
+        assert await alice.err("signal", room="ws", to=outsider.sid, type="nope") == "bad_request"
+        await alice.ok("join", room="main")
+        assert await alice.err("signal", room="main", to=outsider.sid, type="bye") == (
+            "bad_request"  # the lobby has no media
+        )
+        await alice.ok("ping")
+        await outsider.ok("ping")
+        assert [e for e in outsider.collect() if e.get("ev") == "signal"] == []
+        assert [e for e in alice.collect() if e.get("ev") == "signal"] == []
+
+
+async def test_in_a_panel_the_audience_offers_only_to_the_stage() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _room(boss, "panel", "panel")
+        speaker = await connect(hub1, "spk", rooms={"panel": Role.SPEAKER})
+        viewer = await connect(hub2, "viewer")
+        other = await connect(hub2, "other")
+        for client in (speaker, viewer, other):
+            await client.ok("join", room="panel")
+        await speaker.ok("signal", room="panel", to=viewer.sid, type="offer", sdp=SDP)
+        await viewer.ok("signal", room="panel", to=speaker.sid, type="answer", sdp=SDP)
+        await viewer.ok("signal", room="panel", to=speaker.sid, type="offer", sdp=SDP)
+        assert await viewer.err("signal", room="panel", to=other.sid, type="offer", sdp=SDP) == (
+            "forbidden"
+        )
+        # Made a speaker (a stored role): now the viewer may offer to the audience.
+        await boss.ok("role.set", room="panel", user="viewer", role="speaker")
+        await next_event(viewer, "role")
+        await viewer.ok("signal", room="panel", to=other.sid, type="offer", sdp=SDP)
+
+
+async def test_leaving_or_a_role_change_sends_bye_to_the_peers() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub1, "alice")
+        bob = await connect(hub2, "bob")
+        carol = await connect(hub2, "carol")
+        for client in (alice, bob, carol):
+            await client.ok("join", room="ws")
+        await alice.ok("signal", room="ws", to=bob.sid, type="offer", sdp=SDP)
+        await carol.ok("signal", room="ws", to=alice.sid, type="offer", sdp=SDP)
+
+        await alice.ok("leave", room="ws")
+        for peer in (bob, carol):
+            bye = await next_event(peer, "signal", type="bye")
+            assert bye == {
+                "ev": "signal",
+                "room": "ws",
+                "from": alice.sid,
+                "user": "alice",
+                "type": "bye",
+            }
+
+        await bob.ok("signal", room="ws", to=carol.sid, type="offer", sdp=SDP)
+        await boss.ok("role.set", room="ws", user="carol", role="speaker")
+        # On carol's behalf, to her peers (she knows from the role event).
+        assert (await next_event(bob, "signal", type="bye"))["from"] == carol.sid
+
+
+async def test_media_events_and_the_peers_snapshot() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub1, "alice", rooms={"ws": Role.MODERATOR})
+        bob = await connect(hub2, "bob")
+        await alice.ok("join", room="ws")
+        await bob.ok("join", room="ws")
+        await alice.ok("media", room="ws", audio=True, video=True, screen=False)
+        event = await next_event(bob, "media")
+        assert event == {
+            "ev": "media",
+            "room": "ws",
+            "sid": alice.sid,
+            "user": "alice",
+            "audio": True,
+            "video": True,
+            "screen": False,
+        }
+        assert await bob.err("media", room="ws", audio="yes", video=True, screen=False) == (
+            "bad_request"
+        )
+        assert await bob.err("media", room="main", audio=True, video=True, screen=False) == (
+            "forbidden"
+        )
+
+        carol = await connect(hub2, "carol")
+        peers = (await carol.ok("join", room="ws"))["snapshot"]["peers"]
+        by_sid = {peer["sid"]: peer for peer in peers}
+        assert set(by_sid) == {alice.sid, bob.sid}
+        assert by_sid[alice.sid] == {
+            "sid": alice.sid,
+            "user": "alice",
+            "name": "alice",
+            "role": "moderator",
+            "media": {"audio": True, "video": True, "screen": False},
+        }
+        assert by_sid[bob.sid]["media"] == {"audio": False, "video": False, "screen": False}
+        assert "peers" not in (await carol.ok("join", room="main"))["snapshot"]
+
+        await alice.ok("leave", room="ws")
+        late = await connect(hub1, "late")
+        peers = (await late.ok("join", room="ws"))["snapshot"]["peers"]
+        assert {peer["sid"] for peer in peers} == {bob.sid, carol.sid}
+
+
+async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub, "alice")
+        bob = await connect(hub, "bob")
+        await alice.ok("join", room="ws")
+        await bob.ok("join", room="ws")
+        candidate = {"candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host"}
+        # More than the command burst (60): signals have their own, larger budget.
+        for _ in range(int(SIGNAL_BURST)):
+            await alice.ok("signal", room="ws", to=bob.sid, type="candidate", candidate=candidate)
+        codes = []
+        for _ in range(200):
+            reply = await alice.call(
+                "signal", room="ws", to=bob.sid, type="candidate", candidate=candidate
+            )
+            codes.append(reply.get("err", {}).get("code"))
+            if not alice.session.open:
+                break
+        # Refills let a few through while this runs; the flood is refused and ends in 4029.
+        assert codes.count("rate_limited") > codes.count(None)
+        assert alice.session.close_code is CloseCode.FLOODING
+
+
+async def test_hello_carries_ice_servers_with_turn_credentials_not_the_secret() -> None:
+    secret = "shared-with-the-turn-server-0123456789"
+    async with running(
+        stun_urls=("stun:stun.example.org",), turn_urls=("turn:turn.example.org",),
+        turn_secret=secret, turn_ttl=120,
+    ) as [hub]:  # fmt: skip
+        fresh = Client(hub, new_session(hub))
+        ok = await fresh.ok("hello", token=token(hub, "alice"))
+        servers = ok["ice_servers"]
+        assert servers[0] == {"urls": ["stun:stun.example.org"]}
+        assert servers[1]["urls"] == ["turn:turn.example.org"]
+        assert servers[1]["username"].endswith(":alice")
+        assert secret not in repr(ok)
