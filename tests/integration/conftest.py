@@ -170,3 +170,11 @@ async def open_member(
     member = await kind.open(node.url, mint(user, role), within=TIMEOUT)
     stack.push_async_callback(member.close)
     return member
+
+
+async def new_room(stack: contextlib.AsyncExitStack, node: HubProcess, kind: str) -> str:
+    """A fresh room of ``kind`` (a unique id), created by an organizer on ``node``."""
+    org = await open_member(stack, node, uid("org"), "organizer")
+    room = uid(kind)
+    await org.request("room.create", room=room, kind=kind, title=kind.title())
+    return room

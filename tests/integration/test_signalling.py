@@ -22,7 +22,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerCo
 from hub.client import HubClient
 from signalling.rtc import PeerLink, run_signals
 from tests.conftest import TIMEOUT
-from tests.integration.conftest import StartHub, StartNodes, open_member, uid
+from tests.integration.conftest import StartHub, StartNodes, new_room, open_member, uid
 from tests.support.hub_process import mint
 from tests.support.rtc_media import SyntheticVideoTrack, loopback_only
 
@@ -37,9 +37,7 @@ async def test_signals_are_relayed_with_the_hubs_from_and_only_inside_the_room(
     start_nodes: StartNodes, stack: contextlib.AsyncExitStack
 ) -> None:
     a, b = await start_nodes()
-    org = await open_member(stack, a, uid("org"), "organizer")
-    room = uid("ws")
-    await org.request("room.create", room=room, kind="workshop", title="Workshop")
+    room = await new_room(stack, a, "workshop")
     alice = await open_member(stack, a, uid("alice"))
     bob = await open_member(stack, b, uid("bob"))
     outsider = await open_member(stack, b, uid("out"))

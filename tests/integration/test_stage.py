@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import TIMEOUT
-from tests.integration.conftest import StartNodes, open_member, uid
+from tests.integration.conftest import StartNodes, new_room, open_member, uid
 from tests.support import recording
 from tests.support.hub_process import mint
 
@@ -32,9 +32,7 @@ async def test_hands_roles_and_kicks_on_two_nodes(
     start_nodes: StartNodes, stack: contextlib.AsyncExitStack
 ) -> None:
     a, b = await start_nodes()
-    org = await open_member(stack, a, uid("org"), "organizer")
-    room = uid("panel")
-    await org.request("room.create", room=room, kind="panel", title="Panel")
+    room = await new_room(stack, a, "panel")
     mod = await open_member(stack, a, uid("mod"), "moderator")
     people = [await open_member(stack, node, uid("p")) for node in (b, a, b, a)]
     everyone = [mod, *people]
@@ -111,9 +109,7 @@ async def test_a_round_of_nine_people_in_three_breakouts_with_a_timer(
     start_nodes: StartNodes, stack: contextlib.AsyncExitStack
 ) -> None:
     a, b = await start_nodes()
-    org = await open_member(stack, a, uid("org"), "organizer")
-    room = uid("ws")
-    await org.request("room.create", room=room, kind="workshop", title="Workshop")
+    room = await new_room(stack, a, "workshop")
     mod = await open_member(stack, b, uid("mod"), "moderator")
     people = [await open_member(stack, (a, b)[i % 2], uid("p")) for i in range(9)]
     await asyncio.gather(*(member.join(room) for member in [mod, *people]))
