@@ -2,11 +2,14 @@
 closes a timed round, and who may join a child room.
 
 A parent has at most one open round, stored at ``breakout:{parent}`` (the first ``open`` to
-store it wins). Its assignments are a hash ``bassign:{round}`` (user -> child). Closing (by a
-moderator or by the timer, on whichever node gets there first) claims ``bclosed:{round}``, so it
-happens once: each child gets the stored event ``breakout.closed`` and then loses its members,
-the parent gets ``breakouts`` with no rooms, and the round is removed. The warning before a timed
-round ends is claimed the same way (``bwarned:{round}``).
+store it wins). Its assignments are a hash ``bassign:{round}`` (user -> child), written before
+the round is stored, so whoever sees the round sees its assignments. Closing (by a moderator or
+by the timer, on whichever node gets there first) claims ``bclosed:{round}`` for a short while:
+each child gets the stored event ``breakout.closed`` and then loses its members, the parent gets
+``breakouts`` with no rooms, and the round is removed. A close that fails gives its claim back,
+and the claim of a node that died while closing expires, so a later close or timer does it again
+(children may then get ``breakout.closed`` twice; the parent is never left with a round nobody
+can close). The warning before a timed round ends is claimed once (``bwarned:{round}``).
 
 Every node that knows of a round (it opened it, follows its parent, or read it for a join)
 checks its timer a few times a second. A round nobody knows of any more (its node stopped and no
@@ -44,8 +47,10 @@ log = logging.getLogger(__name__)
 
 # How often a node checks the timers of the rounds it knows of (seconds).
 TIMER_INTERVAL = 0.25
-# How long the once-only claims of a round outlive it (seconds).
+# How long the once-only warning claim of a round outlives it (seconds).
 CLAIM_TTL = 7 * 24 * 3600.0
+# How long a close may take before another node may take it over (seconds).
+CLOSE_CLAIM_TTL = 30.0
 MAX_BROADCAST = 2000
 PRESENCE_PAGE = 500
 
@@ -58,6 +63,11 @@ def round_key(parent: str) -> str:
 def assignments_key(round_id: str) -> str:
     """The broker hash of a round's assignments (user -> child)."""
     return f"bassign:{round_id}"
+
+
+def close_claim_key(round_id: str) -> str:
+    """The broker key a node holds while it closes a round."""
+    return f"bclosed:{round_id}"
 
 
 class BreakoutFeature:
@@ -97,20 +107,28 @@ class BreakoutFeature:
         plan = parse_breakout_open(parent.id, cmd)
         now = time.time()
         round_ = open_round(plan, secrets.token_hex(8), ctx.identity.user_id, now)
-        stored = await self.broker.set_if_absent(round_key(parent.id), pack(round_.to_record()))
-        if stored is not None:
-            raise HubError("conflict", f"breakouts are open in {parent.id} already")
+        assignments = await self._assign(plan, ctx.identity.user_id)
         try:
-            for child, title in round_.rooms:
-                await self.rooms.directory.create(Room(child, RoomKind.BREAKOUT, title, parent.id))
-            assignments = await self._assign(plan, ctx.identity.user_id)
+            # Before the round: a join that sees the round must see who goes where.
             for user, child in assignments.items():
                 await self.broker.hash_set(assignments_key(round_.id), user, child.encode())
+            stored = await self.broker.set_if_absent(round_key(parent.id), pack(round_.to_record()))
+            if stored is not None:
+                raise HubError("conflict", f"breakouts are open in {parent.id} already")
+            try:
+                for child, title in round_.rooms:
+                    await self.rooms.directory.create(
+                        Room(child, RoomKind.BREAKOUT, title, parent.id)
+                    )
+                self._know(parent.id, round_)
+                seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
+            except BaseException:
+                self._forget(round_)
+                await self.broker.delete(round_key(parent.id))
+                raise
         except BaseException:
-            await self.broker.delete(round_key(parent.id))
+            await self.broker.delete(assignments_key(round_.id))
             raise
-        self.rounds[parent.id] = round_
-        seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
         for user, child in assignments.items():
             await self.node.send_to_user(
                 user, {"ev": "breakout.assigned", "room": parent.id, "breakout": child}
@@ -145,32 +163,41 @@ class BreakoutFeature:
         """The parent's open round, read from the broker (and known to this node's timer from
         then on), or None."""
         data = await self.broker.get(round_key(parent))
-        if data is None:
-            self.rounds.pop(parent, None)
-            return None
-        round_ = BreakoutRound.from_record(unpack(data))
-        self.rounds[parent] = round_
+        round_ = BreakoutRound.from_record(unpack(data)) if data is not None else None
+        self._know(parent, round_)
         return round_
 
     async def close_round(self, round_: BreakoutRound) -> int | None:
-        """Close ``round_`` unless it closed already (on any node): ``breakout.closed`` in each
-        child, then its members leave it; ``breakouts`` with no rooms in the parent. Returns the
-        parent event's seq, or None when another close won."""
-        claim = await self.broker.set_if_absent(f"bclosed:{round_.id}", b"1", ttl=CLAIM_TTL)
-        if claim is not None:
+        """Close ``round_`` if it is still the parent's open round and no other close is under
+        way (on any node): ``breakout.closed`` in each child, then its members leave it;
+        ``breakouts`` with no rooms in the parent. Returns the parent event's seq, or None when
+        the round is gone or another node is closing it. When a step fails the close is undone
+        enough for a retry to do it all again (the error propagates)."""
+        if not await self._is_open(round_):
             self._forget(round_)
             return None
-        for child in round_.children():
-            await self.node.publish_event(child, "breakout.closed", {"parent": round_.parent})
-            # After the event on the same topic: members get it, then leave.
-            await self.node.signal(child, "breakout.evict", {"room": child})
-        seq = await self.node.publish_event(round_.parent, "breakouts", {"rooms": []})
-        current = await self.broker.get(round_key(round_.parent))
-        if current is not None and unpack(current).get("id") == round_.id:
-            await self.broker.delete(round_key(round_.parent))
-        await self.broker.delete(assignments_key(round_.id))
+        claim = close_claim_key(round_.id)
+        # Short-lived: if this node dies before the end, another one closes after it expires.
+        if await self.broker.set_if_absent(claim, b"1", ttl=CLOSE_CLAIM_TTL) is not None:
+            return None
+        try:
+            for child in round_.children():
+                await self.node.publish_event(child, "breakout.closed", {"parent": round_.parent})
+                # After the event on the same topic: members get it, then leave.
+                await self.node.signal(child, "breakout.evict", {"room": child})
+            seq = await self.node.publish_event(round_.parent, "breakouts", {"rooms": []})
+            if await self._is_open(round_):
+                await self.broker.delete(round_key(round_.parent))
+            await self.broker.delete(assignments_key(round_.id))
+        except BaseException:
+            await self.broker.delete(claim)
+            raise
         self._forget(round_)
         return seq
+
+    async def _is_open(self, round_: BreakoutRound) -> bool:
+        data = await self.broker.get(round_key(round_.parent))
+        return data is not None and unpack(data).get("id") == round_.id
 
     async def warn(self, round_: BreakoutRound) -> bool:
         """Store ``breakout.ending {parent, ends_at}`` in each child once per round (on any
@@ -189,6 +216,8 @@ class BreakoutFeature:
         now = time.time() if now is None else now
         lead = self.node.config.breakout_warning
         for round_ in list(self.rounds.values()):
+            if self.rounds.get(round_.parent) is not round_:
+                continue  # forgotten while an earlier round was handled
             try:
                 if round_.due(now):
                     await self.close_round(round_)
@@ -199,6 +228,14 @@ class BreakoutFeature:
                 log.warning("breakout timer of %s failed", round_.parent, exc_info=True)
                 self._warned.discard(round_.id)
 
+    def _know(self, parent: str, round_: BreakoutRound | None) -> None:
+        # The parent's round as last read; a round replaced or gone leaves _warned too.
+        known = self.rounds.get(parent)
+        if known is not None and (round_ is None or known.id != round_.id):
+            self._forget(known)
+        if round_ is not None:
+            self.rounds[parent] = round_
+
     def _forget(self, round_: BreakoutRound) -> None:
         if (known := self.rounds.get(round_.parent)) is not None and known.id == round_.id:
             del self.rounds[round_.parent]
@@ -207,7 +244,7 @@ class BreakoutFeature:
     def _round_event(self, event: dict[str, Any]) -> None:
         parent = event["room"]
         if not event.get("rooms"):
-            self.rounds.pop(parent, None)
+            self._know(parent, None)
         else:
             self.node.spawn(self._learn(parent))
 
@@ -253,7 +290,7 @@ class BreakoutFeature:
         round_ = await self.current(room.parent)
         if round_ is None or room.id not in round_.children():
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        if await self.broker.get(f"bclosed:{round_.id}") is not None:
+        if await self.broker.get(close_claim_key(round_.id)) is not None:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
         moderator = await self.rooms.role(ctx.session, room.parent) >= Role.MODERATOR
         assigned = await self._assigned(round_, ctx.identity.user_id)

@@ -141,7 +141,7 @@ class RoomsFeature:
             # Followed from here on: the room's role events keep the loaded roles current.
             await self.roles.load(room_id)
             role = self.role_of(session, room_id)
-            await self.roles.record(room_id, ctx.identity, role)
+            await self.roles.record(room_id, ctx.identity)
             members = await self.node.broker.presence_add(
                 room_id, session.sid, self._entry(session, role)
             )
@@ -178,23 +178,30 @@ class RoomsFeature:
         return {}
 
     async def leave_room(self, session: Session, room_id: str) -> bool:
-        """Take ``session`` out of a room: its stream, its presence, its members' lists."""
+        """Take ``session`` out of a room: its stream, its presence, its members' lists. The
+        leave hooks run even when the broker fails to drop the presence entry (it then expires,
+        and the error propagates)."""
         if not await self.node.unfollow(session, room_id):
             return False
         if room_id not in self.node.streams:
             self.roles.forget(room_id)
-        await self.node.broker.presence_remove(room_id, [session.sid])
-        delta = self._delta(session, room_id, False)
-        # The node no longer follows the room if this was its last member: feed our own
-        # batcher directly, and tell the other nodes through the room's topic.
-        if room_id not in self.node.streams:
-            self._presence_signal(delta)
-        await self.node.signal(room_id, "presence", delta)
-        for hook in self._leave_hooks:
-            try:
-                await hook(session, room_id)
-            except Exception:
-                log.exception("leave hook failed for %s", room_id)
+        try:
+            await self.node.broker.presence_remove(room_id, [session.sid])
+            delta = self._delta(session, room_id, False)
+            # The node no longer follows the room if this was its last member: feed our own
+            # batcher directly, and tell the other nodes through the room's topic.
+            if room_id not in self.node.streams:
+                self._presence_signal(delta)
+            await self.node.signal(room_id, "presence", delta)
+        except Exception:
+            log.warning("presence of %s in %s not updated", session.sid, room_id, exc_info=True)
+            raise
+        finally:
+            for hook in self._leave_hooks:
+                try:
+                    await hook(session, room_id)
+                except Exception:
+                    log.exception("leave hook failed for %s", room_id)
         return True
 
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -292,4 +299,6 @@ class RoomsFeature:
 
     async def _session_closed(self, session: Session) -> None:
         for room_id in list(session.rooms):
-            await self.leave_room(session, room_id)
+            # One room's failure (logged by leave_room) must not keep the session in the others.
+            with contextlib.suppress(Exception):
+                await self.leave_room(session, room_id)

@@ -1,20 +1,23 @@
 """Roles per room: the token's claims give the starting role, ``role.set`` stores a change.
 
-The broker keeps one hash per room, ``roles:{room}``: user -> ``{role, name, set}``. ``set`` is
-True for a role a moderator stored with ``role.set`` (it overrides the token), False for an entry
-recorded when someone whose token makes them a speaker or more joined (so that the stage list
-and the checks on a target's rank know about them without their token). Organizers are
-organizers everywhere: no stored role lowers them.
+The broker keeps two hashes per room, each user -> ``{role, name}``. ``roles:{room}`` holds the
+roles moderators stored with ``role.set`` (they override the token). ``seen:{room}`` holds the
+token role of every speaker or more who joined the room, rewritten at each of their joins (so
+that the stage list and the checks on a target's rank know about them without their token).
+Organizers are organizers everywhere: no stored role lowers them.
 
 A node keeps the stored roles of the rooms it follows in memory, loaded when it starts following
-a room and kept current by the room's stored ``role`` events, which reach it in order. For a
-room it does not follow it reads the broker, so every check is the server's, on every node.
+a room and kept current by the room's stored ``role`` events, which reach it in order. Commands
+that need a privilege confirm a cached role above attendee against the broker, so a change
+stored on another node counts at once; for a room it does not follow a node reads the broker
+too. Every check is the server's, on every node.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.auth import Identity, Role
@@ -25,28 +28,35 @@ from hub.session import Session
 
 
 def roles_key(room: str) -> str:
-    """The broker hash of a room's roles."""
+    """The broker hash of a room's stored roles (``role.set``)."""
     return f"roles:{room}"
+
+
+def seen_key(room: str) -> str:
+    """The broker hash of the token roles (speaker or more) recorded at joins of a room."""
+    return f"seen:{room}"
 
 
 @dataclass(frozen=True, slots=True)
 class RoleEntry:
-    """One user's entry in a room's roles hash."""
+    """One user's entry in a room's roles or seen hash."""
 
     user: str
     role: Role
     name: str
-    set: bool
 
     def to_record(self) -> bytes:
         """Packed for the broker."""
-        return pack({"role": self.role.label, "name": self.name, "set": self.set})
+        return pack({"role": self.role.label, "name": self.name})
 
     @classmethod
-    def from_record(cls, user: str, data: bytes) -> RoleEntry:
-        """The inverse of :meth:`to_record`."""
+    def from_record(cls, user: str, data: bytes) -> RoleEntry | None:
+        """The inverse of :meth:`to_record`; None for an entry of the roles hash written before
+        recorded ranks had a hash of their own (``set`` false: never a stored role)."""
         record: Mapping[str, Any] = unpack(data)
-        return cls(user, Role.parse(record["role"]), str(record["name"]), bool(record["set"]))
+        if record.get("set", True) is False:
+            return None
+        return cls(user, Role.parse(record["role"]), str(record["name"]))
 
 
 def effective_role(identity: Identity, room: str, stored: Role | None) -> Role:
@@ -58,20 +68,29 @@ def effective_role(identity: Identity, room: str, stored: Role | None) -> Role:
     return stored
 
 
+@dataclass(slots=True)
+class _Load:
+    """A load of one room's stored roles in progress: ``done`` resolves when it ends (however
+    it ends); ``events`` are the role events that arrived meanwhile, applied after it."""
+
+    done: asyncio.Future[None]
+    events: list[tuple[str, Role]] = field(default_factory=list)
+
+
 class RoleBook:
     """Looks up and stores roles per room (see the module docstring)."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        # followed room -> user -> stored role (only entries with ``set``)
+        # followed room -> user -> stored role
         self._stored: dict[str, dict[str, Role]] = {}
-        # room being loaded -> role events that arrived meanwhile, applied after the load
-        self._loading: dict[str, list[tuple[str, Role]]] = {}
+        # room being loaded -> its load (one per room: later callers wait for it)
+        self._loading: dict[str, _Load] = {}
 
     def role_of(self, session: Session, room: str) -> Role:
-        """The session's role in ``room`` from what this node holds: exact for rooms it follows
-        (the session's own rooms), the token's elsewhere. For fan-out decisions; commands use
-        :meth:`role`."""
+        """The session's role in ``room`` from what this node holds: current for rooms it
+        follows (the session's own rooms) as far as their ``role`` events arrived, the token's
+        elsewhere. For fan-out decisions; commands use :meth:`role`."""
         identity = session.identity
         if identity is None:
             return Role.ATTENDEE
@@ -85,65 +104,97 @@ class RoleBook:
         return stored.get(user) if stored is not None else None
 
     async def role(self, session: Session, room: str) -> Role:
-        """The session's role in ``room``, reading the broker when this node does not follow
-        the room."""
+        """The session's role in ``room`` for a command's check, exact on any node: an
+        attendee of a followed room costs no read; any other role is read from the broker, so a
+        change stored on another node counts before its event arrives here."""
         identity = session.identity
         if identity is None:
             return Role.ATTENDEE
-        if room in self._stored:
-            return self.role_of(session, room)
+        if room in self._stored and self.role_of(session, room) <= Role.ATTENDEE:
+            return Role.ATTENDEE
+        if identity.role_in(room) is Role.ORGANIZER:
+            return Role.ORGANIZER  # no stored role lowers an organizer: nothing to read
         entry = await self.entry(room, identity.user_id)
-        stored = entry.role if entry is not None and entry.set else None
-        return effective_role(identity, room, stored)
+        return effective_role(identity, room, entry.role if entry is not None else None)
 
     async def entry(self, room: str, user: str) -> RoleEntry | None:
-        """``user``'s entry in the room's roles hash, or None."""
+        """``user``'s stored role entry in the room, or None."""
         data = await self.broker.hash_get(roles_key(room), user)
+        return RoleEntry.from_record(user, data) if data is not None else None
+
+    async def seen_entry(self, room: str, user: str) -> RoleEntry | None:
+        """``user``'s token role recorded at their last join of the room as speaker or more, or
+        None."""
+        data = await self.broker.hash_get(seen_key(room), user)
         return RoleEntry.from_record(user, data) if data is not None else None
 
     async def rank(self, room: str, user: str) -> Role:
         """What the hub knows of ``user``'s role in ``room`` without their token: a stored
-        role, else the higher of their recorded entry and their event-wide staff role."""
+        role, else the higher of their recorded token role and their event-wide staff role (an
+        organizer's staff role wins over everything)."""
         return (await self.ranks(room, [user]))[user]
 
     async def ranks(self, room: str, users: Iterable[str]) -> dict[str, Role]:
-        """:meth:`rank` of many users, in two reads."""
-        entries = {entry.user: entry for entry in await self.entries(room)}
+        """:meth:`rank` of many users, in three reads."""
+        stored = {entry.user: entry.role for entry in await self.entries(room)}
+        seen = {entry.user: entry.role for entry in await self.seen_entries(room)}
         staff = {
             user: Role.parse(label.decode())
             for user, label in (await self.broker.hash_get_all(STAFF_ROLES)).items()
         }
         ranks: dict[str, Role] = {}
         for user in users:
-            entry = entries.get(user)
             staff_role = staff.get(user)
-            if entry is not None and entry.set:
-                ranks[user] = Role.ORGANIZER if staff_role is Role.ORGANIZER else entry.role
+            stored_role = stored.get(user)
+            if stored_role is not None:
+                ranks[user] = Role.ORGANIZER if staff_role is Role.ORGANIZER else stored_role
             else:
-                recorded = entry.role if entry is not None else Role.ATTENDEE
-                ranks[user] = max(recorded, staff_role or Role.ATTENDEE)
+                ranks[user] = max(seen.get(user, Role.ATTENDEE), staff_role or Role.ATTENDEE)
         return ranks
 
     async def entries(self, room: str) -> list[RoleEntry]:
-        """Every entry of the room's roles hash, ordered by user."""
-        raw = await self.broker.hash_get_all(roles_key(room))
-        return [RoleEntry.from_record(user, raw[user]) for user in sorted(raw)]
+        """Every stored role entry of the room, ordered by user."""
+        return await self._read(roles_key(room))
+
+    async def seen_entries(self, room: str) -> list[RoleEntry]:
+        """Every recorded token role entry of the room, ordered by user."""
+        return await self._read(seen_key(room))
+
+    async def known_entries(self, room: str) -> list[RoleEntry]:
+        """What the room knows of everyone in either hash, ordered by user: the stored entry
+        where there is one, else the recorded one."""
+        merged = {entry.user: entry for entry in await self.seen_entries(room)}
+        merged.update((entry.user, entry) for entry in await self.entries(room))
+        return [merged[user] for user in sorted(merged)]
+
+    async def _read(self, key: str) -> list[RoleEntry]:
+        raw = await self.broker.hash_get_all(key)
+        entries = (RoleEntry.from_record(user, raw[user]) for user in sorted(raw))
+        return [entry for entry in entries if entry is not None]
 
     async def load(self, room: str) -> None:
         """Hold ``room``'s stored roles on this node (it follows the room from now on); events
-        that arrive while the hash is read are applied after it, in order."""
-        if room in self._stored or room in self._loading:
-            return
-        self._loading[room] = []
+        that arrive while the hash is read are applied after it, in order. A caller that comes
+        while another loads the room waits for that load (and loads again if it failed)."""
+        while room not in self._stored:
+            running = self._loading.get(room)
+            if running is None:
+                await self._load(room)
+                return
+            # Waits without taking on the other caller's outcome (or cancellation).
+            await asyncio.wait([running.done])
+
+    async def _load(self, room: str) -> None:
+        load = _Load(asyncio.get_running_loop().create_future())
+        self._loading[room] = load
         try:
-            entries = await self.entries(room)
-        except BaseException:
+            stored = {entry.user: entry.role for entry in await self.entries(room)}
+            for user, role in load.events:
+                stored[user] = role
+            self._stored[room] = stored
+        finally:
             del self._loading[room]
-            raise
-        stored = {entry.user: entry.role for entry in entries if entry.set}
-        for user, role in self._loading.pop(room):
-            stored[user] = role
-        self._stored[room] = stored
+            load.done.set_result(None)
 
     def forget(self, room: str) -> None:
         """This node no longer follows ``room``."""
@@ -153,24 +204,23 @@ class RoleBook:
         """Apply a stored ``role`` event of a followed room."""
         room, user = event["room"], event["user"]
         role = Role.parse(event["role"])
-        pending = self._loading.get(room)
-        if pending is not None:
-            pending.append((user, role))
+        loading = self._loading.get(room)
+        if loading is not None:
+            loading.events.append((user, role))
         stored = self._stored.get(room)
         if stored is not None:
             stored[user] = role
 
-    async def record(self, room: str, identity: Identity, role: Role) -> None:
-        """Note a member whose token gives them ``role`` (speaker or more) in ``room``, unless
-        a stored role or an entry exists already."""
+    async def record(self, room: str, identity: Identity) -> None:
+        """Note the token role of a member who joined ``room`` when it is speaker or more,
+        replacing what an earlier join recorded (a token may carry another role now)."""
+        role = identity.role_in(room)
         if role < Role.SPEAKER:
             return
-        entry = RoleEntry(identity.user_id, role, identity.name, set=False)
-        await self.broker.hash_set(
-            roles_key(room), identity.user_id, entry.to_record(), only_if_absent=True
-        )
+        entry = RoleEntry(identity.user_id, role, identity.name)
+        await self.broker.hash_set(seen_key(room), identity.user_id, entry.to_record())
 
     async def store(self, room: str, user: str, role: Role, name: str) -> None:
         """Store ``user``'s role in ``room`` (``role.set``); the caller publishes the event."""
-        entry = RoleEntry(user, role, name, set=True)
+        entry = RoleEntry(user, role, name)
         await self.broker.hash_set(roles_key(room), user, entry.to_record())

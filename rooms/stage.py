@@ -35,13 +35,14 @@ def check_role_change(caller: Role, target_now: Role, new: Role, *, self_change:
     """Return when ``caller`` (their role in the room) may give the target, whose role in the
     room is ``target_now``, the role ``new``; raise ``forbidden`` otherwise.
 
-    The rules, in this order: only moderators and organizers set roles; an organizer's role
-    comes from their token and cannot be changed; one may step down (``new <= target_now``) but
-    never up oneself; organizers may change anyone else's role, moderators that of attendees and
-    speakers, up to moderator. A ``new`` role outside :data:`ASSIGNABLE_ROLES` that passes these
-    rules is ``bad_request``.
+    The rules, in this order: anyone may step down themselves (``new <= target_now``), other
+    changes are for moderators and organizers; an organizer's role comes from their token and
+    cannot be changed; nobody raises their own role; organizers may change anyone else's role,
+    moderators that of attendees and speakers, up to moderator. A ``new`` role outside
+    :data:`ASSIGNABLE_ROLES` that passes these rules is ``bad_request``.
     """
-    if caller < Role.MODERATOR:
+    stepping_down = self_change and new <= target_now
+    if caller < Role.MODERATOR and not stepping_down:
         raise HubError("forbidden", "only moderators set roles")
     if target_now is Role.ORGANIZER:
         raise HubError("forbidden", "an organizer's role comes from their token")

@@ -5,21 +5,29 @@ Hands live in the broker (``hands:{room}``: user -> the hand), so every node sho
 queue, ordered by the server's time of each raise. A change is followed by a ``hands`` signal on
 the room's topic; each node that follows the room then reads the queue and sends it to its
 members. Signals arrive in publication order and a node reads again when one arrives during its
-read, so the last ``hands`` event everyone gets shows the queue after the last change.
+read, so the last ``hands`` event everyone gets shows the queue after the last change. A hand
+whose session has no live presence entry in the room any more (its node died) is dropped when
+the queue is read.
+
+A kick reaches the user's sessions through the user's topic, wherever they are; a ban is a close
+message on that topic, which may be lost, so every node also closes the sessions of banned users
+every few seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from hub.auth import Role
+from hub.broker import user_topic
 from hub.codec import EncodedEvent, pack, unpack
 from hub.core_ops import BANNED_USERS
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session
-from rooms.model import Room, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id, validate_room_id
 from rooms.stage import (
     Hand,
     check_kick,
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
 
 MAX_USER_ID = 200
+# How often a node closes the sessions of users banned from the event (seconds).
+BAN_SWEEP_INTERVAL = 5.0
 
 
 def hands_key(room: str) -> str:
@@ -43,6 +53,11 @@ def hands_key(room: str) -> str:
 def bans_key(room: str) -> str:
     """The broker set of the users banned from a room."""
     return f"bans:{room}"
+
+
+def is_child_of(room: str, parent: str) -> bool:
+    """True when ``room`` is a breakout child of ``parent`` (``{parent}.b<number>``)."""
+    return is_breakout_id(room) and room.rpartition(".b")[0] == parent
 
 
 def validate_user_id(value: object, field: str = "user") -> str:
@@ -76,6 +91,7 @@ class StageFeature:
         self.rooms.add_join_check(self._check_not_banned)
         self.rooms.add_snapshot(self._snapshot)
         self.rooms.on_leave(self._left)
+        self.node.every(BAN_SWEEP_INTERVAL, self.sweep_bans)
 
     # --- roles --------------------------------------------------------------------------------
 
@@ -91,6 +107,8 @@ class StageFeature:
         entry = await self.rooms.roles.entry(room.id, user)
         target_now = caller if own else await self.rooms.roles.rank(room.id, user)
         check_role_change(caller, target_now, new, self_change=own)
+        if entry is None:
+            entry = await self.rooms.roles.seen_entry(room.id, user)
         name = entry.name if entry is not None else await self._name_of(room.id, user)
         await self.rooms.roles.store(room.id, user, new, name)
         seq = await self.node.publish_event(room.id, "role", {"user": user, "role": new.label})
@@ -140,9 +158,28 @@ class StageFeature:
         return {}
 
     async def read_hands(self, room: str) -> list[Hand]:
-        """The room's hand queue, in order."""
+        """The room's hand queue, in order. Hands whose session has no live presence entry in
+        the room are left out and lowered (then announced)."""
         raw = await self.broker.hash_get_all(hands_key(room))
-        return hand_queue(Hand.from_record(user, unpack(data)) for user, data in raw.items())
+        hands = [Hand.from_record(user, unpack(data)) for user, data in raw.items()]
+        present = await asyncio.gather(
+            *(self.broker.presence_get(room, hand.sid) for hand in hands)
+        )
+        stale = [hand for hand, info in zip(hands, present, strict=True) if info is None]
+        if stale:
+            lowered = [await self._drop_stale(room, hand) for hand in stale]
+            if any(lowered):
+                await self._announce(room)
+        return hand_queue(
+            hand for hand, info in zip(hands, present, strict=True) if info is not None
+        )
+
+    async def _drop_stale(self, room: str, hand: Hand) -> bool:
+        # Read again: the user may have raised a new hand from a live session meanwhile.
+        data = await self.broker.hash_get(hands_key(room), hand.user)
+        if data is None or Hand.from_record(hand.user, unpack(data)).sid != hand.sid:
+            return False
+        return await self.broker.hash_delete(hands_key(room), hand.user)
 
     async def _lower(self, room: str, user: str) -> bool:
         if not await self.broker.hash_delete(hands_key(room), user):
@@ -187,8 +224,9 @@ class StageFeature:
     # --- kicks and bans -----------------------------------------------------------------------
 
     async def kick(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Every session of ``user`` leaves the room, on every node (each gets ``kicked``); with
-        ``ban`` they cannot join it again. Moderators, over people of a lower role."""
+        """Every session of ``user`` leaves the room and its breakout children, on every node
+        (``kicked`` for each room left); with ``ban`` they cannot join the room or its children
+        again. Moderators, over people of a lower role."""
         room = await self._room(cmd)
         user = validate_user_id(cmd.get("user"))
         ban = cmd.get("ban", False)
@@ -200,16 +238,19 @@ class StageFeature:
         if ban:
             await self.broker.set_add(bans_key(room.id), user)
         await self.broker.hash_delete(hands_key(room.id), user)
-        await self.node.signal(room.id, "kick", {"room": room.id, "user": user})
+        # The user's topic reaches each of their sessions, also one that is in a breakout child
+        # on a node that does not follow the room itself.
+        await self.node.signal(user_topic(user), "kick", {"room": room.id, "user": user})
         await self._announce(room.id)
         return {}
 
     def _kicked(self, data: Any) -> None:
         room, user = data["room"], data["user"]
-        for session in self.node.followers(room):
-            if session.user_id == user:
-                session.send({"ev": "kicked", "room": room})
-                self.node.spawn(self._evict(session, room))
+        for session in list(self.node.users.get(user, {}).values()):
+            for joined in sorted(session.rooms):
+                if joined == room or is_child_of(joined, room):
+                    session.send({"ev": "kicked", "room": joined})
+                    self.node.spawn(self._evict(session, joined))
 
     async def _evict(self, session: Session, room: str) -> None:
         await self.rooms.leave_room(session, room)
@@ -226,16 +267,33 @@ class StageFeature:
         await self.node.close_user(user, CloseCode.BANNED, "banned from this event")
         return {}
 
+    async def sweep_bans(self) -> None:
+        """Close every session on this node of a user banned from the event: the close message
+        of ``ban`` may have been lost."""
+        if not self.node.users:
+            return
+        banned = await self.broker.set_members(BANNED_USERS)
+        for user in banned.intersection(self.node.users):
+            for session in list(self.node.users.get(user, {}).values()):
+                session.request_close(CloseCode.BANNED, "banned from this event")
+
     async def _check_not_banned(self, ctx: CommandContext, room: Room, role: Role) -> None:
-        if role < Role.MODERATOR and await self.broker.set_contains(
-            bans_key(room.id), ctx.identity.user_id
-        ):
+        user = ctx.identity.user_id
+        if role < Role.MODERATOR and await self.broker.set_contains(bans_key(room.id), user):
             raise HubError("forbidden", f"you were banned from {room.id}")
+        # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
+        parent = room.parent if room.kind is RoomKind.BREAKOUT else None
+        if (
+            parent is not None
+            and await self.broker.set_contains(bans_key(parent), user)
+            and await self.rooms.role(ctx.session, parent) < Role.MODERATOR
+        ):
+            raise HubError("forbidden", f"you were banned from {parent}")
 
     # --- snapshot -----------------------------------------------------------------------------
 
     async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
-        entries = await self.rooms.roles.entries(room.id)
+        entries = await self.rooms.roles.known_entries(room.id)
         hands = await self.read_hands(room.id)
         return {
             "speakers": [

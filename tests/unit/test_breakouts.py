@@ -1,14 +1,19 @@
 """Breakouts in process, on two nodes sharing a memory broker: opening (random, manual, self),
 who may join which child, broadcasts, closing by a moderator and by the timer (once, with the
-warning before)."""
+warning before), closes that fail midway or whose node died, and kicks and bans from the parent
+reaching its children."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from hub.auth import Role
+from hub.broker import BrokerUnavailable
 from hub.codec import unpack
+from rooms.breakout_ops import close_claim_key
 from tests.support.waiting import eventually
 from tests.unit.helpers import Client, connect, next_event, running
 
@@ -152,6 +157,129 @@ async def test_the_timer_warns_then_closes_once_across_nodes() -> None:
         for child in ("ws.b1", "ws.b2"):
             assert await _stored(hubs[1], child) == ["breakout.ending", "breakout.closed"]
         assert await _stored(hubs[0], "ws") == ["breakouts", "breakouts"]
+
+
+async def test_a_close_that_fails_midway_is_done_again_by_a_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running("n1", "n2") as hubs:
+        mod, members = await _workshop(hubs, 2)
+        opened = await mod.ok("breakout.open", room="ws", count=2, assign="random")
+        for client in members:
+            await client.ok("join", room=opened["assignments"][client.session.user_id])
+        broker = hubs[0].node.broker
+        real_publish = broker.publish
+        failed: list[str] = []
+
+        async def blip_once(room: str, body: bytes) -> Any:
+            # The parent's closing event, after the children's: the close stops midway.
+            if room == "ws" and unpack(body).get("rooms") == [] and not failed:
+                failed.append(room)
+                raise BrokerUnavailable("blip")
+            return await real_publish(room, body)
+
+        monkeypatch.setattr(broker, "publish", blip_once)
+        assert await mod.err("breakout.close", room="ws") == "unavailable"
+        assert failed == ["ws"]
+        closed = await mod.ok("breakout.close", room="ws")
+        for client in members:
+            back = await next_event(client, "breakouts", room="ws", rooms=[])
+            assert back["seq"] == closed["seq"]
+            await eventually(lambda c=client: c.session.rooms == {"ws"}, what="back in ws")
+        assert await members[0].err("join", room="ws.b1") == "closed"
+        await mod.ok("breakout.open", room="ws", count=2, assign="self")
+
+
+async def test_a_close_whose_node_died_is_taken_over_when_its_claim_expires() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, [member] = await _workshop(hubs, 1)
+        opened = await mod.ok("breakout.open", room="ws", count=2, assign="self")
+        round_id = hubs[0].rooms.breakouts.rounds["ws"].id
+        await member.ok("join", room="ws.b1")
+        # A node claimed the close and died before doing anything (a short claim, for the test).
+        broker = hubs[1].node.broker
+        assert await broker.set_if_absent(close_claim_key(round_id), b"1", ttl=0.3) is None
+        assert await mod.err("breakout.close", room="ws") == "closed"
+        assert await member.err("join", room="ws.b2") == "closed"  # closing: no more joins
+
+        async def expired() -> bool:
+            return await broker.get(close_claim_key(round_id)) is None
+
+        await eventually(expired, what="the dead node's claim expired")
+        closed = await mod.ok("breakout.close", room="ws")
+        assert closed["seq"] > opened["seq"]
+        await eventually(lambda: member.session.rooms == {"ws"}, what="member back in ws")
+        await mod.ok("breakout.open", room="ws", count=2, assign="self")
+
+
+async def test_timed_rounds_closed_on_one_node_leave_no_warnings_behind_on_either() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, _ = await _workshop(hubs, 2)
+        timers = [hub.rooms.breakouts for hub in hubs]
+        for _ in range(2):
+            opened = await mod.ok("breakout.open", room="ws", count=2, assign="self", duration=600)
+            await eventually(lambda: all("ws" in timer.rounds for timer in timers))
+            ends_at = opened["ends_at"]
+            # The timers run by hand (the real ones are ten minutes away): both nodes warn...
+            for timer in timers:
+                await timer.run_timers(ends_at - 1)
+            assert all(timer._warned for timer in timers)
+            # ... and the first one closes; the other learns it from the parent's event.
+            await timers[0].run_timers(ends_at)
+            await eventually(lambda: not any(timer.rounds for timer in timers))
+            assert [timer._warned for timer in timers] == [set(), set()]
+
+
+async def test_the_assignments_are_stored_before_the_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as hubs:
+        mod, _ = await _workshop(hubs, 2)
+        broker = hubs[0].node.broker
+        real_set_if_absent = broker.set_if_absent
+        rounds: list[str] = []
+        seen_at_store: list[dict[str, bytes]] = []
+
+        async def watching(key: str, value: bytes, *, ttl: float | None = None) -> bytes | None:
+            if key == "breakout:ws":
+                rounds.append(unpack(value)["id"])
+                seen_at_store.append(await broker.hash_get_all(f"bassign:{rounds[-1]}"))
+            return await real_set_if_absent(key, value, ttl=ttl)
+
+        monkeypatch.setattr(broker, "set_if_absent", watching)
+        manual = {"assign": "manual", "assignments": {"u0": 1, "u1": 2}}
+        await mod.ok("breakout.open", room="ws", count=2, **manual)
+        assert seen_at_store == [{"u0": b"ws.b1", "u1": b"ws.b2"}]
+        # A second open loses to the first and leaves no assignments behind.
+        assert await mod.err("breakout.open", room="ws", count=2, **manual) == "conflict"
+        first, second = rounds
+        assert await broker.hash_get_all(f"bassign:{first}") == seen_at_store[0]
+        assert await broker.hash_get_all(f"bassign:{second}") == {}
+
+
+async def test_a_kick_or_ban_from_the_parent_reaches_its_breakouts() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, _ = await _workshop(hubs, 1)
+        await mod.ok("breakout.open", room="ws", count=2, assign="self")
+        troll1 = await connect(hubs[0], "troll")
+        troll2 = await connect(hubs[1], "troll")
+        await troll1.ok("join", room="ws")
+        await troll1.ok("join", room="ws.b1")
+        await troll2.ok("join", room="ws.b2")  # in a child only, on the other node
+
+        await mod.ok("kick", room="ws", user="troll")
+        assert (await next_event(troll1, "kicked", room="ws.b1"))["room"] == "ws.b1"
+        assert (await next_event(troll2, "kicked", room="ws.b2"))["room"] == "ws.b2"
+        await eventually(lambda: not troll1.session.rooms, what="troll1 out of ws and ws.b1")
+        await eventually(lambda: not troll2.session.rooms, what="troll2 out of ws.b2")
+        await troll2.ok("join", room="ws.b2")  # not banned
+
+        await mod.ok("kick", room="ws", user="troll", ban=True)
+        await eventually(lambda: not troll2.session.rooms, what="troll2 out again")
+        for client in (troll1, troll2):
+            for room in ("ws", "ws.b1", "ws.b2"):
+                assert await client.err("join", room=room) == "forbidden"
+        await mod.ok("join", room="ws.b1")
 
 
 async def _stored(hub: Any, room: str) -> list[str]:

@@ -68,11 +68,14 @@ def test_bad_assignable_roles(value: object) -> None:
 
 
 def role_change_allowed(caller: Role, target_now: Role, new: Role, self_change: bool) -> bool:
-    """The rules of the brief, written out independently."""
-    if caller < MOD or target_now is ORG:
+    """The rules of the brief, written out independently: anyone steps down, only moderators
+    do anything else, organizers are never changed, nobody steps up."""
+    if target_now is ORG:
         return False
     if self_change:
         return new <= target_now
+    if caller < MOD:
+        return False
     return caller is ORG or (target_now < caller and new <= caller)
 
 
@@ -110,14 +113,20 @@ def test_organizer_roles_come_from_tokens(caller: Role, self_change: bool) -> No
     assert info.value.code == "forbidden"
 
 
-def test_moderators_may_step_down_but_attendees_cannot_step_up() -> None:
+def test_anyone_may_step_down_but_nobody_steps_up() -> None:
     check_role_change(MOD, MOD, ATT, self_change=True)
     check_role_change(MOD, MOD, SPK, self_change=True)
     check_role_change(MOD, MOD, MOD, self_change=True)
-    with pytest.raises(HubError, match="only moderators"):
-        check_role_change(SPK, SPK, ATT, self_change=True)  # not a moderator at all
+    check_role_change(SPK, SPK, ATT, self_change=True)  # not a moderator, but stepping down
+    check_role_change(SPK, SPK, SPK, self_change=True)
+    check_role_change(ATT, ATT, ATT, self_change=True)
     with pytest.raises(HubError, match="only moderators"):
         check_role_change(ATT, ATT, MOD, self_change=True)
+    with pytest.raises(HubError, match="only moderators"):
+        check_role_change(SPK, SPK, MOD, self_change=True)
+    with pytest.raises(HubError, match="never raise") as info:
+        check_role_change(MOD, SPK, MOD, self_change=True)
+    assert info.value.code == "forbidden"
 
 
 def test_moderators_manage_attendees_and_speakers() -> None:

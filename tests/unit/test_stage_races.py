@@ -1,0 +1,241 @@
+"""The stage where nodes race or fail, in process on memory brokers: privileged checks that
+read the stored role, concurrent loads of a room's roles, recorded token ranks that follow the
+token, stepping down, hands of sessions that are gone, leaving when the broker fails, and the
+sweep that closes banned users whose close message was lost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hub.auth import Role
+from hub.broker import BrokerUnavailable
+from hub.core_ops import BANNED_USERS
+from hub.errors import CloseCode
+from rooms.stage_ops import BAN_SWEEP_INTERVAL
+from tests.unit.helpers import TIMEOUT, Client, connect, next_event, running
+
+
+async def _panel(boss: Client, room: str = "p") -> None:
+    await boss.ok("room.create", room=room, kind="panel", title="Panel")
+
+
+async def _queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
+    """The first ``hands`` event showing ``users`` in that order (earlier ones are skipped)."""
+    while True:
+        event = await next_event(client, "hands")
+        if [hand["user"] for hand in event["queue"]] == users:
+            return event
+
+
+# -- privileged checks read the stored role ----------------------------------------------------
+
+
+async def test_a_demotion_stored_on_another_node_counts_before_its_event_arrives() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        mod = await connect(hub1, "mod", rooms={"p": Role.MODERATOR})
+        ann = await connect(hub1, "ann")
+        for client in (mod, ann):
+            await client.ok("join", room="p")
+        await boss.ok("role.set", room="p", user="ann", role="moderator")
+        await next_event(ann, "role", user="ann")
+        await ann.ok("announce", room="p", text="I may")
+
+        # Stored by the other node; its event is never published.
+        await hub2.rooms.roles.store("p", "ann", Role.ATTENDEE, "ann")
+        await hub2.rooms.roles.store("p", "mod", Role.ATTENDEE, "mod")
+        assert hub1.rooms.roles.stored_role("p", "ann") is Role.MODERATOR  # the cache is behind
+        assert await ann.err("announce", room="p", text="no more") == "forbidden"
+        assert await mod.err("announce", room="p", text="no more") == "forbidden"  # token mod
+        assert await mod.err("kick", room="p", user="ann") == "forbidden"
+
+
+async def test_an_attendees_check_reads_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        ann = await connect(hub, "ann")
+        await ann.ok("join", room="p")
+        broker = hub.node.broker
+        real_hash_get = broker.hash_get
+        read: list[str] = []
+
+        async def counting(key: str, field: str) -> bytes | None:
+            read.append(key)
+            return await real_hash_get(key, field)
+
+        monkeypatch.setattr(broker, "hash_get", counting)
+        assert await ann.err("announce", room="p", text="x") == "forbidden"
+        assert "roles:p" not in read
+
+
+# -- one load of a room's roles at a time --------------------------------------------------------
+
+
+async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        await boss.ok("role.set", room="p", user="ann", role="moderator")
+        x = await connect(hub2, "x")
+        ann = await connect(hub2, "ann")
+
+        broker = hub2.node.broker
+        real_hash_get_all = broker.hash_get_all
+        reading, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(key: str) -> dict[str, bytes]:
+            if key == "roles:p":
+                reading.set()
+                await release.wait()
+            return await real_hash_get_all(key)
+
+        book = hub2.rooms.roles
+        real_load = book.load
+        loads: list[str] = []
+        second_load = asyncio.Event()
+
+        async def counting_load(room: str) -> None:
+            loads.append(room)
+            if len(loads) == 2:
+                second_load.set()
+            await real_load(room)
+
+        monkeypatch.setattr(broker, "hash_get_all", slow)
+        monkeypatch.setattr(book, "load", counting_load)
+        first = asyncio.ensure_future(x.ok("join", room="p"))
+        await asyncio.wait_for(reading.wait(), TIMEOUT)
+        second = asyncio.ensure_future(ann.ok("join", room="p"))
+        await asyncio.wait_for(second_load.wait(), TIMEOUT)
+        release.set()
+        replies = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+        assert [reply["role"] for reply in replies] == ["attendee", "moderator"]
+        assert book.stored_role("p", "ann") is Role.MODERATOR
+
+
+# -- recorded token ranks --------------------------------------------------------------------
+
+
+async def test_a_token_moderator_recorded_as_speaker_before_ranks_as_moderator() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        mod = await connect(hub, "mod", rooms={"p": Role.MODERATOR})
+        await mod.ok("join", room="p")
+        before = await connect(hub, "tm", rooms={"p": Role.SPEAKER})
+        await before.ok("join", room="p")
+        await before.ok("leave", room="p")
+        now = await connect(hub, "tm", rooms={"p": Role.MODERATOR})
+        assert (await now.ok("join", room="p"))["role"] == "moderator"
+
+        assert await mod.err("kick", room="p", user="tm") == "forbidden"
+        snapshot = (await (await connect(hub, "viewer")).ok("join", room="p"))["snapshot"]
+        assert {"user": "tm", "name": "tm"} in snapshot["moderators"]
+        assert snapshot["speakers"] == []
+        # Only role.set stores roles; a stored role wins over the recorded one.
+        assert "tm" not in await hub.node.broker.hash_get_all("roles:p")
+        await boss.ok("role.set", room="p", user="tm", role="speaker")
+        snapshot = (await (await connect(hub, "viewer2")).ok("join", room="p"))["snapshot"]
+        assert snapshot["speakers"] == [{"user": "tm", "name": "tm"}]
+        assert {"user": "tm", "name": "tm"} not in snapshot["moderators"]
+
+
+# -- stepping down ---------------------------------------------------------------------------------
+
+
+async def test_a_speaker_steps_down_but_not_up() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        spk = await connect(hub2, "spk", rooms={"p": Role.SPEAKER})
+        assert (await spk.ok("join", room="p"))["role"] == "speaker"
+        assert await spk.err("role.set", room="p", user="spk", role="moderator") == "forbidden"
+        ack = await spk.ok("role.set", room="p", user="spk", role="attendee")
+        event = await next_event(spk, "role", user="spk")
+        assert event["seq"] == ack["seq"] and event["role"] == "attendee"
+        assert await spk.err("role.set", room="p", user="spk", role="speaker") == "forbidden"
+        again = await connect(hub1, "spk", rooms={"p": Role.SPEAKER})
+        reply = await again.ok("join", room="p")
+        assert reply["role"] == "attendee"
+        assert reply["snapshot"]["speakers"] == []
+
+
+# -- hands of sessions that are gone -------------------------------------------------------------
+
+
+async def test_a_hand_whose_session_has_no_presence_any_more_leaves_the_queue() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        await boss.ok("join", room="p")
+        a = await connect(hub2, "a")
+        b = await connect(hub1, "b")
+        for client in (a, b):
+            await client.ok("join", room="p")
+        await a.ok("hand.raise", room="p")
+        await _queue_becomes(boss, ["a"])
+
+        # As when a's node dies: its presence entry goes (expires), nothing lowers the hand.
+        await hub1.node.broker.presence_remove("p", [a.sid])
+        await b.ok("hand.raise", room="p")
+        await _queue_becomes(boss, ["b"])
+        assert sorted(await hub1.node.broker.hash_get_all("hands:p")) == ["b"]
+        late = await connect(hub2, "late")
+        hands = (await late.ok("join", room="p"))["snapshot"]["hands"]
+        assert [hand["user"] for hand in hands] == ["b"]
+
+
+async def test_leaving_lowers_the_hand_even_when_the_broker_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _panel(boss)
+        await boss.ok("join", room="p")
+        a = await connect(hub, "a")
+        await a.ok("join", room="p")
+        await a.ok("hand.raise", room="p")
+        await _queue_becomes(boss, ["a"])
+
+        async def failing(room: str, sids: Any) -> int:
+            raise BrokerUnavailable("blip")
+
+        monkeypatch.setattr(hub.node.broker, "presence_remove", failing)
+        assert await a.err("leave", room="p") == "unavailable"
+        assert "p" not in a.session.rooms
+        await _queue_becomes(boss, [])
+
+
+# -- the ban sweep -----------------------------------------------------------------------------
+
+
+async def test_the_sweep_closes_banned_users_whose_close_message_was_lost() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        bad = await connect(hub2, "bad")
+        good = await connect(hub2, "good")
+        # Stored without the close message: as if it was lost on the way.
+        await hub1.node.broker.set_add(BANNED_USERS, "bad")
+        assert bad.session.open
+        await hub2.rooms.stage.sweep_bans()
+        assert bad.session.close_code is CloseCode.BANNED
+        assert good.session.open
+        assert (BAN_SWEEP_INTERVAL, hub2.rooms.stage.sweep_bans) in hub2.node._jobs
+
+
+async def test_the_sweep_reads_nothing_without_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running() as [hub]:
+        calls: list[str] = []
+
+        async def members(key: str) -> set[str]:
+            calls.append(key)
+            return set()
+
+        monkeypatch.setattr(hub.node.broker, "set_members", members)
+        await hub.rooms.stage.sweep_bans()
+        assert calls == []
