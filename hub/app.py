@@ -51,6 +51,7 @@ class Hub:
     dispatcher: Dispatcher
     rooms: RoomsFeature
     polls: PollsFeature
+    signalling: SignallingFeature
 
 
 def event_rooms(config: HubConfig) -> list[Room]:
@@ -80,7 +81,9 @@ def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
     SessionOps(authority, guests=config.guests_allowed, ice_servers=signalling.ice_servers).install(
         registry
     )
-    return Hub(config, node, authority, registry, Dispatcher(node, registry), rooms, polls)
+    return Hub(
+        config, node, authority, registry, Dispatcher(node, registry), rooms, polls, signalling
+    )
 
 
 class HubApp:

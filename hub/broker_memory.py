@@ -158,7 +158,10 @@ class MemoryBroker:
         return len(self.backend.live_presence(room))
 
     async def presence_get(self, room: str, sid: str) -> bytes | None:
-        return self.backend.live_presence(room).get(sid)
+        entry = self.backend.presence.get(room, {}).get(sid)
+        if entry is None or entry[1] < time.monotonic() - self.backend.settings.presence_ttl:
+            return None
+        return entry[0]
 
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         return presence_entries(self.backend.live_presence(room), after, limit)

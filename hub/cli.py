@@ -50,7 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    config = from_environment().with_overrides(
+    try:
+        environment = from_environment()
+    except ValueError as error:
+        print(f"hub: a HUB_* setting is not valid: {error}", file=sys.stderr)
+        return 2
+    config = environment.with_overrides(
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -29,7 +29,7 @@ class SessionOps:
         authority: TokenAuthority,
         *,
         guests: bool,
-        ice_servers: Callable[[str], list[dict[str, Any]]] | None = None,
+        ice_servers: Callable[[Identity], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.authority = authority
         self.guests = guests
@@ -78,7 +78,7 @@ class SessionOps:
             "sid": session.sid,
             "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
             "node": ctx.node.node_id,
-            "ice_servers": self.ice_servers(identity.user_id),
+            "ice_servers": self.ice_servers(identity),
             "limits": ctx.node.config.limits.public(),
         }
 

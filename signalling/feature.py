@@ -11,9 +11,10 @@ a room, or its role there changes, the node sends ``bye`` on its behalf to each 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
-from hub.auth import Role
+from hub.auth import Identity, Role
 from hub.broker import node_topic
 from hub.codec import pack, unpack
 from hub.config import HubConfig
@@ -23,14 +24,18 @@ from hub.node import Node
 from hub.ratelimit import TokenBucket
 from hub.session import Session
 from rooms.feature import RoomsFeature
-from rooms.model import Room, validate_room_id
+from rooms.model import Room, RoomKind, validate_room_id
 from signalling.ice import IceSettings, ice_servers
-from signalling.rules import NO_MEDIA, SignalType, may_offer, parse_media, parse_signal
+from signalling.rules import NO_MEDIA, SignalType, may_signal, parse_media, parse_signal
 
 # Signals per session: an ICE burst (an offer and a few dozen candidates to each of a handful of
 # peers) passes; a flood is refused with rate_limited and, kept up, closed with 4029.
 SIGNAL_RATE = 50.0
 SIGNAL_BURST = 200.0
+# Offers and answers (up to 32 KiB of SDP each) have a budget of their own, so that a burst of
+# them stays far below a receiver's outbound queue (4 MiB) instead of closing it as slow.
+SDP_RATE = 2.0
+SDP_BURST = 20.0
 # At most this many peers in a join snapshot (a panel's audience is for the SFU).
 MAX_PEERS = 500
 
@@ -55,6 +60,7 @@ class SignallingFeature:
         # (room, sid of a session of this node) -> sids it exchanged signals with
         self.peers: dict[tuple[str, str], set[str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._sdp_buckets: dict[str, TokenBucket] = {}
 
     def install(self, registry: CommandRegistry) -> None:
         """Register ``signal`` (with its own rate limit) and ``media``, and the hooks."""
@@ -66,19 +72,23 @@ class SignallingFeature:
         self.rooms.on_leave(self._left)
         self.rooms.add_snapshot(self._snapshot)
 
-    def ice_servers(self, user: str) -> list[dict[str, Any]]:
-        """The ``ice_servers`` of ``user``'s hello reply."""
-        return ice_servers(self.ice, user, time.time())
+    def ice_servers(self, identity: Identity) -> list[dict[str, Any]]:
+        """The ``ice_servers`` of a hello reply: no TURN for guests (anyone could get relay
+        credentials from a hub that admits guests)."""
+        settings = self.ice if not identity.guest else replace(self.ice, turn_urls=())
+        return ice_servers(settings, identity.user_id, time.time())
 
     # --- signal -------------------------------------------------------------------------------
 
     async def signal(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Relay a signal to one session of the room, wherever it is connected. Both must be in
         the room (``forbidden`` for the sender, ``not_found`` for the peer, and then nothing is
-        delivered); offers follow :func:`signalling.rules.may_offer`."""
+        delivered); in panels :func:`signalling.rules.may_signal` decides who signals whom."""
         session = ctx.session
-        self._check_rate(ctx)
+        self._check_rate(ctx, self._buckets, SIGNAL_RATE, SIGNAL_BURST)
         signal = parse_signal(cmd)
+        if signal.sdp is not None:
+            self._check_rate(ctx, self._sdp_buckets, SDP_RATE, SDP_BURST)
         if signal.room not in session.rooms:
             raise HubError("forbidden", f"join {signal.room} first")
         if signal.to == session.sid:
@@ -89,24 +99,39 @@ class SignallingFeature:
         entry = await self.node.broker.presence_get(room.id, signal.to)
         if entry is None:
             raise HubError("not_found", f"session {signal.to} is not in {room.id}")
-        if signal.type is SignalType.OFFER:
+        if room.kind is RoomKind.PANEL:
             sender = await self.rooms.role(session, room.id)
             target = self._role_of_entry(room, unpack(entry))
-            if not may_offer(room.kind, sender, target):
-                raise HubError("forbidden", "in a panel the audience offers only to speakers")
+            if not may_signal(room.kind, sender, target):
+                raise HubError("forbidden", "in a panel the audience signals only the stage")
+        # The awaits above may have seen the sender leave (a kick, a closed breakout).
+        if signal.room not in session.rooms or not session.open:
+            raise HubError("forbidden", f"not in {signal.room} any more")
         event = signal.event(session.sid, ctx.identity.user_id)
-        self.peers.setdefault((room.id, session.sid), set()).add(signal.to)
+        if signal.type is SignalType.BYE:
+            self._drop_peer(room.id, session.sid, signal.to)
+        else:
+            self.peers.setdefault((room.id, session.sid), set()).add(signal.to)
         await self._relay(signal.to, event)
         return {}
 
-    def _check_rate(self, ctx: CommandContext) -> None:
+    def _drop_peer(self, room: str, sid: str, peer: str) -> None:
+        peers = self.peers.get((room, sid))
+        if peers is not None:
+            peers.discard(peer)
+            if not peers:
+                del self.peers[(room, sid)]
+
+    def _check_rate(
+        self, ctx: CommandContext, buckets: dict[str, TokenBucket], rate: float, burst: float
+    ) -> None:
         identity = ctx.identity
         if identity.role is Role.ORGANIZER:
             return
         sid = ctx.session.sid
-        bucket = self._buckets.get(sid)
+        bucket = buckets.get(sid)
         if bucket is None:
-            bucket = self._buckets[sid] = TokenBucket(SIGNAL_RATE, SIGNAL_BURST)
+            bucket = buckets[sid] = TokenBucket(rate, burst)
         now = time.monotonic()
         if bucket.take(now):
             return
@@ -118,13 +143,14 @@ class SignallingFeature:
         raise HubError("rate_limited", "too many signals: slow down")
 
     def _role_of_entry(self, room: Room, entry: dict[str, Any]) -> Role:
-        stored = self.rooms.roles.stored_role(room.id, str(entry.get("user")))
-        if stored is not None:
-            return stored
         try:
-            return Role.parse(entry.get("role"))
+            joined_as = Role.parse(entry.get("role"))
         except ValueError:
-            return Role.ATTENDEE
+            joined_as = Role.ATTENDEE
+        stored = self.rooms.roles.stored_role(room.id, str(entry.get("user")))
+        if stored is None or joined_as is Role.ORGANIZER:
+            return joined_as
+        return stored
 
     async def _relay(self, to: str, event: dict[str, Any]) -> None:
         node = to.split(".", 1)[0]
@@ -137,9 +163,7 @@ class SignallingFeature:
         if session is None or room not in session.rooms:
             return  # it left meanwhile: the sender gets its bye
         if event["type"] == SignalType.BYE:
-            peers = self.peers.get((room, to))
-            if peers is not None:
-                peers.discard(event["from"])
+            self._drop_peer(room, to, event["from"])
         else:
             self.peers.setdefault((room, to), set()).add(event["from"])
         session.send(event)
@@ -170,6 +194,10 @@ class SignallingFeature:
 
     async def _session_closed(self, session: Session) -> None:
         self._buckets.pop(session.sid, None)
+        self._sdp_buckets.pop(session.sid, None)
+        # Normally emptied as it left each room; whatever a failed leave left behind goes too.
+        for key in [key for key in self.peers if key[1] == session.sid]:
+            del self.peers[key]
 
     # --- media --------------------------------------------------------------------------------
 

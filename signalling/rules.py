@@ -117,10 +117,10 @@ def parse_candidate(value: object) -> dict[str, Any]:
     return out
 
 
-def may_offer(kind: RoomKind, sender: Role, target: Role) -> bool:
-    """Who may send an offer to whom: in workshops and breakouts anyone to anyone; in panels
-    speakers and moderators to anyone, the audience only to speakers and moderators (never to
-    each other); nowhere in the lobby, which has no media."""
+def may_signal(kind: RoomKind, sender: Role, target: Role) -> bool:
+    """Who may signal whom: in workshops and breakouts anyone anyone; in panels the stage
+    (speakers and above) anyone, the audience only the stage (an offer, or anything else: the
+    audience never connects to each other); nowhere in the lobby, which has no media."""
     if kind is RoomKind.LOBBY:
         return False
     if kind is RoomKind.PANEL:

@@ -4,9 +4,11 @@ change, ``media`` and the ``peers`` snapshot, the signal rate limit, and ``ice_s
 
 from __future__ import annotations
 
+import asyncio
+
 from hub.auth import Role
 from hub.errors import CloseCode
-from signalling.feature import SIGNAL_BURST
+from signalling.feature import SDP_BURST, SIGNAL_BURST
 from tests.unit.helpers import Client, connect, new_session, next_event, running, token
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
@@ -71,7 +73,7 @@ async def test_signals_outside_the_room_are_refused_and_delivered_nowhere() -> N
         assert [e for e in alice.collect() if e.get("ev") == "signal"] == []
 
 
-async def test_in_a_panel_the_audience_offers_only_to_the_stage() -> None:
+async def test_in_a_panel_the_audience_signals_only_the_stage() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
         await _room(boss, "panel", "panel")
@@ -83,9 +85,9 @@ async def test_in_a_panel_the_audience_offers_only_to_the_stage() -> None:
         await speaker.ok("signal", room="panel", to=viewer.sid, type="offer", sdp=SDP)
         await viewer.ok("signal", room="panel", to=speaker.sid, type="answer", sdp=SDP)
         await viewer.ok("signal", room="panel", to=speaker.sid, type="offer", sdp=SDP)
-        assert await viewer.err("signal", room="panel", to=other.sid, type="offer", sdp=SDP) == (
-            "forbidden"
-        )
+        for kind, extra in (("offer", {"sdp": SDP}), ("answer", {"sdp": SDP}), ("bye", {})):
+            code = await viewer.err("signal", room="panel", to=other.sid, type=kind, **extra)
+            assert code == "forbidden"
         # Made a speaker (a stored role): now the viewer may offer to the audience.
         await boss.ok("role.set", room="panel", user="viewer", role="speaker")
         await next_event(viewer, "role")
@@ -192,11 +194,72 @@ async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
         assert alice.session.close_code is CloseCode.FLOODING
 
 
+async def test_offers_and_answers_have_a_tighter_budget_than_candidates() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub, "alice")
+        bob = await connect(hub, "bob")
+        await alice.ok("join", room="ws")
+        await bob.ok("join", room="ws")
+        big = "v=0\r\n" + "a=x\r\n" * 5000  # about 30 KiB
+        codes = [
+            (await alice.call("signal", room="ws", to=bob.sid, type="offer", sdp=big))
+            .get("err", {})
+            .get("code")
+            for _ in range(int(SDP_BURST) + 5)
+        ]
+        assert codes.count(None) <= SDP_BURST + 1
+        assert "rate_limited" in codes
+        assert bob.session.open  # its queue never came near the 4 MiB bound
+
+
+async def test_duplicate_byes_and_a_signal_raced_by_a_kick() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await _room(boss, "ws", "workshop")
+        alice = await connect(hub, "alice")
+        bob = await connect(hub, "bob")
+        await alice.ok("join", room="ws")
+        await bob.ok("join", room="ws")
+        await alice.ok("signal", room="ws", to=bob.sid, type="offer", sdp=SDP)
+        await alice.ok("signal", room="ws", to=bob.sid, type="bye")
+        await alice.ok("signal", room="ws", to=bob.sid, type="bye")
+        await alice.ok("leave", room="ws")
+        await bob.ok("ping")
+        byes = [e for e in bob.collect() if e.get("ev") == "signal" and e["type"] == "bye"]
+        assert len(byes) == 2  # the two alice sent; no third from the hub: they were not peers
+        assert not [key for key in hub.signalling.peers if key[1] == alice.sid]
+
+        # The sender is kicked while its signal waits for the broker: nothing is delivered.
+        await alice.ok("join", room="ws")
+        gate, entered = asyncio.Event(), asyncio.Event()
+        real = hub.node.broker.presence_get
+
+        async def slow(room: str, sid: str) -> bytes | None:
+            entered.set()
+            await gate.wait()
+            return await real(room, sid)
+
+        hub.node.broker.presence_get = slow  # type: ignore[method-assign]
+        pending = asyncio.create_task(
+            alice.call("signal", room="ws", to=bob.sid, type="offer", sdp=SDP)
+        )
+        await asyncio.wait_for(entered.wait(), 10)
+        await hub.rooms.leave_room(alice.session, "ws")
+        gate.set()
+        reply = await asyncio.wait_for(pending, 10)
+        hub.node.broker.presence_get = real  # type: ignore[method-assign]
+        assert reply["err"]["code"] == "forbidden"
+        await bob.ok("ping")
+        assert [e for e in bob.collect() if e.get("ev") == "signal"] == []
+
+
 async def test_hello_carries_ice_servers_with_turn_credentials_not_the_secret() -> None:
     secret = "shared-with-the-turn-server-0123456789"
     async with running(
         stun_urls=("stun:stun.example.org",), turn_urls=("turn:turn.example.org",),
-        turn_secret=secret, turn_ttl=120,
+        turn_secret=secret, turn_ttl=120, guests=True,
     ) as [hub]:  # fmt: skip
         fresh = Client(hub, new_session(hub))
         ok = await fresh.ok("hello", token=token(hub, "alice"))
@@ -205,3 +268,5 @@ async def test_hello_carries_ice_servers_with_turn_credentials_not_the_secret() 
         assert servers[1]["urls"] == ["turn:turn.example.org"]
         assert servers[1]["username"].endswith(":alice")
         assert secret not in repr(ok)
+        guest = Client(hub, new_session(hub))
+        assert (await guest.ok("hello", name="Guest"))["ice_servers"] == servers[:1]  # no TURN

@@ -20,7 +20,7 @@ from signalling.rules import (
     MAX_SDP,
     Signal,
     SignalType,
-    may_offer,
+    may_signal,
     parse_media,
     parse_signal,
 )
@@ -110,20 +110,20 @@ def test_parse_signal_never_fails_other_than_with_a_hub_error(fields: dict[str, 
 @pytest.mark.parametrize("kind", [RoomKind.WORKSHOP, RoomKind.BREAKOUT])
 @pytest.mark.parametrize("sender", list(Role))
 @pytest.mark.parametrize("target", list(Role))
-def test_in_workshops_and_breakouts_anyone_offers(
+def test_in_workshops_and_breakouts_anyone_signals_anyone(
     kind: RoomKind, sender: Role, target: Role
 ) -> None:
-    assert may_offer(kind, sender, target)
+    assert may_signal(kind, sender, target)
 
 
-def test_in_panels_only_the_stage_offers_to_the_audience() -> None:
-    assert may_offer(RoomKind.PANEL, Role.SPEAKER, Role.ATTENDEE)
-    assert may_offer(RoomKind.PANEL, Role.MODERATOR, Role.ATTENDEE)
-    assert may_offer(RoomKind.PANEL, Role.ORGANIZER, Role.ATTENDEE)
-    assert may_offer(RoomKind.PANEL, Role.SPEAKER, Role.SPEAKER)
-    assert not may_offer(RoomKind.PANEL, Role.ATTENDEE, Role.ATTENDEE)
-    assert may_offer(RoomKind.PANEL, Role.ATTENDEE, Role.SPEAKER)  # to the stage is fine
-    assert not may_offer(RoomKind.LOBBY, Role.ORGANIZER, Role.ORGANIZER)
+def test_in_panels_the_audience_signals_only_the_stage() -> None:
+    assert may_signal(RoomKind.PANEL, Role.SPEAKER, Role.ATTENDEE)
+    assert may_signal(RoomKind.PANEL, Role.MODERATOR, Role.ATTENDEE)
+    assert may_signal(RoomKind.PANEL, Role.ORGANIZER, Role.ATTENDEE)
+    assert may_signal(RoomKind.PANEL, Role.SPEAKER, Role.SPEAKER)
+    assert not may_signal(RoomKind.PANEL, Role.ATTENDEE, Role.ATTENDEE)
+    assert may_signal(RoomKind.PANEL, Role.ATTENDEE, Role.SPEAKER)  # to the stage
+    assert not may_signal(RoomKind.LOBBY, Role.ORGANIZER, Role.ORGANIZER)
 
 
 # -- media ----------------------------------------------------------------------------------------
