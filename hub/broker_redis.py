@@ -305,15 +305,15 @@ class _BallotBatcher:
         self._batch: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def call(self, ballot: list[Any]) -> Any:
-        """The script's reply for one ``ballot`` (an entry of its packed batch; its error,
-        raised)."""
+    def call(self, ballot: list[Any]) -> asyncio.Future[Any]:
+        """The future of the script's reply for one ``ballot`` (an entry of its packed batch;
+        its error, raised). A future, not a coroutine: one frame less on every vote's path."""
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
         self._batch.append((ballot, reply))
         if len(self._batch) == 1:
             loop.call_soon(self._flush)
-        return await reply
+        return reply
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
@@ -737,18 +737,18 @@ class RedisBroker:
         """Cast ``user``'s ballot atomically in Lua (batched with the other ballots of this
         event-loop iteration): check the closed marker and the previous ballot, move the counts
         from the previous ballot to the new one, store it, and read the tally."""
-        result = await self._call(
-            self._ballots.call(
-                [
-                    self._key(closed_key),
-                    *self._ballot_keys(poll),
-                    user,
-                    allow_change,
-                    options,
-                    _encode_ballot(choice),
-                ]
-            )
-        )
+        ballot = [
+            self._key(closed_key),
+            *self._ballot_keys(poll),
+            user,
+            allow_change,
+            options,
+            _encode_ballot(choice),
+        ]
+        try:  # not through _call: one coroutine less per vote
+            result = await self._ballots.call(ballot)
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"redis unavailable: {exc}") from exc
         status, has_previous, previous, counts, voters = cast("list[Any]", result)
         return BallotResult(
             status=cast(bytes, status).decode(),

@@ -155,6 +155,28 @@ def _decode_msgpack(data: bytes | str, limits: DecodeLimits) -> list[Message]:
     if isinstance(data, str):
         raise DecodeError("msgpack frame must be binary, got text")
     _check_size(len(data), limits)
+    try:
+        # Most frames hold one message: unpackb costs far less than an Unpacker, and a frame
+        # with several (ExtraData) takes the streaming path below.
+        single = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            use_list=True,
+            max_array_len=limits.max_container_items,
+            max_map_len=limits.max_container_items,
+            ext_hook=_reject_ext,
+        )
+    except msgpack.ExtraData:
+        pass
+    except DecodeError:
+        raise
+    except Exception as exc:  # the same zoo as below: undecodable
+        raise DecodeError(_reason("invalid msgpack", exc)) from exc
+    else:
+        messages: list[Message] = []
+        _append_message(messages, single, limits, check_text=False)
+        return messages
     unpacker = msgpack.Unpacker(
         raw=False,
         strict_map_key=True,
@@ -164,7 +186,7 @@ def _decode_msgpack(data: bytes | str, limits: DecodeLimits) -> list[Message]:
         max_map_len=limits.max_container_items,
         ext_hook=_reject_ext,
     )
-    messages: list[Message] = []
+    messages = []
     consumed = 0
     try:
         unpacker.feed(data)

@@ -102,7 +102,8 @@ class Dispatcher:
         command_id: int | None = raw_id if has_id else None
         unavailable = False
         try:
-            result = await self._run(session, message)
+            handler = self._handler(session, message)
+            result = await handler(CommandContext(self.node, session), message)
         except HubError as error:
             self._reply_error(session, command_id, error)
             if error.close is not None:
@@ -125,7 +126,9 @@ class Dispatcher:
         if session.state is SessionState.CONNECTED and not unavailable:
             session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
 
-    async def _run(self, session: Session, message: dict[str, Any]) -> dict[str, Any] | None:
+    def _handler(self, session: Session, message: dict[str, Any]) -> Handler:
+        """The handler for ``message`` once the envelope, the session state and the rate limit
+        allow it (a plain function, so that a command costs one coroutine less)."""
         op = message.get("op")
         if not isinstance(op, str):
             raise HubError("bad_request", "op must be a string")
@@ -139,7 +142,7 @@ class Dispatcher:
             self._check_rate(session)
         if command is None:
             raise HubError("bad_request", f"unknown op {op!r}")
-        return await command.handler(CommandContext(self.node, session), message)
+        return command.handler
 
     def _check_rate(self, session: Session) -> None:
         identity = session.identity

@@ -72,7 +72,7 @@ class Endpoint:
             # again would hold both forever; the timeout gives up on it and releases the session.
             async with asyncio.timeout(None) as closing:
                 session.on_close_request = lambda: closing.reschedule(loop.time() + grace)
-                await self._read(websocket, session)
+                await self._read(receive, session)
                 if session.open:  # the peer went away: nothing more to write
                     session.request_close(CloseCode.NORMAL, "connection ended")
                 await asyncio.shield(writer.finished)
@@ -89,13 +89,14 @@ class Endpoint:
             session.move(SessionState.CLOSED)
             await node.remove_session(session)
 
-    async def _read(self, websocket: WebSocket, session: Session) -> None:
+    async def _read(self, receive: Receive, session: Session) -> None:
         with contextlib.suppress(WebSocketDisconnect, OSError):
-            await self._read_commands(websocket, session)
+            await self._read_commands(receive, session)
 
-    async def _read_commands(self, websocket: WebSocket, session: Session) -> None:
+    async def _read_commands(self, receive: Receive, session: Session) -> None:
+        # The raw ASGI receive, after the handshake: Starlette's checks would cost on every
+        # frame, and only receive and disconnect messages come once the socket is open.
         traffic = self.node.metrics.traffic
-        receive = websocket.receive
         while session.open:
             message = await receive()
             if message["type"] == "websocket.disconnect":
