@@ -117,7 +117,7 @@ class BreakoutFeature:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
                 for child, title in round_.rooms:
-                    await self.rooms.directory.create(
+                    await self.rooms.directory.put_breakout(
                         Room(child, RoomKind.BREAKOUT, title, parent.id)
                     )
                 self._know(parent.id, round_)

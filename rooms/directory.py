@@ -16,7 +16,8 @@ ROOMS_KEY = "rooms"
 
 
 class RoomDirectory:
-    """Looks rooms up and creates them, the same on every node."""
+    """Looks rooms up and creates them, the same on every node. Rooms are cached for good,
+    except breakouts, whose titles change from round to round: those are read each time."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -29,7 +30,9 @@ class RoomDirectory:
             record = await self.broker.hash_get(ROOMS_KEY, room_id)
             if record is None:
                 return None
-            room = self._cache[room_id] = Room.from_record(unpack(record))
+            room = Room.from_record(unpack(record))
+            if room.kind is not RoomKind.BREAKOUT:
+                self._cache[room_id] = room
         return room
 
     async def require(self, room_id: str) -> Room:
@@ -47,6 +50,10 @@ class RoomDirectory:
         if created:
             self._cache[room.id] = room
         return created
+
+    async def put_breakout(self, room: Room) -> None:
+        """Create or replace a breakout room's record (a new round's title for a child id)."""
+        await self.broker.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
 
     def known(self) -> list[Room]:
         """The rooms this node has seen (its cache)."""

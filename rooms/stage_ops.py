@@ -268,14 +268,24 @@ class StageFeature:
         return {}
 
     async def sweep_bans(self) -> None:
-        """Close every session on this node of a user banned from the event: the close message
-        of ``ban`` may have been lost."""
+        """Close every session on this node of a user banned from the event, and take the
+        sessions of users banned from a room out of it: the messages of ``ban`` and ``kick``
+        may have been lost."""
         if not self.node.users:
             return
         banned = await self.broker.set_members(BANNED_USERS)
         for user in banned.intersection(self.node.users):
             for session in list(self.node.users.get(user, {}).values()):
                 session.request_close(CloseCode.BANNED, "banned from this event")
+        # The same for room bans whose kick message was lost: one read per followed room.
+        for room in list(self.node.streams):
+            barred = await self.broker.set_members(bans_key(room))
+            if not barred:
+                continue
+            for session in self.node.followers(room):
+                if session.user_id in barred and self.rooms.role_of(session, room) < Role.MODERATOR:
+                    session.send({"ev": "kicked", "room": room})
+                    await self.rooms.leave_room(session, room)
 
     async def _check_not_banned(self, ctx: CommandContext, room: Room, role: Role) -> None:
         user = ctx.identity.user_id

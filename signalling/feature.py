@@ -224,6 +224,12 @@ class SignallingFeature:
             return {}
         members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
         media = await self.node.broker.hash_get_all(media_key(room.id))
+        if len(members) <= MAX_PEERS:
+            # Every member is listed: states of sessions without a live entry (their node
+            # died before they could leave) are dropped here, so the hash stays bounded.
+            live = {sid for sid, _ in members}
+            for sid in set(media) - live:
+                await self.node.broker.hash_delete(media_key(room.id), sid)
         peers = []
         for sid, info in members:
             if sid == ctx.session.sid:

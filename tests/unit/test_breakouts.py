@@ -105,8 +105,9 @@ async def test_manual_and_self_assignment() -> None:
 
         await mod.ok("breakout.open", room="ws", count=2, assign="self")
         await eventually(lambda: "ws.b1" not in b.session.rooms, what="b back from ws.b1")
-        await a.ok("join", room="ws.b1")
-        await b.ok("join", room="ws.b2")
+        # The same child ids, this round's titles, on either node.
+        assert (await a.ok("join", room="ws.b1"))["room"]["title"] == "Room 1"
+        assert (await b.ok("join", room="ws.b2"))["room"]["title"] == "Room 2"
 
 
 async def test_broadcast_and_close_return_everyone_to_the_parent() -> None:

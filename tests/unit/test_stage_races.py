@@ -228,6 +228,23 @@ async def test_the_sweep_closes_banned_users_whose_close_message_was_lost() -> N
         assert (BAN_SWEEP_INTERVAL, hub2.rooms.stage.sweep_bans) in hub2.node._jobs
 
 
+async def test_the_sweep_takes_room_banned_users_out_whose_kick_was_lost() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await boss.ok("room.create", room="p", kind="panel", title="Panel")
+        troll = await connect(hub2, "troll")
+        mod = await connect(hub2, "mod", rooms={"p": Role.MODERATOR})
+        await troll.ok("join", room="p")
+        await mod.ok("join", room="p")
+        # The ban stored, its kick message lost; a moderator is never swept out.
+        await hub1.node.broker.set_add("bans:p", "troll")
+        await hub1.node.broker.set_add("bans:p", "mod")
+        await hub2.rooms.stage.sweep_bans()
+        assert "p" not in troll.session.rooms
+        assert any(e.get("ev") == "kicked" for e in troll.collect())
+        assert "p" in mod.session.rooms
+
+
 async def test_the_sweep_reads_nothing_without_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
     async with running() as [hub]:
         calls: list[str] = []
