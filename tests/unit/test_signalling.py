@@ -5,6 +5,7 @@ change, ``media`` and the ``peers`` snapshot, the signal rate limit, and ``ice_s
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from hub.auth import Role
 from hub.errors import CloseCode
@@ -16,6 +17,17 @@ SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
 
 async def _room(boss: Client, room: str, kind: str) -> None:
     await boss.ok("room.create", room=room, kind=kind, title=room)
+
+
+async def _pair_in_workshop(hub: Any) -> tuple[Client, Client]:
+    """Alice and Bob, both in a new workshop ``ws`` of ``hub``."""
+    boss = await connect(hub, "boss", Role.ORGANIZER)
+    await _room(boss, "ws", "workshop")
+    alice = await connect(hub, "alice")
+    bob = await connect(hub, "bob")
+    await alice.ok("join", room="ws")
+    await bob.ok("join", room="ws")
+    return alice, bob
 
 
 async def test_a_signal_reaches_one_session_on_another_node_with_the_hubs_from() -> None:
@@ -174,12 +186,7 @@ async def test_media_events_and_the_peers_snapshot() -> None:
 
 async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
     async with running() as [hub]:
-        boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
-        alice = await connect(hub, "alice")
-        bob = await connect(hub, "bob")
-        await alice.ok("join", room="ws")
-        await bob.ok("join", room="ws")
+        alice, bob = await _pair_in_workshop(hub)
         candidate = {"candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host"}
         # More than the command burst (60): signals have their own, larger budget.
         for _ in range(int(SIGNAL_BURST)):
@@ -199,12 +206,7 @@ async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
 
 async def test_offers_and_answers_have_a_tighter_budget_than_candidates() -> None:
     async with running() as [hub]:
-        boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
-        alice = await connect(hub, "alice")
-        bob = await connect(hub, "bob")
-        await alice.ok("join", room="ws")
-        await bob.ok("join", room="ws")
+        alice, bob = await _pair_in_workshop(hub)
         big = "v=0\r\n" + "a=x\r\n" * 5000  # about 30 KiB
         codes = [
             (await alice.call("signal", room="ws", to=bob.sid, type="offer", sdp=big))
@@ -219,12 +221,7 @@ async def test_offers_and_answers_have_a_tighter_budget_than_candidates() -> Non
 
 async def test_duplicate_byes_and_a_signal_raced_by_a_kick() -> None:
     async with running() as [hub]:
-        boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
-        alice = await connect(hub, "alice")
-        bob = await connect(hub, "bob")
-        await alice.ok("join", room="ws")
-        await bob.ok("join", room="ws")
+        alice, bob = await _pair_in_workshop(hub)
         await alice.ok("signal", room="ws", to=bob.sid, type="offer", sdp=SDP)
         await alice.ok("signal", room="ws", to=bob.sid, type="bye")
         await alice.ok("signal", room="ws", to=bob.sid, type="bye")
