@@ -21,7 +21,7 @@ from hub.config import HubConfig
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.node import Node
-from hub.ratelimit import TokenBucket
+from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
 from rooms.feature import RoomsFeature
 from rooms.model import Room, RoomKind, validate_room_id
@@ -36,6 +36,10 @@ SIGNAL_BURST = 200.0
 # them stays far below a receiver's outbound queue (4 MiB) instead of closing it as slow.
 SDP_RATE = 2.0
 SDP_BURST = 20.0
+# Per user on this node, across their connections: more connections buy no more than twice
+# one connection's budget.
+USER_SIGNAL_RATE = 2 * SIGNAL_RATE
+USER_SIGNAL_BURST = 2 * SIGNAL_BURST
 # At most this many peers in a join snapshot (a panel's audience is for the SFU).
 MAX_PEERS = 500
 
@@ -61,6 +65,7 @@ class SignallingFeature:
         self.peers: dict[tuple[str, str], set[str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._sdp_buckets: dict[str, TokenBucket] = {}
+        self._users = KeyedLimiter(USER_SIGNAL_RATE, USER_SIGNAL_BURST)
 
     def install(self, registry: CommandRegistry) -> None:
         """Register ``signal`` (with its own rate limit) and ``media``, and the hooks."""
@@ -85,7 +90,7 @@ class SignallingFeature:
         the room (``forbidden`` for the sender, ``not_found`` for the peer, and then nothing is
         delivered); in panels :func:`signalling.rules.may_signal` decides who signals whom."""
         session = ctx.session
-        self._check_rate(ctx, self._buckets, SIGNAL_RATE, SIGNAL_BURST)
+        self._check_rate(ctx, self._buckets, SIGNAL_RATE, SIGNAL_BURST, per_user=True)
         signal = parse_signal(cmd)
         if signal.sdp is not None:
             self._check_rate(ctx, self._sdp_buckets, SDP_RATE, SDP_BURST)
@@ -123,7 +128,13 @@ class SignallingFeature:
                 del self.peers[(room, sid)]
 
     def _check_rate(
-        self, ctx: CommandContext, buckets: dict[str, TokenBucket], rate: float, burst: float
+        self,
+        ctx: CommandContext,
+        buckets: dict[str, TokenBucket],
+        rate: float,
+        burst: float,
+        *,
+        per_user: bool = False,
     ) -> None:
         identity = ctx.identity
         if identity.role is Role.ORGANIZER:
@@ -133,7 +144,7 @@ class SignallingFeature:
         if bucket is None:
             bucket = buckets[sid] = TokenBucket(rate, burst)
         now = time.monotonic()
-        if bucket.take(now):
+        if bucket.take(now) and (not per_user or self._users.take(identity.user_id, now)):
             return
         self.node.metrics.rate_limited.inc()
         if ctx.session.flooding(now):

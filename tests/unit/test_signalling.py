@@ -204,6 +204,26 @@ async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
         assert alice.session.close_code is CloseCode.FLOODING
 
 
+async def test_more_connections_of_one_user_buy_at_most_twice_the_budget() -> None:
+    async with running() as [hub]:
+        alice, bob = await _pair_in_workshop(hub)
+        more = [await connect(hub, "alice") for _ in range(3)]
+        for client in more:
+            await client.ok("join", room="ws")
+        candidate = {"candidate": ""}
+        accepted = 0
+        for client in [alice, *more]:
+            for _ in range(int(SIGNAL_BURST)):
+                if not client.session.open:  # closed for flooding (4029): that is the point
+                    break
+                reply = await client.call(
+                    "signal", room="ws", to=bob.sid, type="candidate", candidate=candidate
+                )
+                accepted += "ok" in reply
+        # Four connections' bursts would be 800; the user's is 400 (plus what refills meanwhile).
+        assert accepted < 2 * SIGNAL_BURST + 50
+
+
 async def test_offers_and_answers_have_a_tighter_budget_than_candidates() -> None:
     async with running() as [hub]:
         alice, bob = await _pair_in_workshop(hub)
