@@ -38,7 +38,7 @@ from rooms.breakouts import (
     open_round,
     parse_breakout_open,
 )
-from rooms.model import Room, RoomKind, clean_text, validate_room_id
+from rooms.model import Room, RoomKind, clean_text, is_breakout_id, validate_room_id
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 # How often a node checks the timers of the rounds it knows of (seconds).
 TIMER_INTERVAL = 0.25
+# How often a node checks that the breakout rooms its sessions are in still belong to a round.
+SWEEP_INTERVAL = 5.0
 # How long the once-only warning claim of a round outlives it (seconds).
 CLAIM_TTL = 7 * 24 * 3600.0
 # How long a close may take before another node may take it over (seconds).
@@ -93,6 +95,7 @@ class BreakoutFeature:
         self.node.on_stored("breakouts", self._round_event)
         self.node.on_signal("breakout.evict", self._evict)
         self.node.every(TIMER_INTERVAL, self.run_timers)
+        self.node.every(SWEEP_INTERVAL, self.sweep_children)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -258,6 +261,19 @@ class BreakoutFeature:
 
     async def _leave(self, session: Session, child: str) -> None:
         await self.rooms.leave_room(session, child)
+
+    async def sweep_children(self) -> None:
+        """Take this node's sessions out of breakout rooms that no open round holds: the
+        eviction message of a close may have been lost. One read per followed child."""
+        for room_id in list(self.node.streams):
+            if not is_breakout_id(room_id):
+                continue
+            room = await self.rooms.directory.get(room_id)
+            parent = room.parent if room is not None else None
+            round_ = await self.current(parent) if parent is not None else None
+            if round_ is None or room_id not in round_.children():
+                for session in self.node.followers(room_id):
+                    await self.rooms.leave_room(session, room_id)
 
     # --- assignment ---------------------------------------------------------------------------
 

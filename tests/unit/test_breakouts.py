@@ -287,3 +287,21 @@ async def _stored(hub: Any, room: str) -> list[str]:
     """The names of the events stored in ``room``, in order."""
     history = await hub.node.broker.history(room, 0)
     return [unpack(event.body)["ev"] for event in history.events]
+
+
+async def test_the_sweep_takes_sessions_out_of_children_no_round_holds() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, members = await _workshop(hubs, 2)
+        opened = await mod.ok("breakout.open", room="ws", count=2, assign="self")
+        for client in members:
+            await client.ok("join", room="ws.b1")
+        assert [room["id"] for room in opened["rooms"]] == ["ws.b1", "ws.b2"]
+        # Still open: the sweep leaves everyone where they are.
+        for hub in hubs:
+            await hub.rooms.breakouts.sweep_children()
+        assert all("ws.b1" in client.session.rooms for client in members)
+        # The round is gone but its eviction never arrived (as if the message was lost).
+        await hubs[0].node.broker.delete("breakout:ws")
+        for hub in hubs:
+            await hub.rooms.breakouts.sweep_children()
+        assert all(client.session.rooms == {"ws"} for client in members)
