@@ -22,7 +22,7 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
 from rooms.feature import RoomsFeature, optional_int
-from rooms.model import clean_text, validate_room_id
+from rooms.model import clean_text, joined_room, validate_room_id
 
 MAX_TEXT: Final = 2000
 MAX_TOKEN_CHARS: Final = 64  # message ids and idempotency keys
@@ -100,8 +100,7 @@ class ChatFeature:
         text = clean_text(cmd.get("text"), MAX_TEXT)
         reply_to = token_field(cmd, "reply_to")
         key = token_field(cmd, "key")
-        if room not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room} first")
+        joined_room(room, ctx.session.rooms)
         identity = ctx.identity
         user = identity.user_id
         broker = self.node.broker

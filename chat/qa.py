@@ -34,7 +34,7 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
 from rooms.feature import RoomsFeature
-from rooms.model import Room, clean_text, validate_room_id
+from rooms.model import Room, clean_text, joined_room, validate_room_id
 
 MAX_QUESTION = 500
 # How often a node sends its vote changes and its members' qa.votes: at most this often per
@@ -135,7 +135,7 @@ class QaFeature:
     async def ask(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Ask a question in a room the caller is in: it is stored open with no votes, and the
         stored event ``qa`` goes to the room. Replies ``{question, seq}``."""
-        room = self._joined_room(ctx, cmd)
+        room = joined_room(cmd.get("room"), ctx.session.rooms)
         text = clean_text(cmd.get("text"), MAX_QUESTION)
         identity = ctx.identity
         order = await self.broker.incr(f"qa:{room}:asked")
@@ -152,7 +152,7 @@ class QaFeature:
         """Vote for an open question of a room the caller is in, once per user across every
         session and node (again: ``conflict``; not open: ``closed``). Replies ``{votes}``, the
         count including this vote; members hear of it through the batched ``qa.votes``."""
-        room = self._joined_room(ctx, cmd)
+        room = joined_room(cmd.get("room"), ctx.session.rooms)
         question = await self._question(room, cmd)
         if question.state != OPEN:
             raise HubError("closed", f"question {question.id} is {question.state}")
@@ -238,13 +238,6 @@ class QaFeature:
         self._heard.add((str(room), str(question)))
 
     # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _joined_room(ctx: CommandContext, cmd: dict[str, Any]) -> str:
-        room = validate_room_id(cmd.get("room"))
-        if room not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room} first")
-        return room
 
     async def _question(self, room: str, cmd: dict[str, Any]) -> Question:
         qid = cmd.get("question")

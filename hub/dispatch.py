@@ -152,16 +152,22 @@ class Dispatcher:
         if session.bucket.take(now) and self.node.user_limiter.take(identity.user_id, now):
             return
         self.node.metrics.rate_limited.inc()
-        if session.flooding(now):
-            raise HubError(
-                "rate_limited", "kept flooding after rate_limited", close=CloseCode.FLOODING
-            )
-        raise HubError("rate_limited", "too many commands: slow down")
+        raise rate_limited(session, now, "commands")
 
     def _reply_error(self, session: Session, command_id: int | None, error: HubError) -> None:
         self.node.metrics.errors.labels(error.code).inc()
         if command_id is not None:
             session.send({"re": command_id, "err": {"code": error.code, "msg": error.msg}})
+
+
+def rate_limited(session: Session, now: float, what: str) -> HubError:
+    """The error for a command refused by a rate limit of ``what``: it closes the session with
+    4029 once the session keeps flooding (see :meth:`Session.flooding`)."""
+    if session.flooding(now):
+        return HubError(
+            "rate_limited", "kept flooding after rate_limited", close=CloseCode.FLOODING
+        )
+    return HubError("rate_limited", f"too many {what}: slow down")
 
 
 def _valid_id(value: object) -> bool:

@@ -52,7 +52,7 @@ from polls.model import (
     tally_event,
 )
 from rooms.feature import RoomsFeature
-from rooms.model import Room, RoomKind, validate_room_id
+from rooms.model import Room, RoomKind, joined_room, validate_room_id
 
 # How often a node sends its ballot changes and its members' tallies, and checks its timers.
 # Read when the feature is installed.
@@ -173,9 +173,7 @@ class PollsFeature:
         every session and node; again -> the ballot is replaced where changes are allowed, else
         ``conflict``. Closed (or its time is up by this server's clock) -> ``closed``; guests
         where the poll refuses them -> ``forbidden``. Replies ``{}``."""
-        room = validate_room_id(cmd.get("room"))
-        if room not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room} first")
+        room = joined_room(cmd.get("room"), ctx.session.rooms)
         poll_id = cmd.get("poll")
         cached = self._open.get((room, poll_id)) if isinstance(poll_id, str) else None
         if cached is not None and not cached.due(self.clock()):
@@ -223,9 +221,7 @@ class PollsFeature:
     async def get(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """A poll of a room the caller is in: ``{poll, counts?, voters?, mine}``, counts where
         the caller may see them, ``mine`` their ballot as they sent it (null before voting)."""
-        room = validate_room_id(cmd.get("room"))
-        if room not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room} first")
+        room = joined_room(cmd.get("room"), ctx.session.rooms)
         poll = await self.current(room, cmd.get("poll"))
         return await self._view(poll, ctx.session, ctx.identity.user_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,15 @@ def validate_room_id(value: object) -> str:
     if not isinstance(value, str) or ROOM_ID.fullmatch(value) is None:
         raise HubError("bad_request", "room must match [a-z0-9][a-z0-9._-]{0,79}")
     return value
+
+
+def joined_room(value: object, joined: Collection[str]) -> str:
+    """``value`` as the id of a room among ``joined`` (a session's rooms): ``bad_request`` for
+    a bad id, ``forbidden`` when the session has not joined it."""
+    room = validate_room_id(value)
+    if room not in joined:
+        raise HubError("forbidden", f"join {room} first")
+    return room
 
 
 def is_breakout_id(room: str) -> bool:

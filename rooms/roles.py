@@ -50,12 +50,9 @@ class RoleEntry:
         return pack({"role": self.role.label, "name": self.name})
 
     @classmethod
-    def from_record(cls, user: str, data: bytes) -> RoleEntry | None:
-        """The inverse of :meth:`to_record`; None for an entry of the roles hash written before
-        recorded ranks had a hash of their own (``set`` false: never a stored role)."""
+    def from_record(cls, user: str, data: bytes) -> RoleEntry:
+        """The inverse of :meth:`to_record`."""
         record: Mapping[str, Any] = unpack(data)
-        if record.get("set", True) is False:
-            return None
         return cls(user, Role.parse(record["role"]), str(record["name"]))
 
 
@@ -169,8 +166,7 @@ class RoleBook:
 
     async def _read(self, key: str) -> list[RoleEntry]:
         raw = await self.broker.hash_get_all(key)
-        entries = (RoleEntry.from_record(user, raw[user]) for user in sorted(raw))
-        return [entry for entry in entries if entry is not None]
+        return [RoleEntry.from_record(user, raw[user]) for user in sorted(raw)]
 
     async def load(self, room: str) -> None:
         """Hold ``room``'s stored roles on this node (it follows the room from now on); events

@@ -27,7 +27,7 @@ from hub.core_ops import BANNED_USERS
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session
-from rooms.model import Room, RoomKind, is_breakout_id, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id, joined_room, validate_room_id
 from rooms.stage import (
     Hand,
     check_kick,
@@ -129,7 +129,7 @@ class StageFeature:
 
     async def hand_raise(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Raise the caller's hand in a room they are in; raising it again keeps its place."""
-        room = self._member_room(ctx, cmd)
+        room = joined_room(cmd.get("room"), ctx.session.rooms)
         identity = ctx.identity
         hand = Hand(identity.user_id, identity.name, time.time(), ctx.session.sid)
         raised = await self.broker.hash_set(
@@ -146,8 +146,7 @@ class StageFeature:
         room = validate_room_id(cmd.get("room"))
         user = cmd.get("user")
         if user is None or user == ctx.identity.user_id:
-            if room not in ctx.session.rooms:
-                raise HubError("forbidden", f"join {room} first")
+            joined_room(room, ctx.session.rooms)
             user = ctx.identity.user_id
         else:
             user = validate_user_id(user)
@@ -319,10 +318,3 @@ class StageFeature:
 
     async def _room(self, cmd: dict[str, Any]) -> Room:
         return await self.rooms.directory.require(validate_room_id(cmd.get("room")))
-
-    @staticmethod
-    def _member_room(ctx: CommandContext, cmd: dict[str, Any]) -> str:
-        room = validate_room_id(cmd.get("room"))
-        if room not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room} first")
-        return room

@@ -18,13 +18,13 @@ from hub.auth import Identity, Role
 from hub.broker import node_topic
 from hub.codec import pack, unpack
 from hub.config import HubConfig
-from hub.dispatch import CommandContext, CommandRegistry
-from hub.errors import CloseCode, HubError
+from hub.dispatch import CommandContext, CommandRegistry, rate_limited
+from hub.errors import HubError
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
 from rooms.feature import RoomsFeature
-from rooms.model import Room, RoomKind, validate_room_id
+from rooms.model import Room, RoomKind, joined_room
 from signalling.ice import IceSettings, ice_servers
 from signalling.rules import NO_MEDIA, SignalType, may_signal, parse_media, parse_signal
 
@@ -94,8 +94,7 @@ class SignallingFeature:
         signal = parse_signal(cmd)
         if signal.sdp is not None:
             self._check_rate(ctx, self._sdp_buckets, SDP_RATE, SDP_BURST)
-        if signal.room not in session.rooms:
-            raise HubError("forbidden", f"join {signal.room} first")
+        joined_room(signal.room, session.rooms)
         if signal.to == session.sid:
             raise HubError("bad_request", "a session does not signal itself")
         room = await self.rooms.directory.require(signal.room)
@@ -147,11 +146,7 @@ class SignallingFeature:
         if bucket.take(now) and (not per_user or self._users.take(identity.user_id, now)):
             return
         self.node.metrics.rate_limited.inc()
-        if ctx.session.flooding(now):
-            raise HubError(
-                "rate_limited", "kept flooding after rate_limited", close=CloseCode.FLOODING
-            )
-        raise HubError("rate_limited", "too many signals: slow down")
+        raise rate_limited(ctx.session, now, "signals")
 
     def _role_of_entry(self, room: Room, entry: dict[str, Any]) -> Role:
         try:
@@ -215,10 +210,7 @@ class SignallingFeature:
     async def media(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Publish the caller's media state in a room with media: event ``media {room, sid,
         user, audio, video, screen}`` to its members; the state joins the ``peers`` snapshot."""
-        room_id = validate_room_id(cmd.get("room"))
-        if room_id not in ctx.session.rooms:
-            raise HubError("forbidden", f"join {room_id} first")
-        room = await self.rooms.directory.require(room_id)
+        room = await self.rooms.directory.require(joined_room(cmd.get("room"), ctx.session.rooms))
         if not room.has_media:
             raise HubError("bad_request", f"{room.id} has no media")
         state = parse_media(cmd)

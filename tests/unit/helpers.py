@@ -175,3 +175,16 @@ async def next_event(
             if client.session.queue.closed:
                 raise AssertionError(f"closed before {ev} {fields}")
             await client.session.queue.wait()
+
+
+async def create_room(organizer: Client, room: str, kind: str) -> None:
+    """Create ``room`` of ``kind`` (the caller must be an organizer)."""
+    await organizer.ok("room.create", room=room, kind=kind, title=room)
+
+
+async def queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
+    """The first ``hands`` event showing ``users`` in that order (earlier ones are skipped)."""
+    while True:
+        event = await next_event(client, "hands")
+        if [hand["user"] for hand in event["queue"]] == users:
+            return event

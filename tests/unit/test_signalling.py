@@ -10,19 +10,15 @@ from typing import Any
 from hub.auth import Role
 from hub.errors import CloseCode
 from signalling.feature import SDP_BURST, SIGNAL_BURST
-from tests.unit.helpers import Client, connect, new_session, next_event, running, token
+from tests.unit.helpers import Client, connect, create_room, new_session, next_event, running, token
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
-
-
-async def _room(boss: Client, room: str, kind: str) -> None:
-    await boss.ok("room.create", room=room, kind=kind, title=room)
 
 
 async def _pair_in_workshop(hub: Any) -> tuple[Client, Client]:
     """Alice and Bob, both in a new workshop ``ws`` of ``hub``."""
     boss = await connect(hub, "boss", Role.ORGANIZER)
-    await _room(boss, "ws", "workshop")
+    await create_room(boss, "ws", "workshop")
     alice = await connect(hub, "alice")
     bob = await connect(hub, "bob")
     await alice.ok("join", room="ws")
@@ -33,7 +29,7 @@ async def _pair_in_workshop(hub: Any) -> tuple[Client, Client]:
 async def test_a_signal_reaches_one_session_on_another_node_with_the_hubs_from() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
+        await create_room(boss, "ws", "workshop")
         alice = await connect(hub1, "alice")
         bob = await connect(hub2, "bob")
         bob_too = await connect(hub2, "bob")  # another session of bob: gets nothing
@@ -64,7 +60,7 @@ async def test_a_signal_reaches_one_session_on_another_node_with_the_hubs_from()
 async def test_signals_outside_the_room_are_refused_and_delivered_nowhere() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
+        await create_room(boss, "ws", "workshop")
         alice = await connect(hub1, "alice")
         outsider = await connect(hub2, "out")
         await alice.ok("join", room="ws")
@@ -88,7 +84,7 @@ async def test_signals_outside_the_room_are_refused_and_delivered_nowhere() -> N
 async def test_in_a_panel_the_audience_signals_only_the_stage() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _room(boss, "panel", "panel")
+        await create_room(boss, "panel", "panel")
         speaker = await connect(hub1, "spk", rooms={"panel": Role.SPEAKER})
         viewer = await connect(hub2, "viewer")
         other = await connect(hub2, "other")
@@ -109,7 +105,7 @@ async def test_in_a_panel_the_audience_signals_only_the_stage() -> None:
 async def test_leaving_or_a_role_change_sends_bye_to_the_peers() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
+        await create_room(boss, "ws", "workshop")
         alice = await connect(hub1, "alice")
         bob = await connect(hub2, "bob")
         carol = await connect(hub2, "carol")
@@ -138,7 +134,7 @@ async def test_leaving_or_a_role_change_sends_bye_to_the_peers() -> None:
 async def test_media_events_and_the_peers_snapshot() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _room(boss, "ws", "workshop")
+        await create_room(boss, "ws", "workshop")
         alice = await connect(hub1, "alice", rooms={"ws": Role.MODERATOR})
         bob = await connect(hub2, "bob")
         await alice.ok("join", room="ws")

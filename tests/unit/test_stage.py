@@ -3,17 +3,19 @@ every node), the hand queue, ``kick`` with and without a ban, and the event-wide
 
 from __future__ import annotations
 
-from typing import Any
-
 from hub.auth import Role
 from hub.errors import CloseCode
 from tests.support.waiting import eventually
-from tests.unit.helpers import Client, connect, new_session, next_event, running, token
-
-
-async def _panel(boss: Client, room: str = "p") -> None:
-    await boss.ok("room.create", room=room, kind="panel", title="Panel")
-
+from tests.unit.helpers import (
+    Client,
+    connect,
+    create_room,
+    new_session,
+    next_event,
+    queue_becomes,
+    running,
+    token,
+)
 
 # -- roles ----------------------------------------------------------------------------------------
 
@@ -21,7 +23,7 @@ async def _panel(boss: Client, room: str = "p") -> None:
 async def test_role_set_is_a_stored_event_and_changes_what_the_user_may_do_on_every_node() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub1, "mod", rooms={"p": Role.MODERATOR})
         ann = await connect(hub2, "ann")
         await mod.ok("join", room="p")
@@ -51,7 +53,7 @@ async def test_role_set_is_a_stored_event_and_changes_what_the_user_may_do_on_ev
 async def test_role_set_rules() -> None:
     async with running() as [hub]:
         boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub, "mod", rooms={"p": Role.MODERATOR})
         mod2 = await connect(hub, "mod2", rooms={"p": Role.MODERATOR})
         ann = await connect(hub, "ann")
@@ -77,7 +79,7 @@ async def test_role_set_rules() -> None:
 async def test_speakers_and_moderators_are_in_the_join_snapshot() -> None:
     async with running() as [hub]:
         boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         spk = await connect(hub, "spk", rooms={"p": Role.SPEAKER})
         await spk.ok("join", room="p")
         await boss.ok("role.set", room="p", user="ann", role="speaker")
@@ -97,7 +99,7 @@ async def test_speakers_and_moderators_are_in_the_join_snapshot() -> None:
 async def test_hand_queue_is_ordered_by_the_server_and_the_same_on_every_node() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub1, "mod", rooms={"p": Role.MODERATOR})
         a = await connect(hub1, "a")
         b = await connect(hub2, "b")
@@ -107,17 +109,17 @@ async def test_hand_queue_is_ordered_by_the_server_and_the_same_on_every_node() 
 
         for client, queue in ((b, ["b"]), (a, ["b", "a"]), (c, ["b", "a", "c"])):
             await client.ok("hand.raise", room="p")
-            await _queue_becomes(mod, queue)
+            await queue_becomes(mod, queue)
         await a.ok("hand.raise", room="p")  # again: keeps its place
         for client in (a, b, c):
-            event = await _queue_becomes(client, ["b", "a", "c"])
+            event = await queue_becomes(client, ["b", "a", "c"])
         assert set(event["queue"][0]) == {"user", "name", "ts"}
         ts = [hand["ts"] for hand in event["queue"]]
         assert ts == sorted(ts)
 
         assert await a.err("hand.lower", room="p", user="b") == "forbidden"
         await mod.ok("hand.lower", room="p", user="b")
-        await _queue_becomes(c, ["a", "c"])
+        await queue_becomes(c, ["a", "c"])
         await c.ok("hand.lower", room="p")
         assert await c.err("hand.lower", room="p") == "not_found"
         late = await connect(hub2, "late")
@@ -127,7 +129,7 @@ async def test_hand_queue_is_ordered_by_the_server_and_the_same_on_every_node() 
 async def test_leaving_lowers_the_hand_and_promotion_takes_it_off_the_queue() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         await boss.ok("join", room="p")
         a = await connect(hub2, "a")
         b = await connect(hub2, "b")
@@ -137,21 +139,13 @@ async def test_leaving_lowers_the_hand_and_promotion_takes_it_off_the_queue() ->
         assert await boss.err("hand.raise", room="main") == "forbidden"  # not in that room
 
         await a.ok("leave", room="p")
-        await _queue_becomes(boss, ["b"])
+        await queue_becomes(boss, ["b"])
         await boss.ok("role.set", room="p", user="b", role="speaker")
-        await _queue_becomes(boss, [])
+        await queue_becomes(boss, [])
         await b.ok("hand.raise", room="p")
-        await _queue_becomes(boss, ["b"])
+        await queue_becomes(boss, ["b"])
         await hub2.node.remove_session(b.session)  # the connection ends
-        await _queue_becomes(boss, [])
-
-
-async def _queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
-    """The first ``hands`` event showing ``users`` in that order (earlier ones are skipped)."""
-    while True:
-        event = await next_event(client, "hands")
-        if [hand["user"] for hand in event["queue"]] == users:
-            return event
+        await queue_becomes(boss, [])
 
 
 # -- kicks and bans -------------------------------------------------------------------------------
@@ -160,7 +154,7 @@ async def _queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
 async def test_kick_takes_every_session_of_the_user_out_of_the_room_on_every_node() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub1, "mod", rooms={"p": Role.MODERATOR})
         troll1 = await connect(hub1, "troll")
         troll2 = await connect(hub2, "troll")

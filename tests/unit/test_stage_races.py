@@ -15,20 +15,14 @@ from hub.broker import BrokerUnavailable
 from hub.core_ops import BANNED_USERS
 from hub.errors import CloseCode
 from rooms.stage_ops import BAN_SWEEP_INTERVAL
-from tests.unit.helpers import TIMEOUT, Client, connect, next_event, running
-
-
-async def _panel(boss: Client, room: str = "p") -> None:
-    await boss.ok("room.create", room=room, kind="panel", title="Panel")
-
-
-async def _queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
-    """The first ``hands`` event showing ``users`` in that order (earlier ones are skipped)."""
-    while True:
-        event = await next_event(client, "hands")
-        if [hand["user"] for hand in event["queue"]] == users:
-            return event
-
+from tests.unit.helpers import (
+    TIMEOUT,
+    connect,
+    create_room,
+    next_event,
+    queue_becomes,
+    running,
+)
 
 # -- privileged checks read the stored role ----------------------------------------------------
 
@@ -36,7 +30,7 @@ async def _queue_becomes(client: Client, users: list[str]) -> dict[str, Any]:
 async def test_a_demotion_stored_on_another_node_counts_before_its_event_arrives() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub1, "mod", rooms={"p": Role.MODERATOR})
         ann = await connect(hub1, "ann")
         for client in (mod, ann):
@@ -57,7 +51,7 @@ async def test_a_demotion_stored_on_another_node_counts_before_its_event_arrives
 async def test_an_attendees_check_reads_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     async with running() as [hub]:
         boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         ann = await connect(hub, "ann")
         await ann.ok("join", room="p")
         broker = hub.node.broker
@@ -81,7 +75,7 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
 ) -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         await boss.ok("role.set", room="p", user="ann", role="moderator")
         x = await connect(hub2, "x")
         ann = await connect(hub2, "ann")
@@ -125,7 +119,7 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
 async def test_a_token_moderator_recorded_as_speaker_before_ranks_as_moderator() -> None:
     async with running() as [hub]:
         boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         mod = await connect(hub, "mod", rooms={"p": Role.MODERATOR})
         await mod.ok("join", room="p")
         before = await connect(hub, "tm", rooms={"p": Role.SPEAKER})
@@ -152,7 +146,7 @@ async def test_a_token_moderator_recorded_as_speaker_before_ranks_as_moderator()
 async def test_a_speaker_steps_down_but_not_up() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         spk = await connect(hub2, "spk", rooms={"p": Role.SPEAKER})
         assert (await spk.ok("join", room="p"))["role"] == "speaker"
         assert await spk.err("role.set", room="p", user="spk", role="moderator") == "forbidden"
@@ -172,19 +166,19 @@ async def test_a_speaker_steps_down_but_not_up() -> None:
 async def test_a_hand_whose_session_has_no_presence_any_more_leaves_the_queue() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         boss = await connect(hub1, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         await boss.ok("join", room="p")
         a = await connect(hub2, "a")
         b = await connect(hub1, "b")
         for client in (a, b):
             await client.ok("join", room="p")
         await a.ok("hand.raise", room="p")
-        await _queue_becomes(boss, ["a"])
+        await queue_becomes(boss, ["a"])
 
         # As when a's node dies: its presence entry goes (expires), nothing lowers the hand.
         await hub1.node.broker.presence_remove("p", [a.sid])
         await b.ok("hand.raise", room="p")
-        await _queue_becomes(boss, ["b"])
+        await queue_becomes(boss, ["b"])
         assert sorted(await hub1.node.broker.hash_get_all("hands:p")) == ["b"]
         late = await connect(hub2, "late")
         hands = (await late.ok("join", room="p"))["snapshot"]["hands"]
@@ -196,12 +190,12 @@ async def test_leaving_lowers_the_hand_even_when_the_broker_fails(
 ) -> None:
     async with running() as [hub]:
         boss = await connect(hub, "boss", Role.ORGANIZER)
-        await _panel(boss)
+        await create_room(boss, "p", "panel")
         await boss.ok("join", room="p")
         a = await connect(hub, "a")
         await a.ok("join", room="p")
         await a.ok("hand.raise", room="p")
-        await _queue_becomes(boss, ["a"])
+        await queue_becomes(boss, ["a"])
 
         async def failing(room: str, sids: Any) -> int:
             raise BrokerUnavailable("blip")
@@ -209,7 +203,7 @@ async def test_leaving_lowers_the_hand_even_when_the_broker_fails(
         monkeypatch.setattr(hub.node.broker, "presence_remove", failing)
         assert await a.err("leave", room="p") == "unavailable"
         assert "p" not in a.session.rooms
-        await _queue_becomes(boss, [])
+        await queue_becomes(boss, [])
 
 
 # -- the ban sweep -----------------------------------------------------------------------------
