@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shlex
 import signal
 import subprocess
@@ -162,6 +163,16 @@ def start_redis(stack: contextlib.ExitStack, cpu: int | None) -> tuple[Any, list
     if cpu is not None:
         os.sched_setaffinity(pid, {cpu})
     return redis, [pid]
+
+
+def raise_nofile(needed: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pinned(command: list[str], cpu: int | None) -> list[str]:

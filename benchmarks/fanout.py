@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import select
 import shlex
 import signal
@@ -68,6 +67,7 @@ from common import (  # noqa: E402
     parse_modes,
     pin_cpus,
     pinned,
+    raise_nofile,
     report,
     run_loadgen,
     run_modes,
@@ -160,16 +160,6 @@ def machine_busy() -> float:
         fields = f.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
-def raise_nofile(needed: int) -> int:
-    """Raise the soft RLIMIT_NOFILE towards the hard limit; returns the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, max(needed, soft))
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def percentile(values: list[float], q: float) -> float | None:

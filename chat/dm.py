@@ -1,16 +1,22 @@
-"""Direct messages between two people anywhere in the event: ``dm.send`` and ``dm.history``.
+"""Direct messages between two people anywhere in the event: ``dm.send``, ``dm.history`` and
+``dm.conversations``.
 
 A DM goes to every open session of its recipient on every node, as the event ``dm {id, from,
 name, text, ts, n}``; ``n`` numbers the messages of one conversation (1, 2, 3 ...), whoever sent
 them. Each conversation keeps its newest messages in the broker, so a person who reconnects reads
-it back with ``dm.history``. Text is plain text, stored and sent as given (trimmed).
+it back with ``dm.history``. Each user has an index of their conversations (a capped broker
+index: the other user -> the last message's ``n`` and ``ts``, and the other's name as last seen
+in a message they sent), updated for both sides at every ``dm.send``, which
+``dm.conversations`` reads. Text is plain text, stored and sent as given (trimmed).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
 from chat.moderation import chat_limiter, check_rate, validate_user
@@ -23,11 +29,15 @@ from hub.node import Node
 from rooms.feature import optional_int
 from rooms.model import clean_text
 
+log = logging.getLogger(__name__)
+
 MAX_TEXT: Final = 2000
 KEPT_PER_CONVERSATION: Final = 1000
 HISTORY_DEFAULT: Final = 50
 HISTORY_MAX: Final = 200
 RESTORE_SPACING: Final = 5.0
+# The conversations a user's index keeps (and dm.conversations lists).
+CONVERSATIONS_KEPT: Final = 200
 
 
 def conversation(a: str, b: str) -> str:
@@ -48,6 +58,17 @@ def log_key(a: str, b: str) -> str:
     return f"dm:{conversation(a, b)}"
 
 
+def conversations_key(user: str) -> str:
+    """The broker index of ``user``'s conversations (member: the other user; score: the last
+    message's ``ts`` in milliseconds)."""
+    return f"dm:c:{user}"
+
+
+def conversation_entry(other: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``dm.conversations`` entry ``{with, name, n, ts}`` from an index record."""
+    return {"with": other, "name": record.get("name"), "n": record["n"], "ts": record["ts"]}
+
+
 class DirectMessages:
     """``dm.send`` delivers to every session of a known user and keeps the message;
     ``dm.history`` pages one conversation of the caller. DMs to oneself are ``bad_request``,
@@ -63,6 +84,7 @@ class DirectMessages:
         """Register ``dm.send`` and ``dm.history``."""
         registry.add("dm.send", self.send)
         registry.add("dm.history", self.history)
+        registry.add("dm.conversations", self.conversations)
         self.node.on_history_lost(self.restore_users)
 
     async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -80,19 +102,60 @@ class DirectMessages:
         if identity.role < Role.MODERATOR:
             check_rate(self.limiter, sender, time.monotonic())
         n = await broker.incr(counter_key(sender, to))
+        ts = round(time.time(), 3)
         event = {
             "ev": "dm",
             "id": secrets.token_hex(6),
             "from": sender,
             "name": identity.name,
             "text": text,
-            "ts": round(time.time(), 3),
+            "ts": ts,
             "n": n,
         }
         # Kept before it is delivered: whatever a recipient saw, dm.history has too.
         await broker.log_append(log_key(sender, to), n, pack(event), max_len=KEPT_PER_CONVERSATION)
+        await self._index(sender, identity.name, to, n, ts)
         await self.node.send_to_user(to, event)
         return {"id": event["id"], "ts": event["ts"], "n": n}
+
+    async def _index(self, sender: str, name: str, to: str, n: int, ts: float) -> None:
+        """Note the message in both users' conversation indexes. The message is kept already:
+        a failure here only leaves a conversation list behind until the next message, so it is
+        logged, not raised."""
+        broker = self.node.broker
+        score = round(ts * 1000)
+        try:
+            await broker.index_put(
+                conversations_key(to),
+                sender,
+                score,
+                pack({"name": name, "n": n, "ts": ts}),
+                max_len=CONVERSATIONS_KEPT,
+            )
+            # The sender's entry keeps the recipient's name as last seen in their own message.
+            mine = await broker.index_get(conversations_key(sender), to)
+            seen = unpack(mine[1]).get("name") if mine is not None else None
+            await broker.index_put(
+                conversations_key(sender),
+                to,
+                score,
+                pack({"name": seen, "n": n, "ts": ts}),
+                max_len=CONVERSATIONS_KEPT,
+            )
+        except Exception:
+            log.warning("conversations of %s and %s not updated", sender, to, exc_info=True)
+
+    async def conversations(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``{conversations: [{with, name, n, ts}]}``: the caller's conversations, newest first
+        (by the time of their last message), at most :data:`CONVERSATIONS_KEPT`."""
+        entries = await self.node.broker.index_newest(
+            conversations_key(ctx.identity.user_id), CONVERSATIONS_KEPT
+        )
+        return {
+            "conversations": [
+                conversation_entry(other, unpack(value)) for other, _, value in entries
+            ]
+        }
 
     async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """``{messages}``: the caller's conversation with user ``with`` as delivered (``dm``

@@ -6,21 +6,22 @@ Only this module imports the feature packages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from importlib import resources
+from importlib import metadata
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from chat import install as install_chat
-from hub.auth import Role, TokenAuthority, generate_secret
+from hub.auth import Identity, Role, TokenAuthority, generate_secret
 from hub.broker import Broker, BrokerSettings, BrokerUnavailable, create_broker
 from hub.config import HubConfig
 from hub.core_ops import SessionOps
@@ -29,12 +30,14 @@ from hub.endpoint import Endpoint
 from hub.errors import HubError
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
+from hub.web import web_routes
 from polls import install as install_polls
 from polls.feature import PollsFeature, export_csv, export_map
 from polls.model import Poll
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.feature import RoomsFeature
-from rooms.model import Room, clean_text
+from rooms.model import ROOM_ID, Room, clean_text
+from rooms.roles import effective_role
 from signalling.feature import SignallingFeature
 
 log = logging.getLogger(__name__)
@@ -115,11 +118,12 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> HubApp:
         finally:
             await hub.node.stop()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", _healthz),
         Route("/readyz", _readyz),
         Route("/metrics", _metrics),
-        Route("/", _index),
+        *web_routes(),
+        Route("/api/hub", _about),
         Route("/api/rooms", _create_room, methods=["POST"]),
         Route("/api/rooms/{room}/announce", _announce, methods=["POST"]),
         # The CSV route first: a poll id never holds a dot, but "{poll}" alone would match.
@@ -152,9 +156,17 @@ async def _metrics(request: Request) -> Response:
     )
 
 
-async def _index(request: Request) -> Response:
-    page = resources.files("hub").joinpath("static/index.html").read_text(encoding="utf-8")
-    return HTMLResponse(page)
+@functools.cache
+def _version() -> str:
+    try:
+        return metadata.version("livehub")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+async def _about(request: Request) -> Response:
+    """What the web page needs to know of this hub before anyone signs in."""
+    return JSONResponse({"guests": _hub(request).config.guests_allowed, "version": _version()})
 
 
 # What the HTTP API answers while the broker cannot serve (Redis down), like the WebSocket ops.
@@ -174,16 +186,37 @@ def _error(error: HubError) -> Response:
     return JSONResponse({"err": {"code": error.code, "msg": error.msg}}, status_code=status)
 
 
-def _organizer(request: Request) -> str:
-    """The organizer a bearer token names, else HubError."""
+def _bearer(request: Request, needed: str) -> Identity:
+    """The identity the request's bearer token names; ``unauthorized`` (saying ``needed``)
+    without one, or when it is invalid or expired."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise HubError("unauthorized", "an organizer's bearer token is needed")
-    identity = _hub(request).authority.verify(token.strip())
+        raise HubError("unauthorized", f"{needed} is needed")
+    return _hub(request).authority.verify(token.strip())
+
+
+def _organizer(request: Request) -> str:
+    """The organizer a bearer token names, else HubError."""
+    identity = _bearer(request, "an organizer's bearer token")
     if identity.role < Role.ORGANIZER:
         raise HubError("forbidden", "only organizers may do this")
     return identity.user_id
+
+
+async def _room_moderator(request: Request, room: str) -> None:
+    """Passes a bearer token of a moderator (or more) of ``room``, judged as room commands
+    judge it: the token's role there (the event role raised by a ``rooms`` claim), unless a
+    role stored with ``role.set`` replaces it (an organizer stays one). ``unauthorized`` without
+    a valid token, ``forbidden`` for anyone else."""
+    identity = _bearer(request, "a moderator's bearer token")
+    stored: Role | None = None
+    # Not a room id: no role can be stored for it, and nothing to read.
+    if identity.role_in(room) is not Role.ORGANIZER and ROOM_ID.fullmatch(room):
+        entry = await _hub(request).rooms.roles.entry(room, identity.user_id)
+        stored = entry.role if entry is not None else None
+    if effective_role(identity, room, stored) < Role.MODERATOR:
+        raise HubError("forbidden", "only moderators of the room may export its polls")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -230,8 +263,8 @@ async def _announce(request: Request) -> Response:
 
 
 async def _poll_export(request: Request) -> tuple[Poll, list[int], int]:
-    _organizer(request)
     params = request.path_params
+    await _room_moderator(request, params["room"])
     return await _hub(request).polls.export(params["room"], params["poll"])
 
 

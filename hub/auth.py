@@ -1,8 +1,10 @@
 """Who is on the other end of a session: roles, identities, and the tokens that carry them.
 
 A token is a JWT signed with HS256 and the hub's secret (see the contract, "Session"), with
-claims ``sub``, ``name``, ``role``, optional ``rooms`` and optional ``exp``. Everything here is
-pure: time comes in as ``now`` (unix seconds), so callers and tests control the clock.
+claims ``sub``, ``name``, ``role``, optional ``rooms`` and optional ``exp``; the hub's own
+tokens also carry ``iat``, ``guest`` (a guest's token) and ``auth_time`` (a renewed token: when
+its holder first signed in). Everything here is pure: time comes in as ``now`` (unix seconds),
+so callers and tests control the clock.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ MIN_SECRET_BYTES: Final = 32  # RFC 7518 3.2: an HS256 key must be at least as l
 MAX_TOKEN_CHARS: Final = 8192  # far above any real token; spares us decoding garbage
 MAX_USER_ID_CHARS: Final = 128
 MAX_NAME_CHARS: Final = 64
+# token.renew: a token's lifetime when it has no exp or no iat to measure it by, and the bounds
+# of a renewed token's lifetime.
+DEFAULT_LIFETIME: Final = 3600
+MIN_LIFETIME: Final = 60
+MAX_LIFETIME: Final = 24 * 3600
 
 # Bidi embeddings, overrides and isolates: in a name they would reorder the text around it in
 # other people's views. Other format characters (e.g. the joiner inside emoji) stay allowed.
@@ -75,6 +82,9 @@ class Identity:
 
     ``rooms`` is copied into a read-only mapping on construction, so an identity never changes.
     It takes no part in the hash, which keeps identities usable as set members and dict keys.
+    ``issued_at`` and ``auth_time`` (the token's ``iat`` and ``auth_time`` claims, None when
+    absent) say when the token was made and when its holder first signed in; they are facts
+    about the token, not the person, so they take no part in comparisons.
     """
 
     user_id: str
@@ -83,6 +93,8 @@ class Identity:
     rooms: Mapping[str, Role] = field(hash=False)
     expires_at: float | None
     guest: bool = False
+    issued_at: float | None = field(default=None, compare=False)
+    auth_time: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rooms", MappingProxyType(dict(self.rooms)))
@@ -118,7 +130,8 @@ def generate_secret() -> str:
 
 
 def guest_identity(name: object) -> Identity:
-    """A guest: an attendee under a fresh random id ``guest-<hex>``, without expiry.
+    """A guest: an attendee under a fresh random id ``guest-<hex>``, without expiry (the hub
+    signs it into a token with :meth:`TokenAuthority.mint_identity`).
 
     ``name`` is checked like :func:`validate_display_name` (``bad_request`` if unfit).
     """
@@ -178,12 +191,16 @@ class TokenAuthority:
         rooms: Mapping[str, Role | str] | None = None,
         ttl: float | None = 3600.0,
         now: float | None = None,
+        guest: bool = False,
+        auth_time: float | None = None,
     ) -> str:
         """Return a signed token for this user, valid for ``ttl`` seconds from ``now``.
 
         ``now`` is unix time (default ``time.time()``); ``ttl=None`` makes a token that never
         expires. ``exp`` is written as whole seconds, rounded down, so the token never outlives
-        ``ttl``. Raises :class:`ValueError` for arguments :meth:`verify` would reject.
+        ``ttl``. ``guest`` marks a guest's token (an attendee without rooms: claim ``guest:
+        true``); ``auth_time`` (unix seconds, written whole) is when the holder first signed in.
+        Raises :class:`ValueError` for arguments :meth:`verify` would reject.
         """
         if not _valid_user_id(user):
             raise ValueError(
@@ -199,6 +216,14 @@ class TokenAuthority:
                 if not isinstance(room, str):
                     raise ValueError(f"room ids must be strings, not {room!r}")
             claims["rooms"] = {room: Role.parse(r).label for room, r in rooms.items()}
+        if guest:
+            if claims["role"] != Role.ATTENDEE.label or "rooms" in claims:
+                raise ValueError("a guest is an attendee without rooms")
+            claims["guest"] = True
+        if auth_time is not None:
+            if not _is_number(auth_time):
+                raise ValueError(f"auth_time must be a number, not {auth_time!r}")
+            claims["auth_time"] = math.floor(auth_time)
         issued = time.time() if now is None else now
         claims["iat"] = math.floor(issued)
         if ttl is not None:
@@ -206,6 +231,46 @@ class TokenAuthority:
                 raise ValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
             claims["exp"] = math.floor(issued + ttl)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def mint_identity(
+        self,
+        identity: Identity,
+        *,
+        ttl: float | None,
+        now: float,
+        auth_time: float | None = None,
+    ) -> str:
+        """A token for ``identity`` (same user, name, role, rooms and guest flag), issued at
+        ``now`` and valid for ``ttl`` seconds (see :meth:`mint`)."""
+        return self.mint(
+            user=identity.user_id,
+            name=identity.name,
+            role=identity.role,
+            rooms=identity.rooms,
+            ttl=ttl,
+            now=now,
+            guest=identity.guest,
+            auth_time=auth_time,
+        )
+
+    def renew(self, identity: Identity, *, now: float, max_age: float) -> tuple[str, int]:
+        """A fresh token for the holder of ``identity``'s token: ``(token, exp)``.
+
+        The same ``sub``, ``name``, ``role``, ``rooms`` and guest flag; ``iat`` ``now``; the
+        lifetime of the current token (``exp - iat``; :data:`DEFAULT_LIFETIME` when it lacks
+        either), clamped to :data:`MIN_LIFETIME` .. :data:`MAX_LIFETIME`; ``auth_time`` the
+        original sign-in (the current token's ``auth_time``, else its ``iat``, else ``now``: a
+        token without either counts from its first renewal). Raises ``HubError("forbidden")``
+        once that sign-in is more than ``max_age`` seconds before ``now``.
+        """
+        signed_in = identity.auth_time
+        if signed_in is None:
+            signed_in = identity.issued_at if identity.issued_at is not None else now
+        if now - signed_in > max_age:
+            raise HubError("forbidden", "signed in too long ago to renew: sign in again")
+        lifetime = renewal_lifetime(identity)
+        token = self.mint_identity(identity, ttl=lifetime, now=now, auth_time=signed_in)
+        return token, math.floor(now + lifetime)
 
     def verify(self, token: object, *, now: float | None = None) -> Identity:
         """Return the identity a valid token carries, or raise ``HubError("unauthorized", ...)``.
@@ -287,4 +352,39 @@ class TokenAuthority:
                 except ValueError as e:
                     raise _unauthorized(f"token claim 'rooms' is invalid: {e}") from None
 
-        return Identity(user_id=user_id, name=name, role=role, rooms=rooms, expires_at=expires_at)
+        guest = claims.get("guest", False)
+        if not isinstance(guest, bool):
+            raise _unauthorized("token claim 'guest' must be a boolean")
+        if guest and (role is not Role.ATTENDEE or rooms):
+            raise _unauthorized("token claim 'guest' is for attendees without rooms")
+        return Identity(
+            user_id=user_id,
+            name=name,
+            role=role,
+            rooms=rooms,
+            expires_at=expires_at,
+            guest=guest,
+            # An unusable iat was always accepted (it is only informative): it counts as none.
+            issued_at=float(iat) if _is_number(iat := claims.get("iat")) else None,
+            auth_time=_auth_time(claims),
+        )
+
+
+def _auth_time(claims: Mapping[str, Any]) -> float | None:
+    if "auth_time" not in claims:
+        return None
+    value = claims["auth_time"]
+    if not _is_number(value):
+        raise _unauthorized("token claim 'auth_time' must be a number")
+    return float(value)
+
+
+def renewal_lifetime(identity: Identity) -> int:
+    """The lifetime of a token renewed from ``identity``'s, in whole seconds: its ``exp - iat``
+    (:data:`DEFAULT_LIFETIME` without either), clamped to :data:`MIN_LIFETIME` ..
+    :data:`MAX_LIFETIME`."""
+    if identity.expires_at is None or identity.issued_at is None:
+        lifetime = float(DEFAULT_LIFETIME)
+    else:
+        lifetime = identity.expires_at - identity.issued_at
+    return int(min(MAX_LIFETIME, max(MIN_LIFETIME, lifetime)))

@@ -209,6 +209,21 @@ class Broker(Protocol):
     async def log_remove(self, key: str, score: int) -> bool:
         """Remove the item under ``score``; returns whether there was one."""
 
+    async def index_put(
+        self, key: str, member: str, score: int, value: bytes, *, max_len: int
+    ) -> bool:
+        """Set ``member``'s entry of a capped index to ``(score, value)`` unless it holds a
+        higher score already (then nothing changes and False is returned), and drop the
+        lowest-scored entries beyond ``max_len`` (ties: the lowest member first), in one atomic
+        step (a user's conversations, by the time of their latest message)."""
+
+    async def index_get(self, key: str, member: str) -> tuple[int, bytes] | None:
+        """``member``'s ``(score, value)`` in an index, or None."""
+
+    async def index_newest(self, key: str, limit: int) -> list[tuple[str, int, bytes]]:
+        """The ``limit`` highest-scored entries of an index as ``(member, score, value)``,
+        highest first (ties: the highest member first)."""
+
     async def ballot(
         self,
         poll: str,

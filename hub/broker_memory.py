@@ -47,6 +47,8 @@ class MemoryBackend:
         self.hashes: dict[str, dict[str, bytes]] = {}
         self.sets: dict[str, set[str]] = {}
         self.logs: dict[str, dict[int, bytes]] = {}
+        # key -> member -> (score, value)
+        self.indexes: dict[str, dict[str, tuple[int, bytes]]] = {}
 
     def stream(self, room: str) -> _RoomStream:
         stream = self.streams.get(room)
@@ -194,6 +196,7 @@ class MemoryBroker:
         self.backend.hashes.pop(key, None)
         self.backend.sets.pop(key, None)
         self.backend.logs.pop(key, None)
+        self.backend.indexes.pop(key, None)
 
     async def hash_set(
         self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
@@ -227,6 +230,28 @@ class MemoryBroker:
 
     async def log_remove(self, key: str, score: int) -> bool:
         return self.backend.logs.get(key, {}).pop(score, None) is not None
+
+    async def index_put(
+        self, key: str, member: str, score: int, value: bytes, *, max_len: int
+    ) -> bool:
+        index = self.backend.indexes.setdefault(key, {})
+        current = index.get(member)
+        if current is not None and current[0] > score:
+            return False
+        index[member] = (score, value)
+        if len(index) > max_len:
+            lowest = sorted(index, key=lambda name: (index[name][0], name))
+            for name in lowest[: len(index) - max_len]:
+                del index[name]
+        return True
+
+    async def index_get(self, key: str, member: str) -> tuple[int, bytes] | None:
+        return self.backend.indexes.get(key, {}).get(member)
+
+    async def index_newest(self, key: str, limit: int) -> list[tuple[str, int, bytes]]:
+        index = self.backend.indexes.get(key, {})
+        ranked = sorted(index, key=lambda name: (index[name][0], name), reverse=True)
+        return [(name, *index[name]) for name in ranked[: max(limit, 0)]]
 
     async def ballot(
         self,

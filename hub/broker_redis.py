@@ -227,6 +227,23 @@ return replies
 """
 
 
+# KEYS: the index's zset (member -> score), its hash (member -> value).
+# ARGV: member, score, value, max_len. Returns 1 when set, 0 when a higher score was there.
+_INDEX_PUT_LUA: Final = """
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if old and tonumber(old) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if extra > 0 then
+  local dropped = redis.call('ZRANGE', KEYS[1], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
+  redis.call('HDEL', KEYS[2], unpack(dropped))
+end
+return 1
+"""
+
+
 class _Deaf(Exception):
     """The subscription stopped hearing its own probes."""
 
@@ -355,7 +372,8 @@ class RedisBroker:
     the longest a command waits for one of the ``max_connections`` pooled connections). Keys live
     under ``prefix``: ``r:<room>:meta|stream`` (epoch, seq, history), ``p:<room>:exp|lex|info``
     (presence), ``k:<key>`` (the generic key operations; a poll's ballots and counts are the
-    hashes ``k:ballot:<poll>:b`` and ``k:ballot:<poll>:c``); channels are ``t:<topic>``.
+    hashes ``k:ballot:<poll>:b`` and ``k:ballot:<poll>:c``; an index is the sorted set
+    ``k:<key>`` with its values in the hash ``kv:<key>``); channels are ``t:<topic>``.
     """
 
     def __init__(
@@ -396,6 +414,7 @@ class RedisBroker:
         self._read_script = self._redis.register_script(_READ_LUA)
         self._presence_script = self._redis.register_script(_PRESENCE_LUA)
         self._ballot_script = self._redis.register_script(_BALLOT_LUA)
+        self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
         self._ballots = _BallotBatcher(self._ballot_script)
         self._channel_prefix = f"{prefix}t:"
         self._node_topic = node_topic(node_id)
@@ -665,7 +684,7 @@ class RedisBroker:
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (whatever it holds). Idempotent."""
-        await self._call(self._redis.delete(self._key(key)))
+        await self._call(self._redis.delete(self._key(key), self._index_values(key)))
 
     async def hash_set(
         self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
@@ -720,6 +739,50 @@ class RedisBroker:
         """ZREMRANGEBYSCORE of exactly ``score``."""
         removed = await self._call(self._redis.zremrangebyscore(self._key(key), score, score))
         return bool(removed)
+
+    def _index_values(self, key: str) -> str:
+        return f"{self.prefix}kv:{key}"
+
+    async def index_put(
+        self, key: str, member: str, score: int, value: bytes, *, max_len: int
+    ) -> bool:
+        """One Lua script: compare with ZSCORE, ZADD and HSET, then trim both by rank."""
+        keys = [self._key(key), self._index_values(key)]
+        done = await self._call(
+            self._index_put_script(keys=keys, args=[member, score, value, max_len])
+        )
+        return bool(done)
+
+    async def index_get(self, key: str, member: str) -> tuple[int, bytes] | None:
+        """ZSCORE and HGET in one transaction."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zscore(self._key(key), member)
+        pipe.hget(self._index_values(key), member)
+        score, value = cast("list[Any]", await self._call(pipe.execute()))
+        if score is None or value is None:
+            return None
+        return int(score), cast(bytes, value)
+
+    async def index_newest(self, key: str, limit: int) -> list[tuple[str, int, bytes]]:
+        """ZREVRANGE of the newest ``limit``, then HMGET of their values."""
+        if limit <= 0:
+            return []
+        ranked = cast(
+            "list[tuple[bytes, float]]",
+            await self._call(self._redis.zrevrange(self._key(key), 0, limit - 1, withscores=True)),
+        )
+        if not ranked:
+            return []
+        members = [member for member, _ in ranked]
+        values = cast(
+            "list[bytes | None]",
+            await self._call(self._redis.hmget(self._index_values(key), members)),
+        )
+        return [
+            (member.decode(), int(score), value)
+            for (member, score), value in zip(ranked, values, strict=True)
+            if value is not None
+        ]
 
     def _ballot_keys(self, poll: str) -> list[str]:
         return [self._key(f"ballot:{poll}:b"), self._key(f"ballot:{poll}:c")]

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from hub.auth import Role, TokenAuthority, generate_secret
 from hub.config import from_environment
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--room", action="append", default=[], help="ROOM=ROLE, repeatable")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds (0: no expiry)")
     token.add_argument("--secret", help="the hub's secret (HUB_SECRET)")
+    token.add_argument(
+        "--link", metavar="URL", help="print a sign-in link URL#token=... instead of the token"
+    )
     return parser
 
 
@@ -132,6 +136,21 @@ def _strip_workers(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def sign_in_link(url: str, token: str) -> str:
+    """``url`` with ``token`` in its fragment, ``URL#token=<token>`` (a fragment never reaches
+    a server, nor its logs): any fragment ``url`` had is dropped, an empty path becomes ``/``.
+    Raises ValueError unless ``url`` is an ``http://`` or ``https://`` URL with a host (and a
+    valid port, if any), without whitespace or control characters."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError("it holds whitespace or control characters")
+    parts = urlsplit(url)  # ValueError for a broken [IPv6] host
+    parts.port  # noqa: B018 -- ValueError for a port that is not one
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("it has no http:// or https:// scheme and host")
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, ""))
+    return f"{base}#token={token}"
+
+
 def _token(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("HUB_SECRET")
     if not secret:
@@ -151,6 +170,15 @@ def _token(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"hub: {error}", file=sys.stderr)
         return 2
+    if args.link is not None:
+        try:
+            token = sign_in_link(args.link, token)
+        except ValueError as error:
+            print(
+                f"hub: --link takes an http(s)://host/... URL, not {args.link!r}: {error}",
+                file=sys.stderr,
+            )
+            return 2
     print(token)
     return 0
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,12 @@ class HubConfig:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl: int = 24 * 3600
+    # How long the token a guest gets in its hello reply is valid (seconds).
+    guest_ttl: int = 12 * 3600
+    # token.renew refuses once the original sign-in is older than this (seconds).
+    token_renew_max: int = 7 * 24 * 3600
+    # How often each node with members in a lobby checks the rooms list for changes (seconds).
+    rooms_interval: float = 2.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     deflate: bool = False
@@ -89,7 +98,10 @@ def _flag(value: str) -> bool:
 
 def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``
-    (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end)."""
+    (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end; ``HUB_GUEST_TTL``,
+    ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``: :class:`HubConfig`'s ``guest_ttl``,
+    ``token_renew_max`` and ``rooms_interval``). Raises ValueError for a value that is not
+    valid."""
     env = os.environ if env is None else env
     config = HubConfig()
     port = env.get("HUB_PORT") or env.get("PORT")
@@ -102,6 +114,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     stun = env.get("HUB_STUN_URLS")
     turn = env.get("HUB_TURN_URLS")
     turn_ttl = env.get("HUB_TURN_TTL")
+    guest_ttl = _bounded(env, "HUB_GUEST_TTL", int, 60, 7 * 24 * 3600)
+    renew_max = _bounded(env, "HUB_TOKEN_RENEW_MAX", int, 60, 366 * 24 * 3600)
+    rooms_interval = _bounded(env, "HUB_ROOMS_INTERVAL", float, 0.1, 3600)
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -121,7 +136,24 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         turn_urls=_words(turn) if turn else None,
         turn_secret=env.get("HUB_TURN_SECRET") or None,
         turn_ttl=int(turn_ttl) if turn_ttl else None,
+        guest_ttl=guest_ttl,
+        token_renew_max=renew_max,
+        rooms_interval=rooms_interval,
     )
+
+
+def _bounded(env: Mapping[str, str], name: str, kind: type[_N], low: _N, high: _N) -> _N | None:
+    """A number setting within [low, high] (None when unset); ValueError naming it otherwise."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, not {raw}")
+    return value
 
 
 def _words(value: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The session ops every hub has: ``hello``, ``ping`` and ``refresh``."""
+"""The session ops every hub has: ``hello``, ``ping``, ``refresh`` and ``token.renew``."""
 
 from __future__ import annotations
 
@@ -36,28 +36,44 @@ class SessionOps:
         self.ice_servers = ice_servers or (lambda user: [])
 
     def install(self, registry: CommandRegistry) -> None:
-        """Register ``hello``, ``ping`` and ``refresh``."""
+        """Register ``hello``, ``ping``, ``refresh`` and ``token.renew``."""
         registry.add("hello", self.hello, before_hello=True)
         registry.add("ping", self.ping)
         registry.add("refresh", self.refresh)
+        registry.add("token.renew", self.renew)
 
-    def identify(self, cmd: dict[str, Any]) -> Identity:
-        """The identity a ``hello`` proves: a valid token, or a guest's name where allowed."""
+    def identify(
+        self, cmd: dict[str, Any], *, guest_ttl: float = 12 * 3600, now: float | None = None
+    ) -> tuple[Identity, str | None]:
+        """The identity a ``hello`` proves, with the token the hub made for it if any: a valid
+        token (a guest's only where guests are allowed), or a guest's name where allowed, which
+        gets a token of its own valid for ``guest_ttl`` seconds (the session holds that token
+        from then on: it is the same guest as a later ``hello`` with it)."""
+        now = time.time() if now is None else now
         token = cmd.get("token")
         if token is not None:
-            return self.authority.verify(token)
+            identity = self.authority.verify(token, now=now)
+            self._check_guest(identity)
+            return identity, None
         if "name" in cmd:
             if not self.guests:
                 raise HubError("unauthorized", "this hub does not admit guests: a token is needed")
-            return guest_identity(cmd["name"])
+            guest = self.authority.mint_identity(
+                guest_identity(cmd["name"]), ttl=guest_ttl, now=now
+            )
+            return self.authority.verify(guest, now=now), guest
         raise HubError("unauthorized", "hello needs a token (or a name, where guests are allowed)")
+
+    def _check_guest(self, identity: Identity) -> None:
+        if identity.guest and not self.guests:
+            raise HubError("unauthorized", "this hub does not admit guests: a token is needed")
 
     async def hello(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Authenticate the session; returns the contract's hello reply."""
         session = ctx.session
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
-        identity = self.identify(cmd)
+        identity, guest_token = self.identify(cmd, guest_ttl=ctx.node.config.guest_ttl)
         # Known from now on, on every node (dm.send refuses unknown users). Before the bind: a
         # hello that fails here (broker unavailable) may be retried without binding twice.
         await ctx.node.broker.set_add(KNOWN_USERS, identity.user_id)
@@ -74,13 +90,16 @@ class SessionOps:
             raise HubError("closed", "the connection is closing")
         session.authenticate(identity)
         self._watch_expiry(session)
-        return {
+        reply = {
             "sid": session.sid,
             "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
             "node": ctx.node.node_id,
             "ice_servers": self.ice_servers(identity),
             "limits": ctx.node.config.limits.public(),
         }
+        if guest_token is not None:
+            reply["token"] = guest_token
+        return reply
 
     async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Answer ``{}``: a round trip through the hub."""
@@ -89,11 +108,22 @@ class SessionOps:
     async def refresh(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Swap in a fresh token of the same user before the old one expires."""
         identity = self.authority.verify(cmd.get("token"))
-        if identity.user_id != ctx.identity.user_id:
+        self._check_guest(identity)
+        current = ctx.identity
+        if identity.user_id != current.user_id or identity.guest != current.guest:
             raise HubError("forbidden", "a refreshed token must name the same user")
         ctx.session.authenticate(identity)
         self._watch_expiry(ctx.session)
         return {}
+
+    async def renew(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """``{token, exp}``: a fresh token for the session's own identity (see
+        :meth:`TokenAuthority.renew`); ``forbidden`` once the original sign-in is older than
+        ``token_renew_max``. The session keeps its token until the client sends ``refresh``."""
+        token, exp = self.authority.renew(
+            ctx.identity, now=time.time(), max_age=ctx.node.config.token_renew_max
+        )
+        return {"token": token, "exp": exp}
 
     @staticmethod
     def _watch_expiry(session: Session) -> None:

@@ -1,10 +1,11 @@
 """Polls and elections on a node: ``poll.create``, ``poll.vote``, ``poll.close``, ``poll.get``,
-the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` part of the
-join snapshot and the organizers' export.
+the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` and
+``closed_polls`` parts of the join snapshot and the organizers' export.
 
 Shared state lives in the broker, so every node sees the same polls and tallies:
 
-* ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record;
+* ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record (a closed
+  poll's record keeps its final tally);
 * ``poll:{room}:{id}``: the poll's ballots and tally, moved atomically by ``Broker.ballot``
   (one ballot per user whatever the sessions and nodes; who voted never leaves the broker);
 * ``poll:{room}:{id}:closed``: the closed marker. Whoever sets it first (``set_if_absent``)
@@ -45,8 +46,10 @@ from polls.model import (
     PollState,
     TallyThrottle,
     ballot_as_sent,
+    closed_view,
     may_see_tally,
     may_vote,
+    newest_closed,
     parse_choice,
     parse_poll,
     tally_event,
@@ -57,6 +60,8 @@ from rooms.model import Room, RoomKind, joined_room, validate_room_id
 # How often a node sends its ballot changes and its members' tallies, and checks its timers.
 # Read when the feature is installed.
 TALLY_INTERVAL = 0.25
+# The newest closed polls of a room the join snapshot carries.
+CLOSED_KEPT = 10
 
 _CHANGED: Final = "poll.changed"
 _SCHEDULE: Final = "poll.schedule"
@@ -236,14 +241,13 @@ class PollsFeature:
         if await self.broker.set_if_absent(key + ":closed", b"1") is not None:
             self.timers.pop((poll.room, poll.id), None)
             return None
-        closed = poll.closed(at)
         self.timers.pop((poll.room, poll.id), None)
+        # Final: the broker refuses every ballot from the closed marker on. Kept in the record,
+        # so the snapshot's closed_polls need no tally reads.
+        counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+        closed = poll.closed(at, counts, voters)
         await self.broker.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
-        wire = closed.describe()
-        if may_see_tally(closed, False):
-            counts, voters = await self.broker.ballot_tally(key, len(closed.options))
-            wire["counts"] = counts
-            wire["voters"] = voters
+        wire = closed_view(closed, False)
         seq = await self.node.publish_event(poll.room, "poll", {"poll": wire})
         return {"poll": wire, "seq": seq}
 
@@ -292,7 +296,10 @@ class PollsFeature:
 
     async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
         """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
-        the caller, oldest first. Also (re)loads the room's timers into this node's schedule."""
+        the caller, oldest first; and ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
+        polls, oldest first, each as its closing ``poll`` event carries it (counts for
+        moderators too where only they see them). Also (re)loads the room's timers into this
+        node's schedule."""
         records = await self.broker.hash_get_all(f"polls:{room.id}")
         polls = sorted(
             (Poll.from_record(unpack(record)) for record in records.values()),
@@ -301,13 +308,27 @@ class PollsFeature:
         self._load_schedule(room.id, polls)
         now = self.clock()
         user = ctx.identity.user_id
+        moderator = self._moderates(ctx.session, room.id)
         return {
             "polls": [
                 await self._view(poll, ctx.session, user)
                 for poll in polls
                 if poll.state is PollState.OPEN and not poll.due(now)
-            ]
+            ],
+            "closed_polls": [
+                closed_view(await self._with_tally(poll), moderator)
+                for poll in newest_closed(polls, CLOSED_KEPT)
+            ],
         }
+
+    async def _with_tally(self, poll: Poll) -> Poll:
+        if poll.counts is not None or poll.closed_at is None:
+            return poll
+        # Closed before the final tally was kept in the record: read it (at most CLOSED_KEPT).
+        counts, voters = await self.broker.ballot_tally(
+            self._ballots(poll.room, poll.id), len(poll.options)
+        )
+        return poll.closed(poll.closed_at, counts, voters)
 
     async def _view(self, poll: Poll, session: Session, user: str) -> dict[str, Any]:
         key = self._ballots(poll.room, poll.id)

@@ -8,7 +8,7 @@ import collections
 import enum
 import math
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -43,7 +43,8 @@ class Poll:
 
     ``multi`` is False (single choice: one option per ballot), True (any number of options) or an
     int ``n`` with ``2 <= n < len(options)`` (at most ``n`` options per ballot); :func:`parse_poll`
-    normalises every other spelling to one of these.
+    normalises every other spelling to one of these. A closed poll keeps its final tally in
+    ``counts`` and ``voters`` (None while open, and for polls closed before it was kept).
     """
 
     id: str
@@ -60,6 +61,8 @@ class Poll:
     closes_at: float | None
     state: PollState = PollState.OPEN
     closed_at: float | None = None
+    counts: tuple[int, ...] | None = None
+    voters: int | None = None
 
     @property
     def is_multi(self) -> bool:
@@ -77,7 +80,9 @@ class Poll:
 
     def describe(self) -> dict[str, Any]:
         """The poll as the contract shows it: ``{id, question, options, multi, anonymous, show,
-        state, closes_at?}`` (``closes_at`` only when the poll has a duration)."""
+        allow_change, guests, state, closes_at?}`` (``closes_at`` only when the poll has a
+        duration; ``allow_change`` and ``guests`` are this hub's additions, so that a ballot can
+        say whether a vote may be changed and whether guests may vote)."""
         described: dict[str, Any] = {
             "id": self.id,
             "question": self.question,
@@ -85,6 +90,8 @@ class Poll:
             "multi": self.multi,
             "anonymous": self.anonymous,
             "show": self.show.value,
+            "allow_change": self.allow_change,
+            "guests": self.guests,
             "state": self.state.value,
         }
         if self.closes_at is not None:
@@ -109,6 +116,8 @@ class Poll:
             "closes_at": self.closes_at,
             "state": self.state.value,
             "closed_at": self.closed_at,
+            "counts": list(self.counts) if self.counts is not None else None,
+            "voters": self.voters,
         }
 
     @classmethod
@@ -116,6 +125,8 @@ class Poll:
         """The inverse of :meth:`to_record` (raises KeyError or ValueError on a foreign map)."""
         closes_at = record["closes_at"]
         closed_at = record.get("closed_at")
+        counts = record.get("counts")
+        voters = record.get("voters")
         return cls(
             id=str(record["id"]),
             room=str(record["room"]),
@@ -131,11 +142,20 @@ class Poll:
             closes_at=float(closes_at) if closes_at is not None else None,
             state=PollState(record.get("state", PollState.OPEN)),
             closed_at=float(closed_at) if closed_at is not None else None,
+            counts=tuple(int(count) for count in counts) if counts is not None else None,
+            voters=int(voters) if voters is not None else None,
         )
 
-    def closed(self, at: float) -> Poll:
-        """A copy of this poll in state ``closed``, closed at ``at``."""
-        return replace(self, state=PollState.CLOSED, closed_at=at)
+    def closed(self, at: float, counts: list[int] | None = None, voters: int | None = None) -> Poll:
+        """A copy of this poll in state ``closed``, closed at ``at``, with its final tally when
+        given."""
+        return replace(
+            self,
+            state=PollState.CLOSED,
+            closed_at=at,
+            counts=tuple(counts) if counts is not None else None,
+            voters=voters,
+        )
 
     def due(self, now: float) -> bool:
         """True when the poll is open and its duration has run out at ``now``."""
@@ -334,6 +354,27 @@ def may_vote(poll: Poll, is_guest: bool) -> bool:
     """Signed-in users may vote; guests only where the poll lets them (``guests``). Whether the
     poll is still open is the broker's atomic check, not this one."""
     return poll.guests or not is_guest
+
+
+def newest_closed(polls: Iterable[Poll], limit: int) -> list[Poll]:
+    """The newest ``limit`` closed polls among ``polls``, oldest first (by closing time, then
+    id)."""
+    closed = sorted(
+        (poll for poll in polls if poll.state is PollState.CLOSED),
+        key=lambda poll: (poll.closed_at or 0.0, poll.id),
+    )
+    return closed[-limit:] if limit > 0 else []
+
+
+def closed_view(poll: Poll, role_is_moderator: bool) -> dict[str, Any]:
+    """A closed poll as the join snapshot's ``closed_polls`` shows it: the poll as its closing
+    ``poll`` event carries it, with ``counts`` and ``voters`` where the viewer may see them
+    (:func:`may_see_tally`) and the final tally is known."""
+    view = poll.describe()
+    if may_see_tally(poll, role_is_moderator) and poll.counts is not None:
+        view["counts"] = list(poll.counts)
+        view["voters"] = poll.voters
+    return view
 
 
 def tally_event(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:

@@ -55,6 +55,10 @@ class RoomDirectory:
         """Create or replace a breakout room's record (a new round's title for a child id)."""
         await self.broker.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
 
+    def cached(self, room_id: str) -> Room | None:
+        """The room if this node has seen it (no read: breakouts are never cached)."""
+        return self._cache.get(room_id)
+
     def known(self) -> list[Room]:
         """The rooms this node has seen (its cache)."""
         return list(self._cache.values())

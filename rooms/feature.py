@@ -1,5 +1,6 @@
 """Rooms on a node: ``room.create``, ``room.list``, ``join``, ``leave``, ``presence`` and
-``announce``, presence events, and the join snapshot other features contribute to."""
+``announce``, presence events, the lobby's live directory (:mod:`rooms.directory_feed`), and
+the join snapshot other features contribute to."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from hub.node import Node
 from hub.session import Session
 from rooms.breakout_ops import BreakoutFeature
 from rooms.directory import RoomDirectory, default_rooms
+from rooms.directory_feed import DirectoryFeed
 from rooms.model import Room, clean_text, parse_room, validate_room_id
 from rooms.presence import PresenceBatcher
 from rooms.roles import RoleBook
 from rooms.stage_ops import StageFeature
 
 MAX_ANNOUNCE = 2000
+# The newest notices of a room the join snapshot carries (a log kept apart from the history).
+NOTICES_KEPT = 20
 PRESENCE_PAGE_DEFAULT = 100
 PRESENCE_PAGE_MAX = 500
 
@@ -34,6 +38,11 @@ SnapshotProvider = Callable[[CommandContext, Room, Role], Awaitable[dict[str, An
 JoinCheck = Callable[[CommandContext, Room, Role], Awaitable[None]]
 # (session, room) -> None, after the session left the room (or was made to)
 LeaveHook = Callable[[Session, str], Awaitable[None]]
+
+
+def notices_key(room: str) -> str:
+    """The broker log of a room's newest ``notice`` events (score: their seq)."""
+    return f"notices:{room}"
 
 
 def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | None:
@@ -69,6 +78,7 @@ class RoomsFeature:
         registry.add("announce", self.announce)
         self.node.on_session_closed(self._session_closed)
         self.node.on_history_lost(self.restore)
+        self.add_snapshot(self._notices)
         self.node.on_signal("presence", self._presence_signal)
         self.node.on_stored("role", self.roles.on_role_event)
         interval = self.node.config.presence_interval
@@ -78,6 +88,8 @@ class RoomsFeature:
         self.stage.install(registry)
         self.breakouts = BreakoutFeature(self)
         self.breakouts.install(registry)
+        self.directory_feed = DirectoryFeed(self)
+        self.directory_feed.install()
 
     def add_snapshot(self, provider: SnapshotProvider) -> None:
         """Add a part to every join snapshot."""
@@ -110,13 +122,8 @@ class RoomsFeature:
         return room
 
     async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Every room with its member count."""
-        rooms = await self.directory.all()
-        listed = []
-        for room in rooms:
-            count = await self.node.broker.presence_count(room.id)
-            listed.append({**room.describe(), "members": count})
-        return {"rooms": listed}
+        """Every room with its member count (and, for panels, who is on stage)."""
+        return {"rooms": await self.directory_feed.listing()}
 
     async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Enter a room: its position, live state and, with ``since``, what was missed."""
@@ -232,8 +239,23 @@ class RoomsFeature:
         return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
 
     async def post_notice(self, room_id: str, text: str, sender: str) -> int:
-        """Store a ``notice`` event; returns its seq (also used by the HTTP announce)."""
-        return await self.node.publish_event(room_id, "notice", {"text": text, "from": sender})
+        """Store a ``notice`` event and keep it among the room's newest (the join snapshot's
+        ``notices``); returns its seq (also used by the HTTP announce and breakout broadcasts).
+        Once the event is stored the notice is posted: a failure to keep it only costs the
+        snapshot a line, so it is logged, not raised."""
+        seq = await self.node.publish_event(room_id, "notice", {"text": text, "from": sender})
+        event = {"ev": "notice", "room": room_id, "seq": seq, "text": text, "from": sender}
+        try:
+            await self.node.broker.log_append(
+                notices_key(room_id), seq, pack(event), max_len=NOTICES_KEPT
+            )
+        except Exception:
+            log.warning("notice %s of %s left out of its snapshot log", seq, room_id, exc_info=True)
+        return seq
+
+    async def _notices(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        items = await self.node.broker.log_range(notices_key(room.id), None, NOTICES_KEPT)
+        return {"notices": [unpack(item) for _, item in items]}
 
     # --- roles and presence ---------------------------------------------------------------------
 

@@ -56,6 +56,13 @@ class RoleEntry:
         return cls(user, Role.parse(record["role"]), str(record["name"]))
 
 
+def on_stage(entries: Iterable[RoleEntry]) -> list[dict[str, str]]:
+    """The ``speakers`` of a room as the join snapshot lists them, from what the room knows of
+    everyone (:meth:`RoleBook.known_entries`): ``[{user, name}]`` of those whose role is
+    speaker, in the entries' order."""
+    return [{"user": e.user, "name": e.name} for e in entries if e.role is Role.SPEAKER]
+
+
 def effective_role(identity: Identity, room: str, stored: Role | None) -> Role:
     """A user's role in ``room``: the stored one where there is one, else the token's; an
     organizer's token always wins."""

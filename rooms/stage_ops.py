@@ -28,6 +28,7 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session
 from rooms.model import Room, RoomKind, is_breakout_id, joined_room, validate_room_id
+from rooms.roles import on_stage
 from rooms.stage import (
     Hand,
     check_kick,
@@ -305,9 +306,7 @@ class StageFeature:
         entries = await self.rooms.roles.known_entries(room.id)
         hands = await self.read_hands(room.id)
         return {
-            "speakers": [
-                {"user": e.user, "name": e.name} for e in entries if e.role is Role.SPEAKER
-            ],
+            "speakers": on_stage(entries),
             "moderators": [
                 {"user": e.user, "name": e.name} for e in entries if e.role >= Role.MODERATOR
             ],

@@ -1,6 +1,6 @@
 """WebRTC signalling between the sessions of a room: ``signal`` relay to one session on any node,
-``media`` state, the join snapshot's ``peers``, and ``bye`` when a peer leaves or its role
-changes.
+``media`` state, the join snapshot's ``peers`` (in a panel, only its stage), and ``bye`` when a
+peer leaves or its role changes.
 
 A signal goes from the sender's node to the node of the session it is for (the sid names it) as
 an internal message; that node checks the session is still in the room, notes the two as peers
@@ -49,6 +49,12 @@ def media_key(room: str) -> str:
     return f"media:{room}"
 
 
+def stage_key(room: str) -> str:
+    """The broker hash of a panel's sessions on stage (sid -> user id): those whose role in the
+    panel is speaker or above, the only peers its join snapshot lists."""
+    return f"stage:{room}"
+
+
 def ice_settings(config: HubConfig) -> IceSettings:
     """The STUN and TURN settings of a hub's configuration."""
     return IceSettings(config.stun_urls, config.turn_urls, config.turn_secret, config.turn_ttl)
@@ -74,6 +80,7 @@ class SignallingFeature:
         self.node.on_signal("rtc.signal", self._deliver)
         self.node.on_stored("role", self._role_changed)
         self.node.on_session_closed(self._session_closed)
+        self.node.on_history_lost(self._restore_stage)
         self.rooms.on_leave(self._left)
         self.rooms.add_snapshot(self._snapshot)
 
@@ -179,6 +186,8 @@ class SignallingFeature:
     async def _left(self, session: Session, room: str) -> None:
         await self._bye_all(session, room)
         await self.node.broker.hash_delete(media_key(room), session.sid)
+        if self._is_panel(room):
+            await self.node.broker.hash_delete(stage_key(room), session.sid)
 
     async def _bye_all(self, session: Session, room: str) -> None:
         peers = self.peers.pop((room, session.sid), set())
@@ -194,9 +203,36 @@ class SignallingFeature:
 
     def _role_changed(self, event: dict[str, Any]) -> None:
         room, user = event["room"], event["user"]
+        panel = self._is_panel(room)
         for session in self.node.users.get(user, {}).values():
             if (room, session.sid) in self.peers:
                 self.node.spawn(self._bye_all(session, room))
+            if panel and room in session.rooms:
+                self.node.spawn(self._place(session, room))
+
+    # --- the stage of panels ------------------------------------------------------------------
+
+    def _is_panel(self, room: str) -> bool:
+        # Every room a session of this node joined is in the directory's cache (breakouts,
+        # which are not, are never panels).
+        known = self.rooms.directory.cached(room)
+        return known is not None and known.kind is RoomKind.PANEL
+
+    async def _place(self, session: Session, room: str) -> None:
+        """Put a member of a panel on its stage index, or take it off, by its role there (as
+        this node holds it: current, since the node follows the room)."""
+        if self.rooms.role_of(session, room) >= Role.SPEAKER:
+            await self.node.broker.hash_set(stage_key(room), session.sid, session.user_id.encode())
+        else:
+            await self.node.broker.hash_delete(stage_key(room), session.sid)
+
+    async def _restore_stage(self, room: str) -> None:
+        """The broker lost its data: put this node's members of a panel's stage back on it."""
+        if not self._is_panel(room):
+            return
+        for session in self.node.followers(room):
+            if self.rooms.role_of(session, room) >= Role.SPEAKER:
+                await self._place(session, room)
 
     async def _session_closed(self, session: Session) -> None:
         self._buckets.pop(session.sid, None)
@@ -225,6 +261,8 @@ class SignallingFeature:
     async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
         if not room.has_media:
             return {}
+        if room.kind is RoomKind.PANEL:
+            return await self._stage_snapshot(ctx.session, room, role)
         members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
         media = await self.node.broker.hash_get_all(media_key(room.id))
         if len(members) <= MAX_PEERS:
@@ -249,3 +287,37 @@ class SignallingFeature:
                 }
             )
         return {"peers": peers[:MAX_PEERS]}
+
+    async def _stage_snapshot(self, session: Session, room: Room, role: Role) -> dict[str, Any]:
+        """A panel's ``peers``: only its stage (members whose role is speaker or above), read
+        from the stage index rather than the whole audience's presence. The joiner is put on
+        the index first when it belongs there; entries without a live presence entry (their
+        node died) are dropped."""
+        broker = self.node.broker
+        if role >= Role.SPEAKER:
+            await broker.hash_set(stage_key(room.id), session.sid, session.user_id.encode())
+        sids = sorted(await broker.hash_get_all(stage_key(room.id)))
+        peers: list[dict[str, Any]] = []
+        for sid in sids:
+            if sid == session.sid:
+                continue
+            info = await broker.presence_get(room.id, sid)
+            if info is None:
+                await broker.hash_delete(stage_key(room.id), sid)
+                await broker.hash_delete(media_key(room.id), sid)
+                continue
+            entry = unpack(info)
+            peer_role = self._role_of_entry(room, entry)
+            if peer_role < Role.SPEAKER or len(peers) >= MAX_PEERS:
+                continue
+            media = await broker.hash_get(media_key(room.id), sid)
+            peers.append(
+                {
+                    "sid": sid,
+                    "user": entry.get("user"),
+                    "name": entry.get("name"),
+                    "role": peer_role.label,
+                    "media": dict(unpack(media) if media is not None else NO_MEDIA),
+                }
+            )
+        return {"peers": peers}

@@ -403,6 +403,47 @@ async def test_capped_log_operations(cluster: Cluster) -> None:
     assert [s for s, _ in await b.broker.log_range("l", None, 10)] == [3, 4, 6]
 
 
+async def test_capped_index_operations(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.broker.index_newest("i", 10) == []
+    assert await a.broker.index_get("i", "x") is None
+    for member, score in (("x", 30), ("y", 10), ("z", 20)):
+        assert await a.broker.index_put("i", member, score, member.encode(), max_len=3) is True
+    assert await b.broker.index_newest("i", 10) == [
+        ("x", 30, b"x"),
+        ("z", 20, b"z"),
+        ("y", 10, b"y"),
+    ]
+    assert await b.broker.index_newest("i", 2) == [("x", 30, b"x"), ("z", 20, b"z")]
+    assert await b.broker.index_newest("i", 0) == []
+    # A member keeps one entry: a put replaces it, moving it by its score.
+    assert await b.broker.index_put("i", "y", 40, b"y2", max_len=3) is True
+    assert await a.broker.index_get("i", "y") == (40, b"y2")
+    assert [m for m, _, _ in await a.broker.index_newest("i", 10)] == ["y", "x", "z"]
+    # A lower score than the member's does not go back in time; an equal one replaces.
+    assert await a.broker.index_put("i", "y", 35, b"older", max_len=3) is False
+    assert await a.broker.index_get("i", "y") == (40, b"y2")
+    assert await a.broker.index_put("i", "y", 40, b"y3", max_len=3) is True
+    assert await b.broker.index_get("i", "y") == (40, b"y3")
+    # Beyond the cap the lowest scores go (ties: the lowest member), values included.
+    await a.broker.index_put("i", "w", 50, b"w", max_len=3)
+    assert [m for m, _, _ in await b.broker.index_newest("i", 10)] == ["w", "y", "x"]
+    assert await b.broker.index_get("i", "z") is None
+    await a.broker.index_put("i", "b", 30, b"b", max_len=3)
+    await a.broker.index_put("i", "a", 30, b"a", max_len=3)
+    assert await b.broker.index_newest("i", 10) == [
+        ("w", 50, b"w"),
+        ("y", 40, b"y3"),
+        ("x", 30, b"x"),
+    ]
+    # Millisecond timestamps are exact scores.
+    await a.broker.index_put("j", "t", 1_750_000_000_123, b"t", max_len=1)
+    assert await b.broker.index_get("j", "t") == (1_750_000_000_123, b"t")
+    await b.broker.delete("i")
+    assert await a.broker.index_newest("i", 10) == []
+    assert await a.broker.index_get("i", "w") is None
+
+
 # --- ballots ------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ from a second session on the other node at the same moment: each of those gets o
 ``conflict``, and the final counts are exact. Every member sees the last ``poll.tally`` carry
 them. Polls with ``show: closed`` and ``never`` send tallies to moderators only, and their
 closing events carry counts where results may be shown. A poll with the shortest duration is
-closed by the nodes' timers exactly once. Organizers export results over HTTP (JSON and CSV);
+closed by the nodes' timers exactly once. Organizers and the room's moderators (by event role,
+``rooms`` claim or a role stored with ``role.set``) export results over HTTP (JSON and CSV);
 others cannot.
 
 Members are bare WebSockets that record every message as the hub sent it. No test sleeps to
@@ -172,7 +173,7 @@ async def test_polls_on_two_nodes(
         states = [p["state"] for p in m.polls(room, timed["id"])]
         assert states == (["open", "closed"] if m in (mod_a, mod_b) else ["closed"])
 
-    # Export: organizers only; counts, never who voted.
+    # Export: not for attendees; counts, never who voted.
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         url = f"{b.http}/api/rooms/{room}/polls/{poll}"
         auth = {"Authorization": f"Bearer {mint(uid('org'), 'organizer')}"}
@@ -203,3 +204,53 @@ async def test_polls_on_two_nodes(
             f"'=1+1,{n}",
             f"voters,{USERS}",
         ]
+
+
+async def test_moderators_of_a_room_export_its_polls(
+    start_nodes: StartNodes, stack: contextlib.AsyncExitStack
+) -> None:
+    a, b = await start_nodes()
+    org = await open_member(stack, a, uid("org"), "organizer")
+    room, other = uid("panel"), uid("panel")
+    for r in (room, other):
+        await org.request("room.create", room=r, kind="panel", title="P")
+    poll = (await org.request("poll.create", room=room, question="Q?", options=["x", "y"]))["poll"]
+    promoted, demoted = uid("promoted"), uid("demoted")
+    # Roles stored on node a count for exports on node b.
+    await org.request("role.set", room=room, user=promoted, role="moderator")
+    await org.request("role.set", room=room, user=demoted, role="attendee")
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    allowed = {
+        "event moderator": mint(uid("mod"), "moderator"),
+        "room claim": mint(uid("claim"), rooms={room: "moderator"}),
+        "stored role": mint(promoted),
+        "organizer": mint(uid("org"), "organizer"),
+    }
+    refused = {
+        "attendee": mint(uid("att")),
+        "speaker": mint(uid("spk"), "speaker", rooms={room: "speaker"}),
+        "claim on another room": mint(uid("claim"), rooms={other: "moderator"}),
+        "moderator stepped down in the room": mint(demoted, "moderator"),
+    }
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        url = f"{b.http}/api/rooms/{room}/polls/{poll['id']}"
+        for who, token in allowed.items():
+            for suffix in ("", ".csv"):
+                reply = await http.get(url + suffix, headers=bearer(token))
+                assert reply.status_code == 200, (who, suffix, reply.text)
+            assert reply.text.splitlines() == ["option,count", "x,0", "y,0", "voters,0"]
+        for who, token in refused.items():
+            for suffix in ("", ".csv"):
+                reply = await http.get(url + suffix, headers=bearer(token))
+                assert reply.status_code == 403, (who, suffix, reply.text)
+                assert reply.json()["err"]["code"] == "forbidden"
+        assert (await http.get(url)).status_code == 401
+        assert (await http.get(url, headers=bearer("not-a-token"))).status_code == 401
+        moderator = bearer(allowed["event moderator"])
+        unknown = f"{b.http}/api/rooms/{uid('nowhere')}/polls/{poll['id']}"
+        assert (await http.get(unknown, headers=moderator)).status_code == 404
+        not_a_room = f"{b.http}/api/rooms/Not-A-Room/polls/{poll['id']}"
+        assert (await http.get(not_a_room, headers=bearer(refused["attendee"]))).status_code == 403

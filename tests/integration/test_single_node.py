@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -30,7 +31,7 @@ from hub.client import HubClient, HubClosed, HubRequestError
 from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message, join_frame
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartHub
-from tests.support.hub_process import HubProcess, mint
+from tests.support.hub_process import TEST_SECRET, HubProcess, mint
 
 pytestmark = pytest.mark.integration
 
@@ -194,6 +195,43 @@ async def test_guests_get_an_attendee_identity(start_hub: StartHub, trial: bool)
             assert other.user is not None and other.user["id"] != user["id"]  # a fresh id each
         joined = await guest.join("main")
         assert joined["role"] == "attendee"
+
+
+async def test_a_guest_comes_back_with_its_token_and_renews_it(
+    start_hub: StartHub, hub: HubProcess
+) -> None:
+    env = {"HUB_GUEST_TTL": "600", "HUB_TOKEN_RENEW_MAX": "60"}
+    process = start_hub(args=["--guests"], env=env)
+    async with HubClient(process.url, name="Grace", reconnect=False) as guest:
+        assert guest.hello is not None
+        token, user = guest.hello["token"], guest.hello["user"]
+        claims = jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
+        assert (claims["sub"], claims["guest"], claims["exp"] - claims["iat"]) == (
+            user["id"],
+            True,
+            600,
+        )
+    # A reload: the same guest, from its token.
+    async with HubClient(process.url, token=token, reconnect=False) as again:
+        assert again.hello is not None
+        assert again.user == user and "token" not in again.hello
+        renewed = await again.request("token.renew")
+        claims = jwt.decode(renewed["token"], TEST_SECRET, algorithms=["HS256"])
+        assert claims["guest"] is True and claims["exp"] == renewed["exp"]
+        assert claims["exp"] - claims["iat"] == 600
+        assert await again.refresh(renewed["token"]) == {}
+        assert await again.request("ping") == {}
+    # Signed in longer ago than HUB_TOKEN_RENEW_MAX: renewal is refused.
+    old = mint(uid("old"), now=time.time() - 120, ttl=3600)
+    async with HubClient(process.url, token=old, reconnect=False) as stale:
+        with pytest.raises(HubRequestError) as refused:
+            await stale.request("token.renew")
+        assert refused.value.code == "forbidden"
+    # The module's hub admits no guests: the same secret, yet the guest's token is refused.
+    async with raw(hub) as ws:
+        await ws.send({"id": 1, "op": "hello", "token": token})
+        assert (await ws.reply(1))["err"]["code"] == "unauthorized"
+        assert (await ws.closed())[0] == 4001
 
 
 async def refused_guest(process: HubProcess) -> None:
@@ -522,7 +560,7 @@ async def test_http_room_creation_and_announce(hub: HubProcess) -> None:
             assert notice["from"] == org_user
             listed = await member.request("room.list")
             mine = [r for r in listed["rooms"] if r["id"] == room]
-            assert mine == [{**created.json()["room"], "members": 1}]
+            assert mine == [{**created.json()["room"], "members": 1, "stage": []}]
         nowhere = "/api/rooms/no-such-room/announce"
         missing = await http.post(nowhere, json={"text": "x"}, headers=org)
         assert missing.status_code == 404
@@ -551,6 +589,39 @@ async def test_http_health_ready_metrics_and_page(hub: HubProcess) -> None:
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
         assert "<html" in page.text.lower()
+
+
+async def test_the_web_app_and_its_files(hub: HubProcess) -> None:
+    async with httpx.AsyncClient(base_url=hub.http, timeout=TIMEOUT) as http:
+        host = f"127.0.0.1:{hub.port}"
+        for path, media_type in (("/", "text/html"), ("/static/app/main.js", "text/javascript")):
+            response = await http.get(path)
+            assert response.status_code == 200
+            assert response.headers["content-type"] == f"{media_type}; charset=utf-8"
+            policy = response.headers["content-security-policy"]
+            assert f"connect-src 'self' ws://{host} wss://{host};" in policy
+            assert response.headers["cache-control"] == "no-cache"
+            again = await http.get(path, headers={"If-None-Match": response.headers["etag"]})
+            assert again.status_code == 304
+        about = await http.get("/api/hub")
+        assert about.json()["guests"] is False  # the module hub has a secret
+        forged = await http.get("/", headers={"Host": "evil.example; script-src *"})
+        assert "connect-src 'self'; " in forged.headers["content-security-policy"]
+
+    # Sent as written: no client library normalises the dots away.
+    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/app/../../cli.py"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 404 "), (path, answer[:200])
+        assert b"import" not in answer
 
 
 # --- close codes ---------------------------------------------------------------------------------

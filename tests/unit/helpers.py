@@ -23,8 +23,9 @@ TIMEOUT = 10.0 * float(os.environ.get("HUB_TEST_TIMEOUT_SCALE", "1"))
 
 SECRET = "unit-test-secret-0123456789abcdef-0123456789"  # >= 32 bytes
 
-# Periodic jobs (presence flush and refresh) never fire during a test: tests call them directly.
-QUIET = {"presence_interval": 3600.0, "presence_ttl": 3600.0}
+# Periodic jobs (presence flush and refresh, the lobby's rooms feed) never fire during a test:
+# tests call them directly.
+QUIET = {"presence_interval": 3600.0, "presence_ttl": 3600.0, "rooms_interval": 3600.0}
 
 
 def config(**changes: Any) -> HubConfig:

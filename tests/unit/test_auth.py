@@ -400,3 +400,155 @@ def test_display_name_rejected(name: object) -> None:
         validate_display_name(name)
     assert info.value.code == "bad_request"
     assert "name" in info.value.msg
+
+
+# -- guest tokens -------------------------------------------------------------------------------
+
+
+def test_a_guest_token_carries_the_guest_identity(authority: TokenAuthority) -> None:
+    guest = guest_identity("Visitor")
+    token = authority.mint_identity(guest, ttl=12 * 3600, now=NOW)
+    payload = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert payload["guest"] is True
+    assert payload["role"] == "attendee"
+    assert "rooms" not in payload
+    assert payload["exp"] - payload["iat"] == 12 * 3600
+    who = authority.verify(token, now=NOW + 1)
+    assert who == Identity(
+        user_id=guest.user_id,
+        name="Visitor",
+        role=Role.ATTENDEE,
+        rooms={},
+        expires_at=NOW + 12 * 3600,
+        guest=True,
+    )
+    assert who.issued_at == NOW
+    assert who.auth_time is None
+
+
+def test_tokens_are_not_guests_unless_marked(authority: TokenAuthority) -> None:
+    assert authority.verify(sign(claims()), now=NOW).guest is False
+    assert authority.verify(sign(claims(guest=False)), now=NOW).guest is False
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"guest": "yes"},
+        {"guest": 1},
+        {"guest": True},  # the base claims are a speaker's
+        {"guest": True, "role": "attendee", "rooms": {"r": "speaker"}},
+        {"auth_time": "yesterday"},
+        {"auth_time": True},
+    ],
+)
+def test_verify_rejects_invalid_guest_and_auth_time_claims(
+    authority: TokenAuthority, overrides: dict[str, Any]
+) -> None:
+    rejected(authority, sign(claims(**overrides)))
+
+
+def test_mint_refuses_a_guest_of_another_role(authority: TokenAuthority) -> None:
+    with pytest.raises(ValueError, match="guest"):
+        authority.mint(user="g", name="G", role="speaker", guest=True, now=NOW)
+    with pytest.raises(ValueError, match="guest"):
+        authority.mint(user="g", name="G", role="attendee", rooms={"r": "speaker"}, guest=True)
+
+
+def test_an_unusable_iat_counts_as_none(authority: TokenAuthority) -> None:
+    assert authority.verify(sign(claims(iat="now")), now=NOW).issued_at is None
+    assert authority.verify(sign(claims(iat=NOW - 5)), now=NOW).issued_at == NOW - 5
+
+
+# -- renewal ------------------------------------------------------------------------------------
+
+WEEK = 7 * 24 * 3600
+
+
+def renew_claims(token: str) -> dict[str, Any]:
+    payload: dict[str, Any] = jwt.decode(
+        token, SECRET, algorithms=["HS256"], options={"verify_exp": False}
+    )
+    return payload
+
+
+def test_renew_keeps_the_identity_with_the_same_lifetime(authority: TokenAuthority) -> None:
+    first = authority.mint(
+        user="u1", name="Ada", role="speaker", rooms={"p": "moderator"}, ttl=7200, now=NOW
+    )
+    who = authority.verify(first, now=NOW + 100)
+    token, exp = authority.renew(who, now=NOW + 5760.5, max_age=WEEK)
+    payload = renew_claims(token)
+    assert payload == {
+        "sub": "u1",
+        "name": "Ada",
+        "role": "speaker",
+        "rooms": {"p": "moderator"},
+        "iat": NOW + 5760,
+        "exp": NOW + 5760 + 7200,
+        "auth_time": NOW,
+    }
+    assert exp == payload["exp"]
+    renewed = authority.verify(token, now=NOW + 5761)
+    assert renewed == Identity(
+        user_id="u1",
+        name="Ada",
+        role=Role.SPEAKER,
+        rooms={"p": Role.MODERATOR},
+        expires_at=NOW + 5760 + 7200,
+    )
+    assert renewed.auth_time == NOW
+
+
+def test_renew_keeps_the_guest_flag_and_the_first_sign_in(authority: TokenAuthority) -> None:
+    guest = authority.verify(
+        authority.mint_identity(guest_identity("G"), ttl=3600, now=NOW), now=NOW
+    )
+    token, _ = authority.renew(guest, now=NOW + 3000, max_age=WEEK)
+    again = authority.verify(token, now=NOW + 3001)
+    assert again.guest is True
+    assert again.user_id == guest.user_id
+    assert again.auth_time == NOW
+    # A renewal of a renewal keeps the original sign-in, not the previous iat.
+    token, _ = authority.renew(again, now=NOW + 6000, max_age=WEEK)
+    assert renew_claims(token)["auth_time"] == NOW
+
+
+@pytest.mark.parametrize(
+    ("ttl", "lifetime"),
+    [(3600, 3600), (10, 60), (59, 60), (60, 60), (86_400, 86_400), (10 * 86_400, 86_400)],
+)
+def test_renewed_lifetime_is_clamped(authority: TokenAuthority, ttl: int, lifetime: int) -> None:
+    token = authority.mint(user="u", name="U", role="attendee", ttl=ttl, now=NOW)
+    who = authority.verify(token, now=NOW)
+    token, exp = authority.renew(who, now=NOW + 1, max_age=WEEK)
+    assert exp == NOW + 1 + lifetime
+    assert renew_claims(token)["exp"] == exp
+
+
+def test_renew_without_exp_or_iat_lasts_an_hour(authority: TokenAuthority) -> None:
+    no_exp = authority.verify(
+        authority.mint(user="u", name="U", role="attendee", ttl=None), now=NOW
+    )
+    _, exp = authority.renew(no_exp, now=NOW, max_age=WEEK)
+    assert exp == NOW + 3600
+    no_iat = authority.verify(sign(claims(exp=NOW + 7200)), now=NOW)
+    token, exp = authority.renew(no_iat, now=NOW, max_age=WEEK)
+    assert exp == NOW + 3600
+    # Without iat, the first renewal is the sign-in.
+    assert renew_claims(token)["auth_time"] == NOW
+
+
+def test_renew_is_refused_once_the_sign_in_is_too_old(authority: TokenAuthority) -> None:
+    token = authority.mint(user="u", name="U", role="attendee", ttl=3600, now=NOW)
+    first = authority.verify(token, now=NOW)
+    authority.renew(first, now=NOW + WEEK, max_age=WEEK)  # exactly the limit: still fine
+    with pytest.raises(HubError) as info:
+        authority.renew(first, now=NOW + WEEK + 1, max_age=WEEK)
+    assert info.value.code == "forbidden"
+    # The limit follows auth_time through renewals.
+    token, _ = authority.renew(first, now=NOW + WEEK - 10, max_age=WEEK)
+    renewed = authority.verify(token, now=NOW + WEEK - 5)
+    with pytest.raises(HubError) as info:
+        authority.renew(renewed, now=NOW + WEEK + 1, max_age=WEEK)
+    assert info.value.code == "forbidden"

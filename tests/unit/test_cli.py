@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.auth import Role, TokenAuthority
-from hub.cli import main
+from hub.cli import main, sign_in_link
 from hub.config import HubConfig, from_environment
 
 SECRET = "cli-test-secret-0123456789abcdef-0123456789"
@@ -40,6 +40,62 @@ def test_token_reads_the_secret_from_the_environment(
     assert main(["token", "--user", "u1", "--name", "Bo", "--ttl", "0"]) == 0
     identity = TokenAuthority(SECRET).verify(capsys.readouterr().out.strip())
     assert identity.role is Role.ATTENDEE and identity.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("https://event.example.org", "https://event.example.org/"),
+        ("https://event.example.org/", "https://event.example.org/"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/"),
+        ("http://[::1]:8000/app", "http://[::1]:8000/app"),
+        ("https://event.example.org/live?day=2", "https://event.example.org/live?day=2"),
+        ("https://event.example.org/#/room/panel-1", "https://event.example.org/"),
+        ("https://event.example.org?x=1#old=fragment", "https://event.example.org/?x=1"),
+        ("HTTPS://event.example.org#", "https://event.example.org/"),
+    ],
+)
+def test_token_link_puts_the_token_in_the_fragment(
+    url: str, base: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["token", "--user", "u7", "--name", "Cy", "--secret", SECRET, "--link", url])
+    assert code == 0
+    link = capsys.readouterr().out.strip()
+    prefix = f"{base}#token="
+    assert link.startswith(prefix)
+    assert TokenAuthority(SECRET).verify(link.removeprefix(prefix)).user_id == "u7"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "event.example.org",
+        "//event.example.org/",
+        "ftp://event.example.org/",
+        "javascript:alert(1)",
+        "http://",
+        "https:///path",
+        "http://event.example.org:99999/",
+        "http://event.example.org:port/",
+        "http://[::1/",
+        "https://event.example.org/a b",
+        "https://event.example.org/\n",
+        "",
+    ],
+)
+def test_token_link_refuses_what_is_not_an_http_url(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["token", "--user", "u7", "--name", "Cy", "--secret", SECRET, "--link", url])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("hub: --link takes an http(s)://host/... URL, not ")
+    assert err.count("\n") == 1
+
+
+def test_sign_in_link_keeps_the_token_as_given() -> None:
+    assert sign_in_link("https://e.example/x", "a.b-c_d") == "https://e.example/x#token=a.b-c_d"
 
 
 @pytest.mark.parametrize(

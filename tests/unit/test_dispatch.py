@@ -409,7 +409,14 @@ async def test_room_create_and_list() -> None:
         listed = (await boss.ok("room.list"))["rooms"]
         assert listed == [
             {"id": "main", "kind": "lobby", "title": "Main hall", "parent": None, "members": 0},
-            {"id": "panel-1", "kind": "panel", "title": "Panel", "parent": None, "members": 0},
+            {
+                "id": "panel-1",
+                "kind": "panel",
+                "title": "Panel",
+                "parent": None,
+                "members": 0,
+                "stage": [],
+            },
             {"id": "ws", "kind": "workshop", "title": "WS", "parent": None, "members": 1},
             {"id": "ws-side", "kind": "breakout", "title": "Side", "parent": "ws", "members": 0},
         ]
@@ -468,6 +475,17 @@ async def test_join_reply_fields() -> None:
                 "hands": [],
                 "questions": [],
                 "polls": [],
+                "closed_polls": [],
+                "notices": [],
+                "rooms": [
+                    {
+                        "id": "main",
+                        "kind": "lobby",
+                        "title": "Main hall",
+                        "parent": None,
+                        "members": 1,
+                    }
+                ],
             },
         }
         assert isinstance(ok["epoch"], str) and ok["epoch"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
-from helpers import Client, connect, running
+from helpers import Client, connect, new_session, running, token
 
+import chat.dm
 from chat.dm import DirectMessages, conversation
 from chat.moderation import CHAT_BURST
 from hub.app import Hub
 from hub.auth import Role
+from hub.broker import BrokerUnavailable
 from hub.broker_memory import MemoryBroker
 from hub.core_ops import KNOWN_USERS
 
@@ -137,3 +140,103 @@ async def test_the_chat_rate_applies_to_dms(role: Role) -> None:
         for i in range(int(CHAT_BURST)):
             await ada.ok("dm.send", to="bob", text=f"m{i}")
         assert await ada.err("dm.send", to="bob", text="more") == "rate_limited"
+
+
+# --- dm.conversations -----------------------------------------------------------------------------
+
+
+class Clock:
+    """Stands in for the ``time`` module of chat.dm: wall time moves 1 s per message."""
+
+    def __init__(self) -> None:
+        self.now = 1_750_000_000.0
+
+    def time(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic()
+
+
+async def named(hub: Hub, user: str, name: str) -> Client:
+    client = Client(hub, new_session(hub))
+    await client.ok("hello", token=token(hub, user, name=name))
+    return client
+
+
+async def test_conversations_list_both_sides_newest_first() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada = await named(hub1, "ada", "Ada L")
+        bob = await named(hub2, "bob", "Bob B")
+        await named(hub2, "cat", "Cat C")
+        assert await ada.ok("dm.conversations") == {"conversations": []}
+        to_bob = await ada.ok("dm.send", to="bob", text="hi bob")
+        back = await bob.ok("dm.send", to="ada", text="hi ada")
+        to_cat = await ada.ok("dm.send", to="cat", text="hi cat")
+
+        listed = (await ada.ok("dm.conversations", ignored=1))["conversations"]
+        assert listed == [
+            # cat never sent ada anything: no name seen yet.
+            {"with": "cat", "name": None, "n": 1, "ts": to_cat["ts"]},
+            {"with": "bob", "name": "Bob B", "n": 2, "ts": back["ts"]},
+        ]
+        assert (await bob.ok("dm.conversations"))["conversations"] == [
+            {"with": "ada", "name": "Ada L", "n": 2, "ts": back["ts"]},
+        ]
+        assert to_bob["n"] == 1
+
+
+async def test_a_conversation_keeps_the_name_last_seen_from_the_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chat.dm, "time", Clock())
+    async with running() as [hub]:
+        ada = await named(hub, "ada", "Ada")
+        bob = await named(hub, "bob", "Bob")
+        await bob.ok("dm.send", to="ada", text="one")
+        await bob.ok("refresh", token=token(hub, "bob", name="Robert"))
+        await bob.ok("dm.send", to="ada", text="two")
+        last = await ada.ok("dm.send", to="bob", text="three")  # ada's own message
+        [entry] = (await ada.ok("dm.conversations"))["conversations"]
+        assert entry == {"with": "bob", "name": "Robert", "n": 3, "ts": last["ts"]}
+        [entry] = (await bob.ok("dm.conversations"))["conversations"]
+        assert entry == {"with": "ada", "name": "Ada", "n": 3, "ts": last["ts"]}
+
+
+async def test_conversations_are_capped_to_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat.dm, "time", Clock())
+    monkeypatch.setattr(chat.dm, "CONVERSATIONS_KEPT", 3)
+    async with running() as [hub]:
+        ada = await connect(hub, "ada", Role.MODERATOR)  # no chat rate for the burst
+        for user in ("u1", "u2", "u3", "u4"):
+            await connect(hub, user)
+            await ada.ok("dm.send", to=user, text="hello")
+        await ada.ok("dm.send", to="u2", text="again")
+        listed = (await ada.ok("dm.conversations"))["conversations"]
+        assert [(entry["with"], entry["n"]) for entry in listed] == [
+            ("u2", 2),
+            ("u4", 1),
+            ("u3", 1),
+        ]
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        assert set(broker.backend.indexes["dm:c:ada"]) == {"u2", "u3", "u4"}
+
+
+async def test_a_failed_conversation_update_still_sends_the_dm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        ada, bob = await connect(hub, "ada"), await connect(hub, "bob")
+
+        async def down(*args: Any, **kwargs: Any) -> bool:
+            raise BrokerUnavailable("redis went away")
+
+        monkeypatch.setattr(hub.node.broker, "index_put", down)
+        sent = await ada.ok("dm.send", to="bob", text="still here")
+        assert [dm["id"] for dm in dms(bob)] == [sent["id"]]
+        monkeypatch.undo()
+        assert (await bob.ok("dm.conversations"))["conversations"] == []
+        assert len((await bob.ok("dm.history", **{"with": "ada"}))["messages"]) == 1

@@ -13,6 +13,7 @@ import csv
 import io
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from helpers import Client, connect, new_session, running
 
 import polls.feature
 from hub.app import Hub, create_app
+from hub.codec import pack, unpack
 from polls.feature import export_csv, export_map
 from polls.model import Poll, Show
 
@@ -110,6 +112,8 @@ async def test_create_needs_a_moderator_and_in_the_lobby_an_organizer(
         "multi": False,
         "anonymous": True,
         "show": "live",
+        "allow_change": True,
+        "guests": True,
         "state": "open",
     }
     for watcher in (watcher_a, watcher_b):
@@ -123,6 +127,7 @@ async def test_create_needs_a_moderator_and_in_the_lobby_an_organizer(
     org = await connect(b, "org", "organizer")
     award = await create(org, LOBBY, show="closed", allow_change=False, guests=False, duration=60)
     assert award["show"] == "closed" and award["closes_at"] > time.time()
+    assert (award["allow_change"], award["guests"]) == (False, False)
 
     assert await mod.err("poll.create", room=ROOM, question="Q", options=["only"]) == "bad_request"
     assert await mod.err(
@@ -419,7 +424,7 @@ def test_export_holds_counts_only_and_defuses_formulas() -> None:
     ]
 
 
-async def test_http_export_needs_an_organizer(nodes: tuple[Hub, Hub]) -> None:
+async def test_http_export_needs_a_moderator_of_the_room(nodes: tuple[Hub, Hub]) -> None:
     a, _ = nodes
     mod = await member(a, "mod", "moderator")
     poll = (await create(mod, show="never"))["id"]
@@ -427,13 +432,16 @@ async def test_http_export_needs_an_organizer(nodes: tuple[Hub, Hub]) -> None:
     app = create_app(a.config, a)
     org_token = a.authority.mint(user="org", name="Org", role="organizer", ttl=None)
     mod_token = a.authority.mint(user="mod", name="Mod", role="moderator", ttl=None)
+    speaker_token = a.authority.mint(user="spk", name="Spk", role="speaker", ttl=None)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
         url = f"/api/rooms/{ROOM}/polls/{poll}"
         assert (await http.get(url)).status_code == 401
         assert (await http.get(url + ".csv")).status_code == 401
+        speaker_auth = {"Authorization": f"Bearer {speaker_token}"}
+        assert (await http.get(url, headers=speaker_auth)).status_code == 403
         mod_auth = {"Authorization": f"Bearer {mod_token}"}
-        assert (await http.get(url, headers=mod_auth)).status_code == 403
+        assert (await http.get(url + ".csv", headers=mod_auth)).status_code == 200
         auth = {"Authorization": f"Bearer {org_token}"}
         assert (await http.get(f"/api/rooms/{ROOM}/polls/nope", headers=auth)).status_code == 404
         assert (await http.get(f"/api/rooms/nope/polls/{poll}", headers=auth)).status_code == 404
@@ -448,3 +456,88 @@ async def test_http_export_needs_an_organizer(nodes: tuple[Hub, Hub]) -> None:
         reply = await http.get(url + ".csv", headers=auth)
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/csv")
         assert reply.text == "option,count\r\na,0\r\nb,1\r\nc,0\r\nvoters,1\r\n"
+
+
+# --- closed polls in the join snapshot ------------------------------------------------------------
+
+
+async def test_a_late_joiner_sees_the_closed_election_with_its_result(
+    nodes: tuple[Hub, Hub],
+) -> None:
+    a, b = nodes
+    org = await connect(a, "org", "organizer")
+    award = await create(
+        org, LOBBY, show="closed", allow_change=False, guests=False, options=["x", "y"]
+    )
+    for i, choice in enumerate([0, 1, 1]):
+        voter = await member(b, f"v{i}", room=LOBBY)
+        await voter.ok("poll.vote", room=LOBBY, poll=award["id"], choice=choice)
+    closed = await org.ok("poll.close", room=LOBBY, poll=award["id"])
+    assert (closed["poll"]["counts"], closed["poll"]["voters"]) == ([1, 2], 3)
+
+    late = await connect(b, "late")
+    snapshot = (await late.ok("join", room=LOBBY))["snapshot"]
+    assert snapshot["polls"] == []
+    assert snapshot["closed_polls"] == [closed["poll"]]
+    assert snapshot["closed_polls"][0]["allow_change"] is False
+    assert snapshot["closed_polls"][0]["guests"] is False
+
+
+async def test_closed_polls_with_show_never_have_counts_for_moderators_only(
+    nodes: tuple[Hub, Hub],
+) -> None:
+    a, b = nodes
+    mod = await member(a, "mod", "moderator")
+    poll = await create(mod, show="never")
+    await (await member(b, "voter")).ok("poll.vote", room=ROOM, poll=poll["id"], choice=2)
+    closed = (await mod.ok("poll.close", room=ROOM, poll=poll["id"]))["poll"]
+    assert "counts" not in closed and "voters" not in closed
+
+    attendee = await connect(b, "late")
+    [seen] = (await attendee.ok("join", room=ROOM))["snapshot"]["closed_polls"]
+    assert seen == closed
+    moderator = await connect(b, "late-mod", rooms={ROOM: "moderator"})
+    [seen] = (await moderator.ok("join", room=ROOM))["snapshot"]["closed_polls"]
+    assert seen == {**closed, "counts": [0, 0, 1], "voters": 1}
+    assert (await moderator.ok("poll.get", room=ROOM, poll=poll["id"]))["counts"] == [0, 0, 1]
+
+
+async def test_the_snapshot_keeps_the_newest_ten_closed_polls_oldest_first(
+    nodes: tuple[Hub, Hub],
+) -> None:
+    a, b = nodes
+    mod = await member(a, "mod", "moderator")
+    closed = []
+    for i in range(polls.feature.CLOSED_KEPT + 2):
+        a.polls.clock = lambda i=i: 5000.0 + i  # type: ignore[misc]
+        poll = await create(mod, question=f"Q{i}?")
+        closed.append((await mod.ok("poll.close", room=ROOM, poll=poll["id"]))["poll"])
+    still_open = await create(mod, question="Open?")
+    snapshot = (await (await connect(b, "late")).ok("join", room=ROOM))["snapshot"]
+    assert snapshot["closed_polls"] == closed[-polls.feature.CLOSED_KEPT :]
+    assert [view["poll"]["id"] for view in snapshot["polls"]] == [still_open["id"]]
+
+
+async def test_a_poll_closed_by_its_timer_keeps_its_result(nodes: tuple[Hub, Hub]) -> None:
+    a, b = nodes
+    mod = await member(a, "mod", "moderator")
+    poll = await create(mod, duration=30, show="closed")
+    await (await member(b, "voter")).ok("poll.vote", room=ROOM, poll=poll["id"], choice=0)
+    await b.polls.run_timers(poll["closes_at"])
+    [seen] = (await (await connect(a, "late")).ok("join", room=ROOM))["snapshot"]["closed_polls"]
+    assert (seen["state"], seen["counts"], seen["voters"]) == ("closed", [1, 0, 0], 1)
+
+
+async def test_a_poll_closed_before_the_tally_was_kept_reads_it(nodes: tuple[Hub, Hub]) -> None:
+    a, b = nodes
+    mod = await member(a, "mod", "moderator")
+    poll = await create(mod)
+    await (await member(b, "voter")).ok("poll.vote", room=ROOM, poll=poll["id"], choice=1)
+    await mod.ok("poll.close", room=ROOM, poll=poll["id"])
+    # A record written by an older hub: closed, without the final tally.
+    key = f"polls:{ROOM}"
+    record = Poll.from_record(unpack(await a.node.broker.hash_get(key, poll["id"]) or b""))
+    legacy = replace(record, counts=None, voters=None)
+    await a.node.broker.hash_set(key, poll["id"], pack(legacy.to_record()))
+    [seen] = (await (await connect(b, "late")).ok("join", room=ROOM))["snapshot"]["closed_polls"]
+    assert (seen["counts"], seen["voters"]) == ([0, 1, 0], 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,8 +25,10 @@ from polls.model import (
     Show,
     TallyThrottle,
     ballot_as_sent,
+    closed_view,
     may_see_tally,
     may_vote,
+    newest_closed,
     parse_choice,
     parse_poll,
     tally_event,
@@ -269,10 +272,17 @@ def test_describe_without_and_with_duration() -> None:
         "multi": False,
         "anonymous": True,
         "show": "live",
+        "allow_change": True,
+        "guests": True,
         "state": "open",
     }
-    described = make(duration=30, multi=2, show="closed").closed(NOW + 1).describe()
+    described = (
+        make(duration=30, multi=2, show="closed", allow_change=False, guests=False)
+        .closed(NOW + 1)
+        .describe()
+    )
     assert described["closes_at"] == NOW + 30
+    assert (described["allow_change"], described["guests"]) == (False, False)
     assert (described["multi"], described["show"], described["state"]) == (2, "closed", "closed")
     assert type(described["show"]) is str and type(described["state"]) is str
 
@@ -306,6 +316,8 @@ polls_strategy = st.builds(
     closes_at=st.none() | st.floats(allow_nan=False, allow_infinity=False),
     state=st.sampled_from(PollState),
     closed_at=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    counts=st.none() | st.lists(st.integers(min_value=0, max_value=10**6), max_size=20).map(tuple),
+    voters=st.none() | st.integers(min_value=0, max_value=10**6),
 )
 
 
@@ -316,6 +328,52 @@ def test_record_round_trip(poll: Poll) -> None:
     restored = Poll.from_record(record)
     assert type(restored.multi) is type(poll.multi)
     assert all(type(v) in (str, bool, int, float, list, type(None)) for v in record.values())
+
+
+def test_records_of_polls_closed_before_the_tally_was_kept_still_load() -> None:
+    record = make().closed(NOW + 5).to_record()
+    del record["counts"], record["voters"]
+    poll = Poll.from_record(record)
+    assert (poll.state, poll.counts, poll.voters) == (PollState.CLOSED, None, None)
+
+
+def test_closing_keeps_the_final_tally() -> None:
+    closed = make().closed(NOW + 5, [3, 0, 1], 4)
+    assert (closed.counts, closed.voters, closed.closed_at) == ((3, 0, 1), 4, NOW + 5)
+    assert make().closed(NOW + 5).counts is None
+
+
+def test_newest_closed_polls_oldest_first() -> None:
+    def poll(poll_id: str, closed_at: float | None) -> Poll:
+        made = replace(make(), id=poll_id)
+        return made.closed(closed_at) if closed_at is not None else made
+
+    polls = [poll("e", 5.0), poll("open", None), poll("a", 1.0), poll("c", 3.0), poll("b", 3.0)]
+    assert [p.id for p in newest_closed(polls, 10)] == ["a", "b", "c", "e"]
+    assert [p.id for p in newest_closed(polls, 2)] == ["c", "e"]
+    assert newest_closed(polls, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("show", "moderator", "with_counts"),
+    [
+        ("live", False, True),
+        ("closed", False, True),
+        ("never", False, False),
+        ("never", True, True),
+    ],
+)
+def test_closed_view_shows_counts_as_the_closing_event_and_poll_get(
+    show: str, moderator: bool, with_counts: bool
+) -> None:
+    closed = make(show=show).closed(NOW + 5, [2, 1, 0], 3)
+    view = closed_view(closed, moderator)
+    expected = closed.describe()
+    if with_counts:
+        expected |= {"counts": [2, 1, 0], "voters": 3}
+    assert view == expected
+    # Without a known final tally the view has none to show.
+    assert closed_view(make(show=show).closed(NOW + 5), moderator) == closed.describe()
 
 
 def test_record_from_integer_times() -> None:

@@ -10,7 +10,17 @@ from typing import Any
 from hub.auth import Role
 from hub.errors import CloseCode
 from signalling.feature import SDP_BURST, SIGNAL_BURST
-from tests.unit.helpers import Client, connect, create_room, new_session, next_event, running, token
+from tests.support.waiting import eventually
+from tests.unit.helpers import (
+    TIMEOUT,
+    Client,
+    connect,
+    create_room,
+    new_session,
+    next_event,
+    running,
+    token,
+)
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
 
@@ -286,3 +296,100 @@ async def test_hello_carries_ice_servers_with_turn_credentials_not_the_secret() 
         assert secret not in repr(ok)
         guest = Client(hub, new_session(hub))
         assert (await guest.ok("hello", name="Guest"))["ice_servers"] == servers[:1]  # no TURN
+
+
+# --- a panel's peers: only the stage -------------------------------------------------------------
+
+
+def _sids(reply: dict[str, Any]) -> set[str]:
+    return {peer["sid"] for peer in reply["snapshot"]["peers"]}
+
+
+async def test_a_panels_peers_are_its_stage_only() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await create_room(boss, "panel", "panel")
+        await boss.ok("join", room="panel")
+        speaker = await connect(hub2, "spk", rooms={"panel": Role.SPEAKER})
+        await speaker.ok("join", room="panel")
+        await speaker.ok("media", room="panel", audio=True, video=False, screen=True)
+        mod = await connect(hub1, "mod", rooms={"panel": Role.MODERATOR})
+        await mod.ok("join", room="panel")
+        audience = [await connect((hub1, hub2)[i % 2], f"a{i}") for i in range(4)]
+        for client in audience:
+            # Nobody in the audience is told of anyone else in it.
+            assert _sids(await client.ok("join", room="panel")) == {boss.sid, speaker.sid, mod.sid}
+
+        late = await connect(hub2, "late")
+        peers = (await late.ok("join", room="panel"))["snapshot"]["peers"]
+        assert [peer["sid"] for peer in peers] == sorted([boss.sid, speaker.sid, mod.sid])
+        assert {peer["sid"]: peer for peer in peers}[speaker.sid] == {
+            "sid": speaker.sid,
+            "user": "spk",
+            "name": "spk",
+            "role": "speaker",
+            "media": {"audio": True, "video": False, "screen": True},
+        }
+        # The stage sees the stage too, not the audience.
+        assert _sids(await speaker.ok("join", room="panel")) == {boss.sid, mod.sid}
+        # A workshop still lists everyone.
+        await create_room(boss, "ws", "workshop")
+        for client in audience[:2]:
+            await client.ok("join", room="ws")
+        assert _sids(await late.ok("join", room="ws")) == {audience[0].sid, audience[1].sid}
+
+
+async def test_the_panel_stage_follows_role_changes_and_leaves() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        boss = await connect(hub1, "boss", Role.ORGANIZER)
+        await create_room(boss, "panel", "panel")
+        ada = await connect(hub2, "ada")
+        await ada.ok("join", room="panel")
+        watcher = await connect(hub1, "watcher")
+        assert _sids(await watcher.ok("join", room="panel")) == set()
+
+        await boss.ok("role.set", room="panel", user="ada", role="speaker")
+        stage = "stage:panel"
+        await eventually(lambda: _has(hub1, stage, ada.sid), what="ada on stage", within=TIMEOUT)
+        assert _sids(await watcher.ok("join", room="panel")) == {ada.sid}
+
+        await boss.ok("role.set", room="panel", user="ada", role="attendee")
+        await eventually(
+            lambda: _has(hub1, stage, ada.sid, False), what="ada off stage", within=TIMEOUT
+        )
+        assert _sids(await watcher.ok("join", room="panel")) == set()
+
+        spk = await connect(hub2, "spk", rooms={"panel": Role.SPEAKER})
+        await spk.ok("join", room="panel")
+        assert _sids(await watcher.ok("join", room="panel")) == {spk.sid}
+        await spk.ok("leave", room="panel")
+        assert await hub1.node.broker.hash_get_all(stage) == {}
+        assert _sids(await watcher.ok("join", room="panel")) == set()
+
+
+async def _has(hub: Any, key: str, sid: str, present: bool = True) -> bool:
+    return (sid in await hub.node.broker.hash_get_all(key)) is present
+
+
+async def test_a_panel_snapshot_reads_the_stage_not_the_audience() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "panel", "panel")
+        await boss.ok("join", room="panel")
+        for i in range(5):
+            await (await connect(hub, f"a{i}")).ok("join", room="panel")
+        # A stage entry whose session has no presence (its node died) is dropped when read.
+        await hub.node.broker.hash_set("stage:panel", "n9.gone", b"ghost")
+        pages = 0
+        real = hub.node.broker.presence_page
+
+        async def counted(*args: Any) -> Any:
+            nonlocal pages
+            pages += 1
+            return await real(*args)
+
+        hub.node.broker.presence_page = counted  # type: ignore[method-assign]
+        late = await connect(hub, "late")
+        assert _sids(await late.ok("join", room="panel")) == {boss.sid}
+        assert pages == 0
+        assert set(await hub.node.broker.hash_get_all("stage:panel")) == {boss.sid}

@@ -1,0 +1,126 @@
+"""The lobby's live directory: the event's rooms with their member counts and, for panels, who is
+on stage, kept current for the members of lobby rooms without polling.
+
+The list is what ``room.list`` answers. A lobby's join snapshot carries it as ``rooms``; after
+that, each node that has members in a lobby room computes the list once every
+``HubConfig.rooms_interval`` seconds and, when it differs from the list it last sent, sends the
+event ``rooms {room: <lobby>, rooms}`` (encoded once per lobby) to its members there. The reads
+per interval depend on the number of rooms (the room hash, one count per room, two role hashes
+per panel), never on the number of members.
+
+A join's snapshot may read another list than the node last sent; the next computation then
+sends whatever it finds, so no member keeps a list the others have moved past for longer than an
+interval or two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from hub.auth import Role
+from hub.codec import EncodedEvent
+from hub.dispatch import CommandContext
+from hub.session import Session
+from rooms.model import Room, RoomKind
+from rooms.roles import on_stage
+
+if TYPE_CHECKING:
+    from rooms.feature import RoomsFeature
+
+Listing = list[dict[str, Any]]
+
+
+def directory_entries(
+    rooms: Sequence[Room],
+    counts: Mapping[str, int],
+    stages: Mapping[str, list[dict[str, str]]],
+) -> Listing:
+    """The ``room.list`` entries of ``rooms`` (in their order): ``{id, kind, title, parent,
+    members}``, and ``stage: [{user, name}]`` for panels (empty when ``stages`` has none for
+    it). ``members`` is the room's count in ``counts`` (0 when absent)."""
+    listed: Listing = []
+    for room in rooms:
+        entry: dict[str, Any] = {**room.describe(), "members": counts.get(room.id, 0)}
+        if room.kind is RoomKind.PANEL:
+            entry["stage"] = list(stages.get(room.id, ()))
+        listed.append(entry)
+    return listed
+
+
+def rooms_event(lobby: str, listed: Listing) -> dict[str, Any]:
+    """The ephemeral event for the members of ``lobby``: ``{ev: "rooms", room, rooms}``."""
+    return {"ev": "rooms", "room": lobby, "rooms": listed}
+
+
+class DirectoryFeed:
+    """The rooms list of one node: what ``room.list`` and the lobby snapshot read, and the
+    periodic ``rooms`` event to this node's lobby members (see the module docstring)."""
+
+    def __init__(self, rooms: RoomsFeature) -> None:
+        self.rooms = rooms
+        self.node = rooms.node
+        # The list this node last sent to its lobby members (None: send whatever comes next).
+        self._sent: Listing | None = None
+
+    def install(self) -> None:
+        """Add the lobby's snapshot part and the periodic check."""
+        self.rooms.add_snapshot(self.snapshot)
+        self.node.every(self.node.config.rooms_interval, self.tick)
+
+    async def listing(self) -> Listing:
+        """Every room, ordered by id, with its member count and, for panels, its stage."""
+        rooms = await self.rooms.directory.all()
+        broker = self.node.broker
+        counts = {room.id: await broker.presence_count(room.id) for room in rooms}
+        stages = {
+            room.id: on_stage(await self.rooms.roles.known_entries(room.id))
+            for room in rooms
+            if room.kind is RoomKind.PANEL
+        }
+        return directory_entries(rooms, counts, stages)
+
+    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+        """A lobby's join snapshot part: ``rooms``, the list as ``room.list`` shows it."""
+        if room.kind is not RoomKind.LOBBY:
+            return {}
+        listed = await self.listing()
+        if not self._others_than(ctx.session):
+            self._sent = listed  # the only lobby member here: what it holds is what was sent
+        elif listed != self._sent:
+            # This member starts from a list the others were not sent: resend at the next check.
+            self._sent = None
+        return {"rooms": listed}
+
+    def _others_than(self, session: Session) -> bool:
+        """Whether this node has lobby members besides ``session`` (which follows its lobby)."""
+        members = 0
+        for lobby in self.local_lobbies():
+            stream = self.node.streams.get(lobby)
+            members += len(stream) if stream is not None else 0
+        return members > 1
+
+    def local_lobbies(self) -> list[str]:
+        """The lobby rooms this node has members in."""
+        lobbies = []
+        for room_id in self.node.streams:
+            room = self.rooms.directory.cached(room_id)
+            if room is not None and room.kind is RoomKind.LOBBY:
+                lobbies.append(room_id)
+        return lobbies
+
+    async def tick(self) -> None:
+        """One check: when this node has lobby members, read the list once and, if it differs
+        from the one last sent, send it to them (one encoding per lobby room)."""
+        if not self.local_lobbies():
+            self._sent = None
+            return
+        listed = await self.listing()
+        if listed == self._sent:
+            return
+        self._sent = listed
+        # Read again: members may have come or gone during the reads.
+        for lobby in self.local_lobbies():
+            event = EncodedEvent(rooms_event(lobby, listed))
+            for session in self.node.followers(lobby):
+                session.deliver(event)
