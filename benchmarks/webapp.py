@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import subprocess
@@ -133,11 +132,13 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
             "chat.send", room=PANEL, text=f"bench {i} {int(time.time() * 1000)} " + "x" * 60
         )
         sent += 1
+    print(json.dumps({"sent": sent, "seconds": time.monotonic() - begin}), flush=True)
+    # The members stay until the browser has looked at the member list.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await chatter.close()
     for ws in idle:
-        with contextlib.suppress(Exception):
-            await ws.close()
-    return {"sent": sent, "seconds": time.monotonic() - begin}
+        ws.transport.abort()  # they stopped reading long ago: no closing handshake to wait for
+    return {"done": True}
 
 
 # --- the browser side ----------------------------------------------------------------------------
@@ -220,11 +221,13 @@ def busy_panel(browser: Any, hub: HubProcess, options: argparse.Namespace) -> di
         # The frames of the chat's own time only: stopped once the last message is on screen.
         measured = page.evaluate("() => { const m = window.__bench; m.stopped = true; return m; }")
         heap = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : null")
-        loader.wait(30)
         page.get_by_role("tab", name="People").click()
         rows_list = page.get_by_role("list", name="People in this room").get_by_role("listitem")
         rows_list.nth(9).wait_for()  # the first page is in and drawn
         rows = rows_list.count()
+        loader.stdin.write("done\n")  # type: ignore[union-attr]
+        loader.stdin.flush()  # type: ignore[union-attr]
+        loader.wait(30)
         context.close()
     finally:
         if loader.poll() is None:

@@ -8,6 +8,9 @@ event ``rooms {room: <lobby>, rooms}`` (encoded once per lobby) to its members t
 per interval depend on the number of rooms (the room hash, one count per room, two role hashes
 per panel), never on the number of members.
 
+Lobby joins share reads: a join's snapshot takes the list being read for another join, if one
+is under way, so a burst of arrivals costs a few reads of the list, not one each.
+
 A join's snapshot may read another list than the node last sent; the next computation then
 sends whatever it finds, so no member keeps a list the others have moved past for longer than an
 interval or two.
@@ -15,6 +18,7 @@ interval or two.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +66,8 @@ class DirectoryFeed:
         self.node = rooms.node
         # The list this node last sent to its lobby members (None: send whatever comes next).
         self._sent: Listing | None = None
+        # The read of the list under way, shared by every caller meanwhile.
+        self._reading: asyncio.Future[Listing] | None = None
 
     def install(self) -> None:
         """Add the lobby's snapshot part and the periodic check."""
@@ -69,16 +75,33 @@ class DirectoryFeed:
         self.node.every(self.node.config.rooms_interval, self.tick)
 
     async def listing(self) -> Listing:
-        """Every room, ordered by id, with its member count and, for panels, its stage."""
+        """Every room, ordered by id, with its member count and, for panels, its stage. Calls
+        made while a read is under way share its result: a burst of lobby joins costs a few
+        reads of the list, not one each."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read())
+            self._reading.add_done_callback(self._read_done)
+        return await asyncio.shield(self._reading)
+
+    def _read_done(self, reading: asyncio.Future[Listing]) -> None:
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved here too: every caller may have gone meanwhile
+
+    async def _read(self) -> Listing:
         rooms = await self.rooms.directory.all()
         broker = self.node.broker
-        counts = {room.id: await broker.presence_count(room.id) for room in rooms}
-        stages = {
-            room.id: on_stage(await self.rooms.roles.known_entries(room.id))
-            for room in rooms
-            if room.kind is RoomKind.PANEL
-        }
-        return directory_entries(rooms, counts, stages)
+        panels = [room for room in rooms if room.kind is RoomKind.PANEL]
+        counts, entries = await asyncio.gather(
+            asyncio.gather(*(broker.presence_count(room.id) for room in rooms)),
+            asyncio.gather(*(self.rooms.roles.known_entries(room.id) for room in panels)),
+        )
+        return directory_entries(
+            rooms,
+            {room.id: count for room, count in zip(rooms, counts, strict=True)},
+            {room.id: on_stage(found) for room, found in zip(panels, entries, strict=True)},
+        )
 
     async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
         """A lobby's join snapshot part: ``rooms``, the list as ``room.list`` shows it."""

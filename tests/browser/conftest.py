@@ -104,8 +104,10 @@ class Person:
         # Shown with a failing test's output: what the page warned about.
         page.on(
             "console",
-            lambda message: message.type in ("warning", "error")
-            and print(f"[{name} console.{message.type}] {message.text}"),
+            lambda message: (
+                message.type in ("warning", "error")
+                and print(f"[{name} console.{message.type}] {message.text}")
+            ),
         )
 
     def expect_connected(self) -> None:

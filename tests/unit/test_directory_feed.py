@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -250,3 +251,25 @@ async def test_members_who_left_the_lobby_get_nothing() -> None:
         await hub.rooms.directory_feed.tick()
         assert len(rooms_events(ada)) == 1  # the count changed
         assert rooms_events(bob) == []
+
+
+async def test_joins_during_a_read_of_the_list_share_it() -> None:
+    async with running() as [hub]:
+        org = await connect(hub, "org", Role.ORGANIZER)
+        await create_room(org, "panel", "panel")
+        clients = [await connect(hub, f"u{i}") for i in range(20)]
+        directory = hub.rooms.directory
+        real_all = directory.all
+        reads = 0
+
+        async def counted_all() -> list[Room]:
+            nonlocal reads
+            reads += 1
+            return await real_all()
+
+        directory.all = counted_all  # type: ignore[method-assign]
+        joined = await asyncio.gather(*(client.ok("join", room="main") for client in clients))
+        # Far fewer reads of the list than joins, and every snapshot has a whole list.
+        assert 1 <= reads < len(clients) // 2
+        for reply in joined:
+            assert [room["id"] for room in reply["snapshot"]["rooms"]] == ["main", "panel"]

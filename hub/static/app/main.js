@@ -1,5 +1,5 @@
 /**
- * The app's entry point: signs the person in (a link's token, a stored one, or a guest name),
+ * The app's entry point: signs the person in (a link's token, a stored one, or a guest's name),
  * joins the lobby, and shows the lobby or the room the address names.
  */
 
@@ -15,157 +15,91 @@ import { t } from "./strings.js";
 const TOKEN_KEY = "livehub.token";
 const LOBBY = "main";
 
-function initialState() {
-  return {
-    status: { state: "idle" },
-    view: { room: null },
-    directory: [],
-    rooms: new Map(),
-    outbox: new Map(),
-    assignments: new Map(), // parent room -> one's breakout in its open round
-    dms: { conversations: new Map(), open: null, read: {} },
-    toasts: [],
-    announcements: [],
-  };
-}
-
-/** A token handed over in the address (`#token=…`), removed from it at once. */
-function tokenFromAddress() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token");
-  if (token) history.replaceState(null, "", `${location.pathname}${location.search}#/`);
-  return token;
-}
-
-function storedToken() {
+/** The token kept for this tab (a reload keeps the person in), or none. */
+function keptToken(token) {
   try {
+    if (token !== undefined) token ? sessionStorage.setItem(TOKEN_KEY, token) : sessionStorage.removeItem(TOKEN_KEY);
     return sessionStorage.getItem(TOKEN_KEY);
   } catch {
-    return null;
+    return token || null; // storage denied: the person stays in until they reload
   }
-}
-
-function keepToken(token) {
-  try {
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    /* storage denied: the person stays in until they reload */
-  }
-}
-
-async function hubInfo() {
-  try {
-    const response = await fetch("/api/hub", { headers: { Accept: "application/json" } });
-    if (response.ok) return await response.json();
-  } catch {
-    /* unreachable: the form below still works once the hub is back */
-  }
-  return { guests: false };
 }
 
 class App {
   constructor() {
-    this.store = new Store(initialState());
+    this.store = new Store({ status: { state: "idle" }, directory: [], rooms: new Map(), outbox: new Map(), assignments: new Map(), dms: { conversations: new Map(), open: null, read: {} }, toasts: [], announcements: [] });
     this.main = document.getElementById("main");
     this.session = null;
-    this.view = null;
-    this.shell = mountShell(this.store, {
-      signOut: () => this.signOut(),
-      messages: () => this.session?.showMessages(),
-    });
+    this.view = null; // the function that removes what is on screen
+    this.shell = mountShell(this.store, { signOut: () => this.signOut(), messages: () => this.session?.showMessages() });
     this.store.watch("view", () => this.session && this.render());
     addEventListener("hashchange", () => this.session?.route());
   }
 
-  async start() {
-    const token = tokenFromAddress() || storedToken();
-    if (token) {
-      keepToken(token);
-      await this.signIn({ token });
-    } else {
-      await this.showEntry();
-    }
+  start() {
+    // A sign-in link's token rides in the fragment (never sent to a server): take it, then drop it.
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (token) history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+    const kept = keptToken(token || undefined);
+    return kept ? this.signIn({ token: kept }) : this.showEntry();
   }
 
   async showEntry(problem) {
-    this.unmountView();
-    const info = await hubInfo();
-    this.state("signedOut");
-    this.view = mountEntry(this.main, {
-      guests: Boolean(info.guests),
-      problem,
-      join: (name) => this.signIn({ name }),
-    });
-  }
-
-  state(name) {
-    this.store.state.status = { state: name };
+    this.show(null);
+    const info = await fetch("/api/hub").then((response) => response.json()).catch(() => ({}));
+    this.store.state.status = { state: "signedOut" };
     this.store.touch("status");
+    this.show(mountEntry(this.main, { guests: Boolean(info.guests), problem, join: (name) => this.signIn({ name }) }));
   }
 
   async signIn({ token, name }) {
     const hub = new Hub({ token, name, storage: sessionStorage });
-    hub.on("token", ({ token: fresh }) => keepToken(fresh));
+    hub.on("token", ({ token: fresh }) => keptToken(fresh));
     const session = new Session(hub, this.store);
-    hub.on("status", ({ state, code, reason }) => {
-      if (state === "closed" && this.session === session) this.signedOutByHub(code, reason);
-    });
+    hub.on("status", ({ state, code, reason }) => state === "closed" && this.session === session && this.signedOutByHub(code, reason));
     try {
       await hub.connect();
     } catch (error) {
-      keepToken(null);
+      keptToken(null);
       hub.close();
-      await this.showEntry(t("entry.refused", { reason: errorText(error) }));
-      return false;
+      return this.showEntry(t("entry.refused", { reason: errorText(error) }));
     }
     this.session = session;
     this.shell.setSession(session);
-    session.loadReadMarks();
     session.loadConversations();
-    try {
-      await hub.join(LOBBY);
-      session.lobby = LOBBY;
-    } catch (error) {
-      session.toast(errorText(error), "error");
-    }
-    this.unmountView();
+    await hub.join(LOBBY).then(() => (session.lobby = LOBBY), (error) => session.toast(errorText(error), "error"));
+    this.show(null);
     await session.route();
     this.render();
-    return true;
   }
 
   /** Show the lobby or the room on screen (once per change of room). */
   render() {
-    const session = this.session;
-    const room = session.current;
-    if (this.view && this.view.room === room) return;
-    this.unmountView();
-    this.view = room ? mountRoom(this.main, session, room) : mountLobby(this.main, session);
-    this.view.room = room;
+    const room = this.session.current;
+    if (this.view && this.viewRoom === room) return;
+    this.show(room ? mountRoom(this.main, this.session, room) : mountLobby(this.main, this.session));
+    this.viewRoom = room;
     this.main.focus({ preventScroll: true });
   }
 
-  unmountView() {
-    this.view?.unmount?.();
-    this.view = null;
-    this.main.replaceChildren();
+  /** Remove what is on screen, then keep `view` (the function that removes the new one). */
+  show(view) {
+    this.view?.();
+    if (!view) this.main.replaceChildren();
+    this.view = view;
+    this.viewRoom = undefined;
   }
 
   signedOutByHub(code, reason) {
     this.session = null;
     this.shell.setSession(null);
-    const banned = code === 4003;
-    if (code === 4001 || banned) keepToken(null);
-    this.showEntry(banned ? t("entry.banned") : t("entry.closed", { reason: reason || code }));
+    if (code === 4001 || code === 4003) keptToken(null);
+    this.showEntry(code === 4003 ? t("entry.banned") : t("entry.closed", { reason: reason || code }));
   }
 
   signOut() {
-    const session = this.session;
-    this.session = null;
-    this.shell.setSession(null);
-    keepToken(null);
-    session?.hub.close();
+    this.session?.hub.close();
+    keptToken(null);
     history.replaceState(null, "", `${location.pathname}#/`);
     location.reload();
   }

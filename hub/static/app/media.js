@@ -12,15 +12,18 @@
 import { rank, roleOf } from "./roomstate.js";
 import { t } from "./strings.js";
 
-const STATS_MS = 2000;
+/** What each source of one's own media captures: its slot, its kind, how to open it. */
+const SOURCES = {
+  camera: ["video", () => navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } })],
+  microphone: ["audio", () => navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } })],
+  screen: ["video", () => navigator.mediaDevices.getDisplayMedia({ video: true })],
+};
 
-/** The person's own tracks, shared by every room they are in (one at a time on screen). */
+/** The person's own tracks (camera, microphone, screen), shared by the rooms they visit. */
 export class LocalMedia {
   constructor(session) {
     this.session = session;
-    this.camera = null;
-    this.microphone = null;
-    this.screen = null;
+    this.camera = this.microphone = this.screen = null;
     this.stream = new MediaStream(); // the preview: camera or screen, and the microphone
     this._listeners = new Set();
   }
@@ -41,81 +44,47 @@ export class LocalMedia {
     return () => this._listeners.delete(listener);
   }
 
-  async setCamera(on) {
-    if (on === Boolean(this.camera)) return true;
-    if (on) {
-      const track = await this._capture(() => navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } }), "video");
-      if (!track) return false;
-      this.camera = track;
-    } else {
-      this.camera.stop();
-      this.camera = null;
-    }
-    this._changed();
-    return true;
+  setCamera(on) {
+    return this.set("camera", on);
   }
 
-  async setMicrophone(on) {
-    if (on === Boolean(this.microphone)) return true;
-    if (on) {
-      const track = await this._capture(
-        () => navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } }),
-        "audio",
-      );
-      if (!track) return false;
-      this.microphone = track;
-    } else {
-      this.microphone.stop();
-      this.microphone = null;
-    }
-    this._changed();
-    return true;
+  setMicrophone(on) {
+    return this.set("microphone", on);
   }
 
-  async setScreen(on) {
-    if (on === Boolean(this.screen)) return true;
-    if (on) {
-      if (!navigator.mediaDevices?.getDisplayMedia) {
-        this.session.toast(t("media.noScreen"), "error");
-        return false;
-      }
-      const track = await this._capture(() => navigator.mediaDevices.getDisplayMedia({ video: true }), "video");
-      if (!track) return false;
-      this.screen = track;
-      // The browser's own "Stop sharing" ends the track.
-      track.addEventListener("ended", () => {
-        if (this.screen === track) {
-          this.screen = null;
-          this._changed();
-        }
-      });
-    } else {
-      this.screen.stop();
-      this.screen = null;
+  setScreen(on) {
+    return this.set("screen", on);
+  }
+
+  /** Start or stop one source (`camera`, `microphone`, `screen`); resolves false if refused. */
+  async set(source, on) {
+    if (on === Boolean(this[source])) return true;
+    if (!on) {
+      this[source].stop();
+      this[source] = null;
+      return this._changed();
     }
-    this._changed();
-    return true;
+    const [kind, open] = SOURCES[source];
+    let track;
+    try {
+      const stream = await open();
+      track = stream.getTracks().find((each) => each.kind === kind);
+      for (const other of stream.getTracks()) if (other !== track) other.stop();
+    } catch (error) {
+      const denied = error?.name === "NotAllowedError" || error?.name === "SecurityError";
+      this.session.toast(denied ? t(`media.denied.${kind}`) : t("media.failed", { reason: error?.message || error }), "error");
+      return false;
+    }
+    if (!track) return false;
+    this[source] = track;
+    // The browser's own "Stop sharing" (or an unplugged camera) ends the track.
+    track.addEventListener("ended", () => this[source] === track && this.set(source, false));
+    return this._changed();
   }
 
   /** Stop every track (leaving the rooms with media). */
   stopAll() {
-    for (const track of [this.camera, this.microphone, this.screen]) track?.stop();
-    const had = this.camera || this.microphone || this.screen;
-    this.camera = this.microphone = this.screen = null;
-    if (had) this._changed();
-  }
-
-  async _capture(open, kind) {
-    try {
-      const stream = await open();
-      const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
-      for (const other of stream.getTracks()) if (other !== track) other.stop();
-      return track || null;
-    } catch (error) {
-      const denied = error && (error.name === "NotAllowedError" || error.name === "SecurityError");
-      this.session.toast(denied ? t(`media.denied.${kind}`) : t("media.failed", { reason: error?.message || error }), "error");
-      return null;
-    }
+    for (const source of Object.keys(SOURCES)) if (this[source]) this.set(source, false);
   }
 
   _changed() {
@@ -123,59 +92,46 @@ export class LocalMedia {
     for (const track of this.stream.getTracks()) if (!wanted.includes(track)) this.stream.removeTrack(track);
     for (const track of wanted) if (!this.stream.getTracks().includes(track)) this.stream.addTrack(track);
     for (const listener of this._listeners) listener();
+    return true;
   }
 }
 
-/** Whether the person and a peer exchange media in `room`: everyone in workshops and
- * breakouts; in panels the stage among itself (the audience watches through the SFU). */
+/** Whether the person and a peer exchange media in `room`: everyone in workshops and breakouts;
+ * in panels the stage among itself (the audience watches through the SFU). */
 export function exchangesMedia(room, peer) {
-  if (room.kind !== "panel") return true;
-  return rank(room.role) >= rank("speaker") && rank(roleOf(room, peer.user)) >= rank("speaker");
+  return room.kind !== "panel" || (rank(room.role) >= 1 && rank(roleOf(room, peer.user)) >= 1);
 }
 
 /**
- * The peer links of one room. Of two members, the one with the greater session id makes the
- * link and offers, once, an audio and a video transceiver both ways; the other answers. Turning
- * a camera or microphone on or off then only swaps the track a sender carries: no new offer, so
- * two people who switch their cameras on at once never make offers at each other. (Perfect
- * negotiation still settles any later offer, an ICE restart say.)
+ * The peer links of one room. Of two members, the one with the greater session id makes the link
+ * and offers, once, an audio and a video transceiver both ways; the other answers. A camera or
+ * microphone going on or off then only swaps the track a sender carries: no new offer, so two
+ * people who switch their cameras on at once never offer at each other. (Perfect negotiation
+ * still settles any later offer, an ICE restart say.)
  */
 export class Mesh {
   constructor(session, local, roomId) {
-    this.session = session;
-    this.local = local;
-    this.roomId = roomId;
-    this.links = new Map(); // sid -> PeerLink
-    this.closed = false;
-    this._stopSignals = session.onSignal((ev) => {
-      if (ev.room === roomId) this._signal(ev);
-    });
-    this._stopLocal = local.onChange(() => this._localChanged());
-    this._stats = setInterval(() => this._readStats(), STATS_MS);
+    Object.assign(this, { session, local, roomId, links: new Map(), closed: false });
+    this._stops = [session.onSignal((ev) => ev.room === roomId && this._signal(ev)), local.onChange(() => this._localChanged())];
+    const stats = setInterval(() => this._readStats(), 2000);
+    this._stops.push(() => clearInterval(stats));
   }
 
   /** Make and drop links to follow the room's members; call after their list changed. */
   sync() {
     const room = this.session.room(this.roomId);
     if (!room || this.closed) return;
-    // Links end with `bye` (the hub sends one when a peer leaves). A peer not listed yet (its
+    // Links end with `bye` (the hub sends one when a peer leaves); a peer not listed yet (its
     // offer came before its presence) keeps its link; one no longer allowed loses it.
-    for (const [sid, link] of this.links) {
-      const peer = room.peers.get(sid);
-      if (peer && !exchangesMedia(room, peer)) this._hangUp(sid, link);
-    }
-    const me = this.session.hub.sid;
+    for (const [sid, link] of this.links) if (room.peers.has(sid) && !exchangesMedia(room, room.peers.get(sid))) this._hangUp(sid, link);
     for (const peer of room.peers.values()) {
-      if (me > peer.sid && !this.links.has(peer.sid) && exchangesMedia(room, peer)) this._link(peer.sid, true);
+      if (this.session.hub.sid > peer.sid && !this.links.has(peer.sid) && exchangesMedia(room, peer)) this.links.set(peer.sid, new PeerLink(this, peer.sid, true));
     }
   }
 
   /** Tell the room the person's media state. */
   publish() {
-    if (this.closed) return;
-    this.session.hub.request("media", { room: this.roomId, ...this.local.state }).catch(() => {
-      /* not in the room any more, or reconnecting: the next change or join says it again */
-    });
+    if (!this.closed) this.session.hub.request("media", { room: this.roomId, ...this.local.state }).catch(() => {}); // said again at the next change or join
   }
 
   /** Drop every link without a word (a new connection is a new session on both sides). */
@@ -189,42 +145,28 @@ export class Mesh {
   /** Hang up every link, telling each peer. */
   close() {
     this.closed = true;
-    this._stopSignals();
-    this._stopLocal();
-    clearInterval(this._stats);
+    this._stops.forEach((stop) => stop());
     for (const [sid, link] of this.links) this._hangUp(sid, link);
   }
 
-  _link(sid, initiator) {
-    const link = new PeerLink(this, sid, initiator);
-    this.links.set(sid, link);
-    return link;
-  }
-
-  _hangUp(sid, link) {
+  _hangUp(sid, link, tell = true) {
     link.close();
     this.links.delete(sid);
-    this._send(sid, { type: "bye" });
+    if (tell) this._send(sid, { type: "bye" });
     this._changed();
   }
 
   _signal(ev) {
     if (this.closed) return;
-    let link = this.links.get(ev.from);
-    if (ev.type === "bye") {
-      link?.close();
-      this.links.delete(ev.from);
-      this._changed();
-      return;
-    }
-    if (!link) {
-      if (ev.type !== "offer") return; // a candidate or answer of a link hung up already
-      const room = this.session.room(this.roomId);
-      const peer = room?.peers.get(ev.from) || { sid: ev.from, user: ev.user };
-      if (!room || !exchangesMedia(room, peer)) return;
-      link = this._link(ev.from, false);
-    }
-    link.receive(ev);
+    const link = this.links.get(ev.from);
+    if (ev.type === "bye") return link && this._hangUp(ev.from, link, false);
+    if (link) return link.receive(ev);
+    const room = this.session.room(this.roomId);
+    // A candidate or answer of a link hung up already is dropped; an offer makes a link.
+    if (ev.type !== "offer" || !room || !exchangesMedia(room, room.peers.get(ev.from) || ev)) return;
+    const made = new PeerLink(this, ev.from, false);
+    this.links.set(ev.from, made);
+    made.receive(ev);
   }
 
   _localChanged() {
@@ -234,12 +176,8 @@ export class Mesh {
 
   _send(to, fields) {
     this.session.hub.request("signal", { room: this.roomId, to, ...fields }).catch((error) => {
-      const link = this.links.get(to);
-      if (error.code === "not_found" && link) {
-        link.close(); // the peer left before the hub could tell us
-        this.links.delete(to);
-        this._changed();
-      }
+      // The peer left before the hub could tell us.
+      if (error.code === "not_found" && this.links.has(to)) this._hangUp(to, this.links.get(to), false);
     });
   }
 
@@ -248,57 +186,45 @@ export class Mesh {
   }
 
   async _readStats() {
-    let changed = false;
-    for (const link of this.links.values()) changed = (await link.readStats()) || changed;
-    if (changed) this._changed();
+    const changed = await Promise.all([...this.links.values()].map((link) => link.readStats()));
+    if (changed.some(Boolean)) this._changed();
   }
 }
 
 /** One RTCPeerConnection to one member's session: an audio and a video transceiver. */
 export class PeerLink {
   constructor(mesh, sid, initiator) {
-    this.mesh = mesh;
-    this.sid = sid;
-    // The initiator is the impolite side of perfect negotiation.
-    this.polite = !initiator;
-    this.remote = new MediaStream();
-    this.stats = { framesDecoded: 0, width: 0, height: 0 };
-    this.makingOffer = false;
-    this.ignoreOffer = false;
-    this.settingAnswer = false;
+    Object.assign(this, { mesh, sid, polite: !initiator, remote: new MediaStream(), stats: { framesDecoded: 0 } });
+    this.makingOffer = this.ignoreOffer = this.settingAnswer = false;
     this.chain = Promise.resolve();
-    this.pc = new RTCPeerConnection({ iceServers: mesh.session.hub.hello?.ice_servers || [] });
-    this.pc.addEventListener("track", ({ track }) => {
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: mesh.session.hub.hello?.ice_servers || [] }));
+    pc.ontrack = ({ track }) => {
       if (!this.remote.getTracks().includes(track)) this.remote.addTrack(track);
-      track.addEventListener("unmute", () => mesh._changed());
+      track.onunmute = () => mesh._changed();
       mesh._changed();
-    });
-    this.pc.addEventListener("negotiationneeded", () => this._offer());
-    this.pc.addEventListener("icecandidate", ({ candidate }) => {
+    };
+    pc.onnegotiationneeded = () => this._offer();
+    pc.onicecandidate = ({ candidate }) => {
       if (!candidate) return;
-      const init = candidate.toJSON();
-      const clean = { candidate: init.candidate ?? "", sdpMid: init.sdpMid ?? null, sdpMLineIndex: init.sdpMLineIndex ?? null };
-      if (init.usernameFragment) clean.usernameFragment = init.usernameFragment;
-      mesh._send(sid, { type: "candidate", candidate: clean });
-    });
-    this.pc.addEventListener("connectionstatechange", () => {
-      if (this.pc.connectionState === "failed") this.pc.restartIce();
+      const { candidate: line, sdpMid = null, sdpMLineIndex = null, usernameFragment } = candidate.toJSON();
+      mesh._send(sid, { type: "candidate", candidate: { candidate: line, sdpMid, sdpMLineIndex, ...(usernameFragment && { usernameFragment }) } });
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed") pc.restartIce();
       mesh._changed();
-    });
+    };
     if (initiator) {
-      for (const kind of ["audio", "video"]) this.pc.addTransceiver(kind, { direction: "sendrecv" });
+      for (const kind of ["audio", "video"]) pc.addTransceiver(kind, { direction: "sendrecv" });
       this.sendTracks();
     }
   }
 
   /** Put the person's current tracks (or none) on this link's senders. */
   sendTracks() {
-    if (this.pc.signalingState === "closed") return;
     const local = this.mesh.local;
-    for (const transceiver of this.pc.getTransceivers()) {
-      const kind = transceiver.receiver.track.kind;
-      const track = kind === "audio" ? local.microphone : local.videoTrack;
-      if (transceiver.sender.track !== (track || null)) transceiver.sender.replaceTrack(track || null);
+    for (const { sender, receiver } of this.pc.getTransceivers()) {
+      const track = (receiver.track.kind === "audio" ? local.microphone : local.videoTrack) || null;
+      if (this.pc.signalingState !== "closed" && sender.track !== track) sender.replaceTrack(track);
     }
   }
 
@@ -319,57 +245,46 @@ export class PeerLink {
     this.chain = this.chain.then(() => this._receive(ev));
   }
 
-  async _receive(ev) {
+  async _receive({ type, sdp, candidate }) {
     const pc = this.pc;
     try {
-      if (ev.type === "offer" || ev.type === "answer") {
+      if (type === "offer" || type === "answer") {
         const ready = !this.makingOffer && (pc.signalingState === "stable" || this.settingAnswer);
-        this.ignoreOffer = !this.polite && ev.type === "offer" && !ready;
+        this.ignoreOffer = !this.polite && type === "offer" && !ready;
         if (this.ignoreOffer) return;
-        this.settingAnswer = ev.type === "answer";
-        await pc.setRemoteDescription({ type: ev.type, sdp: ev.sdp });
+        this.settingAnswer = type === "answer";
+        await pc.setRemoteDescription({ type, sdp });
         this.settingAnswer = false;
-        if (ev.type === "offer") {
+        if (type === "offer") {
           // Send both ways on what the offer brought, so tracks only need swapping later.
-          for (const transceiver of pc.getTransceivers()) {
-            if (transceiver.direction === "recvonly") transceiver.direction = "sendrecv";
-          }
+          for (const transceiver of pc.getTransceivers()) if (transceiver.direction === "recvonly") transceiver.direction = "sendrecv";
           this.sendTracks();
           await pc.setLocalDescription();
           this.mesh._send(this.sid, { type: "answer", sdp: pc.localDescription.sdp });
         }
-      } else if (ev.type === "candidate" && ev.candidate?.candidate) {
-        try {
-          await pc.addIceCandidate(ev.candidate);
-        } catch (error) {
+      } else if (type === "candidate" && candidate?.candidate) {
+        await pc.addIceCandidate(candidate).catch((error) => {
           if (!this.ignoreOffer) throw error;
-        }
+        });
       }
     } catch (error) {
-      console.warn("livehub: signal failed", ev.type, error);
+      console.warn("livehub: signal failed", type, error);
     }
   }
 
-  /** Read the incoming video's figures; true when they changed. */
+  /** Read the incoming video's decoded frames; true when they changed. */
   async readStats() {
     if (this.pc.connectionState === "closed") return false;
     let framesDecoded = 0;
-    let width = 0;
-    let height = 0;
     try {
-      const report = await this.pc.getStats();
-      report.forEach((entry) => {
-        if (entry.type === "inbound-rtp" && entry.kind === "video") {
-          framesDecoded += entry.framesDecoded || 0;
-          width = Math.max(width, entry.frameWidth || 0);
-          height = Math.max(height, entry.frameHeight || 0);
-        }
+      (await this.pc.getStats()).forEach((entry) => {
+        if (entry.type === "inbound-rtp" && entry.kind === "video") framesDecoded += entry.framesDecoded || 0;
       });
     } catch {
       return false;
     }
-    const changed = framesDecoded !== this.stats.framesDecoded || width !== this.stats.width;
-    this.stats = { framesDecoded, width, height };
+    const changed = framesDecoded !== this.stats.framesDecoded;
+    this.stats = { framesDecoded };
     return changed;
   }
 

@@ -4,33 +4,40 @@
  * store topics; views only read the state and call actions.
  */
 
-import { HubError } from "../livehub.js";
 import { LocalMedia } from "./media.js";
-import { addMessages, applyEvent, applySnapshot, moderates, roomFromJoin } from "./roomstate.js";
+import { addMessages, applyEvent, applySnapshot, roomFromJoin } from "./roomstate.js";
 import { t } from "./strings.js";
 
-const TOAST_MS = 6000;
 const HISTORY_PAGE = 50;
+const ALL_TOPICS = ["room", "chat", "notices", "qa", "polls", "hands", "stage", "members", "breakouts"];
+
+/** A person-readable text for an error from the hub or the client. */
+export function errorText(error) {
+  const known = error?.code ? t(`error.${error.code}`, {}, null) : null;
+  const detail = error?.msg || error?.message || "";
+  return known && detail ? `${known} (${detail})` : known || detail || t("error.unknown");
+}
+
+/** Whether room id `child` names a breakout of room `parent` (`<parent>.b<n>`). */
+function isBreakoutOf(child, parent) {
+  return Boolean(child?.startsWith(`${parent}.b`) && /^\d+$/.test(child.slice(parent.length + 2)));
+}
 
 export class Session {
-  /**
-   * @param {import("../livehub.js").Hub} hub a connected or connecting hub
-   * @param {import("./store.js").Store} store the app's store
-   */
   constructor(hub, store) {
     this.hub = hub;
     this.store = store;
     this.state = store.state;
     this.lobby = null;
     this.current = null; // the room on screen (null: the lobby)
-    this._signalHandlers = new Set();
-    this._toastId = 0;
+    this._signals = new Set();
+    this._toasts = 0;
     this.localMedia = new LocalMedia(this);
     this.localMedia.onChange(() => store.touch("local-media"));
-    hub.on("status", (status) => this._status(status));
+    hub.on("status", (status) => ((this.state.status = status), store.touch("status")));
     hub.on("joined", (joined) => this._joined(joined));
-    hub.on("left", ({ room, error }) => this._lost(room, error));
-    hub.on("outbox", ({ room, pending }) => this._outbox(room, pending));
+    hub.on("left", ({ room, error }) => this._gone(room, t("room.lost", { reason: errorText(error) })));
+    hub.on("outbox", ({ room, pending }) => (this.state.outbox.set(room, pending), this.touchRoom(room, ["chat"])));
     hub.on("chat.failed", ({ error }) => this.toast(errorText(error), "error"));
     hub.on("*", (ev) => this._event(ev));
   }
@@ -40,144 +47,90 @@ export class Session {
     return this.state.rooms.get(id);
   }
 
-  /** Call `handler(signal)` for every `signal` event (the media module's). */
+  /** Call `handler(event)` for every `signal` event (the media module's). */
   onSignal(handler) {
-    this._signalHandlers.add(handler);
-    return () => this._signalHandlers.delete(handler);
-  }
-
-  // --- hub events -------------------------------------------------------------------------
-
-  _status(status) {
-    this.state.status = status;
-    this.store.touch("status");
-  }
-
-  _joined({ room: id, reply, rejoin, recovered }) {
-    const me = this.hub.user;
-    let room = this.state.rooms.get(id);
-    let fresh = false;
-    if (!room) {
-      room = roomFromJoin(reply, me, this.hub.sid);
-      this.state.rooms.set(id, room);
-      fresh = true;
-    } else {
-      applySnapshot(room, reply, me, this.hub.sid);
-    }
-    if (room.kind === "lobby" && Array.isArray(reply.snapshot?.rooms)) {
-      this.state.directory = reply.snapshot.rooms;
-      this.store.touch("directory");
-    } else if (room.kind === "lobby") {
-      this.hub.request("room.list").then(({ rooms }) => {
-        this.state.directory = rooms;
-        this.store.touch("directory");
-      }, () => {});
-    }
-    this.touchRoom(id, ["room", "chat", "notices", "qa", "polls", "hands", "stage", "members", "breakouts"]);
-    if (fresh || !recovered) {
-      if (!fresh) {
-        room.chat.messages = [];
-        room.chat.ids = new Set();
-      }
-      this._loadLatestChat(id);
-    }
-    if (rejoin) this.touchRoom(id, ["rejoined"]);
-    // Someone who comes into a parent room while its breakouts are open goes to theirs.
-    const assigned = reply.snapshot?.breakouts?.assigned;
-    if (fresh && assigned && this.current === id) this.enter(assigned);
-  }
-
-  _lost(id, error) {
-    this.state.rooms.delete(id);
-    this.touchRoom(id, ["room"]);
-    if (this.current === id) {
-      this.toast(t("room.lost", { reason: errorText(error) }), "error");
-      this.navigate(null);
-    }
-  }
-
-  _outbox(id, pending) {
-    this.state.outbox.set(id, pending);
-    this.touchRoom(id, ["chat"]);
-  }
-
-  _event(ev) {
-    switch (ev.ev) {
-      case "signal":
-        for (const handler of this._signalHandlers) handler(ev);
-        return;
-      case "dm":
-        this._dmReceived(ev);
-        return;
-      case "rooms":
-        this.state.directory = ev.rooms || [];
-        this.store.touch("directory");
-        return;
-      case "kicked":
-        this._kicked(ev.room);
-        return;
-      case "breakout.assigned": {
-        this.state.assignments.set(ev.room, ev.breakout);
-        const parent = this.state.rooms.get(ev.room);
-        if (parent?.breakouts) {
-          parent.breakouts.assigned = ev.breakout;
-          this.touchRoom(ev.room, ["breakouts"]);
-        }
-        this.enter(ev.breakout);
-        return;
-      }
-      case "breakout.closed":
-        this._breakoutClosed(ev.room, ev.parent);
-        return;
-      default:
-        break;
-    }
-    const room = typeof ev.room === "string" ? this.state.rooms.get(ev.room) : undefined;
-    if (!room) return;
-    const topics = applyEvent(room, ev);
-    if (ev.ev === "breakouts" && room.breakouts) {
-      // The round's event is the same for everyone; one's own room came separately.
-      const assigned = this.state.assignments.get(room.id);
-      if (assigned && room.breakouts.rooms.some((child) => child.id === assigned)) room.breakouts.assigned = assigned;
-    } else if (ev.ev === "breakouts") {
-      this.state.assignments.delete(room.id);
-    }
-    if (topics.length) this.touchRoom(room.id, topics);
-    if (ev.ev === "notice") this.announce(t("notice.announced", { text: ev.text }));
-    if (ev.ev === "poll" && ev.poll.state === "closed") {
-      this.announce(t("poll.closedAnnounce", { question: ev.poll.question }));
-    } else if (ev.ev === "poll") {
-      this.announce(t("poll.openedAnnounce", { question: ev.poll.question }));
-    }
-    if (ev.ev === "breakout.ending") this.announce(t("breakout.endingSoon"));
-  }
-
-  _kicked(id) {
-    const room = this.state.rooms.get(id);
-    this.state.rooms.delete(id);
-    this.touchRoom(id, ["room"]);
-    for (const [childId, child] of this.state.rooms) {
-      if (child.parent === id) {
-        this.state.rooms.delete(childId);
-        this.touchRoom(childId, ["room"]);
-      }
-    }
-    this.toast(t("room.kicked", { title: room?.title || id }), "error");
-    if (this.current === id || this.room(this.current) === undefined) this.navigate(null);
-  }
-
-  _breakoutClosed(child, parent) {
-    this.state.rooms.delete(child);
-    this.touchRoom(child, ["room"]);
-    if (this.current === child) {
-      this.toast(t("breakout.closedToast"));
-      this.enter(parent);
-    }
+    this._signals.add(handler);
+    return () => this._signals.delete(handler);
   }
 
   /** Touch `topic:<room>` for each topic. */
   touchRoom(id, topics) {
     this.store.touch(...topics.map((topic) => `${topic}:${id}`));
+  }
+
+  _setDirectory(rooms) {
+    this.state.directory = rooms || [];
+    this.store.touch("directory");
+  }
+
+  // --- hub events -------------------------------------------------------------------------
+
+  _joined({ room: id, reply, rejoin, recovered }) {
+    let room = this.room(id);
+    const fresh = !room;
+    if (fresh) this.state.rooms.set(id, (room = roomFromJoin(reply, this.hub.user, this.hub.sid)));
+    else applySnapshot(room, reply, this.hub.user, this.hub.sid);
+    if (room.kind === "lobby") {
+      if (reply.snapshot?.rooms) this._setDirectory(reply.snapshot.rooms);
+      else this.hub.request("room.list").then(({ rooms }) => this._setDirectory(rooms), () => {});
+    }
+    this.touchRoom(id, rejoin ? [...ALL_TOPICS, "rejoined"] : ALL_TOPICS);
+    if (fresh || !recovered) {
+      room.chat.messages = [];
+      room.chat.ids = new Set();
+      this.loadChat(id);
+    }
+    // Someone who comes into a parent room while its breakouts are open goes to theirs.
+    const assigned = reply.snapshot?.breakouts?.assigned;
+    if (fresh && assigned && this.current === id) this.navigate(assigned);
+  }
+
+  /** A room the person is no longer in: forget it (and its breakouts), say why, go back. */
+  _gone(id, why, to = null) {
+    for (const [other, room] of this.state.rooms) {
+      if (other === id || room.parent === id) {
+        this.state.rooms.delete(other);
+        this.touchRoom(other, ["room"]);
+      }
+    }
+    if (this.current === id || !this.room(this.current)) {
+      if (why) this.toast(why, to ? "info" : "error");
+      this.navigate(to);
+    }
+  }
+
+  _event(ev) {
+    const room = this.room(ev.room);
+    switch (ev.ev) {
+      case "signal":
+        return this._signals.forEach((handler) => handler(ev));
+      case "dm":
+        return this._dmReceived(ev);
+      case "rooms":
+        return this._setDirectory(ev.rooms);
+      case "kicked":
+        return this._gone(ev.room, t("room.kicked", { title: room?.title || ev.room }));
+      case "breakout.closed":
+        this.state.rooms.delete(ev.room);
+        return this.current === ev.room ? this._gone(ev.room, t("breakout.closedToast"), ev.parent) : undefined;
+      case "breakout.assigned":
+        this.state.assignments.set(ev.room, ev.breakout);
+        if (room?.breakouts) room.breakouts.assigned = ev.breakout;
+        this.touchRoom(ev.room, ["breakouts"]);
+        return this.navigate(ev.breakout);
+    }
+    if (!room) return;
+    const topics = applyEvent(room, ev);
+    if (ev.ev === "breakouts") {
+      // The round's event is the same for everyone: one's own room came apart.
+      const assigned = this.state.assignments.get(room.id);
+      if (!room.breakouts) this.state.assignments.delete(room.id);
+      else if (room.breakouts.rooms.some((child) => child.id === assigned)) room.breakouts.assigned = assigned;
+    }
+    this.touchRoom(room.id, topics);
+    if (ev.ev === "notice") this.announce(t("notice.announced", { text: ev.text }));
+    if (ev.ev === "poll") this.announce(t(ev.poll.state === "closed" ? "poll.closedAnnounce" : "poll.openedAnnounce", { question: ev.poll.question }));
+    if (ev.ev === "breakout.ending") this.announce(t("breakout.endingSoon"));
   }
 
   // --- navigation -------------------------------------------------------------------------
@@ -189,106 +142,59 @@ export class Session {
     else this.route();
   }
 
-  /** Enter a room: join it, leave the room on screen unless it is its parent, and show it. */
-  enter(id) {
-    this.navigate(id);
-  }
-
-  /** Follow the address: join the room it names and leave the one on screen. */
+  /** Follow the address: leave the room on screen (not a breakout's parent), join the new one. */
   async route() {
     const match = /^#\/room\/(.+)$/.exec(location.hash);
     const target = match ? decodeURIComponent(match[1]) : null;
     const previous = this.current;
     if (target === previous && (target === null || this.state.rooms.has(target))) return;
     this.current = target;
-    this.state.view = { room: target };
     this.store.touch("view");
-    if (previous && previous !== target) await this._leaveFor(previous, target);
-    if (target === null) return;
-    if (!this.state.rooms.has(target)) {
-      try {
-        await this.hub.join(target);
-      } catch (error) {
-        if (this.current === target) {
-          this.toast(t("room.joinFailed", { reason: errorText(error) }), "error");
-          this.navigate(null);
-        }
-        return;
+    const left = this.room(previous);
+    // A parent stays joined while its breakout is on screen; a breakout's parent goes with it.
+    if (left && left.kind !== "lobby" && !isBreakoutOf(target, previous)) {
+      for (const id of [previous, left.parent !== target && left.parent]) {
+        if (!id || !this.state.rooms.delete(id)) continue;
+        this.touchRoom(id, ["room"]);
+        this.hub.leave(id).catch(() => {}); // gone already (a closed breakout, a kick)
       }
     }
-    this.touchRoom(target, ["room"]);
-  }
-
-  async _leaveFor(previous, target) {
-    const room = this.state.rooms.get(previous);
-    if (!room || room.kind === "lobby") return;
-    const targetRoom = target ? this.state.rooms.get(target) : null;
-    // A parent stays joined while its breakout is on screen, and the other way round nothing.
-    const isParentOfTarget = target && (targetRoom?.parent === previous || target.startsWith(`${previous}.b`));
-    if (isParentOfTarget) return;
-    const leaving = [previous];
-    if (room.parent && room.parent !== target) leaving.push(room.parent);
-    for (const id of leaving) {
-      if (!this.state.rooms.has(id)) continue;
-      this.state.rooms.delete(id);
-      this.touchRoom(id, ["room"]);
-      try {
-        await this.hub.leave(id);
-      } catch {
-        /* gone already (closed breakout, kick): nothing to undo */
-      }
+    if (target === null || this.state.rooms.has(target)) return this.touchRoom(target, ["room"]);
+    try {
+      await this.hub.join(target);
+    } catch (error) {
+      if (this.current === target) this._gone(target, t("room.joinFailed", { reason: errorText(error) }));
     }
   }
 
   // --- chat -------------------------------------------------------------------------------
 
-  async _loadLatestChat(id) {
+  /** Load a page of chat history: the newest, or (`older`) the one before the oldest shown;
+   * resolves with how many messages came. */
+  async loadChat(id, older = false) {
     const room = this.room(id);
-    if (!room) return;
-    room.chat.loading = true;
-    try {
-      const { messages } = await this.hub.request("chat.history", { room: id, limit: HISTORY_PAGE });
-      const current = this.room(id);
-      if (current !== room) return;
-      addMessages(room, messages);
-      if (messages.length < HISTORY_PAGE) room.chat.reachedStart = true;
-    } catch (error) {
-      this.toast(t("chat.historyFailed", { reason: errorText(error) }), "error");
-    } finally {
-      room.chat.loading = false;
-      this.touchRoom(id, ["chat"]);
-    }
-  }
-
-  /** Load the page of messages before the oldest one shown; resolves with how many came. */
-  async loadOlderChat(id) {
-    const room = this.room(id);
-    if (!room || room.chat.loading || room.chat.reachedStart || room.chat.memoryFull) return 0;
-    const oldest = room.chat.messages[0];
-    room.chat.loading = true;
+    const chat = room?.chat;
+    if (!chat || chat.loading || (older && (chat.reachedStart || chat.memoryFull))) return 0;
+    chat.loading = true;
     try {
       const fields = { room: id, limit: HISTORY_PAGE };
-      if (oldest) fields.before = oldest.seq;
+      if (older && chat.messages.length) fields.before = chat.messages[0].seq;
       const { messages } = await this.hub.request("chat.history", fields);
-      if (messages.length < HISTORY_PAGE) room.chat.reachedStart = true;
-      addMessages(room, messages, { older: true });
+      if (messages.length < HISTORY_PAGE) chat.reachedStart = true;
+      addMessages(room, messages, { older });
       return messages.length;
     } catch (error) {
       this.toast(t("chat.historyFailed", { reason: errorText(error) }), "error");
       return 0;
     } finally {
-      room.chat.loading = false;
+      chat.loading = false;
       this.touchRoom(id, ["chat"]);
     }
   }
 
-  /** Post a message (through the outbox: it is sent once, whenever the hub is reachable). */
+  /** Post a message through the outbox: sent once, whenever the hub is reachable. */
   sendChat(id, text) {
-    const room = this.room(id);
-    if (room) room.chat.lastSent = Date.now();
-    this.hub.sendChat(id, text).catch(() => {
-      /* reported through the hub's chat.failed event */
-    });
+    this.hub.sendChat(id, text).catch(() => {}); // failures come as chat.failed
   }
 
   // --- actions ----------------------------------------------------------------------------
@@ -323,38 +229,28 @@ export class Session {
     this.touchRoom(id, ["qa"]);
   }
 
-  async vote(id, pollId, choice) {
-    const room = this.room(id);
-    const ok = await this.act("poll.vote", { room: id, poll: pollId, choice }, t("poll.voted"));
-    if (ok && room) {
-      const view = room.polls.get(pollId);
-      if (view) view.mine = choice;
-      this.touchRoom(id, ["polls"]);
-    }
-    return ok;
+  async vote(id, poll, choice) {
+    const ok = await this.act("poll.vote", { room: id, poll, choice }, t("poll.voted"));
+    const view = ok && this.room(id)?.polls.get(poll);
+    if (view) view.mine = choice;
+    this.touchRoom(id, ["polls"]);
   }
 
-  /** Download a poll's results as CSV (moderators; the hub checks the token). */
-  async downloadCsv(id, pollId) {
+  /** Download a poll's results as CSV (the hub checks that the token may). */
+  async downloadCsv(id, poll) {
     try {
-      const response = await fetch(`/api/rooms/${encodeURIComponent(id)}/polls/${encodeURIComponent(pollId)}.csv`, {
-        headers: { Authorization: `Bearer ${this.hub.token}` },
-      });
+      const url = `/api/rooms/${encodeURIComponent(id)}/polls/${encodeURIComponent(poll)}.csv`;
+      const response = await fetch(url, { headers: { Authorization: `Bearer ${this.hub.token}` } });
       if (!response.ok) {
-        let reason = `HTTP ${response.status}`;
-        try {
-          reason = errorText((await response.json()).err);
-        } catch {
-          /* not JSON: the status says enough */
-        }
-        throw new Error(reason);
+        const body = await response.json().catch(() => ({}));
+        throw new Error(body.err ? errorText(body.err) : `HTTP ${response.status}`);
       }
-      const url = URL.createObjectURL(await response.blob());
-      const link = Object.assign(document.createElement("a"), { href: url, download: `poll-${pollId}.csv` });
+      const href = URL.createObjectURL(await response.blob());
+      const link = Object.assign(document.createElement("a"), { href, download: `poll-${poll}.csv` });
       document.body.append(link);
       link.click();
       link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      setTimeout(() => URL.revokeObjectURL(href), 10_000);
     } catch (error) {
       this.toast(t("poll.csvFailed", { reason: error.message }), "error");
     }
@@ -362,43 +258,42 @@ export class Session {
 
   /** A page of a room's members: `{members, count, next?}`. */
   presence(id, after) {
-    const fields = { room: id, limit: 200 };
-    if (after) fields.after = after;
-    return this.hub.request("presence", fields);
+    return this.hub.request("presence", { room: id, limit: 200, ...(after && { after }) });
   }
 
   // --- direct messages --------------------------------------------------------------------
 
   async loadConversations() {
+    const readKey = `livehub.dmread.${this.hub.user.id}`;
     try {
-      const { conversations } = await this.hub.request("dm.conversations");
-      for (const item of conversations) {
-        const conversation = this._conversation(item.with, item.name);
-        conversation.n = Math.max(conversation.n, item.n);
-        conversation.ts = Math.max(conversation.ts, item.ts);
-      }
-      this.store.touch("dms");
+      this.state.dms.read = JSON.parse(localStorage.getItem(readKey) || "{}") || {};
+    } catch {
+      this.state.dms.read = {};
+    }
+    try {
+      for (const item of (await this.hub.request("dm.conversations")).conversations) this._conversation(item.with, item.name, item);
     } catch {
       /* an older hub without dm.conversations: conversations start with the first message */
     }
+    this.store.touch("dms");
   }
 
-  _conversation(user, name) {
-    const dms = this.state.dms;
-    let conversation = dms.conversations.get(user);
-    if (!conversation) {
-      conversation = { with: user, name: name || null, n: 0, ts: 0, messages: [], loaded: false };
-      dms.conversations.set(user, conversation);
-    }
+  /** The conversation with `user` (made when new), brought up to `last` `{n, ts}`. */
+  _conversation(user, name, last) {
+    const dms = this.state.dms.conversations;
+    if (!dms.has(user)) dms.set(user, { with: user, name: null, n: 0, ts: 0, messages: [], loaded: false });
+    const conversation = dms.get(user);
     if (name) conversation.name = name;
+    if (last) {
+      conversation.n = Math.max(conversation.n, last.n);
+      conversation.ts = Math.max(conversation.ts, last.ts);
+    }
     return conversation;
   }
 
   _dmReceived(ev) {
-    const conversation = this._conversation(ev.from, ev.name);
+    const conversation = this._conversation(ev.from, ev.name, ev);
     if (!conversation.messages.some((m) => m.id === ev.id)) conversation.messages.push(ev);
-    conversation.n = Math.max(conversation.n, ev.n);
-    conversation.ts = Math.max(conversation.ts, ev.ts);
     if (this.state.dms.open === ev.from && !document.hidden) this.markRead(ev.from);
     else this.announce(t("dm.received", { name: ev.name }));
     this.store.touch("dms");
@@ -413,60 +308,42 @@ export class Session {
       try {
         const { messages } = await this.hub.request("dm.history", { with: user, limit: 100 });
         const seen = new Set(conversation.messages.map((m) => m.id));
-        conversation.messages = [...messages.filter((m) => !seen.has(m.id)), ...conversation.messages];
-        conversation.messages.sort((a, b) => a.n - b.n);
+        conversation.messages = [...messages.filter((m) => !seen.has(m.id)), ...conversation.messages].sort((a, b) => a.n - b.n);
         conversation.loaded = true;
-        for (const message of messages) {
-          conversation.n = Math.max(conversation.n, message.n);
-          if (message.from === user) conversation.name = message.name;
-        }
+        for (const message of messages) this._conversation(user, message.from === user && message.name, message);
       } catch (error) {
         this.toast(errorText(error), "error");
       }
     }
     this.markRead(user);
-    this.store.touch("dms");
   }
 
   async sendDm(user, text) {
     const ok = await this.act("dm.send", { to: user, text });
     if (!ok) return false;
-    const conversation = this._conversation(user);
     const me = this.hub.user;
-    conversation.messages.push({ id: ok.id, from: me.id, name: me.name, text, ts: ok.ts, n: ok.n });
-    conversation.n = Math.max(conversation.n, ok.n);
-    conversation.ts = ok.ts;
+    this._conversation(user, null, ok).messages.push({ ...ok, from: me.id, name: me.name, text });
     this.markRead(user);
-    this.store.touch("dms");
     return true;
   }
 
-  /** Unread messages of a conversation (its last number past the read mark). */
+  /** Unread messages of a conversation: its last number past the read mark. */
   unread(conversation) {
     return Math.max(0, conversation.n - (this.state.dms.read[conversation.with] || 0));
   }
 
   markRead(user) {
-    const conversation = this.state.dms.conversations.get(user);
-    if (!conversation) return;
+    const n = this.state.dms.conversations.get(user)?.n || 0;
     const read = this.state.dms.read;
-    if ((read[user] || 0) >= conversation.n) return;
-    read[user] = conversation.n;
-    try {
-      localStorage.setItem(`livehub.dmread.${this.hub.user.id}`, JSON.stringify(read));
-    } catch {
-      /* storage denied: read marks last for this page */
+    if ((read[user] || 0) < n) {
+      read[user] = n;
+      try {
+        localStorage.setItem(`livehub.dmread.${this.hub.user.id}`, JSON.stringify(read));
+      } catch {
+        /* storage denied: read marks last for this page */
+      }
     }
     this.store.touch("dms");
-  }
-
-  loadReadMarks() {
-    try {
-      const saved = JSON.parse(localStorage.getItem(`livehub.dmread.${this.hub.user.id}`) || "{}");
-      if (saved && typeof saved === "object") this.state.dms.read = saved;
-    } catch {
-      this.state.dms.read = {};
-    }
   }
 
   /** Bring the direct messages into view (the lobby's section, or a room's tab). */
@@ -476,34 +353,20 @@ export class Session {
 
   // --- feedback ---------------------------------------------------------------------------
 
-  /** A short message on screen (and for screen readers); `kind` "error" for failures. */
+  /** A short message on screen (read out too); `kind` "error" for failures. */
   toast(text, kind = "info") {
-    const id = ++this._toastId;
+    const id = ++this._toasts;
     this.state.toasts.push({ id, text, kind });
     this.store.touch("toasts");
     setTimeout(() => {
       this.state.toasts = this.state.toasts.filter((toast) => toast.id !== id);
       this.store.touch("toasts");
-    }, TOAST_MS);
+    }, 6000);
   }
 
   /** Say something to screen readers only (notices, results, new polls). */
   announce(text) {
-    this.state.announcements.push(text);
-    if (this.state.announcements.length > 5) this.state.announcements.shift();
+    this.state.announcements = [...this.state.announcements.slice(-4), text];
     this.store.touch("announce");
   }
 }
-
-/** A person-readable text for an error from the hub or the client. */
-export function errorText(error) {
-  if (!error) return t("error.unknown");
-  const code = error.code || (error instanceof HubError ? error.code : null);
-  const known = code ? t(`error.${code}`, {}, null) : null;
-  const detail = error.msg || error.message || "";
-  if (known && detail) return `${known} (${detail})`;
-  return known || detail || t("error.unknown");
-}
-
-/** Whether the person moderates the room on screen. */
-export { moderates };

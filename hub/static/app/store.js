@@ -57,8 +57,9 @@ export class Store {
   }
 }
 
-/** Watch several topics with one render; returns one function that stops them all. */
+/** Render now and whenever one of `topics` changed; returns the function that stops it. */
 export function watchAll(store, topics, render) {
   const stops = topics.map((topic) => store.watch(topic, render));
+  render();
   return () => stops.forEach((stop) => stop());
 }

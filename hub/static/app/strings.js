@@ -39,8 +39,3 @@ export function countdown(seconds) {
   const s = String(total % 60).padStart(2, "0");
   return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
-
-/** A number formatted for the page's language. */
-export function number(value) {
-  return numbers.format(value);
-}
