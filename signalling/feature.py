@@ -253,7 +253,13 @@ class SignallingFeature:
         await self.node.broker.hash_set(media_key(room.id), ctx.session.sid, pack(state))
         await self.node.broadcast(
             room.id,
-            {"ev": "media", "room": room.id, "sid": ctx.session.sid, "user": ctx.identity.user_id}
+            {
+                "ev": "media",
+                "room": room.id,
+                "sid": ctx.session.sid,
+                "user": ctx.identity.user_id,
+                "name": ctx.identity.name,
+            }
             | state,
         )
         return {}

@@ -11,6 +11,8 @@ export const SUBPROTOCOL = "hub.v1.json";
 export const FATAL_CLOSE_CODES = Object.freeze([4000, 4001, 4003, 4029]);
 /** Errors a chat message is retried after, with the same key; others fail it. */
 const RETRIED = new Set(["disconnected", "timeout", "unavailable", "conflict", "rate_limited", "internal"]);
+/** Chat messages the outbox holds at most: past that, `sendChat` is refused at once. */
+export const OUTBOX_MAX = 100;
 /** Hello errors no retry can fix. */
 const FATAL_HELLO = new Set(["unauthorized", "forbidden", "bad_request"]);
 
@@ -68,13 +70,14 @@ export class Hub {
     this._pending = new Map(); // id -> {resolve, reject, join?, rejoin?}
     this._lastId = 0;
     this._rooms = new Map(); // room -> {seq, epoch, ready}
+    this._leaving = new Set(); // rooms left while their join may still be answered
     this._attempt = 0;
     this._shutdownDelay = null;
     this._timers = {}; // reconnect, renew, heartbeat, outbox
     this._lastHeard = 0;
     this._outbox = []; // [{key, room, text, reply_to?, resolve?, reject?, sending, due, tries}]
     this._connected = null;
-    this._onOnline = () => this.state === "reconnecting" && this._reopen(0);
+    this._onOnline = () => this.state === "reconnecting" && !this._ws && this._reopen(0);
   }
 
   get user() {
@@ -140,18 +143,21 @@ export class Hub {
 
   /** Join and follow `room` (re-joined after every reconnect). */
   join(room, fields = {}) {
+    this._leaving.delete(room);
     return this.request("join", { room, ...fields });
   }
 
   /** Leave `room` and stop following it. */
   leave(room) {
-    this._rooms.delete(room);
+    this._unfollow(room, "you left the room");
+    this._leaving.add(room); // a join reply still on its way must not follow it again
     return this.request("leave", { room });
   }
 
   /** Post a chat message exactly once, through the outbox; resolves with `{id, seq}`. */
   sendChat(room, text, { replyTo } = {}) {
     return new Promise((resolve, reject) => {
+      if (this._outbox.length >= OUTBOX_MAX) return reject(new HubError("rate_limited", "too many messages wait to be sent"));
       const entry = { key: newKey(), room, text, resolve, reject, sending: false, due: 0, tries: 0 };
       if (replyTo) entry.reply_to = replyTo;
       this._outbox.push(entry);
@@ -172,7 +178,7 @@ export class Hub {
     return Boolean(entry);
   }
 
-  // --- connection -------------------------------------------------------------------------
+  // --- connection
 
   _open() {
     let ws;
@@ -228,9 +234,10 @@ export class Hub {
       rejoin: true,
       resolve: () => this._pump(),
       reject: (error) => {
-        this._rooms.delete(room);
+        // A dropped connection rejoins at the next hello; only the hub's refusal ends it.
+        if (error.code === "disconnected" || error.code === "closed") return;
+        this._unfollow(room, error.msg);
         this._emit("left", { room, error });
-        for (const entry of this._outbox.filter((e) => e.room === room)) this._failEntry(entry, error);
       },
     });
   }
@@ -298,7 +305,7 @@ export class Hub {
     this._emit("status", { state, ...details });
   }
 
-  // --- token renewal and heartbeat --------------------------------------------------------
+  // --- token renewal and heartbeat
 
   _newToken(token) {
     this.token = token;
@@ -344,7 +351,7 @@ export class Hub {
     }, Math.max(1000, this.heartbeat - (Date.now() - this._lastHeard)));
   }
 
-  // --- frames -----------------------------------------------------------------------------
+  // --- frames
 
   _send(op, fields, entry) {
     const id = ++this._lastId;
@@ -391,14 +398,14 @@ export class Hub {
     if (st && Number.isInteger(message.seq)) {
       if (message.seq <= st.seq) return; // seen already: a replay overlapping live events
       st.seq = message.seq;
-      if (ev === "breakout.closed") this._rooms.delete(message.room); // the hub took us out
+      if (ev === "breakout.closed") this._unfollow(message.room, "the breakout closed"); // the hub took us out
     } else if (st && ev === "reset") {
       st.seq = 0;
       st.epoch = message.epoch;
       this._emit(ev, message);
       return this._rejoin(message.room, false);
     } else if (st && ev === "kicked") {
-      this._rooms.delete(message.room);
+      this._unfollow(message.room, "you were removed from the room");
     } else if (ev === "shutdown" && typeof message.reconnect_in === "number") {
       this._shutdownDelay = message.reconnect_in;
     }
@@ -407,6 +414,7 @@ export class Hub {
 
   /** A join reply: the room's position, the `joined` event, then its missed events in order. */
   _joined(room, ok, rejoin) {
+    if (this._leaving.has(room)) return; // left before this reply came
     let st = this._rooms.get(room);
     if (!st) this._rooms.set(room, (st = { seq: 0, epoch: ok.epoch }));
     else if (st.epoch !== ok.epoch) Object.assign(st, { seq: 0, epoch: ok.epoch }); // history lost
@@ -418,6 +426,7 @@ export class Hub {
         st.seq = event.seq;
       }
       if (event) this._emit(event.ev, event);
+      if (event?.ev === "breakout.closed") return this._unfollow(room, "the breakout closed");
     }
     if (Number.isInteger(ok.seq) && ok.seq > st.seq) st.seq = ok.seq;
     st.ready = true;
@@ -436,7 +445,7 @@ export class Hub {
     }
   }
 
-  // --- chat outbox ------------------------------------------------------------------------
+  // --- chat outbox
 
   get _outboxKey() {
     return `livehub.outbox.${tokenClaims(this.token || "")?.sub || "guest"}`;
@@ -461,6 +470,12 @@ export class Hub {
       /* storage full or denied: the outbox still works for this page's life */
     }
     this._emit("outbox", { room, pending: this.pendingChat(room) });
+  }
+
+  /** Stop following `room`: not rejoined, and its waiting messages fail (`closed`). */
+  _unfollow(room, why) {
+    this._rooms.delete(room);
+    for (const entry of this._outbox.filter((e) => e.room === room && !e.sending)) this._failEntry(entry, new HubError("closed", why));
   }
 
   _dropEntry(entry) {

@@ -7,41 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
 
+from tests.browser.actions import chat_log, expect, poll_group, send_chat, start_poll
 from tests.browser.conftest import WAIT_MS, People, Person, new_room, tab_to, unique
 from tests.support.hub_process import HubProcess, mint
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def chat_log(person: Person) -> Any:
-    return person.page.get_by_role("log", name="Chat messages")
-
-
-def send_chat(person: Person, text: str) -> None:
-    person.page.get_by_role("textbox", name="Message", exact=True).fill(text)
-    person.page.get_by_role("button", name="Send", exact=True).click()
-
-
-def poll_group(person: Person, question: str) -> Any:
-    return person.page.get_by_role("group", name=question)
-
-
-def start_poll(person: Person, question: str, options: list[str], show: str | None = None) -> None:
-    page = person.page
-    page.get_by_role("textbox", name="Poll question").fill(question)
-    for index, option in enumerate(options, start=1):
-        if index > 2:
-            page.get_by_role("button", name="Add option").click()
-        page.get_by_role("textbox", name=f"Option {index}", exact=True).fill(option)
-    if show is not None:
-        page.get_by_label("Show results").select_option(show)
-    page.get_by_role("button", name="Start poll").click()
 
 
 def test_two_people_chat_and_see_each_others_messages(web_hub: HubProcess, people: People) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.actions import chat_log, expect, send_chat
 from tests.browser.conftest import WAIT_MS, People, write_rooms
-from tests.browser.test_app import chat_log, expect, send_chat
 from tests.support.hub_process import HubProcess
 from tests.support.redis_server import RedisServer
 

@@ -156,6 +156,7 @@ async def test_media_events_and_the_peers_snapshot() -> None:
             "room": "ws",
             "sid": alice.sid,
             "user": "alice",
+            "name": "alice",
             "audio": True,
             "video": True,
             "screen": False,

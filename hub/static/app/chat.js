@@ -5,7 +5,7 @@
  */
 
 import { button, h, keyed, linkedText, replace, setText } from "./dom.js";
-import { moderates, roleOf } from "./roomstate.js";
+import { moderates, rank, roleOf } from "./roomstate.js";
 import { roleBadge } from "./shell.js";
 import { clock, t } from "./strings.js";
 import { watchAll } from "./store.js";
@@ -19,7 +19,7 @@ export function mountChat(container, session, roomId) {
   const log = h("ol", { class: "chat-log", role: "log", "aria-label": t("chat.log") });
   const start = h("p", { class: "hint" });
   const pending = h("ol", { class: "chat-pending", "aria-label": t("chat.pending") });
-  const scroller = h("div", { class: "chat-scroll", tabindex: "0", "aria-label": t("chat.scroll") }, start, log, pending);
+  const scroller = h("div", { class: "chat-scroll", role: "region", tabindex: "0", "aria-label": t("chat.scroll") }, start, log, pending);
   const jump = button(t("chat.newMessages"), () => follow(), { class: "jump", hidden: true });
   const state = h("p", { class: "hint", "aria-live": "polite" });
   const input = h("textarea", { rows: "2", maxlength: "2000", "aria-label": t("chat.message"), placeholder: t("chat.placeholder") });
@@ -28,7 +28,6 @@ export function mountChat(container, session, roomId) {
 
   const nodes = new Map(); // message id -> {node}
   let from = null; // id of the window's first message; null: following the newest
-  let drawnFor = null; // the roles version the nodes were drawn for (badges, actions)
 
   const room = () => session.room(roomId);
   const follow = () => {
@@ -73,37 +72,42 @@ export function mountChat(container, session, roomId) {
   });
 
   function message(msg) {
-    const current = room();
-    const mine = msg.user === current.me;
-    const role = roleOf(current, msg.user);
+    const mine = msg.user === room().me;
     const name = msg.name;
-    const actions = [
-      (mine || moderates(current)) && button(t("chat.delete"), () => session.act("chat.delete", { room: roomId, msg: msg.id }), { class: "small", "aria-label": t("chat.deleteFrom", { name }) }),
-      !mine &&
-        moderates(current) &&
-        role !== "moderator" &&
-        role !== "organizer" &&
-        button(t("chat.mute"), () => session.act("chat.mute", { room: roomId, user: msg.user, seconds: 300 }, t("chat.muted", { name })), { class: "small", "aria-label": t("chat.muteName", { name }) }),
-    ].filter(Boolean);
+    const badge = h("span");
+    const actions = h("div", { class: "msg-actions" });
+    let drawn = null;
     const node = h(
       "li",
       { class: mine ? "msg mine" : "msg" },
-      h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: name }), roleBadge(role), h("time", { datetime: new Date(msg.ts * 1000).toISOString(), text: clock(msg.ts) })),
+      h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: name }), badge, h("time", { datetime: new Date(msg.ts * 1000).toISOString(), text: clock(msg.ts) })),
       h("p", { class: "msg-text", dir: "auto" }, linkedText(msg.text)),
-      actions.length ? h("div", { class: "msg-actions" }, actions) : null,
+      actions,
     );
-    return { node };
+    return {
+      node,
+      // Badges and actions follow role changes in place: the log is not drawn again.
+      update() {
+        const current = room();
+        if (drawn === current.rolesVersion) return;
+        drawn = current.rolesVersion;
+        const role = roleOf(current, msg.user);
+        const moderator = moderates(current);
+        replace(badge, roleBadge(role));
+        replace(
+          actions,
+          (mine || moderator) && button(t("chat.delete"), () => session.act("chat.delete", { room: roomId, msg: msg.id }), { class: "small", "aria-label": t("chat.deleteFrom", { name }) }),
+          !mine && moderator && rank(role) < rank("moderator") && button(t("chat.mute"), () => session.act("chat.mute", { room: roomId, user: msg.user, seconds: 300 }, t("chat.muted", { name })), { class: "small", "aria-label": t("chat.muteName", { name }) }),
+        );
+        actions.hidden = !actions.firstChild;
+      },
+    };
   }
 
   function render() {
     const current = room();
     if (!current) return;
     const chat = current.chat;
-    if (drawnFor !== current.rolesVersion) {
-      drawnFor = current.rolesVersion;
-      nodes.clear();
-      log.replaceChildren();
-    }
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR;
     const anchor = log.firstElementChild;
     const anchorTop = anchor?.offsetTop ?? 0;

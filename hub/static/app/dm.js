@@ -3,7 +3,7 @@
  * history and a form ("Direct message", "Send message").
  */
 
-import { h, linkedText, replace } from "./dom.js";
+import { h, keyed, linkedText, setAttr, setText } from "./dom.js";
 import { clock, t } from "./strings.js";
 import { watchAll } from "./store.js";
 
@@ -26,35 +26,48 @@ export function mountMessages(container, session) {
   const thread = h("section", { hidden: true }, title, log, h("form", { class: "chat-form", onsubmit }, input, send));
   container.append(empty, list, thread);
   const me = session.hub.user.id;
+  const rows = new Map();
+  const messages = new Map();
+  let shown = null;
   const stop = watchAll(session.store, ["dms"], () => {
     const { conversations, open } = session.state.dms;
     const sorted = [...conversations.values()].sort((a, b) => b.ts - a.ts);
     empty.hidden = sorted.length > 0;
-    replace(
-      list,
-      sorted.map((c) => {
-        const unread = session.unread(c);
-        const onclick = () => session.openConversation(c.with, c.name);
-        const name = h("span", { class: "row-name", text: c.name || c.with });
-        return h("li", {}, h("button", { type: "button", class: "row-button", "aria-current": open === c.with && "true", onclick }, name, unread && h("span", { class: "count", text: t("dm.unread", { count: unread }) })));
-      }),
-    );
+    // Rows are kept (and so is the focus on one) while their text changes.
+    keyed(list, rows, sorted, (c) => c.with, (c) => {
+      const label = h("span", { class: "row-name" });
+      const unread = h("span", { class: "count" });
+      const row = h("button", { type: "button", class: "row-button", onclick: () => session.openConversation(c.with, c.name) }, label, unread);
+      return {
+        node: h("li", {}, row),
+        update(current) {
+          const count = session.unread(current);
+          setText(label, current.name || current.with);
+          setText(unread, count ? t("dm.unread", { count }) : "");
+          unread.hidden = !count;
+          setAttr(row, "aria-current", session.state.dms.open === current.with && "true");
+        },
+      };
+    });
     const current = conversations.get(open);
     thread.hidden = !current;
     if (!current) return;
+    if (shown !== open) {
+      shown = open;
+      messages.clear();
+      log.replaceChildren();
+    }
     title.textContent = t("dm.with", { name: current.name || current.with });
-    replace(
-      log,
-      current.messages.slice(-200).map((m) =>
-        h(
-          "li",
-          { class: m.from === me ? "msg mine" : "msg" },
-          h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: m.from === me ? t("dm.me") : m.name }), h("time", { text: clock(m.ts) })),
-          h("p", { class: "msg-text", dir: "auto" }, linkedText(m.text)),
-        ),
+    const before = log.childElementCount;
+    keyed(log, messages, current.messages.slice(-200), (m) => m.id, (m) => ({
+      node: h(
+        "li",
+        { class: m.from === me ? "msg mine" : "msg" },
+        h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: m.from === me ? t("dm.me") : m.name }), h("time", { text: clock(m.ts) })),
+        h("p", { class: "msg-text", dir: "auto" }, linkedText(m.text)),
       ),
-    );
-    log.scrollTop = log.scrollHeight;
+    }));
+    if (log.childElementCount !== before) log.scrollTop = log.scrollHeight;
   });
   return Object.assign(stop, { focus: () => input.focus() });
 }

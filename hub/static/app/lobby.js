@@ -6,7 +6,6 @@
 
 import { mountMessages } from "./dm.js";
 import { h, replace } from "./dom.js";
-import { mountManage } from "./manage.js";
 import { mountNotices } from "./notices.js";
 import { mountPolls } from "./polls.js";
 import { moderates } from "./roomstate.js";
@@ -38,7 +37,7 @@ export function mountLobby(main, session) {
       const room = session.room(lobby);
       if (!room || !moderates(room) || !manageSection.hidden) return;
       manageSection.hidden = false;
-      stops.push(mountManage(manage, session, lobby));
+      import("./staff.js").then((staff) => stops.push(staff.mountManage(manage, session, lobby)));
     }),
     watchAll(session.store, ["directory"], () => {
       const directory = session.state.directory;

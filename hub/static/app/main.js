@@ -25,15 +25,25 @@ function keptToken(token) {
   }
 }
 
+/** The state of one sign-in: a new sign-in starts from a fresh one. */
+function freshState() {
+  return { status: { state: "idle" }, directory: [], rooms: new Map(), outbox: new Map(), assignments: new Map(), dms: { conversations: new Map(), open: null, read: {} }, toasts: [], announcements: [] };
+}
+
 class App {
   constructor() {
-    this.store = new Store({ status: { state: "idle" }, directory: [], rooms: new Map(), outbox: new Map(), assignments: new Map(), dms: { conversations: new Map(), open: null, read: {} }, toasts: [], announcements: [] });
+    this.store = new Store(freshState());
     this.main = document.getElementById("main");
     this.session = null;
     this.view = null; // the function that removes what is on screen
     this.shell = mountShell(this.store, { signOut: () => this.signOut(), messages: () => this.session?.showMessages() });
     this.store.watch("view", () => this.session && this.render());
     addEventListener("hashchange", () => this.session?.route());
+    // The skip link moves the focus; as an address it would leave the room on screen.
+    document.querySelector(".skip-link")?.addEventListener("click", (event) => {
+      event.preventDefault();
+      this.main.focus();
+    });
   }
 
   start() {
@@ -53,6 +63,7 @@ class App {
   }
 
   async signIn({ token, name }) {
+    Object.assign(this.store.state, freshState());
     const hub = new Hub({ token, name, storage: sessionStorage });
     hub.on("token", ({ token: fresh }) => keptToken(fresh));
     const session = new Session(hub, this.store);
@@ -91,6 +102,7 @@ class App {
   }
 
   signedOutByHub(code, reason) {
+    this.session.localMedia.stopAll();
     this.session = null;
     this.shell.setSession(null);
     if (code === 4001 || code === 4003) keptToken(null);

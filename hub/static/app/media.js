@@ -1,14 +1,8 @@
 /**
  * Camera, microphone and screen between the members of a room, peer to peer over the hub's
- * signalling, with perfect negotiation (MDN's pattern: the polite side rolls back on offer
- * glare, the impolite side ignores the other's offer).
- *
- * `LocalMedia` owns the person's own tracks (one camera, one microphone, one screen share). A
- * `Mesh` keeps one `PeerLink` (an RTCPeerConnection) per other member it exchanges media with and
- * publishes the room's `media` state. Sharing the screen replaces the camera's picture on the
- * video sender.
+ * signalling with perfect negotiation: `LocalMedia` holds one's own tracks, a `Mesh` one
+ * `PeerLink` (an RTCPeerConnection) per member media is exchanged with.
  */
-
 import { rank, roleOf } from "./roomstate.js";
 import { t } from "./strings.js";
 
@@ -26,6 +20,8 @@ export class LocalMedia {
     this.camera = this.microphone = this.screen = null;
     this.stream = new MediaStream(); // the preview: camera or screen, and the microphone
     this._listeners = new Set();
+    this._wanted = {};
+    this._busy = {}; // source -> the capture or stop under way
   }
 
   /** `{audio, video, screen}` as the room's `media` command states it. */
@@ -44,47 +40,43 @@ export class LocalMedia {
     return () => this._listeners.delete(listener);
   }
 
-  setCamera(on) {
-    return this.set("camera", on);
+  /** Start or stop one source (`camera`, `microphone`, `screen`); resolves whether it ends as
+   * asked. Calls are serialized per source: the last wish wins, once a capture under way ends. */
+  set(source, on) {
+    this._wanted[source] = on;
+    this._busy[source] ||= this._apply(source).finally(() => delete this._busy[source]);
+    return this._busy[source].then(() => Boolean(this[source]) === on);
   }
 
-  setMicrophone(on) {
-    return this.set("microphone", on);
-  }
-
-  setScreen(on) {
-    return this.set("screen", on);
-  }
-
-  /** Start or stop one source (`camera`, `microphone`, `screen`); resolves false if refused. */
-  async set(source, on) {
-    if (on === Boolean(this[source])) return true;
-    if (!on) {
-      this[source].stop();
-      this[source] = null;
-      return this._changed();
+  async _apply(source) {
+    while (Boolean(this[source]) !== this._wanted[source]) {
+      if (!this._wanted[source]) {
+        this[source].stop();
+        this[source] = null;
+        this._changed();
+        continue;
+      }
+      const [kind, open] = SOURCES[source];
+      let track;
+      try {
+        const stream = await open();
+        track = stream.getTracks().find((each) => each.kind === kind);
+        for (const other of stream.getTracks()) if (other !== track) other.stop();
+      } catch (error) {
+        const denied = error?.name === "NotAllowedError" || error?.name === "SecurityError";
+        this.session.toast(denied ? t(`media.denied.${kind}`) : t("media.failed", { reason: error?.message || error }), "error");
+      }
+      if (!track) return (this._wanted[source] = false);
+      this[source] = track;
+      // The browser's own "Stop sharing" (or an unplugged camera) ends the track.
+      track.addEventListener("ended", () => this[source] === track && this.set(source, false));
+      this._changed();
     }
-    const [kind, open] = SOURCES[source];
-    let track;
-    try {
-      const stream = await open();
-      track = stream.getTracks().find((each) => each.kind === kind);
-      for (const other of stream.getTracks()) if (other !== track) other.stop();
-    } catch (error) {
-      const denied = error?.name === "NotAllowedError" || error?.name === "SecurityError";
-      this.session.toast(denied ? t(`media.denied.${kind}`) : t("media.failed", { reason: error?.message || error }), "error");
-      return false;
-    }
-    if (!track) return false;
-    this[source] = track;
-    // The browser's own "Stop sharing" (or an unplugged camera) ends the track.
-    track.addEventListener("ended", () => this[source] === track && this.set(source, false));
-    return this._changed();
   }
 
-  /** Stop every track (leaving the rooms with media). */
+  /** Stop every track, captures under way included (leaving the rooms with media). */
   stopAll() {
-    for (const source of Object.keys(SOURCES)) if (this[source]) this.set(source, false);
+    for (const source of Object.keys(SOURCES)) if (this[source] || this._busy[source]) this.set(source, false);
   }
 
   _changed() {
@@ -111,7 +103,7 @@ export function exchangesMedia(room, peer) {
  */
 export class Mesh {
   constructor(session, local, roomId) {
-    Object.assign(this, { session, local, roomId, links: new Map(), closed: false });
+    Object.assign(this, { session, local, roomId, links: new Map(), closed: false, sid: session.hub.sid });
     this._stops = [session.onSignal((ev) => ev.room === roomId && this._signal(ev)), local.onChange(() => this._localChanged())];
     const stats = setInterval(() => this._readStats(), 2000);
     this._stops.push(() => clearInterval(stats));
@@ -134,12 +126,18 @@ export class Mesh {
     if (!this.closed) this.session.hub.request("media", { room: this.roomId, ...this.local.state }).catch(() => {}); // said again at the next change or join
   }
 
-  /** Drop every link without a word (a new connection is a new session on both sides). */
-  reset() {
-    for (const link of this.links.values()) link.close();
-    this.links.clear();
+  /** After a rejoin: a new connection is a new session, whose peers start afresh (the hub told
+   * them `bye` for the old one); links of the same session stay. */
+  rejoined() {
+    if (this.session.hub.sid !== this.sid) this._reset();
     this.sync();
     this.publish();
+  }
+
+  _reset() {
+    this.sid = this.session.hub.sid;
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
   }
 
   /** Hang up every link, telling each peer. */
@@ -158,6 +156,7 @@ export class Mesh {
 
   _signal(ev) {
     if (this.closed) return;
+    if (this.session.hub.sid !== this.sid) this._reset(); // a signal to the new session came first
     const link = this.links.get(ev.from);
     if (ev.type === "bye") return link && this._hangUp(ev.from, link, false);
     if (link) return link.receive(ev);

@@ -4,7 +4,7 @@
  * one selected: a direct message, and for moderators the stage, roles, chat mute, kick and bans.
  */
 
-import { button, h, replace, setText } from "./dom.js";
+import { button, h, keyed, replace, setText } from "./dom.js";
 import { moderates, rank, roleOf } from "./roomstate.js";
 import { roleBadge } from "./shell.js";
 import { t } from "./strings.js";
@@ -17,10 +17,11 @@ const OVERSCAN = 8;
 const LIVE_LIST = 200;
 
 export function mountPeople(container, session, roomId, openMessages) {
-  const count = h("p", { class: "hint", "aria-live": "polite" });
+  const count = h("p", { class: "hint" });
   const rows = h("div", { class: "rows", role: "list", "aria-label": t("people.list") });
   const viewport = h("div", { class: "people-scroll" }, rows);
-  const details = h("section", { class: "person card", hidden: true, "aria-live": "polite" });
+  const details = h("section", { class: "person card", hidden: true });
+  const drawnRows = new Map();
   container.append(count, viewport, details);
   let members = []; // [{sid, user, name, role}]
   let next = null; // the cursor of the next page; null once all are read
@@ -48,32 +49,35 @@ export function mountPeople(container, session, roomId, openMessages) {
     rows.style.height = `${members.length * ROW}px`;
     const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - OVERSCAN);
     const last = Math.min(members.length, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW) + OVERSCAN);
-    replace(
-      rows,
-      members.slice(first, last).map((member, offset) => {
-        const known = roleOf(room, member.user);
-        const row = h(
-          "div",
-          { role: "listitem", class: "row", "aria-setsize": String(members.length), "aria-posinset": String(first + offset + 1) },
-          h(
-            "button",
-            { type: "button", class: "row-button", "aria-pressed": String(selected?.sid === member.sid), onclick: () => ((selected = member), draw()) },
-            h("span", { class: "row-name", text: member.name }),
-            member.user === room.me && h("span", { class: "hint", text: t("people.you") }),
-            roleBadge(known === "attendee" ? member.role : known),
-          ),
-        );
-        row.style.top = `${(first + offset) * ROW}px`;
-        return row;
-      }),
-    );
+    // Rows in view only; a row that stays in view is kept (with the focus on it).
+    const shown = members.slice(first, last).map((member, offset) => ({ member, index: first + offset }));
+    keyed(rows, drawnRows, shown, ({ member }) => member.sid, ({ member }) => {
+      const badge = h("span");
+      const pick = h("button", { type: "button", class: "row-button", onclick: () => ((selected = member), draw()) }, h("span", { class: "row-name", text: member.name }), member.user === room.me && h("span", { class: "hint", text: t("people.you") }), badge);
+      const row = h("div", { role: "listitem", class: "row" }, pick);
+      return {
+        node: row,
+        update({ index }) {
+          const known = roleOf(room, member.user);
+          if (badge.textContent !== (roleBadge(known === "attendee" ? member.role : known)?.textContent ?? "")) replace(badge, roleBadge(known === "attendee" ? member.role : known));
+          row.style.top = `${index * ROW}px`;
+          row.setAttribute("aria-setsize", String(members.length));
+          row.setAttribute("aria-posinset", String(index + 1));
+          pick.setAttribute("aria-pressed", String(selected?.sid === member.sid));
+        },
+      };
+    });
     if (last >= members.length - OVERSCAN) load(false);
     drawDetails(room);
   };
 
+  let detailsFor = null;
   const drawDetails = (room) => {
     details.hidden = !selected;
-    if (!selected) return;
+    // Drawn again only when what it offers may change (not at every scroll or presence batch).
+    const key = selected && `${selected.sid}:${room.role}:${room.rolesVersion}`;
+    if (!selected || key === detailsFor) return;
+    detailsFor = key;
     const { user, name } = selected;
     const role = roleOf(room, user);
     const act = (op, fields, done, confirmText) => () => (!confirmText || confirm(confirmText)) && session.act(op, { room: roomId, user, ...fields }, done);

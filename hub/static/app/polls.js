@@ -5,13 +5,12 @@
  * "Option 1" …, "Add option", "Start poll"), "Close poll" and the CSV download.
  */
 
-import { button, field, h, keyed, replace, setText, uniqueId } from "./dom.js";
+import { button, h, keyed, replace, setText, uniqueId } from "./dom.js";
 import { moderates, rank, results } from "./roomstate.js";
 import { countdown, t } from "./strings.js";
 import { watchAll } from "./store.js";
 import { countdownIn } from "./ticker.js";
 
-const DURATIONS = [0, 30, 60, 120, 300, 600, 1800];
 
 /** Whether the person may start and close polls here (organizers only, in the lobby). */
 function runsPolls(room) {
@@ -21,7 +20,7 @@ function runsPolls(room) {
 export function mountPolls(container, session, roomId) {
   const empty = h("p", { class: "empty", text: t("poll.none") });
   const open = h("div");
-  const form = pollForm(session, roomId);
+  const form = h("div"); // the staff's form that starts a poll, loaded for them alone
   const closed = h("div");
   const closedSection = h("section", { hidden: true }, h("h3", { text: t("poll.results") }), closed);
   container.append(empty, open, form, closedSection);
@@ -32,6 +31,7 @@ export function mountPolls(container, session, roomId) {
     const room = session.room(roomId);
     if (!room) return;
     form.hidden = !runsPolls(room);
+    if (runsPolls(room) && !form.firstChild) import("./staff.js").then((staff) => form.firstChild || form.append(staff.pollForm(session, roomId)));
     keyed(open, cards, [...room.polls.values()], id, (view) => ballot(session, roomId, view), room);
     keyed(closed, closedCards, room.closedPolls.toReversed(), id, (view) => resultCard(session, roomId, view), room);
     closedSection.hidden = !room.closedPolls.length;
@@ -74,7 +74,7 @@ function ballot(session, roomId, view) {
   const vote = h("button", { type: "submit", class: "primary" });
   const mine = h("p", { class: "hint" });
   const deadline = h("p", { class: "hint" });
-  const resultSlot = h("div", { "aria-live": "polite" });
+  const resultSlot = h("div"); // not a live region: tallies change up to 4 times a second
   const tools = h("div", { class: "tools" });
   const onsubmit = async (event) => {
     event.preventDefault();
@@ -129,75 +129,4 @@ function resultCard(session, roomId, view) {
       replace(tools, runsPolls(room) && toolsFor(session, roomId, current.poll, false));
     },
   };
-}
-
-/** The form that starts a poll. */
-function pollForm(session, roomId) {
-  const question = h("input", { type: "text", required: true, maxlength: "300" });
-  const options = h("div");
-  const add = button(t("poll.addOption"), () => addOption(true));
-  const check = (key, checked) => {
-    const input = h("input", { type: "checkbox", checked });
-    return [input, h("label", { class: "choice" }, input, h("span", { text: t(key) }))];
-  };
-  const [multi, multiLabel] = check("poll.multi", false);
-  const [anonymous, anonymousLabel] = check("poll.anonymous", true);
-  const [change, changeLabel] = check("poll.allowChange", true);
-  const [guests, guestsLabel] = check("poll.guests", true);
-  const show = h("select", {}, ["live", "closed", "never"].map((value) => h("option", { value, text: t(`poll.show.${value}`) })));
-  const duration = h("select", {}, DURATIONS.map((s) => h("option", { value: String(s), text: s ? countdown(s) : t("poll.noDuration") })));
-  const start = h("button", { type: "submit", class: "primary", text: t("poll.start") });
-
-  const renumber = () => {
-    [...options.children].forEach((row, index) => {
-      row.querySelector("label").textContent = t("poll.option", { n: index + 1 });
-      const remove = row.querySelector("button");
-      remove.setAttribute("aria-label", t("poll.removeOption", { n: index + 1 }));
-      remove.hidden = options.children.length <= 2;
-    });
-    add.disabled = options.children.length >= 20;
-  };
-  const addOption = (focus) => {
-    const input = h("input", { type: "text", required: true, maxlength: "100" });
-    const row = h("div", { class: "option-row" }, field("", input), button("×", () => (row.remove(), renumber()), { class: "icon-button" }));
-    options.append(row);
-    renumber();
-    if (focus) input.focus();
-  };
-  const reset = () => {
-    question.value = "";
-    options.replaceChildren();
-    addOption(false);
-    addOption(false);
-  };
-  reset();
-  const onsubmit = async (event) => {
-    event.preventDefault();
-    const fields = {
-      room: roomId,
-      question: question.value.trim(),
-      options: [...options.querySelectorAll("input")].map((input) => input.value.trim()),
-      multi: multi.checked,
-      anonymous: anonymous.checked,
-      show: show.value,
-      allow_change: change.checked,
-      guests: guests.checked,
-      ...(Number(duration.value) && { duration: Number(duration.value) }),
-    };
-    start.disabled = true;
-    if (await session.act("poll.create", fields, t("poll.started"))) reset();
-    start.disabled = false;
-  };
-  return h(
-    "form",
-    { class: "card", "aria-label": t("poll.newPoll"), onsubmit, hidden: true },
-    h("h3", { text: t("poll.newPoll") }),
-    field(t("poll.question"), question),
-    options,
-    add,
-    h("div", { class: "checks" }, multiLabel, anonymousLabel, changeLabel, guestsLabel),
-    field(t("poll.show"), show),
-    field(t("poll.closesAfter"), duration),
-    start,
-  );
 }

@@ -4,11 +4,10 @@
  * Manage for moderators).
  */
 
-import { mountBreakoutBanner, mountBreakoutForm, mountChildBanner } from "./breakouts.js";
+import { mountBreakoutBanner, mountChildBanner } from "./breakouts.js";
 import { mountChat } from "./chat.js";
 import { mountMessages } from "./dm.js";
 import { button, h, setText } from "./dom.js";
-import { mountManage } from "./manage.js";
 import { Mesh } from "./media.js";
 import { mountNotices } from "./notices.js";
 import { mountPeople } from "./people.js";
@@ -52,7 +51,7 @@ export function mountRoom(main, session, roomId) {
       () => mesh.close(),
       session.store.watch(`stage:${roomId}`, () => mesh.sync()),
       // A new connection is a new session: the links of the old one are gone on both sides.
-      session.store.watch(`rejoined:${roomId}`, () => mesh.reset()),
+      session.store.watch(`rejoined:${roomId}`, () => mesh.rejoined()),
       mountTiles(stage, session, roomId, mesh),
       mountMediaControls(stage, session, roomId),
       mountHands(stage, session, roomId),
@@ -76,8 +75,12 @@ export function mountRoom(main, session, roomId) {
         const allowed = moderates(session.room(roomId) || {});
         tabs.show("manage", allowed);
         if (allowed && !manage.firstChild) {
-          stops.push(mountManage(manage, session, roomId));
-          if (room.kind !== "breakout") stops.push(mountBreakoutForm(manage, session, roomId));
+          manage.append(h("p", { class: "hint", text: t("room.joining") })); // until the tools load
+          import("./staff.js").then((staff) => {
+            manage.replaceChildren();
+            stops.push(staff.mountManage(manage, session, roomId));
+            if (room.kind !== "breakout") stops.push(staff.mountBreakoutForm(manage, session, roomId));
+          });
         }
       }),
     );

@@ -118,6 +118,8 @@ export function applyEvent(room, ev) {
       room.chat.slowmode = ev.seconds || 0;
       return ["room"];
     case "notice":
+      // A recovered join's snapshot holds the notices its missed events bring again.
+      if (room.notices.some((notice) => notice.seq === ev.seq)) return [];
       room.notices = [...room.notices, ev].slice(-NOTICES_KEPT);
       return ["notices"];
     case "qa": {
@@ -152,13 +154,23 @@ export function applyEvent(room, ev) {
       return applyPresence(room, ev);
     case "media": {
       const media = { audio: ev.audio, video: ev.video, screen: ev.screen };
-      if (room.peers.has(ev.sid)) room.peers.get(ev.sid).media = media;
-      else if (ev.sid !== room.sid) room.peers.set(ev.sid, { sid: ev.sid, user: ev.user, name: nameOf(room, ev.user), role: roleOf(room, ev.user), media });
+      const name = ev.name || nameOf(room, ev.user);
+      if (room.peers.has(ev.sid)) Object.assign(room.peers.get(ev.sid), { media, name });
+      else if (ev.sid !== room.sid && (room.kind !== "panel" || rank(roleOf(room, ev.user)) >= RANK.speaker)) {
+        // In a panel (whose join and leave lists stop at 200 members) a new session of someone on
+        // stage replaces their old one: one tile each.
+        if (room.kind === "panel") for (const [sid, peer] of room.peers) if (peer.user === ev.user) room.peers.delete(sid);
+        room.peers.set(ev.sid, { sid: ev.sid, user: ev.user, name, role: roleOf(room, ev.user), media });
+      }
       return ["stage"];
     }
-    case "breakouts":
+    case "breakouts": {
+      // One's own room comes apart from the round's event: kept while the round is the same.
+      const assigned = room.breakouts?.assigned;
       room.breakouts = ev.rooms?.length ? { ...ev, parent: room.id } : null;
+      if (assigned && room.breakouts?.rooms.some((child) => child.id === assigned)) room.breakouts.assigned = assigned;
       return ["breakouts"];
+    }
     case "breakout.ending":
       room.endingAt = ev.ends_at;
       return ["breakouts"];

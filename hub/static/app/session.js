@@ -9,6 +9,7 @@ import { addMessages, applyEvent, applySnapshot, roomFromJoin } from "./roomstat
 import { t } from "./strings.js";
 
 const HISTORY_PAGE = 50;
+const DM_KEPT = 1000; // messages of a conversation in memory, as the hub keeps
 const ALL_TOPICS = ["room", "chat", "notices", "qa", "polls", "hands", "stage", "members", "breakouts"];
 
 /** A person-readable text for an error from the hub or the client. */
@@ -16,11 +17,6 @@ export function errorText(error) {
   const known = error?.code ? t(`error.${error.code}`, {}, null) : null;
   const detail = error?.msg || error?.message || "";
   return known && detail ? `${known} (${detail})` : known || detail || t("error.unknown");
-}
-
-/** Whether room id `child` names a breakout of room `parent` (`<parent>.b<n>`). */
-function isBreakoutOf(child, parent) {
-  return Boolean(child?.startsWith(`${parent}.b`) && /^\d+$/.test(child.slice(parent.length + 2)));
 }
 
 export class Session {
@@ -63,9 +59,14 @@ export class Session {
     this.store.touch("directory");
   }
 
-  // --- hub events -------------------------------------------------------------------------
+  // --- hub events
 
   _joined({ room: id, reply, rejoin, recovered }) {
+    if (id !== this.lobby && id !== this.current && reply.room?.kind !== "lobby") {
+      // Joined for a view the person has left meanwhile (a late reply): leave it again.
+      this.hub.leave(id).catch(() => {});
+      return;
+    }
     let room = this.room(id);
     const fresh = !room;
     if (fresh) this.state.rooms.set(id, (room = roomFromJoin(reply, this.hub.user, this.hub.sid)));
@@ -76,24 +77,23 @@ export class Session {
     }
     this.touchRoom(id, rejoin ? [...ALL_TOPICS, "rejoined"] : ALL_TOPICS);
     if (fresh || !recovered) {
-      room.chat.messages = [];
-      room.chat.ids = new Set();
+      // A new page of history; a load still under way for the old one is ignored.
+      Object.assign(room.chat, { messages: [], ids: new Set(), reachedStart: false, memoryFull: false, loading: false, generation: (room.chat.generation || 0) + 1 });
       this.loadChat(id);
     }
-    // Someone who comes into a parent room while its breakouts are open goes to theirs.
+    // Someone in a parent room when its round opens, or who comes back while it is open, goes
+    // to their breakout (once for each assignment: they may walk back out).
     const assigned = reply.snapshot?.breakouts?.assigned;
-    if (fresh && assigned && this.current === id) this.navigate(assigned);
+    if (assigned && assigned !== this.state.assignments.get(id)) {
+      this.state.assignments.set(id, assigned);
+      if (this.current === id) this.navigate(assigned);
+    }
   }
 
-  /** A room the person is no longer in: forget it (and its breakouts), say why, go back. */
+  /** A room the person is no longer in: forget it, say why, and go to `to` (the lobby). */
   _gone(id, why, to = null) {
-    for (const [other, room] of this.state.rooms) {
-      if (other === id || room.parent === id) {
-        this.state.rooms.delete(other);
-        this.touchRoom(other, ["room"]);
-      }
-    }
-    if (this.current === id || !this.room(this.current)) {
+    if (this.state.rooms.delete(id)) this.touchRoom(id, ["room"]);
+    if (this.current === id) {
       if (why) this.toast(why, to ? "info" : "error");
       this.navigate(to);
     }
@@ -111,8 +111,7 @@ export class Session {
       case "kicked":
         return this._gone(ev.room, t("room.kicked", { title: room?.title || ev.room }));
       case "breakout.closed":
-        this.state.rooms.delete(ev.room);
-        return this.current === ev.room ? this._gone(ev.room, t("breakout.closedToast"), ev.parent) : undefined;
+        return this._gone(ev.room, t("breakout.closedToast"), ev.parent);
       case "breakout.assigned":
         this.state.assignments.set(ev.room, ev.breakout);
         if (room?.breakouts) room.breakouts.assigned = ev.breakout;
@@ -128,12 +127,12 @@ export class Session {
       else if (room.breakouts.rooms.some((child) => child.id === assigned)) room.breakouts.assigned = assigned;
     }
     this.touchRoom(room.id, topics);
-    if (ev.ev === "notice") this.announce(t("notice.announced", { text: ev.text }));
+    if (ev.ev === "notice" && topics.length) this.announce(t("notice.announced", { text: ev.text }));
     if (ev.ev === "poll") this.announce(t(ev.poll.state === "closed" ? "poll.closedAnnounce" : "poll.openedAnnounce", { question: ev.poll.question }));
     if (ev.ev === "breakout.ending") this.announce(t("breakout.endingSoon"));
   }
 
-  // --- navigation -------------------------------------------------------------------------
+  // --- navigation
 
   /** Show a room (null: the lobby), through the address so the back button works. */
   navigate(id) {
@@ -142,22 +141,20 @@ export class Session {
     else this.route();
   }
 
-  /** Follow the address: leave the room on screen (not a breakout's parent), join the new one. */
+  /** Follow the address (`#/` the lobby, `#/room/<id>`): leave the room on screen and join the
+   * new one. The person is in the lobby and at most one other room, the one on screen: a
+   * breakout's parent is left too (the hub ends its peers' links), and joined again on return. */
   async route() {
+    if (location.hash && !location.hash.startsWith("#/")) return; // an in-page anchor
     const match = /^#\/room\/(.+)$/.exec(location.hash);
     const target = match ? decodeURIComponent(match[1]) : null;
     const previous = this.current;
     if (target === previous && (target === null || this.state.rooms.has(target))) return;
     this.current = target;
     this.store.touch("view");
-    const left = this.room(previous);
-    // A parent stays joined while its breakout is on screen; a breakout's parent goes with it.
-    if (left && left.kind !== "lobby" && !isBreakoutOf(target, previous)) {
-      for (const id of [previous, left.parent !== target && left.parent]) {
-        if (!id || !this.state.rooms.delete(id)) continue;
-        this.touchRoom(id, ["room"]);
-        this.hub.leave(id).catch(() => {}); // gone already (a closed breakout, a kick)
-      }
+    if (previous && previous !== this.lobby && previous !== target) {
+      if (this.state.rooms.delete(previous)) this.touchRoom(previous, ["room"]);
+      this.hub.leave(previous).catch(() => {}); // gone already (a closed breakout, a kick)
     }
     if (target === null || this.state.rooms.has(target)) return this.touchRoom(target, ["room"]);
     try {
@@ -167,7 +164,7 @@ export class Session {
     }
   }
 
-  // --- chat -------------------------------------------------------------------------------
+  // --- chat
 
   /** Load a page of chat history: the newest, or (`older`) the one before the oldest shown;
    * resolves with how many messages came. */
@@ -175,11 +172,13 @@ export class Session {
     const room = this.room(id);
     const chat = room?.chat;
     if (!chat || chat.loading || (older && (chat.reachedStart || chat.memoryFull))) return 0;
+    const generation = chat.generation;
     chat.loading = true;
     try {
       const fields = { room: id, limit: HISTORY_PAGE };
       if (older && chat.messages.length) fields.before = chat.messages[0].seq;
       const { messages } = await this.hub.request("chat.history", fields);
+      if (chat.generation !== generation) return 0; // the room was reloaded meanwhile
       if (messages.length < HISTORY_PAGE) chat.reachedStart = true;
       addMessages(room, messages, { older });
       return messages.length;
@@ -187,17 +186,17 @@ export class Session {
       this.toast(t("chat.historyFailed", { reason: errorText(error) }), "error");
       return 0;
     } finally {
-      chat.loading = false;
+      if (chat.generation === generation) chat.loading = false;
       this.touchRoom(id, ["chat"]);
     }
   }
 
   /** Post a message through the outbox: sent once, whenever the hub is reachable. */
   sendChat(id, text) {
-    this.hub.sendChat(id, text).catch(() => {}); // failures come as chat.failed
+    this.hub.sendChat(id, text).catch((error) => error.code === "rate_limited" && this.toast(errorText(error), "error")); // others come as chat.failed
   }
 
-  // --- actions ----------------------------------------------------------------------------
+  // --- actions
 
   /** Send a command; on an error reply, show it and resolve null. */
   async act(op, fields, success) {
@@ -261,7 +260,7 @@ export class Session {
     return this.hub.request("presence", { room: id, limit: 200, ...(after && { after }) });
   }
 
-  // --- direct messages --------------------------------------------------------------------
+  // --- direct messages
 
   async loadConversations() {
     const readKey = `livehub.dmread.${this.hub.user.id}`;
@@ -293,7 +292,7 @@ export class Session {
 
   _dmReceived(ev) {
     const conversation = this._conversation(ev.from, ev.name, ev);
-    if (!conversation.messages.some((m) => m.id === ev.id)) conversation.messages.push(ev);
+    if (!conversation.messages.some((m) => m.id === ev.id)) conversation.messages = [...conversation.messages, ev].slice(-DM_KEPT);
     if (this.state.dms.open === ev.from && !document.hidden) this.markRead(ev.from);
     else this.announce(t("dm.received", { name: ev.name }));
     this.store.touch("dms");
@@ -351,12 +350,12 @@ export class Session {
     this.store.touch("dms-focus");
   }
 
-  // --- feedback ---------------------------------------------------------------------------
+  // --- feedback
 
   /** A short message on screen (read out too); `kind` "error" for failures. */
   toast(text, kind = "info") {
     const id = ++this._toasts;
-    this.state.toasts.push({ id, text, kind });
+    this.state.toasts = [...this.state.toasts.slice(-3), { id, text, kind }];
     this.store.touch("toasts");
     setTimeout(() => {
       this.state.toasts = this.state.toasts.filter((toast) => toast.id !== id);

@@ -113,6 +113,7 @@ export function mountHands(container, session, roomId) {
   const own = h("div", { class: "hand" }, raise, lower, place);
   const queue = h("ol", { class: "hand-queue", "aria-label": t("hand.queue") });
   const section = h("section", { class: "hands card", hidden: true }, h("h3", { text: t("hand.queue") }), queue);
+  const entries = new Map();
   container.append(own, section);
   return watchAll(session.store, [`hands:${roomId}`, `room:${roomId}`], () => {
     const room = session.room(roomId);
@@ -124,17 +125,14 @@ export function mountHands(container, session, roomId) {
     setText(place, index >= 0 ? t("hand.place", { count: index + 1 }) : "");
     section.hidden = !moderates(room) || !room.hands.length;
     if (section.hidden) return;
-    replace(
-      queue,
-      room.hands.map(({ user, name }) =>
-        h(
-          "li",
-          {},
-          h("span", { text: name }),
-          room.kind === "panel" && button(t("stage.invite"), () => act("role.set", { user, role: "speaker" }, t("stage.invited", { name })), { class: "small", "aria-label": t("stage.inviteName", { name }) }),
-          button(t("hand.lowerOther"), () => act("hand.lower", { user }), { class: "small", "aria-label": t("hand.lowerName", { name }) }),
-        ),
+    keyed(queue, entries, room.hands, (hand) => hand.user, ({ user, name }) => ({
+      node: h(
+        "li",
+        {},
+        h("span", { text: name }),
+        room.kind === "panel" && button(t("stage.invite"), () => act("role.set", { user, role: "speaker" }, t("stage.invited", { name })), { class: "small", "aria-label": t("stage.inviteName", { name }) }),
+        button(t("hand.lowerOther"), () => act("hand.lower", { user }), { class: "small", "aria-label": t("hand.lowerName", { name }) }),
       ),
-    );
+    }));
   });
 }

@@ -19,7 +19,7 @@ export const catalogue = {
   "kind.breakout": "Breakout",
 
   "account.messages": "Messages",
-  "account.messagesUnread": { one: "Messages ({count} unread)", other: "Messages ({count} unread)" },
+  "account.messagesUnread": "Messages ({count} unread)",
   "account.signOut": "Sign out",
 
   "entry.title": "Welcome to the event",
@@ -119,7 +119,7 @@ export const catalogue = {
   "poll.votedChange": "Your vote is in. You may change it until the poll closes.",
   "poll.chooseOne": "Choose one",
   "poll.chooseAny": "Choose any",
-  "poll.chooseUpTo": { one: "Choose up to {count}", other: "Choose up to {count}" },
+  "poll.chooseUpTo": "Choose up to {count}",
   "poll.oneVote": "One person, one vote: it cannot be changed",
   "poll.hiddenUntilClosed": "Results stay hidden until the vote closes",
   "poll.moderatorsOnly": "Results are shown to moderators only",
@@ -206,7 +206,7 @@ export const catalogue = {
   "dm.title": "Messages",
   "dm.conversations": "Conversations",
   "dm.none": "No messages yet. Choose someone under People to write to them.",
-  "dm.unread": { one: "{count} unread", other: "{count} unread" },
+  "dm.unread": "{count} unread",
   "dm.with": "Conversation with {name}",
   "dm.log": "Messages in this conversation",
   "dm.message": "Direct message",
