@@ -3,8 +3,9 @@ up in a busy panel.
 
     .venv/bin/python benchmarks/webapp.py [--members 1000] [--rate 20] [--duration 30] [--runs 10]
 
-1. **Weight**: the bytes of the page's own JS and CSS as the browser received them
-   (uncompressed), from the Resource Timing entries of one load.
+1. **Weight**: the bytes of the page's own JS and CSS as an attendee's browser received them
+   (uncompressed), from the Resource Timing entries of one load; and of every JS and CSS file
+   of the app, the staff's tools (loaded on demand) included.
 2. **First render**: ``--runs`` fresh browser contexts each load ``/#token=…``; the time from
    navigation start until the lobby is on screen and the status says "Connected" (and the First
    Contentful Paint).
@@ -155,6 +156,12 @@ def weight(page: Any) -> dict[str, int]:
     return {"js": js, "css": css, "files": files}
 
 
+def static_bytes() -> int:
+    """The bytes of every JS and CSS file the hub serves for the app, loaded or not."""
+    static = ROOT / "hub" / "static"
+    return sum(path.stat().st_size for path in static.rglob("*") if path.suffix in (".js", ".css"))
+
+
 def first_render(browser: Any, hub: HubProcess, runs: int) -> dict[str, Any]:
     times: list[float] = []
     paints: list[float] = []
@@ -211,7 +218,7 @@ def busy_panel(browser: Any, hub: HubProcess, options: argparse.Namespace) -> di
         page.goto(f"{hub.http}/#token={mint('watcher', 'attendee', name='Watcher')}")
         page.get_by_role("link", name="Benchmark panel").click()
         page.get_by_role("heading", level=1, name="Benchmark panel").wait_for()
-        page.get_by_text(f"{options.members} people here").first.wait_for(timeout=30_000)
+        page.get_by_text(f"{options.members:,} people here").first.wait_for(timeout=30_000)
         page.evaluate(MONITOR_JS)
         loader.stdin.write("go\n")  # type: ignore[union-attr]
         loader.stdin.flush()  # type: ignore[union-attr]
@@ -306,6 +313,7 @@ def main() -> int:
                 ["page JS (uncompressed)", f"{w['js'] / 1024:.1f} KB"],
                 ["page CSS (uncompressed)", f"{w['css'] / 1024:.1f} KB"],
                 ["JS + CSS files", str(w["files"])],
+                ["all the app's JS + CSS (staff tools too)", f"{static_bytes() / 1024:.1f} KB"],
                 ["first render, median", f"{first['first_render_ms']['median']:.0f} ms"],
                 [
                     "first render, max",
