@@ -175,6 +175,18 @@ class People:
         person.expect_connected()
         return person
 
+    def in_new_room(
+        self, hub: HubProcess, kind: str, *who: tuple[str, str]
+    ) -> tuple[str, list[Person]]:
+        """A fresh room of ``kind`` with these people in it, each ``(name, role)``, entered
+        from the lobby in order; returns its title and them."""
+        title = f"{kind.title()} {unique('r')}"
+        new_room(hub, kind, title)
+        persons = [self.open(hub, role=role, name=name) for name, role in who]
+        for person in persons:
+            person.enter(title)
+        return title, persons
+
     def close(self) -> None:
         for context in self._contexts:
             with contextlib.suppress(Exception):

@@ -9,7 +9,7 @@ import io
 import re
 
 from tests.browser.actions import chat_log, expect, poll_group, send_chat, start_poll
-from tests.browser.conftest import WAIT_MS, People, Person, new_room, tab_to, unique
+from tests.browser.conftest import WAIT_MS, People, Person, tab_to, unique
 from tests.support.hub_process import HubProcess, mint
 
 
@@ -203,12 +203,10 @@ def test_a_reload_keeps_a_guest_in_with_the_same_identity(
 def test_two_people_in_a_workshop_see_each_others_camera(
     web_hub: HubProcess, people: People
 ) -> None:
-    title = f"Video lab {unique('w')}"
-    new_room(web_hub, "workshop", title)
-    ada = people.open(web_hub, name="Ada")
-    bob = people.open(web_hub, name="Bob")
+    _, (ada, bob) = people.in_new_room(
+        web_hub, "workshop", ("Ada", "attendee"), ("Bob", "attendee")
+    )
     for person in (ada, bob):
-        person.enter(title)
         camera = person.page.get_by_role("button", name="Camera", exact=True)
         camera.click()
         expect(camera).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)
@@ -240,12 +238,9 @@ def test_two_people_in_a_workshop_see_each_others_camera(
 def test_a_breakout_round_moves_two_attendees_in_and_back(
     web_hub: HubProcess, people: People
 ) -> None:
-    title = f"Breakout lab {unique('w')}"
-    new_room(web_hub, "workshop", title)
-    moderator = people.open(web_hub, role="moderator", name="Mona")
-    attendees = [people.open(web_hub, name=name) for name in ("Ann", "Abe")]
-    for person in (moderator, *attendees):
-        person.enter(title)
+    title, (moderator, *attendees) = people.in_new_room(
+        web_hub, "workshop", ("Mona", "moderator"), ("Ann", "attendee"), ("Abe", "attendee")
+    )
     expect(
         attendees[0]
         .page.get_by_text("2 people here")
@@ -271,10 +266,7 @@ def test_a_breakout_round_moves_two_attendees_in_and_back(
 
 
 def test_keyboard_only_join_send_and_vote(web_hub: HubProcess, people: People) -> None:
-    title = f"Keyboard lab {unique('w')}"
-    new_room(web_hub, "workshop", title)
-    moderator = people.open(web_hub, role="moderator", name="Mona")
-    moderator.enter(title)
+    title, (moderator,) = people.in_new_room(web_hub, "workshop", ("Mona", "moderator"))
     moderator.tab("Polls")
     question = f"Keyboard works? {unique('q')}"
     start_poll(moderator, question, ["Yes", "No"])

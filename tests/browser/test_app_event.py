@@ -6,19 +6,16 @@ from __future__ import annotations
 import re
 
 from tests.browser.actions import chat_log, expect, poll_group, send_chat
-from tests.browser.conftest import WAIT_MS, People, new_room, unique
+from tests.browser.conftest import WAIT_MS, People, unique
 from tests.support.hub_process import HubProcess, mint
 
 
 def test_a_direct_message_shows_as_unread_until_it_is_read(
     web_hub: HubProcess, people: People
 ) -> None:
-    title = f"DM lab {unique('w')}"
-    new_room(web_hub, "workshop", title)
-    ada = people.open(web_hub, name="Ada")
-    bob = people.open(web_hub, name="Bob")
-    for person in (ada, bob):
-        person.enter(title)
+    title, (ada, bob) = people.in_new_room(
+        web_hub, "workshop", ("Ada", "attendee"), ("Bob", "attendee")
+    )
     ada.tab("People")
     ada.page.get_by_role("button", name=re.compile("^Bob")).click()
     ada.page.get_by_role("button", name="Send a message").click()
@@ -51,12 +48,9 @@ def test_a_direct_message_shows_as_unread_until_it_is_read(
 def test_a_moderator_announces_deletes_a_message_and_removes_someone(
     web_hub: HubProcess, people: People
 ) -> None:
-    title = f"Moderated {unique('w')}"
-    new_room(web_hub, "workshop", title)
-    moderator = people.open(web_hub, role="moderator", name="Mona")
-    troll = people.open(web_hub, name="Trent")
-    for person in (moderator, troll):
-        person.enter(title)
+    title, (moderator, troll) = people.in_new_room(
+        web_hub, "workshop", ("Mona", "moderator"), ("Trent", "attendee")
+    )
     send_chat(troll, "buy cheap watches")
     item = chat_log(moderator).get_by_role("listitem").filter(has_text="buy cheap watches")
     item.get_by_role("button", name="Delete message from Trent").click()
@@ -116,12 +110,9 @@ def test_the_award_election_is_one_vote_each_and_shows_its_result_when_closed(
 def test_a_speaker_goes_live_and_shares_the_screen_for_the_audience(
     web_hub: HubProcess, people: People
 ) -> None:
-    title = f"Stage {unique('p')}"
-    new_room(web_hub, "panel", title)
-    speaker = people.open(web_hub, role="speaker", name="Sam")
-    viewer = people.open(web_hub, name="Vic")
-    for person in (speaker, viewer):
-        person.enter(title)
+    _, (speaker, viewer) = people.in_new_room(
+        web_hub, "panel", ("Sam", "speaker"), ("Vic", "attendee")
+    )
     stage = viewer.page.get_by_role("region", name="Stage")
     speaker.page.get_by_role("button", name="Go live").click()
     tile = stage.get_by_role("figure", name=re.compile("^Sam"))
