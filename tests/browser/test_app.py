@@ -9,7 +9,7 @@ import io
 import re
 
 from tests.browser.actions import chat_log, expect, poll_group, send_chat, start_poll
-from tests.browser.conftest import WAIT_MS, People, Person, tab_to, unique
+from tests.browser.conftest import WAIT_MS, People, Person, new_room, tab_to, unique
 from tests.support.hub_process import HubProcess, mint
 
 
@@ -336,3 +336,44 @@ def test_livehub_js_works_on_its_own(web_hub: HubProcess, people: People) -> Non
     assert texts["seq"] > 0
     assert texts["error"] == "forbidden"
     assert texts["state"] == "closed"
+
+
+def test_older_chat_loads_when_scrolling_up(web_hub: HubProcess, people: People) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hub.client import HubClient
+
+    title = f"History {unique('w')}"
+    room = new_room(web_hub, "workshop", title)
+
+    async def post() -> None:
+        # An organizer: exempt from the rate limits, so 120 messages go out at once.
+        async with HubClient(web_hub.url, token=mint(unique("org"), "organizer")) as client:
+            await client.join(room)
+            for n in range(1, 121):
+                await client.request("chat.send", room=room, text=f"message number {n}")
+
+    # Playwright's sync API runs a loop in this thread: the client gets a thread of its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, post()).result(timeout=3 * WAIT_MS / 1000)
+    reader = people.open(web_hub, name="Rita")
+    reader.enter(title)
+    log = chat_log(reader)
+    expect(log).to_contain_text("message number 120", timeout=WAIT_MS)
+    first = log.get_by_text("message number 1", exact=True)
+    expect(first).to_have_count(0)
+    scroller = reader.page.get_by_role("region", name="Chat, scroll up for older messages")
+    beginning = reader.page.get_by_text("This is the beginning of the chat.")
+    for _ in range(5):  # each scroll to the top reads one older page (50 messages)
+        if first.count():
+            break
+        count = log.get_by_role("listitem").count()
+        scroller.evaluate("element => { element.scrollTop = 0; }")
+        reader.page.wait_for_function(
+            "n => document.querySelectorAll('[role=log] > li').length > n",
+            arg=count,
+            timeout=WAIT_MS,
+        )
+    expect(first).to_have_count(1)
+    expect(beginning).to_be_visible(timeout=WAIT_MS)
