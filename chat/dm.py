@@ -20,16 +20,19 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from chat.moderation import chat_limiter, check_rate, validate_user
-from hub.auth import Role
+from hub.auth import Identity, Role
 from hub.codec import pack, unpack
-from hub.core_ops import KNOWN_USERS
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext
 from hub.node import Node
 from rooms.feature import optional_int
 from rooms.model import clean_text
 
 log = logging.getLogger(__name__)
+
+# The broker set of every user id that ever said hello: direct messages go to known users only.
+KNOWN_USERS: Final = "users"
 
 MAX_TEXT: Final = 2000
 KEPT_PER_CONVERSATION: Final = 1000
@@ -80,12 +83,13 @@ class DirectMessages:
         self.limiter = chat_limiter(node)
         self._restored_at = -math.inf
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register ``dm.send`` and ``dm.history``."""
-        registry.add("dm.send", self.send)
-        registry.add("dm.history", self.history)
-        registry.add("dm.conversations", self.conversations)
-        self.node.on_history_lost(self.restore_users)
+        ctx.command("dm.send", self.send)
+        ctx.command("dm.history", self.history)
+        ctx.command("dm.conversations", self.conversations)
+        ctx.on_history_lost(self.restore_users)
+        ctx.on_hello(self._know_user)
 
     async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Send ``text`` to user ``to`` -> ``{id, ts, n}``, acknowledged once kept (the
@@ -169,6 +173,10 @@ class DirectMessages:
             raise HubError("bad_request", "a conversation needs someone else")
         items = await self.node.broker.log_range(log_key(me, other), before, limit)
         return {"messages": [unpack(item) for _, item in items]}
+
+    async def _know_user(self, ctx: CommandContext, identity: Identity) -> None:
+        # Known from now on, on every node: dm.send refuses unknown users.
+        await self.node.broker.set_add(KNOWN_USERS, identity.user_id)
 
     async def restore_users(self, room: str) -> None:
         """The broker lost its data (the history-lost hook): the users connected to this node are

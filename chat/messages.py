@@ -15,11 +15,12 @@ import secrets
 import time
 from typing import Any, Final
 
-from chat.moderation import ChatRules, ModerationOps, chat_limiter, check_rate
+from chat.moderation import ChatRules, chat_limiter, check_rate
 from hub.auth import Role
 from hub.codec import pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext
 from hub.node import Node
 from rooms.feature import RoomsFeature, optional_int
 from rooms.model import clean_text, joined_room, validate_room_id
@@ -81,12 +82,12 @@ class ChatFeature:
         self.rules = ChatRules(node.broker)
         self.limiter = chat_limiter(node)
 
-    def install(self, registry: CommandRegistry) -> None:
-        """Register the chat ops and the moderation ops (``chat.mute``, ``room.slowmode``)."""
-        registry.add("chat.send", self.send)
-        registry.add("chat.history", self.history)
-        registry.add("chat.delete", self.delete)
-        ModerationOps(self.node, self.rooms, self.rules).install(registry)
+    def install(self, ctx: FeatureContext) -> None:
+        """Register the chat ops (the moderation ops that share :attr:`rules` are
+        :class:`chat.moderation.ModerationOps`)."""
+        ctx.command("chat.send", self.send)
+        ctx.command("chat.history", self.history)
+        ctx.command("chat.delete", self.delete)
 
     # --- chat.send ------------------------------------------------------------------------------
 

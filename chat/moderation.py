@@ -17,12 +17,13 @@ from typing import Any, Final
 from hub.auth import Role
 from hub.broker import Broker
 from hub.codec import pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter
 from rooms.feature import RoomsFeature, optional_int
-from rooms.model import Room, validate_room_id
+from rooms.model import validate_room_id
 
 MAX_MUTE: Final = 86_400
 MAX_SLOWMODE: Final = 3_600
@@ -174,11 +175,11 @@ class ModerationOps:
         self.rooms = rooms
         self.rules = rules
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register the ops and the snapshot part."""
-        registry.add("chat.mute", self.mute)
-        registry.add("room.slowmode", self.slowmode)
-        self.rooms.add_snapshot(self.snapshot)
+        ctx.command("chat.mute", self.mute)
+        ctx.command("room.slowmode", self.slowmode)
+        ctx.on_snapshot(self.snapshot)
 
     async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
         room = validate_room_id(cmd.get("room"))
@@ -206,7 +207,7 @@ class ModerationOps:
         await self.node.publish_event(room, "room.slowmode", {"seconds": seconds})
         return {}
 
-    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         """``slowmode`` (seconds) while on; ``muted_until`` while the caller is muted."""
         part: dict[str, Any] = {}
         slowmode = await self.rules.slowmode(room.id)

@@ -30,11 +30,12 @@ from typing import Any, Final, Literal
 
 from hub.auth import Role
 from hub.codec import EncodedEvent, pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from rooms.feature import RoomsFeature
-from rooms.model import Room, clean_text, joined_room, validate_room_id
+from rooms.model import clean_text, joined_room, validate_room_id
 
 MAX_QUESTION = 500
 # How often a node sends its vote changes and its members' qa.votes: at most this often per
@@ -120,15 +121,15 @@ class QaFeature:
         # Questions any node said changed since this node's last run (to deliver qa.votes).
         self._heard: set[Mark] = set()
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register the Q&A ops, the snapshot part, the vote signal and the periodic job."""
-        registry.add("qa.ask", self.ask)
-        registry.add("qa.vote", self.vote)
-        registry.add("qa.answer", self.answer)
-        registry.add("qa.dismiss", self.dismiss)
-        self.rooms.add_snapshot(self.snapshot)
-        self.node.on_signal(_SIGNAL, self._votes_changed)
-        self.node.every(VOTES_INTERVAL, self.flush_votes)
+        ctx.command("qa.ask", self.ask)
+        ctx.command("qa.vote", self.vote)
+        ctx.command("qa.answer", self.answer)
+        ctx.command("qa.dismiss", self.dismiss)
+        ctx.on_snapshot(self.snapshot)
+        ctx.on_signal(_SIGNAL, self._votes_changed)
+        ctx.every(VOTES_INTERVAL, self.flush_votes)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class QaFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         """The join snapshot's ``questions``: see :meth:`open_questions`."""
         return {"questions": await self.open_questions(room.id)}
 

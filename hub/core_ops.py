@@ -4,43 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
-from hub.auth import Identity, Role, TokenAuthority, guest_identity
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.auth import Identity, TokenAuthority, guest_identity
+from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
+from hub.feature import FeatureContext, HelloHook
 from hub.session import Session, SessionState
-
-# The broker set of every user id that ever said hello: direct messages go to known users only.
-KNOWN_USERS = "users"
-# The broker set of the users banned from the whole event (``ban``): their hello closes with 4003.
-BANNED_USERS = "banned"
-# The broker hash of the event-wide role of every moderator and organizer who said hello (user ->
-# role label): what a node knows of someone's rank when they are connected elsewhere.
-STAFF_ROLES = "staff"
 
 
 class SessionOps:
     """Authenticates sessions with the hub's tokens (or as guests, where allowed)."""
 
-    def __init__(
-        self,
-        authority: TokenAuthority,
-        *,
-        guests: bool,
-        ice_servers: Callable[[Identity], list[dict[str, Any]]] | None = None,
-    ) -> None:
+    def __init__(self, authority: TokenAuthority, *, guests: bool) -> None:
         self.authority = authority
         self.guests = guests
-        self.ice_servers = ice_servers or (lambda user: [])
+        self.hello_hooks: list[HelloHook] = []
 
-    def install(self, registry: CommandRegistry) -> None:
-        """Register ``hello``, ``ping``, ``refresh`` and ``token.renew``."""
-        registry.add("hello", self.hello, before_hello=True)
-        registry.add("ping", self.ping)
-        registry.add("refresh", self.refresh)
-        registry.add("token.renew", self.renew)
+    def install(self, ctx: FeatureContext) -> None:
+        """Register ``hello``, ``ping``, ``refresh`` and ``token.renew``; ``hello`` runs the
+        context's hello hooks (those added later included)."""
+        ctx.command("hello", self.hello, before_hello=True)
+        ctx.command("ping", self.ping)
+        ctx.command("refresh", self.refresh)
+        ctx.command("token.renew", self.renew)
+        self.hello_hooks = ctx.hello_hooks
 
     def identify(
         self, cmd: dict[str, Any], *, guest_ttl: float = 12 * 3600, now: float | None = None
@@ -74,29 +62,22 @@ class SessionOps:
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
         identity, guest_token = self.identify(cmd, guest_ttl=ctx.node.config.guest_ttl)
-        # Known from now on, on every node (dm.send refuses unknown users). Before the bind: a
-        # hello that fails here (broker unavailable) may be retried without binding twice.
-        await ctx.node.broker.set_add(KNOWN_USERS, identity.user_id)
+        # Hooks run after the bind: what they read (a ban, say) is either seen here or, stored
+        # later, reaches this session through the user's topic. A hello that failed in a hook
+        # (broker unavailable) may be retried: binding again changes nothing.
         await ctx.node.bind_user(session, identity.user_id)
-        # Read after the bind: a ban stored later closes this session through the user's topic,
-        # a ban stored earlier is seen here.
-        if await ctx.node.broker.set_contains(BANNED_USERS, identity.user_id):
-            raise HubError("forbidden", "banned from this event", close=CloseCode.BANNED)
-        if identity.role >= Role.MODERATOR:
-            await ctx.node.broker.hash_set(
-                STAFF_ROLES, identity.user_id, identity.role.label.encode()
-            )
+        reply: dict[str, Any] = {
+            "sid": session.sid,
+            "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
+            "node": ctx.node.node_id,
+            "limits": ctx.node.config.limits.public(),
+        }
+        for hook in self.hello_hooks:
+            reply.update(await hook(ctx, identity) or {})
         if not session.open:
             raise HubError("closed", "the connection is closing")
         session.authenticate(identity)
         self._watch_expiry(session)
-        reply = {
-            "sid": session.sid,
-            "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
-            "node": ctx.node.node_id,
-            "ice_servers": self.ice_servers(identity),
-            "limits": ctx.node.config.limits.public(),
-        }
         if guest_token is not None:
             reply["token"] = guest_token
         return reply

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.broker import Broker, StoredEvent, node_topic, user_topic
+from hub.broker import Broker, StoredEvent, user_topic
 from hub.codec import EncodedEvent, pack, unpack
 from hub.config import HubConfig
 from hub.errors import CloseCode
@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 SignalHandler = Callable[[Any], None]
 StoredHook = Callable[[dict[str, Any]], None]
 SessionHook = Callable[[Session], Awaitable[None]]
+RoomHook = Callable[[str], Awaitable[None]]
 
 # Envelope kinds of ephemeral broker messages.
 _ROOM_EVENT = "e"
-_TO_SESSION = "s"
 _TO_USER = "u"
 _SIGNAL = "x"
 _CLOSE_USER = "c"
@@ -120,7 +120,7 @@ class Node:
         self._signals: dict[str, SignalHandler] = {}
         self._stored_hooks: dict[str, list[StoredHook]] = {}
         self._close_hooks: list[SessionHook] = []
-        self._epoch_hooks: list[Callable[[str], Awaitable[None]]] = []
+        self._epoch_hooks: list[RoomHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
 
@@ -168,23 +168,26 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    # --- extension points ---------------------------------------------------------------------
+    # --- hooks (registered through hub.feature.FeatureContext) ------------------------------
 
-    def on_signal(self, kind: str, handler: SignalHandler) -> None:
-        """Call ``handler(data)`` for internal signals of ``kind`` (see :meth:`signal`)."""
+    def add_signal_handler(self, kind: str, handler: SignalHandler) -> None:
+        """Call ``handler(data)`` for internal signals of ``kind`` (see :meth:`signal`); a kind
+        has one handler: a second is refused with ValueError."""
+        if kind in self._signals:
+            raise ValueError(f"signal {kind!r} has a handler already")
         self._signals[kind] = handler
 
-    def on_stored(self, ev: str, hook: StoredHook) -> None:
+    def add_stored_hook(self, ev: str, hook: StoredHook) -> None:
         """Call ``hook`` with every stored ``ev`` event (its wire form) of the rooms this node
         follows, in seq order, before its members get it (hooks of one ``ev`` in the order they
         were added)."""
         self._stored_hooks.setdefault(ev, []).append(hook)
 
-    def on_session_closed(self, hook: SessionHook) -> None:
+    def add_close_hook(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""
         self._close_hooks.append(hook)
 
-    def on_history_lost(self, hook: Callable[[str], Awaitable[None]]) -> None:
+    def add_history_lost_hook(self, hook: RoomHook) -> None:
         """Await ``hook(room)`` (in the background) when a followed room's epoch changes: the
         broker lost its data, and features restore what this node still knows."""
         self._epoch_hooks.append(hook)
@@ -204,7 +207,10 @@ class Node:
 
     async def bind_user(self, session: Session, user: str) -> None:
         """Index a session by ``user`` once this node hears the user's topic (each session holds
-        one reference to it, so a failed or cancelled bind leaves nothing behind)."""
+        one reference to it, so a failed or cancelled bind leaves nothing behind; binding it
+        again, as a retried ``hello`` does, changes nothing)."""
+        if session.sid in self.users.get(user, {}):
+            return
         await self.topics.acquire(user_topic(user))
         self.users.setdefault(user, {})[session.sid] = session
 
@@ -320,13 +326,6 @@ class Node:
         """Send an ephemeral event (no seq) to every member of ``room`` on every node."""
         await self.broker.publish_ephemeral(room, pack({"k": _ROOM_EVENT, "m": message}))
 
-    async def send_to_session(self, sid: str, message: Mapping[str, Any]) -> None:
-        """Send a message to one session, wherever it is connected (at most once)."""
-        node = sid.split(".", 1)[0]
-        await self.broker.publish_ephemeral(
-            node_topic(node), pack({"k": _TO_SESSION, "to": sid, "m": message})
-        )
-
     async def send_to_user(self, user: str, message: Mapping[str, Any]) -> None:
         """Send a message to every session of ``user`` on every node (at most once each)."""
         await self.broker.publish_ephemeral(
@@ -389,10 +388,6 @@ class Node:
                 encoded = EncodedEvent(envelope["m"])
                 for session in members.all():
                     session.deliver(encoded)
-        elif kind == _TO_SESSION:
-            target = self.sessions.get(envelope["to"])
-            if target is not None:
-                target.send(envelope["m"])
         elif kind == _TO_USER:
             sessions = self.users.get(envelope["to"], {})
             if sessions:

@@ -27,20 +27,24 @@ the poll.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
 from hub.auth import Role
 from hub.codec import EncodedEvent, pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
+from hub.http_api import api
 from hub.node import Node
 from hub.session import Session
+from polls.export import export_csv, export_map
 from polls.model import (
     Poll,
     PollState,
@@ -66,8 +70,6 @@ CLOSED_KEPT = 10
 _CHANGED: Final = "poll.changed"
 _SCHEDULE: Final = "poll.schedule"
 _POLL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Spreadsheet programs run cells that start like a formula: exported option text is defused.
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 Mark = tuple[str, str]  # (room, poll id)
 
@@ -80,41 +82,6 @@ def _key(mark: Mark) -> str:
 def _mark(key: str) -> Mark:
     room, _, poll = key.partition("/")
     return room, poll
-
-
-def export_map(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
-    """The JSON export of a poll: ``{poll, counts, voters, options: [{option, count}]}``
-    (counts only, never who voted)."""
-    return {
-        "poll": {
-            **poll.describe(),
-            "opened_at": poll.opened_at,
-            "closed_at": poll.closed_at,
-        },
-        "counts": counts,
-        "voters": voters,
-        "options": [
-            {"option": option, "count": count}
-            for option, count in zip(poll.options, counts, strict=True)
-        ],
-    }
-
-
-def export_csv(poll: Poll, counts: list[int], voters: int) -> str:
-    """The CSV export of a poll: a header ``option,count``, one row per option in option order,
-    and a last row ``voters,<people who voted>``. Option text that a spreadsheet would run as a
-    formula is prefixed with ``'``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["option", "count"])
-    for option, count in zip(poll.options, counts, strict=True):
-        writer.writerow([_defused(option), count])
-    writer.writerow(["voters", voters])
-    return out.getvalue()
-
-
-def _defused(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 class PollsFeature:
@@ -140,16 +107,19 @@ class PollsFeature:
         # saves a broker round trip per vote. Bounded by the polls organizers create.
         self._open: dict[Mark, Poll] = {}
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register the poll ops, the snapshot part, the signals and the periodic job."""
-        registry.add("poll.create", self.create)
-        registry.add("poll.vote", self.vote)
-        registry.add("poll.close", self.close)
-        registry.add("poll.get", self.get)
-        self.rooms.add_snapshot(self.snapshot)
-        self.node.on_signal(_CHANGED, self._changed)
-        self.node.on_signal(_SCHEDULE, self._schedule_signal)
-        self.node.every(TALLY_INTERVAL, self.tick)
+        ctx.command("poll.create", self.create)
+        ctx.command("poll.vote", self.vote)
+        ctx.command("poll.close", self.close)
+        ctx.command("poll.get", self.get)
+        ctx.on_snapshot(self.snapshot)
+        ctx.on_signal(_CHANGED, self._changed)
+        ctx.on_signal(_SCHEDULE, self._schedule_signal)
+        ctx.every(TALLY_INTERVAL, self.tick)
+        # The CSV route first: a poll id never holds a dot, but "{poll}" alone would match.
+        ctx.route("/api/rooms/{room}/polls/{poll}.csv", api(self._http_export_csv))
+        ctx.route("/api/rooms/{room}/polls/{poll}", api(self._http_export))
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -294,7 +264,7 @@ class PollsFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
         the caller, oldest first; and ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
         polls, oldest first, each as its closing ``poll`` event carries it (counts for
@@ -352,6 +322,22 @@ class PollsFeature:
             self._ballots(room, poll.id), len(poll.options)
         )
         return poll, counts, voters
+
+    async def _http_export(self, request: Request) -> Response:
+        return JSONResponse(export_map(*await self._http_exported(request)))
+
+    async def _http_export_csv(self, request: Request) -> Response:
+        poll, counts, voters = await self._http_exported(request)
+        return Response(
+            export_csv(poll, counts, voters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="poll-{poll.id}.csv"'},
+        )
+
+    async def _http_exported(self, request: Request) -> tuple[Poll, list[int], int]:
+        room, poll = request.path_params["room"], request.path_params["poll"]
+        await self.rooms.require_moderator_token(request, room, "export its polls")
+        return await self.export(room, poll)
 
     # --- batched tallies ----------------------------------------------------------------------
 

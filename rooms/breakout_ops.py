@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from hub.auth import Role
 from hub.codec import pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
 from rooms.breakouts import (
     Assign,
@@ -85,17 +86,17 @@ class BreakoutFeature:
         # rounds whose warning this node sent or saw claimed
         self._warned: set[str] = set()
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register the breakout ops, the join check, the snapshot part and the timer."""
-        registry.add("breakout.open", self.open)
-        registry.add("breakout.broadcast", self.broadcast)
-        registry.add("breakout.close", self.close)
-        self.rooms.add_join_check(self._check_child)
-        self.rooms.add_snapshot(self._snapshot)
-        self.node.on_stored("breakouts", self._round_event)
-        self.node.on_signal("breakout.evict", self._evict)
-        self.node.every(TIMER_INTERVAL, self.run_timers)
-        self.node.every(SWEEP_INTERVAL, self.sweep_children)
+        ctx.command("breakout.open", self.open)
+        ctx.command("breakout.broadcast", self.broadcast)
+        ctx.command("breakout.close", self.close)
+        ctx.on_join_check(self._check_child)
+        ctx.on_snapshot(self._snapshot)
+        ctx.on_stored("breakouts", self._round_event)
+        ctx.on_signal("breakout.evict", self._evict)
+        ctx.every(TIMER_INTERVAL, self.run_timers)
+        ctx.every(SWEEP_INTERVAL, self.sweep_children)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class BreakoutFeature:
 
     # --- joins and snapshots ------------------------------------------------------------------
 
-    async def _check_child(self, ctx: CommandContext, room: Room, role: Role) -> None:
+    async def _check_child(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         if room.kind is not RoomKind.BREAKOUT or room.parent is None:
             return
         round_ = await self.current(room.parent)
@@ -319,7 +320,7 @@ class BreakoutFeature:
         data = await self.broker.hash_get(assignments_key(round_.id), user)
         return data.decode() if data is not None else None
 
-    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         if room.kind is RoomKind.LOBBY:
             return {}
         parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hub.auth import Role
 from hub.codec import EncodedEvent
 from hub.dispatch import CommandContext
+from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
 from rooms.model import Room, RoomKind
 from rooms.roles import on_stage
@@ -69,10 +70,15 @@ class DirectoryFeed:
         # The read of the list under way, shared by every caller meanwhile.
         self._reading: asyncio.Future[Listing] | None = None
 
-    def install(self) -> None:
-        """Add the lobby's snapshot part and the periodic check."""
-        self.rooms.add_snapshot(self.snapshot)
-        self.node.every(self.node.config.rooms_interval, self.tick)
+    def install(self, ctx: FeatureContext) -> None:
+        """Register ``room.list``, the lobby's snapshot part and the periodic check."""
+        ctx.command("room.list", self.room_list)
+        ctx.on_snapshot(self.snapshot)
+        ctx.every(self.node.config.rooms_interval, self.tick)
+
+    async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Every room with its member count (and, for panels, who is on stage)."""
+        return {"rooms": await self.listing()}
 
     async def listing(self) -> Listing:
         """Every room, ordered by id, with its member count and, for panels, its stage. Calls
@@ -103,7 +109,7 @@ class DirectoryFeed:
             {room.id: on_stage(found) for room, found in zip(panels, entries, strict=True)},
         )
 
-    async def snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         """A lobby's join snapshot part: ``rooms``, the list as ``room.list`` shows it."""
         if room.kind is not RoomKind.LOBBY:
             return {}

@@ -1,28 +1,28 @@
-"""Rooms on a node: ``room.create``, ``room.list``, ``join``, ``leave``, ``presence`` and
-``announce``, presence events, the lobby's live directory (:mod:`rooms.directory_feed`), and
-the join snapshot other features contribute to."""
+"""Rooms on a node: ``room.create``, ``join``, ``leave``, ``presence`` and ``announce`` (and
+their HTTP API), presence events, and the join other features extend through room hooks."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hub.auth import Role
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hub.auth import Identity, Role, TokenAuthority
 from hub.codec import EncodedEvent, pack, unpack
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomHooks, RoomInfo
+from hub.http_api import api, bearer, json_body, organizer
 from hub.node import Node
 from hub.session import Session
-from rooms.breakout_ops import BreakoutFeature
 from rooms.directory import RoomDirectory, default_rooms
-from rooms.directory_feed import DirectoryFeed
-from rooms.model import Room, clean_text, parse_room, validate_room_id
+from rooms.model import ROOM_ID, Room, clean_text, parse_room, validate_room_id
 from rooms.presence import PresenceBatcher
-from rooms.roles import RoleBook
-from rooms.stage_ops import StageFeature
+from rooms.roles import RoleBook, effective_role
 
 MAX_ANNOUNCE = 2000
 # The newest notices of a room the join snapshot carries (a log kept apart from the history).
@@ -31,13 +31,6 @@ PRESENCE_PAGE_DEFAULT = 100
 PRESENCE_PAGE_MAX = 500
 
 log = logging.getLogger(__name__)
-
-# (context, room, role in it) -> a part of the join snapshot
-SnapshotProvider = Callable[[CommandContext, Room, Role], Awaitable[dict[str, Any]]]
-# (context, room, role in it) -> None, or raises the HubError that refuses the join
-JoinCheck = Callable[[CommandContext, Room, Role], Awaitable[None]]
-# (session, room) -> None, after the session left the room (or was made to)
-LeaveHook = Callable[[Session, str], Awaitable[None]]
 
 
 def notices_key(room: str) -> str:
@@ -56,52 +49,43 @@ def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | 
 
 
 class RoomsFeature:
-    """The rooms of one node; other features extend the join snapshot through
-    :meth:`add_snapshot`."""
+    """The rooms of one node. Other features extend a join through the room hooks of their
+    :class:`~hub.feature.FeatureContext` (snapshot parts, join checks, leave hooks), which this
+    feature runs."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.directory = RoomDirectory(node.broker)
         self.batcher = PresenceBatcher(node.config.presence_interval)
         self.roles = RoleBook(node.broker)
-        self._snapshot_providers: list[SnapshotProvider] = []
-        self._join_checks: list[JoinCheck] = []
-        self._leave_hooks: list[LeaveHook] = []
+        self.hooks = RoomHooks()
+        self.authority: TokenAuthority | None = None
 
-    def install(self, registry: CommandRegistry) -> None:
-        """Register the room ops, the close hook and the presence jobs on the node."""
-        registry.add("room.create", self.room_create)
-        registry.add("room.list", self.room_list)
-        registry.add("join", self.join)
-        registry.add("leave", self.leave)
-        registry.add("presence", self.presence)
-        registry.add("announce", self.announce)
-        self.node.on_session_closed(self._session_closed)
-        self.node.on_history_lost(self.restore)
-        self.add_snapshot(self._notices)
-        self.node.on_signal("presence", self._presence_signal)
-        self.node.on_stored("role", self.roles.on_role_event)
+    def install(self, ctx: FeatureContext) -> None:
+        """Register the room ops, their HTTP API, the presence jobs and the staff record."""
+        self.hooks = ctx.room_hooks
+        self.authority = ctx.authority
+        ctx.command("room.create", self.room_create)
+        ctx.command("join", self.join)
+        ctx.command("leave", self.leave)
+        ctx.command("presence", self.presence)
+        ctx.command("announce", self.announce)
+        ctx.route("/api/rooms", api(self._http_create_room), methods=["POST"])
+        ctx.route("/api/rooms/{room}/announce", api(self._http_announce), methods=["POST"])
+        ctx.on_session_closed(self._session_closed)
+        ctx.on_history_lost(self.restore)
+        ctx.on_snapshot(self._notices)
+        ctx.on_hello(self._record_staff)
+        ctx.on_signal("presence", self._presence_signal)
+        ctx.on_stored("role", self.roles.on_role_event)
         interval = self.node.config.presence_interval
-        self.node.every(interval / 4, self.flush_presence)
-        self.node.every(self.node.config.presence_ttl / 3, self.refresh_presence)
-        self.stage = StageFeature(self)
-        self.stage.install(registry)
-        self.breakouts = BreakoutFeature(self)
-        self.breakouts.install(registry)
-        self.directory_feed = DirectoryFeed(self)
-        self.directory_feed.install()
+        ctx.every(interval / 4, self.flush_presence)
+        ctx.every(self.node.config.presence_ttl / 3, self.refresh_presence)
 
-    def add_snapshot(self, provider: SnapshotProvider) -> None:
-        """Add a part to every join snapshot."""
-        self._snapshot_providers.append(provider)
-
-    def add_join_check(self, check: JoinCheck) -> None:
-        """Run ``check`` before every join (a rejoin included); it refuses by raising."""
-        self._join_checks.append(check)
-
-    def on_leave(self, hook: LeaveHook) -> None:
-        """Run ``hook`` after a session left a room, whatever the reason."""
-        self._leave_hooks.append(hook)
+    async def _record_staff(self, ctx: CommandContext, identity: Identity) -> None:
+        # What other nodes know of a moderator's rank while they are connected elsewhere.
+        if identity.role >= Role.MODERATOR:
+            await self.roles.record_staff(identity)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -121,10 +105,6 @@ class RoomsFeature:
             raise HubError("conflict", f"room {room.id} exists already")
         return room
 
-    async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
-        """Every room with its member count (and, for panels, who is on stage)."""
-        return {"rooms": await self.directory_feed.listing()}
-
     async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Enter a room: its position, live state and, with ``since``, what was missed."""
         room_id = validate_room_id(cmd.get("room"))
@@ -136,7 +116,7 @@ class RoomsFeature:
         session = ctx.session
         role = await self.role(session, room_id)
         rejoin = room_id in session.rooms
-        for check in self._join_checks:
+        for check in self.hooks.join_checks:
             await check(ctx, room, role)
         limited = room.capacity is not None and not rejoin and role < Role.MODERATOR
         if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
@@ -155,8 +135,8 @@ class RoomsFeature:
             if not rejoin:
                 await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
             snapshot: dict[str, Any] = {}
-            for provider in self._snapshot_providers:
-                snapshot.update(await provider(ctx, room, role))
+            for part in self.hooks.snapshot:
+                snapshot.update(await part(ctx, room, role))
         except BaseException:
             # The join failed: the caller gets an error reply, so it must not stay in the room.
             if not rejoin:
@@ -204,7 +184,7 @@ class RoomsFeature:
             log.warning("presence of %s in %s not updated", session.sid, room_id, exc_info=True)
             raise
         finally:
-            for hook in self._leave_hooks:
+            for hook in self.hooks.leave:
                 try:
                     await hook(session, room_id)
                 except Exception:
@@ -253,9 +233,42 @@ class RoomsFeature:
             log.warning("notice %s of %s left out of its snapshot log", seq, room_id, exc_info=True)
         return seq
 
-    async def _notices(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         items = await self.node.broker.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
+
+    # --- HTTP API ---------------------------------------------------------------------------------
+
+    def _authority(self) -> TokenAuthority:
+        if self.authority is None:
+            raise RuntimeError("the rooms feature is not installed")
+        return self.authority
+
+    async def _http_create_room(self, request: Request) -> Response:
+        organizer(request, self._authority())
+        room = await self.create_room(await json_body(request))
+        return JSONResponse({"room": room.describe()}, status_code=201)
+
+    async def _http_announce(self, request: Request) -> Response:
+        user = organizer(request, self._authority())
+        room = await self.directory.require(request.path_params["room"])
+        text = clean_text((await json_body(request)).get("text"), MAX_ANNOUNCE)
+        return JSONResponse({"seq": await self.post_notice(room.id, text, user)})
+
+    async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
+        """Passes a bearer token of a moderator (or more) of ``room``, judged as room commands
+        judge it: the token's role there (the event role raised by a ``rooms`` claim), unless a
+        role stored with ``role.set`` replaces it (an organizer stays one). ``unauthorized``
+        without a valid token, ``forbidden`` (saying "only moderators of the room may
+        ``what``") for anyone else."""
+        identity = bearer(request, self._authority(), "a moderator's bearer token")
+        stored: Role | None = None
+        # Not a room id: no role can be stored for it, and nothing to read.
+        if identity.role_in(room) is not Role.ORGANIZER and ROOM_ID.fullmatch(room):
+            entry = await self.roles.entry(room, identity.user_id)
+            stored = entry.role if entry is not None else None
+        if effective_role(identity, room, stored) < Role.MODERATOR:
+            raise HubError("forbidden", f"only moderators of the room may {what}")
 
     # --- roles and presence ---------------------------------------------------------------------
 

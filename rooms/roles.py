@@ -23,8 +23,11 @@ from typing import Any
 from hub.auth import Identity, Role
 from hub.broker import Broker
 from hub.codec import pack, unpack
-from hub.core_ops import STAFF_ROLES
 from hub.session import Session
+
+# The broker hash of the event-wide role of every moderator and organizer who said hello (user ->
+# role label): what a node knows of someone's rank when they are connected elsewhere.
+STAFF_ROLES = "staff"
 
 
 def roles_key(room: str) -> str:
@@ -222,6 +225,11 @@ class RoleBook:
             return
         entry = RoleEntry(identity.user_id, role, identity.name)
         await self.broker.hash_set(seen_key(room), identity.user_id, entry.to_record())
+
+    async def record_staff(self, identity: Identity) -> None:
+        """Note the event-wide role of a moderator or organizer who said hello (kept for
+        :meth:`ranks` on every node)."""
+        await self.broker.hash_set(STAFF_ROLES, identity.user_id, identity.role.label.encode())
 
     async def store(self, room: str, user: str, role: Role, name: str) -> None:
         """Store ``user``'s role in ``room`` (``role.set``); the caller publishes the event."""

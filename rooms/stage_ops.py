@@ -20,12 +20,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from hub.auth import Role
+from hub.auth import Identity, Role
 from hub.broker import user_topic
 from hub.codec import EncodedEvent, pack, unpack
-from hub.core_ops import BANNED_USERS
-from hub.dispatch import CommandContext, CommandRegistry
+from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
+from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
 from rooms.model import Room, RoomKind, is_breakout_id, joined_room, validate_room_id
 from rooms.roles import on_stage
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 MAX_USER_ID = 200
 # How often a node closes the sessions of users banned from the event (seconds).
 BAN_SWEEP_INTERVAL = 5.0
+# The broker set of the users banned from the whole event (``ban``): their hello closes with 4003.
+BANNED_USERS = "banned"
 
 
 def hands_key(room: str) -> str:
@@ -80,19 +82,20 @@ class StageFeature:
         # room -> whether another change arrived while its queue was being read and sent
         self._sending: dict[str, bool] = {}
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register the stage ops, the hooks and the join check and snapshot parts."""
-        registry.add("role.set", self.role_set)
-        registry.add("hand.raise", self.hand_raise)
-        registry.add("hand.lower", self.hand_lower)
-        registry.add("kick", self.kick)
-        registry.add("ban", self.ban)
-        self.node.on_signal("hands", self._hands_changed)
-        self.node.on_signal("kick", self._kicked)
-        self.rooms.add_join_check(self._check_not_banned)
-        self.rooms.add_snapshot(self._snapshot)
-        self.rooms.on_leave(self._left)
-        self.node.every(BAN_SWEEP_INTERVAL, self.sweep_bans)
+        ctx.command("role.set", self.role_set)
+        ctx.command("hand.raise", self.hand_raise)
+        ctx.command("hand.lower", self.hand_lower)
+        ctx.command("kick", self.kick)
+        ctx.command("ban", self.ban)
+        ctx.on_signal("hands", self._hands_changed)
+        ctx.on_signal("kick", self._kicked)
+        ctx.on_join_check(self._check_not_banned)
+        ctx.on_snapshot(self._snapshot)
+        ctx.on_leave(self._left)
+        ctx.on_hello(self._refuse_banned)
+        ctx.every(BAN_SWEEP_INTERVAL, self.sweep_bans)
 
     # --- roles --------------------------------------------------------------------------------
 
@@ -267,6 +270,12 @@ class StageFeature:
         await self.node.close_user(user, CloseCode.BANNED, "banned from this event")
         return {}
 
+    async def _refuse_banned(self, ctx: CommandContext, identity: Identity) -> None:
+        # Run once the session is bound to its user: a ban stored later closes it through the
+        # user's topic, a ban stored earlier is seen here.
+        if await self.broker.set_contains(BANNED_USERS, identity.user_id):
+            raise HubError("forbidden", "banned from this event", close=CloseCode.BANNED)
+
     async def sweep_bans(self) -> None:
         """Close every session on this node of a user banned from the event, and take the
         sessions of users banned from a room out of it: the messages of ``ban`` and ``kick``
@@ -287,7 +296,7 @@ class StageFeature:
                     session.send({"ev": "kicked", "room": room})
                     await self.rooms.leave_room(session, room)
 
-    async def _check_not_banned(self, ctx: CommandContext, room: Room, role: Role) -> None:
+    async def _check_not_banned(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         user = ctx.identity.user_id
         if role < Role.MODERATOR and await self.broker.set_contains(bans_key(room.id), user):
             raise HubError("forbidden", f"you were banned from {room.id}")
@@ -302,7 +311,7 @@ class StageFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         entries = await self.rooms.roles.known_entries(room.id)
         hands = await self.read_hands(room.id)
         return {

@@ -18,13 +18,14 @@ from hub.auth import Identity, Role
 from hub.broker import node_topic
 from hub.codec import pack, unpack
 from hub.config import HubConfig
-from hub.dispatch import CommandContext, CommandRegistry, rate_limited
+from hub.dispatch import CommandContext, rate_limited
 from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
 from rooms.feature import RoomsFeature
-from rooms.model import Room, RoomKind, joined_room
+from rooms.model import RoomKind, joined_room
 from signalling.ice import IceSettings, ice_servers
 from signalling.rules import NO_MEDIA, SignalType, may_signal, parse_media, parse_signal
 
@@ -73,16 +74,20 @@ class SignallingFeature:
         self._sdp_buckets: dict[str, TokenBucket] = {}
         self._users = KeyedLimiter(USER_SIGNAL_RATE, USER_SIGNAL_BURST)
 
-    def install(self, registry: CommandRegistry) -> None:
+    def install(self, ctx: FeatureContext) -> None:
         """Register ``signal`` (with its own rate limit) and ``media``, and the hooks."""
-        registry.add("signal", self.signal, own_rate_limit=True)
-        registry.add("media", self.media)
-        self.node.on_signal("rtc.signal", self._deliver)
-        self.node.on_stored("role", self._role_changed)
-        self.node.on_session_closed(self._session_closed)
-        self.node.on_history_lost(self._restore_stage)
-        self.rooms.on_leave(self._left)
-        self.rooms.add_snapshot(self._snapshot)
+        ctx.command("signal", self.signal, own_rate_limit=True)
+        ctx.command("media", self.media)
+        ctx.on_signal("rtc.signal", self._deliver)
+        ctx.on_stored("role", self._role_changed)
+        ctx.on_session_closed(self._session_closed)
+        ctx.on_history_lost(self._restore_stage)
+        ctx.on_leave(self._left)
+        ctx.on_snapshot(self._snapshot)
+        ctx.on_hello(self._hello_ice_servers)
+
+    async def _hello_ice_servers(self, ctx: CommandContext, identity: Identity) -> dict[str, Any]:
+        return {"ice_servers": self.ice_servers(identity)}
 
     def ice_servers(self, identity: Identity) -> list[dict[str, Any]]:
         """The ``ice_servers`` of a hello reply: no TURN for guests (anyone could get relay
@@ -155,7 +160,7 @@ class SignallingFeature:
         self.node.metrics.rate_limited.inc()
         raise rate_limited(ctx.session, now, "signals")
 
-    def _role_of_entry(self, room: Room, entry: dict[str, Any]) -> Role:
+    def _role_of_entry(self, room: RoomInfo, entry: dict[str, Any]) -> Role:
         try:
             joined_as = Role.parse(entry.get("role"))
         except ValueError:
@@ -264,7 +269,7 @@ class SignallingFeature:
         )
         return {}
 
-    async def _snapshot(self, ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         if not room.has_media:
             return {}
         if room.kind is RoomKind.PANEL:
@@ -294,7 +299,7 @@ class SignallingFeature:
             )
         return {"peers": peers[:MAX_PEERS]}
 
-    async def _stage_snapshot(self, session: Session, room: Room, role: Role) -> dict[str, Any]:
+    async def _stage_snapshot(self, session: Session, room: RoomInfo, role: Role) -> dict[str, Any]:
         """A panel's ``peers``: only its stage (members whose role is speaker or above), read
         from the stage index rather than the whole audience's presence. The joiner is put on
         the index first when it belongs there; entries without a live presence entry (their

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from hub.app import Hub, build_hub
@@ -15,6 +15,7 @@ from hub.broker import BrokerSettings
 from hub.broker_memory import MemoryBackend, MemoryBroker
 from hub.codec import WireFormat, decode_frame
 from hub.config import HubConfig, Limits
+from hub.feature import Feature
 from hub.session import Session
 from rooms.directory import default_rooms
 
@@ -33,20 +34,25 @@ def config(**changes: Any) -> HubConfig:
     return HubConfig(**{"secret": SECRET, **QUIET, **changes})
 
 
-def compose(cfg: HubConfig, backend: MemoryBackend, node_id: str) -> Hub:
-    """The hub :func:`hub.app.build_hub` wires, on a given memory backend, so several nodes can
-    share one process."""
-    return build_hub(cfg, MemoryBroker(backend, node_id))
+def compose(
+    cfg: HubConfig, backend: MemoryBackend, node_id: str, extra: Sequence[Feature] = ()
+) -> Hub:
+    """The hub :func:`hub.app.build_hub` wires (with ``extra`` features), on a given memory
+    backend, so several nodes can share one process."""
+    return build_hub(cfg, MemoryBroker(backend, node_id), extra)
 
 
 @contextlib.asynccontextmanager
-async def running(*node_ids: str, **changes: Any) -> AsyncIterator[list[Hub]]:
-    """Started hubs, one per node id, sharing one memory backend (the lobby exists)."""
+async def running(
+    *node_ids: str, extra: Callable[[], Sequence[Feature]] = tuple, **changes: Any
+) -> AsyncIterator[list[Hub]]:
+    """Started hubs, one per node id, sharing one memory backend (the lobby exists); each node
+    also installs the features ``extra()`` makes for it."""
     cfg = config(**changes)
     backend = MemoryBackend(
         BrokerSettings(history_size=cfg.history_size, presence_ttl=cfg.presence_ttl)
     )
-    hubs = [compose(cfg, backend, node_id) for node_id in node_ids or ("n1",)]
+    hubs = [compose(cfg, backend, node_id, extra()) for node_id in node_ids or ("n1",)]
     started: list[Hub] = []
     try:
         for hub in hubs:

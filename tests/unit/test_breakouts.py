@@ -146,14 +146,14 @@ async def test_the_timer_warns_then_closes_once_across_nodes() -> None:
         opened = await mod.ok("breakout.open", room="ws", count=2, assign="random", duration=1.5)
         assert opened["ends_at"] > 0
         # Both nodes know the round (one opened it, the other follows the parent).
-        await eventually(lambda: all("ws" in hub.rooms.breakouts.rounds for hub in hubs))
+        await eventually(lambda: all("ws" in hub.breakouts.rounds for hub in hubs))
         for client in members:
             await client.ok("join", room=opened["assignments"][client.session.user_id])
         for client in members:
             ending = await next_event(client, "breakout.ending")
             assert ending["parent"] == "ws" and ending["ends_at"] == opened["ends_at"]
             await next_event(client, "breakout.closed")
-        await eventually(lambda: not any(hub.rooms.breakouts.rounds for hub in hubs))
+        await eventually(lambda: not any(hub.breakouts.rounds for hub in hubs))
         # Each child got exactly one warning and one closing event, the parent one closing.
         for child in ("ws.b1", "ws.b2"):
             assert await _stored(hubs[1], child) == ["breakout.ending", "breakout.closed"]
@@ -195,7 +195,7 @@ async def test_a_close_whose_node_died_is_taken_over_when_its_claim_expires() ->
     async with running("n1", "n2") as hubs:
         mod, [member] = await _workshop(hubs, 1)
         opened = await mod.ok("breakout.open", room="ws", count=2, assign="self")
-        round_id = hubs[0].rooms.breakouts.rounds["ws"].id
+        round_id = hubs[0].breakouts.rounds["ws"].id
         await member.ok("join", room="ws.b1")
         # A node claimed the close and died before doing anything (a short claim, for the test).
         broker = hubs[1].node.broker
@@ -216,7 +216,7 @@ async def test_a_close_whose_node_died_is_taken_over_when_its_claim_expires() ->
 async def test_timed_rounds_closed_on_one_node_leave_no_warnings_behind_on_either() -> None:
     async with running("n1", "n2") as hubs:
         mod, _ = await _workshop(hubs, 2)
-        timers = [hub.rooms.breakouts for hub in hubs]
+        timers = [hub.breakouts for hub in hubs]
         for _ in range(2):
             opened = await mod.ok("breakout.open", room="ws", count=2, assign="self", duration=600)
             await eventually(lambda: all("ws" in timer.rounds for timer in timers))
@@ -298,10 +298,10 @@ async def test_the_sweep_takes_sessions_out_of_children_no_round_holds() -> None
         assert [room["id"] for room in opened["rooms"]] == ["ws.b1", "ws.b2"]
         # Still open: the sweep leaves everyone where they are.
         for hub in hubs:
-            await hub.rooms.breakouts.sweep_children()
+            await hub.breakouts.sweep_children()
         assert all("ws.b1" in client.session.rooms for client in members)
         # The round is gone but its eviction never arrived (as if the message was lost).
         await hubs[0].node.broker.delete("breakout:ws")
         for hub in hubs:
-            await hub.rooms.breakouts.sweep_children()
+            await hub.breakouts.sweep_children()
         assert all(client.session.rooms == {"ws"} for client in members)

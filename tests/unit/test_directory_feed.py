@@ -128,17 +128,17 @@ async def test_lobby_members_get_the_list_when_it_changes_on_any_node() -> None:
         await ada.ok("join", room="main")
         cat = await connect(a, "cat")
         joined = await cat.ok("join", room="main")
-        await a.rooms.directory_feed.tick()
+        await a.directory_feed.tick()
         # cat's join changed the count after ada's snapshot: both get the current list.
         for member in (ada, cat):
             [event] = rooms_events(member)
             assert event == {"ev": "rooms", "room": "main", "rooms": joined["snapshot"]["rooms"]}
-        await a.rooms.directory_feed.tick()
+        await a.directory_feed.tick()
         assert rooms_events(ada) == []  # nothing changed: nothing sent
 
         org = await connect(b, "org", Role.ORGANIZER)
         await create_room(org, "panel", "panel")
-        await a.rooms.directory_feed.tick()
+        await a.directory_feed.tick()
         [event] = rooms_events(ada)
         assert [room["id"] for room in event["rooms"]] == ["main", "panel"]
         assert event["rooms"][1]["stage"] == []
@@ -146,18 +146,18 @@ async def test_lobby_members_get_the_list_when_it_changes_on_any_node() -> None:
         await org.ok("role.set", room="panel", user="bob", role="speaker")
         bob = await connect(b, "bob")
         await bob.ok("join", room="panel")
-        await a.rooms.directory_feed.tick()
+        await a.directory_feed.tick()
         [event] = rooms_events(ada)
         assert event["rooms"][1]["members"] == 1
         assert event["rooms"][1]["stage"] == [{"user": "bob", "name": "bob"}]
         assert rooms_events(cat)[-1] == event
 
         await bob.ok("leave", room="panel")
-        await a.rooms.directory_feed.tick()
+        await a.directory_feed.tick()
         [event] = rooms_events(ada)
         assert event["rooms"][1]["members"] == 0
         # Node b has no lobby members: it sends nothing.
-        await b.rooms.directory_feed.tick()
+        await b.directory_feed.tick()
         assert rooms_events(bob) == [] and rooms_events(org) == []
 
 
@@ -165,7 +165,7 @@ async def test_the_first_lobby_member_gets_no_event_until_the_list_changes() -> 
     async with running() as [hub]:
         ada = await connect(hub, "ada")
         await ada.ok("join", room="main")
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         assert rooms_events(ada) == []
 
 
@@ -173,13 +173,13 @@ async def test_a_joiner_with_a_list_the_others_lack_makes_the_next_check_send() 
     async with running() as [hub]:
         ada, bob = await connect(hub, "ada"), await connect(hub, "bob")
         await ada.ok("join", room="main")
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         org = await connect(hub, "org", Role.ORGANIZER)
         await create_room(org, "panel", "panel")
         # bob's snapshot has the panel, ada's list does not: the next check sends it although
         # it equals bob's snapshot.
         joined = await bob.ok("join", room="main")
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         for member in (ada, bob):
             assert rooms_events(member) == [
                 {"ev": "rooms", "room": "main", "rooms": joined["snapshot"]["rooms"]}
@@ -195,7 +195,7 @@ async def test_every_lobby_room_gets_its_own_event_from_one_read() -> None:
         await bob.ok("join", room="hall-2")
         await create_room(org, "panel", "panel")
         reads = count_reads(hub)
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         assert reads["hash_get_all"] == 1 + 2  # the rooms, the panel's two role hashes
         assert reads["presence_count"] == 3
         [to_ada], [to_bob] = rooms_events(ada), rooms_events(bob)
@@ -224,7 +224,7 @@ async def test_a_check_reads_per_room_not_per_member(
 
         monkeypatch.setattr(directory_feed, "EncodedEvent", CountedEvent)
         reads = count_reads(hub)
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         # 5 rooms: one hash of rooms, a count each, two role hashes per panel.
         assert reads == Counter({"hash_get_all": 1 + 2 * 2, "presence_count": 5})
         assert len(encodings) == 1
@@ -237,7 +237,7 @@ async def test_a_node_without_lobby_members_reads_nothing() -> None:
         await create_room(org, "panel", "panel")
         await org.ok("join", room="panel")
         reads = count_reads(hub)
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         assert sum(reads.values()) == 0
         assert rooms_events(org) == []
 
@@ -248,7 +248,7 @@ async def test_members_who_left_the_lobby_get_nothing() -> None:
         await ada.ok("join", room="main")
         await bob.ok("join", room="main")
         await bob.ok("leave", room="main")
-        await hub.rooms.directory_feed.tick()
+        await hub.directory_feed.tick()
         assert len(rooms_events(ada)) == 1  # the count changed
         assert rooms_events(bob) == []
 

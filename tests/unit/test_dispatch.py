@@ -647,7 +647,7 @@ async def test_events_stored_while_a_join_is_answered_come_after_its_reply() -> 
             await hub.rooms.post_notice(room.id, "meanwhile", "mod")
             return {"busy": True}
 
-        hub.rooms.add_snapshot(busy)
+        hub.rooms.hooks.snapshot.append(busy)
         joiner = await connect(hub, "joiner")
         await hub.dispatcher.dispatch(joiner.session, {"id": 77, "op": "join", "room": "main"})
         messages = drain(joiner.session)
@@ -708,7 +708,7 @@ async def test_a_join_that_fails_after_following_leaves_the_room_again() -> None
         async def failing(ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
             raise BrokerUnavailable("redis is down")
 
-        hub.rooms.add_snapshot(failing)
+        hub.rooms.hooks.snapshot.append(failing)
         client = await connect(hub, "u1")
         assert await client.err("join", room="main") == "unavailable"
         assert client.session.rooms == set()
@@ -1008,7 +1008,7 @@ async def test_a_failed_join_drops_the_events_it_held_back_for_that_room_only() 
             await hub.rooms.post_notice("other", "held for other", "org")
             raise BrokerUnavailable("redis is down")
 
-        hub.rooms.add_snapshot(failing)
+        hub.rooms.hooks.snapshot.append(failing)
         assert await client.err("join", room="main") == "unavailable"
         assert [e["text"] for e in client.stored()] == ["held for other"]
 

@@ -9,13 +9,12 @@ import pytest
 from helpers import Client, connect, new_session, running, token
 
 import chat.dm
-from chat.dm import DirectMessages, conversation
+from chat.dm import KNOWN_USERS, DirectMessages, conversation
 from chat.moderation import CHAT_BURST
 from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
 from hub.broker_memory import MemoryBroker
-from hub.core_ops import KNOWN_USERS
 
 
 def dms(client: Client) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from helpers import Client, connect, new_session, running
 import polls.feature
 from hub.app import Hub, create_app
 from hub.codec import pack, unpack
-from polls.feature import export_csv, export_map
+from polls.export import export_csv, export_map
 from polls.model import Poll, Show
 
 ROOM = "panel-1"

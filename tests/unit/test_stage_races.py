@@ -12,9 +12,8 @@ import pytest
 
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
-from hub.core_ops import BANNED_USERS
 from hub.errors import CloseCode
-from rooms.stage_ops import BAN_SWEEP_INTERVAL
+from rooms.stage_ops import BAN_SWEEP_INTERVAL, BANNED_USERS
 from tests.unit.helpers import (
     TIMEOUT,
     connect,
@@ -216,10 +215,10 @@ async def test_the_sweep_closes_banned_users_whose_close_message_was_lost() -> N
         # Stored without the close message: as if it was lost on the way.
         await hub1.node.broker.set_add(BANNED_USERS, "bad")
         assert bad.session.open
-        await hub2.rooms.stage.sweep_bans()
+        await hub2.stage.sweep_bans()
         assert bad.session.close_code is CloseCode.BANNED
         assert good.session.open
-        assert (BAN_SWEEP_INTERVAL, hub2.rooms.stage.sweep_bans) in hub2.node._jobs
+        assert (BAN_SWEEP_INTERVAL, hub2.stage.sweep_bans) in hub2.node._jobs
 
 
 async def test_the_sweep_takes_room_banned_users_out_whose_kick_was_lost() -> None:
@@ -233,7 +232,7 @@ async def test_the_sweep_takes_room_banned_users_out_whose_kick_was_lost() -> No
         # The ban stored, its kick message lost; a moderator is never swept out.
         await hub1.node.broker.set_add("bans:p", "troll")
         await hub1.node.broker.set_add("bans:p", "mod")
-        await hub2.rooms.stage.sweep_bans()
+        await hub2.stage.sweep_bans()
         assert "p" not in troll.session.rooms
         assert any(e.get("ev") == "kicked" for e in troll.collect())
         assert "p" in mod.session.rooms
@@ -248,5 +247,5 @@ async def test_the_sweep_reads_nothing_without_sessions(monkeypatch: pytest.Monk
             return set()
 
         monkeypatch.setattr(hub.node.broker, "set_members", members)
-        await hub.rooms.stage.sweep_bans()
+        await hub.stage.sweep_bans()
         assert calls == []

@@ -1,0 +1,167 @@
+"""The one way a feature plugs into a hub: an object with ``install(ctx)``.
+
+A feature (chat, polls, the stage...) is built by the composition root (:mod:`hub.app`) with what
+it needs, then installed once with a :class:`FeatureContext`. Everything a feature hooks into goes
+through that context: its commands, the node's hooks (signals, stored events, closed sessions,
+lost history, timers), the room hooks the rooms feature runs (join snapshot, join check, leave),
+hello hooks and HTTP routes. Registration methods are named ``on_*`` (and ``command``, ``every``,
+``route``); the callbacks a broker makes on the node are named ``receive_*``.
+
+A second handler for one command or one signal kind is refused with ValueError at install time,
+so two features can never silently answer the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hub.auth import Identity, Role, TokenAuthority
+from hub.dispatch import CommandContext, CommandRegistry, Handler
+from hub.session import Session
+
+if TYPE_CHECKING:
+    from hub.node import Node
+
+
+class RoomInfo(Protocol):
+    """What room hooks may read of a room (the rooms feature passes its own room objects)."""
+
+    @property
+    def id(self) -> str:
+        """The room id."""
+
+    @property
+    def kind(self) -> str:
+        """``lobby``, ``panel``, ``workshop`` or ``breakout``."""
+
+    @property
+    def parent(self) -> str | None:
+        """The room a breakout belongs to, else None."""
+
+    @property
+    def has_media(self) -> bool:
+        """Whether people exchange audio and video there."""
+
+
+# (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``)
+SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[dict[str, Any]]]
+# (context, room, role in it) -> None, or raises the HubError that refuses the join
+JoinCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
+# (session, room id) -> None, after the session left the room (or was made to)
+LeaveHook = Callable[[Session, str], Awaitable[None]]
+# (context, the identity a hello proved) -> fields for the hello reply (or None); raising refuses
+# the hello. Runs once the session is bound to its user, before it counts as authenticated.
+HelloHook = Callable[[CommandContext, Identity], Awaitable[dict[str, Any] | None]]
+# The data of an internal signal (see Node.signal) -> None; must not block.
+SignalHandler = Callable[[Any], None]
+# A stored event's wire form -> None; runs before the room's members get it, must not block.
+StoredHook = Callable[[dict[str, Any]], None]
+SessionHook = Callable[[Session], Awaitable[None]]
+RoomHook = Callable[[str], Awaitable[None]]
+Job = Callable[[], Awaitable[None]]
+HttpEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Feature(Protocol):
+    """A part of the hub that plugs in through :meth:`install`."""
+
+    def install(self, ctx: FeatureContext) -> None:
+        """Register everything the feature answers and listens to; called once, before the
+        node starts."""
+
+
+@dataclass(slots=True)
+class RoomHooks:
+    """The hooks the rooms feature runs around a join and a leave, in registration order."""
+
+    snapshot: list[SnapshotPart] = field(default_factory=list)
+    join_checks: list[JoinCheck] = field(default_factory=list)
+    leave: list[LeaveHook] = field(default_factory=list)
+
+
+class FeatureContext:
+    """What a feature's ``install`` gets: the node, the token authority and every place to plug
+    in (see the module docstring)."""
+
+    def __init__(self, node: Node, authority: TokenAuthority, registry: CommandRegistry) -> None:
+        self.node = node
+        self.config = node.config
+        self.authority = authority
+        self.registry = registry
+        self.room_hooks = RoomHooks()
+        self.hello_hooks: list[HelloHook] = []
+        self.routes: list[BaseRoute] = []
+
+    # --- commands -------------------------------------------------------------------------------
+
+    def command(
+        self, op: str, handler: Handler, *, before_hello: bool = False, own_rate_limit: bool = False
+    ) -> None:
+        """Answer ``op`` with ``handler`` (see :class:`hub.dispatch.Command`); ValueError if the
+        op has a handler already."""
+        self.registry.add(op, handler, before_hello=before_hello, own_rate_limit=own_rate_limit)
+
+    # --- node hooks -----------------------------------------------------------------------------
+
+    def on_signal(self, kind: str, handler: SignalHandler) -> None:
+        """Call ``handler(data)`` for every internal signal of ``kind`` this node hears
+        (:meth:`Node.signal`); ValueError if ``kind`` has a handler already."""
+        self.node.add_signal_handler(kind, handler)
+
+    def on_stored(self, ev: str, hook: StoredHook) -> None:
+        """Call ``hook`` with every stored ``ev`` event of the rooms this node follows, in seq
+        order, before their members get it."""
+        self.node.add_stored_hook(ev, hook)
+
+    def on_session_closed(self, hook: SessionHook) -> None:
+        """Await ``hook(session)`` when a session of this node ends."""
+        self.node.add_close_hook(hook)
+
+    def on_history_lost(self, hook: RoomHook) -> None:
+        """Await ``hook(room)`` in the background when a followed room's history was lost (the
+        broker came back empty), to restore what this node still knows."""
+        self.node.add_history_lost_hook(hook)
+
+    def every(self, interval: float, job: Job) -> None:
+        """Run ``job`` every ``interval`` seconds while the node runs; a failure is logged and
+        does not stop later runs."""
+        self.node.every(interval, job)
+
+    # --- room hooks -----------------------------------------------------------------------------
+
+    def on_snapshot(self, part: SnapshotPart) -> None:
+        """Add a part to every join snapshot."""
+        self.room_hooks.snapshot.append(part)
+
+    def on_join_check(self, check: JoinCheck) -> None:
+        """Run ``check`` before every join (a rejoin included); it refuses by raising."""
+        self.room_hooks.join_checks.append(check)
+
+    def on_leave(self, hook: LeaveHook) -> None:
+        """Await ``hook(session, room)`` after a session left a room, whatever the reason."""
+        self.room_hooks.leave.append(hook)
+
+    # --- hello and HTTP -------------------------------------------------------------------------
+
+    def on_hello(self, hook: HelloHook) -> None:
+        """Await ``hook`` in every successful ``hello`` (see :data:`HelloHook`)."""
+        self.hello_hooks.append(hook)
+
+    def route(
+        self, path: str, endpoint: HttpEndpoint, *, methods: Collection[str] = ("GET",)
+    ) -> None:
+        """Serve ``path`` (a Starlette path pattern) over HTTP; routes match in the order they
+        were added."""
+        self.routes.append(Route(path, endpoint, methods=list(methods)))
+
+
+def install_all(features: Collection[Feature], ctx: FeatureContext) -> None:
+    """Install ``features`` in order (a feature's hooks run in this order too)."""
+    for feature in features:
+        feature.install(ctx)

@@ -1,0 +1,119 @@
+"""The feature interface (hub.feature): a new feature plugs in with one ``install(ctx)`` and
+gets commands, node hooks, room hooks, hello hooks and HTTP routes; a second handler for one
+command or one signal kind is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from unit.helpers import Client, config, connect, create_room, new_session, running, token
+
+from hub.app import build_hub, create_app
+from hub.auth import Identity, Role
+from hub.dispatch import CommandContext
+from hub.errors import HubError
+from hub.feature import FeatureContext, RoomInfo
+from hub.session import Session
+from rooms.model import validate_room_id
+
+
+class Lounge:
+    """A toy feature: ``lounge.wave`` stores a ``wave`` event in a room the caller joined; the
+    node counts waves from the stored events, joins carry the count, a hello says the lounge is
+    open, leaving is noted, ``GET /api/lounge`` reports, and people named "grumpy" may not join
+    a lounge room."""
+
+    def __init__(self) -> None:
+        self.waves: dict[str, int] = {}
+        self.left: list[tuple[str, str]] = []
+
+    def install(self, ctx: FeatureContext) -> None:
+        self.node = ctx.node
+        ctx.command("lounge.wave", self.wave)
+        ctx.on_stored("wave", self._count)
+        ctx.on_snapshot(self._snapshot)
+        ctx.on_join_check(self._check)
+        ctx.on_leave(self._left)
+        ctx.on_hello(self._hello)
+        ctx.route("/api/lounge", self._http)
+
+    async def wave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+        room = validate_room_id(cmd.get("room"))
+        if room not in ctx.session.rooms:
+            raise HubError("forbidden", "join the room first")
+        seq = await self.node.publish_event(room, "wave", {"from": ctx.identity.user_id})
+        return {"seq": seq}
+
+    def _count(self, event: dict[str, Any]) -> None:
+        self.waves[event["room"]] = self.waves.get(event["room"], 0) + 1
+
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+        return {"waves": self.waves.get(room.id, 0)}
+
+    async def _check(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
+        if ctx.identity.user_id == "grumpy" and room.id.startswith("lounge"):
+            raise HubError("forbidden", "no grumps in the lounge")
+
+    async def _left(self, session: Session, room: str) -> None:
+        self.left.append((session.user_id, room))
+
+    async def _hello(self, ctx: CommandContext, identity: Identity) -> dict[str, Any]:
+        return {"lounge": "open"}
+
+    async def _http(self, request: Request) -> Response:
+        return JSONResponse({"waves": self.waves})
+
+
+async def test_a_toy_feature_plugs_in_with_one_install() -> None:
+    async with running("n1", "n2", extra=lambda: [Lounge()]) as [a, b]:
+        org = await connect(a, "org", Role.ORGANIZER)
+        await create_room(org, "lounge-1", "workshop")
+        ada = await connect(a, "ada")
+        bob = await connect(b, "bob")
+        await ada.ok("join", room="lounge-1")
+        await bob.ok("join", room="lounge-1")
+        assert await ada.err("lounge.wave", room="main") == "forbidden"
+        assert (await ada.ok("lounge.wave", room="lounge-1"))["seq"] >= 1
+        # The stored event reached the member on the other node, and that node's hook.
+        assert any(event.get("ev") == "wave" for event in bob.collect())
+        lounge_b = b.features[-1]
+        assert isinstance(lounge_b, Lounge) and lounge_b.waves == {"lounge-1": 1}
+        cat = await connect(b, "cat")
+        joined = await cat.ok("join", room="lounge-1")
+        assert joined["snapshot"]["waves"] == 1
+        assert await (await connect(a, "grumpy")).err("join", room="lounge-1") == "forbidden"
+        await cat.ok("leave", room="lounge-1")
+        assert ("cat", "lounge-1") in lounge_b.left
+        transport = httpx.ASGITransport(app=create_app(b.config, b))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            assert (await http.get("/api/lounge")).json() == {"waves": {"lounge-1": 1}}
+
+
+async def test_hello_hooks_add_to_the_reply() -> None:
+    async with running(extra=lambda: [Lounge()]) as [hub]:
+        client = Client(hub, new_session(hub))
+        reply = await client.ok("hello", token=token(hub, "eve"))
+        assert reply["lounge"] == "open"
+        assert reply["ice_servers"] == []  # signalling's hello hook (no STUN/TURN configured)
+
+
+def test_a_second_handler_for_a_signal_or_an_op_is_refused() -> None:
+    class Twice:
+        def install(self, ctx: FeatureContext) -> None:
+            ctx.on_signal("presence", lambda data: None)
+
+    class SameOp:
+        def install(self, ctx: FeatureContext) -> None:
+            async def handler(ctx: CommandContext, cmd: dict[str, Any]) -> None:
+                return None
+
+            ctx.command("join", handler)
+
+    with pytest.raises(ValueError, match="signal 'presence' has a handler already"):
+        build_hub(config(), extra=[Twice()])
+    with pytest.raises(ValueError, match="registered already"):
+        build_hub(config(), extra=[SameOp()])
