@@ -89,8 +89,8 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     """Hold ``members`` idle joined connections, then post chat at ``rate`` for ``duration``."""
     from websockets.asyncio.client import connect
 
-    from hub.client import HubClient
     from hub.codec import WireFormat, decode_frame, encode_message
+    from livehub_client import HubClient
 
     idle: list[Any] = []
     semaphore = asyncio.Semaphore(50)

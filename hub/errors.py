@@ -1,14 +1,14 @@
 """Error codes and close codes of the wire contract, and the exception that carries them.
 
-Every failure a client can cause is a :class:`HubError` with one of :data:`ERROR_CODES`; the
-session turns it into an error reply and keeps the connection open. Only the conditions in
-:class:`CloseCode` end a connection.
+Every failure a client can cause is a :class:`HubError` with one of the codes of the
+:data:`ErrorCode` literal; the session turns it into an error reply and keeps the connection
+open. Only the conditions in :class:`CloseCode` end a connection.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal, get_args
+from typing import Literal
 
 ErrorCode = Literal[
     "bad_request",
@@ -22,8 +22,6 @@ ErrorCode = Literal[
     "unavailable",
     "internal",
 ]
-
-ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
 
 
 class CloseCode(enum.IntEnum):
@@ -52,12 +50,3 @@ class HubError(Exception):
 
 class DecodeError(Exception):
     """The inbound stream cannot be decoded at all; the connection is closed with 4000."""
-
-
-class ConnectionClosing(Exception):
-    """Raised inside command handling when the connection must close with ``code``."""
-
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(f"{int(code)}: {reason}")
-        self.code = code
-        self.reason = reason

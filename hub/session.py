@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -55,7 +54,6 @@ class Session:
         "bucket",
         "close_code",
         "close_reason",
-        "connected_at",
         "expiry",
         "flood",
         "fmt",
@@ -81,7 +79,6 @@ class Session:
         self.flood: FloodGuard | None = None  # made on the first rate_limited reply
         self.close_code: CloseCode | None = None
         self.close_reason = ""
-        self.connected_at = time.monotonic()
         self.held: list[tuple[object, bytes | str]] | None = None
         # The timer that closes the session when its token expires (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None

@@ -405,9 +405,9 @@ class TallyThrottle:
     Pure and clock-injected: the caller reports changes with :meth:`changed` and asks
     :meth:`due` which polls to send now, passing a clock that never goes back. A change is
     released by the first :meth:`due` call at or after ``max(change time, the poll's
-    per_second-th latest release + 1 s)``, at the latest by one at ``change time + 1 s``;
-    :meth:`next_due` says when that is. Nothing is released without a change since the poll's
-    previous release.
+    per_second-th latest release + 1 s)``, at the latest by one at ``change time + 1 s``, so a
+    caller that asks on a timer of period ``p`` sends each change within ``1 s + p``. Nothing is
+    released without a change since the poll's previous release.
     """
 
     def __init__(self, per_second: int = 4) -> None:
@@ -436,25 +436,13 @@ class TallyThrottle:
                 del self._polls[poll_id]
         return released
 
-    def next_due(self, now: float) -> float | None:
-        """The earliest time (``now`` or later) at which :meth:`due` would release a pending
-        poll, or None when no release is owed."""
-        earliest: float | None = None
-        for track in self._polls.values():
-            if not track.pending:
-                continue
-            self._expire(track, now)
-            at = now if len(track.releases) < self.per_second else track.releases[0] + 1.0
-            earliest = at if earliest is None else min(earliest, at)
-        return earliest
-
     def forget(self, poll_id: str) -> None:
         """Drop ``poll_id`` (a closed poll sends its final counts otherwise)."""
         self._polls.pop(poll_id, None)
 
     @staticmethod
     def _expire(track: _Track, now: float) -> None:
-        # A release at r counts until r + 1 s; written as next_due computes it, so a call at
-        # exactly next_due's time finds the window open despite float rounding.
+        # A release at r counts until r + 1 s; written as r + 1.0 <= now (not now - r >= 1.0),
+        # so a call at exactly r + 1.0 finds the window open despite float rounding.
         while track.releases and track.releases[0] + 1.0 <= now:
             track.releases.popleft()

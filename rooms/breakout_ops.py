@@ -111,7 +111,7 @@ class BreakoutFeature:
         plan = parse_breakout_open(parent.id, cmd)
         now = time.time()
         round_ = open_round(plan, secrets.token_hex(8), ctx.identity.user_id, now)
-        assignments = await self._assign(plan, ctx.identity.user_id)
+        assignments = await self._assign(plan)
         try:
             # Before the round: a join that sees the round must see who goes where.
             for user, child in assignments.items():
@@ -278,7 +278,7 @@ class BreakoutFeature:
 
     # --- assignment ---------------------------------------------------------------------------
 
-    async def _assign(self, plan: BreakoutPlan, opener: str) -> dict[str, str]:
+    async def _assign(self, plan: BreakoutPlan) -> dict[str, str]:
         if plan.assign is Assign.MANUAL:
             return dict(plan.assignments)
         if plan.assign is Assign.SELF:

@@ -342,7 +342,7 @@ def test_older_chat_loads_when_scrolling_up(web_hub: HubProcess, people: People)
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from hub.client import HubClient
+    from livehub_client import HubClient
 
     title = f"History {unique('w')}"
     room = new_room(web_hub, "workshop", title)

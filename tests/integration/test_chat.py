@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from hub.client import HubClient, HubRequestError
 from hub.codec import WireFormat
+from livehub_client import HubClient, HubRequestError
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import uid
 from tests.support.hub_process import HubProcess, mint

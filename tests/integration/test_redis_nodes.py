@@ -6,7 +6,7 @@ another node, a killed pub/sub connection mid-burst, a Redis restart (empty), a 
 SIGTERM draining behind a load balancer, and ``hub serve --workers 2``.
 
 Room members are :class:`Member` sockets that record every message exactly as the hub sent it:
-:class:`~hub.client.HubClient` drops duplicates by seq, which would hide a doubled delivery.
+:class:`~livehub_client.HubClient` drops duplicates by seq, which would hide a doubled delivery.
 No test sleeps to synchronise: each waits for a reply, an event or a close with a timeout, and
 polls HTTP (``/readyz``, ``/metrics``) with a deadline only where no event exists.
 """
@@ -27,8 +27,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.client import HubClient, HubRequestError
 from hub.codec import decode_frame, encode_message
+from livehub_client import HubClient, HubRequestError
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartNodes, uid
 from tests.support import recording

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection
 
-from hub.client import HubClient
-from signalling.rtc import PeerLink, run_signals
+from livehub_client import HubClient, PeerLink, run_signals
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartHub, StartNodes, new_room, open_member, uid
 from tests.support.hub_process import mint

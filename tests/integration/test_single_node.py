@@ -27,8 +27,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from hub.client import HubClient, HubClosed, HubRequestError
 from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message, join_frame
+from livehub_client import HubClient, HubClosed, HubRequestError
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartHub
 from tests.support.hub_process import TEST_SECRET, HubProcess, mint

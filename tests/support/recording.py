@@ -1,6 +1,6 @@
 """A bare msgpack WebSocket client that records every message exactly as the hub sent it.
 
-:class:`~hub.client.HubClient` drops duplicates by seq, which would hide a doubled delivery; a
+:class:`~livehub_client.HubClient` drops duplicates by seq, which would hide a doubled delivery; a
 :class:`Member` keeps everything, read by a background task from connect to close, so a doubled
 or reordered delivery shows. Its waits re-check a condition after every frame and fail (with an
 :class:`AssertionError`) after the ``within`` seconds given to :meth:`Member.open`: no sleeping::
@@ -22,8 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.client import HubRequestError
 from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message
+from livehub_client import HubRequestError
 
 __all__ = ["MSGPACK", "SERVER_FRAMES", "Member", "Msg"]
 

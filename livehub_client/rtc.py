@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from hub.client import HubClosed, HubRequestError
+from livehub_client.connection import HubClosed, HubRequestError
 
 if TYPE_CHECKING:
-    from hub.client import HubClient
+    from livehub_client.connection import HubClient
 
 __all__ = [
     "PeerLink",
@@ -53,7 +53,7 @@ _CANDIDATE_PREFIX = "candidate:"
 
 
 class SignalSender(Protocol):
-    """What a :class:`PeerLink` needs of its client: :class:`~hub.client.HubClient` is one."""
+    """What a :class:`PeerLink` needs of its client: :class:`~.connection.HubClient` is one."""
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send a command and return its reply's ``ok`` map."""
@@ -61,7 +61,7 @@ class SignalSender(Protocol):
 
 
 class SignalClient(SignalSender, Protocol):
-    """What :func:`run_signals` needs of its client: :class:`~hub.client.HubClient` is one."""
+    """What :func:`run_signals` needs of its client: :class:`~.connection.HubClient` is one."""
 
     def events(self) -> AsyncIterator[dict[str, Any]]:
         """Iterate over the client's events until it is closed."""
@@ -120,8 +120,8 @@ class PeerLink:
 
     The link owns ``pc``: :meth:`close` (or a ``bye`` from the peer) closes it. It sends only
     complete SDP (candidates included) and, after it, each candidate again as a ``candidate``
-    signal. Errors of the hub (:class:`~hub.client.HubRequestError`,
-    :class:`~hub.client.HubClosed`) and of aiortc propagate from :meth:`offer` and
+    signal. Errors of the hub (:class:`~.connection.HubRequestError`,
+    :class:`~.connection.HubClosed`) and of aiortc propagate from :meth:`offer` and
     :meth:`handle`, except in :meth:`close`.
     """
 
@@ -213,8 +213,8 @@ async def run_signals(
     accept: Callable[[Event], PeerLink | None] | None = None,
 ) -> None:
     """Route the ``signal`` events of ``room`` to ``links`` (by the sender's sid) until the client
-    is closed (by :meth:`~hub.client.HubClient.close` or, for good, by the server) or the task is
-    cancelled.
+    is closed (by :meth:`~.connection.HubClient.close` or, for good, by the server) or the task
+    is cancelled.
 
     This *consumes the client's event queue*: every other event is dropped, so nothing else may
     read the client's events meanwhile. An ``offer`` from a sid without a link goes to

@@ -1,5 +1,6 @@
-"""Tests of hub.client against a tiny in-test fake server (a test double for the client's logic,
-not the hub): hello, ping, echo, scripted join replies, pushed events, coalesced frames, closes.
+"""Tests of livehub_client.connection against a tiny in-test fake server (a test double for the
+client's logic, not the hub): hello, ping, echo, scripted join replies, pushed events, coalesced
+frames, closes.
 
 No test sleeps to synchronise: each waits for an event, a command or a future, with a timeout.
 """
@@ -17,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from hub.client import HubClient, HubClosed, HubRequestError, RoomPosition
 from hub.codec import WireFormat, decode_frame, encode_message, join_frame
+from livehub_client.connection import HubClient, HubClosed, HubRequestError, RoomPosition
 
 T = 5.0  # the timeout of every wait that is expected to succeed
 QUIET = 0.3  # how long a wait that is expected to time out waits
@@ -539,7 +540,7 @@ def test_backoff_is_exponential_with_full_jitter(monkeypatch: pytest.MonkeyPatch
         bounds.append((low, high))
         return high
 
-    monkeypatch.setattr("hub.client.random.uniform", uniform)
+    monkeypatch.setattr("livehub_client.connection.random.uniform", uniform)
     client = HubClient("ws://unused", backoff_base=0.5, backoff_cap=3.0)
     delays = [client._backoff() for _ in range(5)]
     assert bounds == [(0, 0.5), (0, 1.0), (0, 2.0), (0, 3.0), (0, 3.0)]

@@ -1,4 +1,4 @@
-"""Tests of signalling.rtc with two real aiortc peers and no hub: each PeerLink talks to a tiny
+"""Tests of livehub_client.rtc with two real aiortc peers and no hub: each PeerLink talks to a tiny
 fake client whose ``signal`` command drops the event the hub would deliver straight into the
 other client's queue. ICE stays on 127.0.0.1 (``loopback_only``).
 
@@ -21,8 +21,8 @@ from aiortc import (
 )
 from support.rtc_media import SyntheticVideoTrack, loopback_only
 
-from hub.client import HubClosed, HubRequestError
-from signalling.rtc import PeerLink, ice_candidate, run_signals, sdp_candidates
+from livehub_client.connection import HubClosed, HubRequestError
+from livehub_client.rtc import PeerLink, ice_candidate, run_signals, sdp_candidates
 
 T = 5.0  # the timeout of every wait that is expected to succeed
 MEDIA_T = 20.0  # connecting and receiving the video frames
@@ -43,7 +43,7 @@ class FakeHub:
 
 
 class FakeClient:
-    """Duck-typed like HubClient for what signalling.rtc uses: ``request`` and ``events``. Every
+    """Duck-typed like HubClient for what livehub_client.rtc uses: ``request`` and ``events``. Every
     signal it sends is kept in ``sent``."""
 
     def __init__(self, hub: FakeHub, sid: str, user: str) -> None:
@@ -192,7 +192,7 @@ async def test_two_peers_connect_exchange_data_and_video_then_bye(
         assert links_b == {}
         assert client_b.sent[-1]["type"] == "candidate"  # a bye is not answered with a bye
         errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert [(r.name, r.levelno) for r in errors] == [("signalling.rtc", logging.WARNING)]
+        assert [(r.name, r.levelno) for r in errors] == [("livehub_client.rtc", logging.WARNING)]
         assert "'answer' from sid-a" in errors[0].getMessage()
     finally:
         client_a.close()

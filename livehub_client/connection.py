@@ -1,4 +1,4 @@
-"""A small asyncio client for the hub's wire contract (docs: ``/work/shared/PROTOCOL.md``).
+"""A small asyncio client for the hub's wire contract (docs: ``docs/protocol.md``).
 
 It is the Python face of the hub, used by tests, benchmarks and bots::
 
