@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from hub.auth import Role
-from hub.codec import EncodedEvent, pack, unpack
+from hub.coalesce import CoalescedEvent, Derived, Mark
+from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
@@ -49,8 +50,6 @@ DISMISSED: Final = "dismissed"
 
 _SIGNAL: Final = "qa.votes"
 _QUESTION_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-Mark = tuple[str, str]  # (room, question id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +115,6 @@ class QaFeature:
         self.node = node
         self.rooms = rooms
         self.broker = node.broker
-        # Questions this node took votes for since its last run (to tell the room's nodes).
-        self._voted: set[Mark] = set()
-        # Questions any node said changed since this node's last run (to deliver qa.votes).
-        self._heard: set[Mark] = set()
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the Q&A ops, the snapshot part, the vote signal and the periodic job."""
@@ -128,8 +123,7 @@ class QaFeature:
         ctx.command("qa.answer", self.answer)
         ctx.command("qa.dismiss", self.dismiss)
         ctx.on_snapshot(self.snapshot)
-        ctx.on_signal(_SIGNAL, self._votes_changed)
-        ctx.every(VOTES_INTERVAL, self.flush_votes)
+        self.votes = CoalescedEvent(ctx, _SIGNAL, self._read_votes, interval=VOTES_INTERVAL)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -161,7 +155,7 @@ class QaFeature:
         if not await self.broker.set_add(f"{prefix}:voters", ctx.identity.user_id):
             raise HubError("conflict", "you voted for this question already")
         votes = await self.broker.incr(f"{prefix}:votes")
-        self._voted.add((room, question.id))
+        self.votes.changed_here((room, question.id))
         return {"votes": votes}
 
     async def answer(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -219,24 +213,12 @@ class QaFeature:
         votes for, then send ``qa.votes`` with the broker's count to this node's members of each
         room where a question changed. At most one of each per question per run; what could not
         be sent (the broker failed) is kept for the next run."""
-        await _each(self._voted, self._announce)
-        await _each(self._heard, self._deliver)
+        await self.votes.flush()
 
-    async def _announce(self, mark: Mark) -> None:
-        await self.node.signal(mark[0], _SIGNAL, list(mark))
-
-    async def _deliver(self, mark: Mark) -> None:
+    async def _read_votes(self, mark: Mark) -> Derived:
         room, question = mark
-        if not self.node.followers(room):
-            return
         votes = await self._votes(room, question)
-        event = EncodedEvent({"ev": "qa.votes", "room": room, "question": question, "votes": votes})
-        for session in self.node.followers(room):
-            session.deliver(event)
-
-    def _votes_changed(self, data: Any) -> None:
-        room, question = data
-        self._heard.add((str(room), str(question)))
+        return Derived({"ev": "qa.votes", "room": room, "question": question, "votes": votes})
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -252,16 +234,3 @@ class QaFeature:
     async def _votes(self, room: str, question: str) -> int:
         raw = await self.broker.get(f"qa:{room}:{question}:votes")
         return int(raw) if raw is not None else 0
-
-
-async def _each(marks: set[Mark], action: Callable[[Mark], Awaitable[None]]) -> None:
-    """Run ``action`` on each mark taken out of ``marks``; if one fails, it and those not yet
-    run go back into ``marks`` (with any added meanwhile) and the error propagates."""
-    pending = list(marks)
-    marks.clear()
-    try:
-        while pending:
-            await action(pending[-1])
-            pending.pop()
-    finally:
-        marks.update(pending)

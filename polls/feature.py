@@ -37,7 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.auth import Role
-from hub.codec import EncodedEvent, pack, unpack
+from hub.coalesce import CoalescedEvent, Derived
+from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
@@ -74,16 +75,6 @@ _POLL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Mark = tuple[str, str]  # (room, poll id)
 
 
-def _key(mark: Mark) -> str:
-    # Room ids never hold "/", poll ids neither: the throttle keys one string per poll.
-    return f"{mark[0]}/{mark[1]}"
-
-
-def _mark(key: str) -> Mark:
-    room, _, poll = key.partition("/")
-    return room, poll
-
-
 class PollsFeature:
     """Polls in rooms (any kind; in the lobby, organizers only create and close them, which is
     what elections are). See the module docstring for how state is shared between nodes."""
@@ -96,10 +87,6 @@ class PollsFeature:
         self.clock: Callable[[], float] = time.time
         # Monotonic seconds for the tally throttle (tests move it too).
         self.ticks: Callable[[], float] = time.monotonic
-        # Polls this node took ballots for since its last run (to tell the room's nodes).
-        self._voted: set[Mark] = set()
-        # Polls any node said changed: when to send their next tally to this node's members.
-        self.throttle = TallyThrottle()
         # Open polls with a duration, of the rooms this node knows of: mark -> closes_at.
         self.timers: dict[Mark, float] = {}
         # Open polls as last read, for votes: a record changes only when its poll closes, and
@@ -114,7 +101,10 @@ class PollsFeature:
         ctx.command("poll.close", self.close)
         ctx.command("poll.get", self.get)
         ctx.on_snapshot(self.snapshot)
-        ctx.on_signal(_CHANGED, self._changed)
+        # Polls any node took ballots for, sent to this node's members as its throttle allows.
+        self.tallies = CoalescedEvent(
+            ctx, _CHANGED, self._read_tally, policy=TallyThrottle(), clock=lambda: self.ticks()
+        )
         ctx.on_signal(_SCHEDULE, self._schedule_signal)
         ctx.every(TALLY_INTERVAL, self.tick)
         # The CSV route first: a poll id never holds a dot, but "{poll}" alone would match.
@@ -177,7 +167,7 @@ class PollsFeature:
         if result.status == "closed":
             self._open.pop((room, poll.id), None)
             raise HubError("closed", f"poll {poll.id} is closed")
-        self._voted.add((room, poll.id))
+        self.tallies.changed_here((room, poll.id))
         return {}
 
     async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -346,54 +336,30 @@ class PollsFeature:
         await self.flush_tallies()
         await self.run_timers()
 
-    async def flush_tallies(self, now: float | None = None) -> None:
+    async def flush_tallies(self) -> None:
         """Tell the room's nodes which polls this node took ballots for, then send
         ``poll.tally`` with the broker's tally to this node's members of each room where a poll
-        changed and whose throttle is due (``now``: :attr:`ticks` by default). What
-        could not be sent (the broker failed) is kept for the next run."""
-        pending = list(self._voted)
-        self._voted.clear()
-        try:
-            while pending:
-                room, poll = pending[-1]
-                await self.node.signal(room, _CHANGED, [room, poll])
-                pending.pop()
-        finally:
-            self._voted.update(pending)
-        now = self.ticks() if now is None else now
-        due = self.throttle.due(now)
-        try:
-            while due:
-                await self._deliver(_mark(due[-1]))
-                due.pop()
-        finally:
-            for key in due:
-                self.throttle.changed(key, now)
+        changed and whose throttle is due (by :attr:`ticks`). What could not be sent (the
+        broker failed) is kept for the next run."""
+        await self.tallies.flush()
 
-    def _changed(self, data: Any) -> None:
-        room, poll = data
-        self.throttle.changed(_key((str(room), str(poll))), self.ticks())
-
-    async def _deliver(self, mark: Mark) -> None:
+    async def _read_tally(self, mark: tuple[str, ...]) -> Derived | None:
         room, poll_id = mark
-        if not self.node.followers(room):
-            return
         record = await self.broker.hash_get(f"polls:{room}", poll_id)
         if record is None:
-            return
+            return None
         poll = Poll.from_record(unpack(record))
         everyone = may_see_tally(poll, False)
-        moderators_only = may_see_tally(poll, True)
-        if not everyone and not moderators_only:
-            return
+        if not everyone and not may_see_tally(poll, True):
+            return None
         counts, voters = await self.broker.ballot_tally(
             self._ballots(room, poll_id), len(poll.options)
         )
-        # One encoding for everyone allowed, read after the reads above.
-        event = EncodedEvent(tally_event(poll, counts, voters))
-        for session in self.node.followers(room):
-            if everyone or self._moderates(session, room):
-                session.deliver(event)
+        if everyone:
+            return Derived(tally_event(poll, counts, voters))
+        return Derived(
+            tally_event(poll, counts, voters), to=lambda session: self._moderates(session, room)
+        )
 
     # --- helpers ------------------------------------------------------------------------------
 

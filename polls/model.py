@@ -8,9 +8,9 @@ import collections
 import enum
 import math
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from hub.errors import HubError
 
@@ -388,6 +388,8 @@ def tally_event(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
     }
 
 
+K = TypeVar("K", bound=Hashable)
+
 # --- the tally throttle --------------------------------------------------------------------------
 
 
@@ -398,11 +400,11 @@ class _Track:
     releases: collections.deque[float] = field(default_factory=collections.deque)
 
 
-class TallyThrottle:
+class TallyThrottle(Generic[K]):
     """Decides when to send each poll's tally: at most ``per_second`` releases of a poll in any
     one-second window, and always one release after the poll's last change.
 
-    Pure and clock-injected: the caller reports changes with :meth:`changed` and asks
+    Pure and clock-injected: the caller reports changes with :meth:`owe` and asks
     :meth:`due` which polls to send now, passing a clock that never goes back. A change is
     released by the first :meth:`due` call at or after ``max(change time, the poll's
     per_second-th latest release + 1 s)``, at the latest by one at ``change time + 1 s``, so a
@@ -414,18 +416,21 @@ class TallyThrottle:
         if per_second < 1:
             raise ValueError("per_second must be at least 1")
         self.per_second = per_second
-        self._polls: dict[str, _Track] = {}
+        self._polls: dict[K, _Track] = {}
 
-    def changed(self, poll_id: str, now: float) -> None:
+    def __len__(self) -> int:
+        return len(self._polls)
+
+    def owe(self, poll_id: K, now: float) -> None:
         """``poll_id``'s tally changed at ``now``: a release is owed."""
         track = self._polls.get(poll_id)
         if track is None:
             track = self._polls[poll_id] = _Track()
         track.pending = True
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float) -> list[K]:
         """The polls whose tally to send now (each counted as released at ``now``)."""
-        released: list[str] = []
+        released: list[K] = []
         for poll_id, track in list(self._polls.items()):
             self._expire(track, now)
             if track.pending and len(track.releases) < self.per_second:
@@ -436,7 +441,7 @@ class TallyThrottle:
                 del self._polls[poll_id]
         return released
 
-    def forget(self, poll_id: str) -> None:
+    def forget(self, poll_id: K) -> None:
         """Drop ``poll_id`` (a closed poll sends its final counts otherwise)."""
         self._polls.pop(poll_id, None)
 

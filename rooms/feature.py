@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hub.auth import Identity, Role, TokenAuthority
-from hub.codec import EncodedEvent, pack, unpack
+from hub.coalesce import CoalescedEvent, Derived
+from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomHooks, RoomInfo
@@ -21,7 +21,7 @@ from hub.node import Node
 from hub.session import Session
 from rooms.directory import RoomDirectory, default_rooms
 from rooms.model import ROOM_ID, Room, clean_text, parse_room, validate_room_id
-from rooms.presence import PresenceBatcher
+from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
 
 MAX_ANNOUNCE = 2000
@@ -76,10 +76,13 @@ class RoomsFeature:
         ctx.on_history_lost(self.restore)
         ctx.on_snapshot(self._notices)
         ctx.on_hello(self._record_staff)
-        ctx.on_signal("presence", self._presence_signal)
-        ctx.on_stored("role", self.roles.on_role_event)
         interval = self.node.config.presence_interval
-        ctx.every(interval / 4, self.flush_presence)
+        ctx.on_signal("presence", self._presence_signal)
+        self.presence_due = PresenceDue(self.batcher)
+        self.presence_events = CoalescedEvent(
+            ctx, None, self._read_presence, interval=interval / 4, policy=self.presence_due
+        )
+        ctx.on_stored("role", self.roles.on_role_event)
         ctx.every(self.node.config.presence_ttl / 3, self.refresh_presence)
 
     async def _record_staff(self, ctx: CommandContext, identity: Identity) -> None:
@@ -307,14 +310,13 @@ class RoomsFeature:
 
     async def flush_presence(self) -> None:
         """Send each room's due presence batch to this node's members of the room."""
-        for batch in self.batcher.due(time.monotonic()):
-            followers = self.node.followers(batch.room)
-            if not followers:
-                continue
-            count = await self.node.broker.presence_count(batch.room)
-            encoded = EncodedEvent(batch.event(count))
-            for session in followers:
-                session.deliver(encoded)
+        await self.presence_events.flush()
+
+    async def _read_presence(self, mark: tuple[str, ...]) -> Derived | None:
+        room = mark[0]
+        count = await self.node.broker.presence_count(room)
+        batch = self.presence_due.take(room)
+        return Derived(batch.event(count)) if batch is not None else None
 
     async def refresh_presence(self) -> None:
         """Keep this node's presence entries alive in the broker."""

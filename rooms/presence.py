@@ -89,3 +89,44 @@ class PresenceBatcher:
         """Drop everything about ``room`` (its last local member left)."""
         self._pending.pop(room, None)
         self._last_sent.pop(room, None)
+
+
+class PresenceDue:
+    """The :class:`~hub.coalesce.DuePolicy` of ``presence`` events: a room is due when its
+    batcher releases a batch; the batch waits in :meth:`take` for the send that reads the count.
+    A send that failed gives its batch back (:meth:`owe`), merged with what came meanwhile; a
+    batch nobody took (the room has no members here any more) is dropped at the next release."""
+
+    def __init__(self, batcher: PresenceBatcher) -> None:
+        self.batcher = batcher
+        self._waiting: dict[str, PresenceBatch] = {}
+        self._handed: dict[str, PresenceBatch] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def owe(self, mark: tuple[str, ...], now: float) -> None:
+        """Give back the batch of a room whose send failed."""
+        batch = self._handed.pop(mark[0], None)
+        if batch is not None:
+            self._waiting[mark[0]] = _merged(batch, self._waiting.get(mark[0]))
+
+    def due(self, now: float) -> list[tuple[str, ...]]:
+        """The rooms with a batch to send now."""
+        self._handed.clear()
+        for batch in self.batcher.due(now):
+            self._waiting[batch.room] = _merged(self._waiting.pop(batch.room, None), batch)
+        self._handed, self._waiting = self._waiting, {}
+        return [(room,) for room in self._handed]
+
+    def take(self, room: str) -> PresenceBatch | None:
+        """The batch handed out for ``room`` (once)."""
+        return self._handed.pop(room, None)
+
+
+def _merged(first: PresenceBatch | None, then: PresenceBatch | None) -> PresenceBatch:
+    if first is None or then is None:
+        batch = first or then
+        assert batch is not None
+        return batch
+    return PresenceBatch(first.room, first.joined + then.joined, first.left + then.left)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from hub.auth import Identity, Role
 from hub.broker import user_topic
-from hub.codec import EncodedEvent, pack, unpack
+from hub.coalesce import CoalescedEvent, Derived, Mark
+from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, RoomInfo
@@ -79,8 +80,6 @@ class StageFeature:
         self.broker = rooms.node.broker
         # (room, sid) of the hands this node's sessions raised: leaving lowers them.
         self._raised: dict[tuple[str, str], str] = {}
-        # room -> whether another change arrived while its queue was being read and sent
-        self._sending: dict[str, bool] = {}
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the stage ops, the hooks and the join check and snapshot parts."""
@@ -89,7 +88,7 @@ class StageFeature:
         ctx.command("hand.lower", self.hand_lower)
         ctx.command("kick", self.kick)
         ctx.command("ban", self.ban)
-        ctx.on_signal("hands", self._hands_changed)
+        self.hands = CoalescedEvent(ctx, "hands", self._read_hands, immediate=True)
         ctx.on_signal("kick", self._kicked)
         ctx.on_join_check(self._check_not_banned)
         ctx.on_snapshot(self._snapshot)
@@ -191,30 +190,11 @@ class StageFeature:
         return True
 
     async def _announce(self, room: str) -> None:
-        await self.node.signal(room, "hands", {"room": room})
+        await self.hands.announce((room,))
 
-    def _hands_changed(self, data: Any) -> None:
-        room = data["room"]
-        if room in self._sending:
-            self._sending[room] = True
-            return
-        self._sending[room] = False
-        self.node.spawn(self._send_hands(room))
-
-    async def _send_hands(self, room: str) -> None:
-        try:
-            while True:
-                self._sending[room] = False
-                hands = await self.read_hands(room)
-                followers = self.node.followers(room)
-                if followers:
-                    event = EncodedEvent(hands_event(room, hands))
-                    for session in followers:
-                        session.deliver(event)
-                if not self._sending[room]:
-                    return
-        finally:
-            del self._sending[room]
+    async def _read_hands(self, mark: Mark) -> Derived:
+        room = mark[0]
+        return Derived(hands_event(room, await self.read_hands(room)))
 
     async def _left(self, session: Session, room: str) -> None:
         user = self._raised.pop((room, session.sid), None)

@@ -520,7 +520,7 @@ def test_tally_event() -> None:
 def test_throttle_releases_a_change_at_once() -> None:
     throttle = TallyThrottle()
     assert throttle.due(0.0) == []  # nothing owed
-    throttle.changed("p", 0.0)
+    throttle.owe("p", 0.0)
     assert throttle.due(0.0) == ["p"]
     assert throttle.due(0.1) == []  # nothing changed since
 
@@ -530,7 +530,7 @@ def test_throttle_caps_releases_per_second_and_releases_the_last_change() -> Non
     released = []
     for step in range(8):
         now = step * 0.125
-        throttle.changed("p", now)
+        throttle.owe("p", now)
         released += [now for _ in throttle.due(now)]
     assert released == [0.0, 0.125, 0.25, 0.375]
     assert throttle.due(0.99) == []  # the window opens again one second after the first release
@@ -540,11 +540,11 @@ def test_throttle_caps_releases_per_second_and_releases_the_last_change() -> Non
 
 def test_throttle_polls_are_independent_and_forgettable() -> None:
     throttle = TallyThrottle(per_second=1)
-    throttle.changed("a", 0.0)
-    throttle.changed("b", 0.0)
+    throttle.owe("a", 0.0)
+    throttle.owe("b", 0.0)
     assert sorted(throttle.due(0.0)) == ["a", "b"]
-    throttle.changed("a", 0.1)
-    throttle.changed("b", 0.1)
+    throttle.owe("a", 0.1)
+    throttle.owe("b", 0.1)
     assert throttle.due(0.5) == []
     throttle.forget("a")
     assert throttle.due(0.99) == []
@@ -599,7 +599,7 @@ def test_throttle_properties(
     now = 0.0
     for kind, poll, now in script:
         if kind == "change":
-            throttle.changed(poll, now)
+            throttle.owe(poll, now)
             owed[poll] = True
         else:
             release(now)

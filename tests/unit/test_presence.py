@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rooms.presence import SMALL_ROOM, PresenceBatch, PresenceBatcher
+from rooms.presence import SMALL_ROOM, PresenceBatch, PresenceBatcher, PresenceDue
 
 
 def _entry(sid: str) -> dict[str, Any]:
@@ -183,3 +183,24 @@ def test_quiet_rooms_are_forgotten_so_the_batcher_stays_bounded() -> None:
     batcher.due(100.0)  # long after: nothing pending, every room quiet
     assert batcher._last_sent == {}
     assert batcher._pending == {}
+
+
+def test_presence_due_gives_a_failed_batch_back_merged_with_what_came_meanwhile() -> None:
+    batcher = PresenceBatcher(interval=1.0)
+    due = PresenceDue(batcher)
+    batcher.joined("r", {"sid": "a"})
+    assert due.due(10.0) == [("r",)]
+    due.owe(("r",), 10.0)  # the send failed before taking its batch
+    batcher.joined("r", {"sid": "b"})
+    assert due.due(11.0) == [("r",)]
+    batch = due.take("r")
+    assert batch is not None and [e["sid"] for e in batch.joined] == ["a", "b"]
+    assert due.take("r") is None
+
+
+def test_presence_due_drops_a_batch_nobody_took() -> None:
+    batcher = PresenceBatcher(interval=1.0)
+    due = PresenceDue(batcher)
+    batcher.left("r", {"sid": "a"})
+    assert due.due(10.0) == [("r",)]  # no member here any more: never taken
+    assert due.due(11.0) == [] and len(due) == 0
