@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from hub import fields
 from hub.auth import Role
 from hub.codec import EncodedEvent, pack, unpack
 from hub.dispatch import CommandContext, CommandRegistry
@@ -55,7 +55,7 @@ from polls.model import (
     tally_event,
 )
 from rooms.feature import RoomsFeature
-from rooms.model import Room, RoomKind, joined_room, validate_room_id
+from rooms.model import Room, RoomKind, joined_room
 
 # How often a node sends its ballot changes and its members' tallies, and checks its timers.
 # Read when the feature is installed.
@@ -65,7 +65,6 @@ CLOSED_KEPT = 10
 
 _CHANGED: Final = "poll.changed"
 _SCHEDULE: Final = "poll.schedule"
-_POLL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Spreadsheet programs run cells that start like a formula: exported option text is defused.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -345,7 +344,7 @@ class PollsFeature:
     async def export(self, room_id: str, poll_id: str) -> tuple[Poll, list[int], int]:
         """A poll with its counts and voters, for the organizers' export (``not_found`` for an
         unknown room or poll). Never who voted: the broker keeps that to itself."""
-        room = validate_room_id(room_id)
+        room = fields.room_id(room_id)
         await self.rooms.directory.require(room)
         poll = await self.current(room, poll_id)
         counts, voters = await self.broker.ballot_tally(
@@ -412,7 +411,7 @@ class PollsFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
-        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
         needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
         if await self.rooms.role(ctx.session, room.id) < needed:
             raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
@@ -422,8 +421,7 @@ class PollsFeature:
         return self.rooms.role_of(session, room) >= Role.MODERATOR
 
     async def _poll(self, room: str, poll_id: object) -> Poll:
-        if not isinstance(poll_id, str) or _POLL_ID.fullmatch(poll_id) is None:
-            raise HubError("bad_request", "poll must be a poll id")
+        poll_id = fields.item_id(poll_id, "poll")
         record = await self.broker.hash_get(f"polls:{room}", poll_id)
         if record is None:
             raise HubError("not_found", f"no poll {poll_id} in {room}")

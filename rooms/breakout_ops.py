@@ -24,6 +24,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext, CommandRegistry
@@ -38,7 +39,7 @@ from rooms.breakouts import (
     open_round,
     parse_breakout_open,
 )
-from rooms.model import Room, RoomKind, clean_text, is_breakout_id, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
@@ -142,7 +143,7 @@ class BreakoutFeature:
         """Store a ``notice`` in every child room of the parent's open round (its moderators).
         Replies ``{rooms: {child: seq}}``."""
         parent = await self._managed_parent(ctx, cmd)
-        text = clean_text(cmd.get("text"), MAX_BROADCAST)
+        text = fields.text(cmd.get("text"), "text", MAX_BROADCAST)
         round_ = await self._require_round(parent.id)
         seqs: dict[str, int] = {}
         for child in round_.children():
@@ -337,7 +338,7 @@ class BreakoutFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
-        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
         if await self.rooms.role(ctx.session, room.id) < Role.MODERATOR:
             raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
         return room

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from hub import fields
 from hub.auth import Role
 from hub.codec import EncodedEvent, pack, unpack
 from hub.dispatch import CommandContext, CommandRegistry
@@ -19,7 +20,7 @@ from hub.session import Session
 from rooms.breakout_ops import BreakoutFeature
 from rooms.directory import RoomDirectory, default_rooms
 from rooms.directory_feed import DirectoryFeed
-from rooms.model import Room, clean_text, parse_room, validate_room_id
+from rooms.model import Room, parse_room
 from rooms.presence import PresenceBatcher
 from rooms.roles import RoleBook
 from rooms.stage_ops import StageFeature
@@ -43,16 +44,6 @@ LeaveHook = Callable[[Session, str], Awaitable[None]]
 def notices_key(room: str) -> str:
     """The broker log of a room's newest ``notice`` events (score: their seq)."""
     return f"notices:{room}"
-
-
-def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | None:
-    """An optional integer field within [low, high], else ``bad_request``."""
-    value = cmd.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise HubError("bad_request", f"{field} must be an integer from {low} to {high}")
-    return value
 
 
 class RoomsFeature:
@@ -127,11 +118,9 @@ class RoomsFeature:
 
     async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Enter a room: its position, live state and, with ``since``, what was missed."""
-        room_id = validate_room_id(cmd.get("room"))
-        since = optional_int(cmd, "since", 0, 2**62)
-        epoch = cmd.get("epoch")
-        if epoch is not None and not isinstance(epoch, str):
-            raise HubError("bad_request", "epoch must be a string")
+        room_id = fields.room_id(cmd.get("room"))
+        since = fields.optional_integer(cmd.get("since"), "since", 0, fields.MAX_SEQ)
+        epoch = fields.cursor(cmd.get("epoch"), "epoch")
         room = await self.directory.require(room_id)
         session = ctx.session
         role = await self.role(session, room_id)
@@ -179,7 +168,7 @@ class RoomsFeature:
 
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Leave a room (``not_found`` if the session is not in it)."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         if not await self.leave_room(ctx.session, room_id):
             raise HubError("not_found", f"not in room {room_id}")
         return {}
@@ -213,12 +202,13 @@ class RoomsFeature:
 
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
-        after = cmd.get("after", "")
-        if not isinstance(after, str) or len(after) > 200:
-            raise HubError("bad_request", "after must be a session id")
-        limit = optional_int(cmd, "limit", 1, PRESENCE_PAGE_MAX) or PRESENCE_PAGE_DEFAULT
+        after = fields.cursor(cmd.get("after"), "after") or ""
+        limit = (
+            fields.optional_integer(cmd.get("limit"), "limit", 1, PRESENCE_PAGE_MAX)
+            or PRESENCE_PAGE_DEFAULT
+        )
         page = await self.node.broker.presence_page(room_id, after, limit + 1)
         members = [{"sid": sid, **unpack(info)} for sid, info in page[:limit]]
         reply: dict[str, Any] = {
@@ -231,11 +221,11 @@ class RoomsFeature:
 
     async def announce(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Store a notice in a room (moderators)."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
         if await self.role(ctx.session, room_id) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators announce")
-        text = clean_text(cmd.get("text"), MAX_ANNOUNCE)
+        text = fields.text(cmd.get("text"), "text", MAX_ANNOUNCE)
         return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
 
     async def post_notice(self, room_id: str, text: str, sender: str) -> int:

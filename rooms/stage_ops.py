@@ -20,6 +20,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from hub import fields
 from hub.auth import Role
 from hub.broker import user_topic
 from hub.codec import EncodedEvent, pack, unpack
@@ -27,7 +28,7 @@ from hub.core_ops import BANNED_USERS
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode, HubError
 from hub.session import Session
-from rooms.model import Room, RoomKind, is_breakout_id, joined_room, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id, joined_room
 from rooms.roles import on_stage
 from rooms.stage import (
     Hand,
@@ -41,7 +42,6 @@ from rooms.stage import (
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
 
-MAX_USER_ID = 200
 # How often a node closes the sessions of users banned from the event (seconds).
 BAN_SWEEP_INTERVAL = 5.0
 
@@ -59,13 +59,6 @@ def bans_key(room: str) -> str:
 def is_child_of(room: str, parent: str) -> bool:
     """True when ``room`` is a breakout child of ``parent`` (``{parent}.b<number>``)."""
     return is_breakout_id(room) and room.rpartition(".b")[0] == parent
-
-
-def validate_user_id(value: object, field: str = "user") -> str:
-    """A user id field: a non-empty string of at most 200 characters, else ``bad_request``."""
-    if not isinstance(value, str) or not value or len(value) > MAX_USER_ID:
-        raise HubError("bad_request", f"{field} must be a user id")
-    return value
 
 
 class StageFeature:
@@ -101,7 +94,7 @@ class StageFeature:
         the stored event ``role``; a new speaker or moderator leaves the hand queue. Replies
         ``{seq}``."""
         room = await self._room(cmd)
-        user = validate_user_id(cmd.get("user"))
+        user = fields.user_id(cmd.get("user"))
         new = parse_assignable_role(cmd.get("role"))
         caller = await self.rooms.role(ctx.session, room.id)
         own = user == ctx.identity.user_id
@@ -144,13 +137,13 @@ class StageFeature:
     async def hand_lower(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Lower the caller's hand, or with ``user`` anyone's (moderators); ``not_found`` when
         that hand is not raised."""
-        room = validate_room_id(cmd.get("room"))
+        room = fields.room_id(cmd.get("room"))
         user = cmd.get("user")
         if user is None or user == ctx.identity.user_id:
             joined_room(room, ctx.session.rooms)
             user = ctx.identity.user_id
         else:
-            user = validate_user_id(user)
+            user = fields.user_id(user)
             if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
                 raise HubError("forbidden", "only moderators lower other people's hands")
         if not await self._lower(room, user):
@@ -228,10 +221,8 @@ class StageFeature:
         (``kicked`` for each room left); with ``ban`` they cannot join the room or its children
         again. Moderators, over people of a lower role."""
         room = await self._room(cmd)
-        user = validate_user_id(cmd.get("user"))
-        ban = cmd.get("ban", False)
-        if not isinstance(ban, bool):
-            raise HubError("bad_request", "ban must be a boolean")
+        user = fields.user_id(cmd.get("user"))
+        ban = fields.flag(cmd.get("ban"), "ban", False)
         caller = await self.rooms.role(ctx.session, room.id)
         target = await self.rooms.roles.rank(room.id, user)
         check_kick(caller, target, self_kick=user == ctx.identity.user_id)
@@ -260,7 +251,7 @@ class StageFeature:
         node, closes with 4003, and their ``hello`` is refused with 4003 from now on."""
         if ctx.identity.role < Role.ORGANIZER:
             raise HubError("forbidden", "only organizers ban people from the event")
-        user = validate_user_id(cmd.get("user"))
+        user = fields.user_id(cmd.get("user"))
         if user == ctx.identity.user_id:
             raise HubError("bad_request", "you cannot ban yourself")
         await self.broker.set_add(BANNED_USERS, user)
@@ -316,4 +307,4 @@ class StageFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _room(self, cmd: dict[str, Any]) -> Room:
-        return await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        return await self.rooms.directory.require(fields.room_id(cmd.get("room")))
