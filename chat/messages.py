@@ -90,7 +90,7 @@ class ChatFeature:
             earlier = await broker.get(claim)
             if earlier is not None:
                 return _earlier_result(earlier)
-        moderator = await self.rooms.role(ctx.session, room) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         await self.rules.check_mute(room, user)
         if not moderator:
             check_rate(self.limiter, user, time.monotonic())
@@ -163,7 +163,7 @@ class ChatFeature:
         await self.rooms.directory.require(room)
         items = await self.node.broker.log_range(log_key(room), before, limit)
         reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
-        if await self.rooms.role(ctx.session, room) >= Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:
             reply["cap"] = self.node.config.chat_history
         return reply
 
@@ -180,7 +180,7 @@ class ChatFeature:
         if raw is None:
             raise HubError("not_found", f"no message {msg} in {room}")
         info = unpack(raw)
-        moderator = await self.rooms.role(ctx.session, room) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         if info["user"] != ctx.identity.user_id and not moderator:
             raise HubError("forbidden", "only its author or a moderator may delete a message")
         # Removing the id decides between concurrent deletes: one wins, the others not_found.

@@ -168,7 +168,7 @@ class ModerationOps:
     async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
         room = fields.room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
-        if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", f"moderator role needed in {room}")
         return room
 

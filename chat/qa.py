@@ -179,7 +179,7 @@ class QaFeature:
         question in its new state with its current votes. Replies ``{question, seq}``."""
         room = fields.room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
-        if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators answer or dismiss questions")
         question = await self._question(room, cmd)
         if question.state != OPEN or not await self.broker.hash_set(

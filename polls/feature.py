@@ -413,12 +413,12 @@ class PollsFeature:
     async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
         room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
         needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
-        if await self.rooms.role(ctx.session, room.id) < needed:
+        if await self.rooms.roles.current_role(ctx.session, room.id) < needed:
             raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
         return room
 
     def _moderates(self, session: Session, room: str) -> bool:
-        return self.rooms.role_of(session, room) >= Role.MODERATOR
+        return self.rooms.roles.cached_role(session, room) >= Role.MODERATOR
 
     async def _poll(self, room: str, poll_id: object) -> Poll:
         poll_id = fields.item_id(poll_id, "poll")

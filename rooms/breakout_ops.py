@@ -285,7 +285,7 @@ class BreakoutFeature:
             return {}
         users = await self._members(plan.parent)
         if not plan.include_moderators:
-            ranks = await self.rooms.roles.ranks(plan.parent, users)
+            ranks = await self.rooms.roles.current_roles(users, plan.parent)
             users = [user for user in users if ranks[user] < Role.MODERATOR]
         return assign_random(users, plan.children, self.rng)
 
@@ -309,7 +309,7 @@ class BreakoutFeature:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
         if await self.broker.get(close_claim_key(round_.id)) is not None:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        moderator = await self.rooms.role(ctx.session, room.parent) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room.parent) >= Role.MODERATOR
         assigned = await self._assigned(round_, ctx.identity.user_id)
         if not may_enter_child(
             assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
@@ -339,7 +339,7 @@ class BreakoutFeature:
 
     async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
         room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
-        if await self.rooms.role(ctx.session, room.id) < Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room.id) < Role.MODERATOR:
             raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
         return room
 

@@ -123,7 +123,7 @@ class RoomsFeature:
         epoch = fields.cursor(cmd.get("epoch"), "epoch")
         room = await self.directory.require(room_id)
         session = ctx.session
-        role = await self.role(session, room_id)
+        role = await self.roles.current_role(session, room_id)
         rejoin = room_id in session.rooms
         for check in self._join_checks:
             await check(ctx, room, role)
@@ -132,11 +132,16 @@ class RoomsFeature:
             raise HubError("conflict", f"room {room_id} is full")
         # Live events wait until this reply is queued (the dispatcher releases them).
         session.hold()
-        position = await self.node.follow(session, room_id, since, epoch)
+        try:
+            position = await self.node.follow(session, room_id, since, epoch)
+        except BaseException:
+            # A failed rejoin takes the session out of the room: the node may follow it no more.
+            self._forget_unfollowed(room_id)
+            raise
         try:
             # Followed from here on: the room's role events keep the loaded roles current.
             await self.roles.load(room_id)
-            role = self.role_of(session, room_id)
+            role = self.roles.cached_role(session, room_id)
             await self.roles.record(room_id, ctx.identity)
             members = await self.node.broker.presence_add(
                 room_id, session.sid, self._entry(session, role)
@@ -179,8 +184,7 @@ class RoomsFeature:
         and the error propagates)."""
         if not await self.node.unfollow(session, room_id):
             return False
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)
+        self._forget_unfollowed(room_id)
         try:
             await self.node.broker.presence_remove(room_id, [session.sid])
             delta = self._delta(session, room_id, False)
@@ -199,6 +203,12 @@ class RoomsFeature:
                 except Exception:
                     log.exception("leave hook failed for %s", room_id)
         return True
+
+    def _forget_unfollowed(self, room_id: str) -> None:
+        """Drop the roles this node holds of ``room_id`` once it follows the room no more
+        (nothing keeps them current after that)."""
+        if room_id not in self.node.streams:
+            self.roles.forget(room_id)
 
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
@@ -223,7 +233,7 @@ class RoomsFeature:
         """Store a notice in a room (moderators)."""
         room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
-        if await self.role(ctx.session, room_id) < Role.MODERATOR:
+        if await self.roles.current_role(ctx.session, room_id) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators announce")
         text = fields.text(cmd.get("text"), "text", MAX_ANNOUNCE)
         return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
@@ -247,20 +257,7 @@ class RoomsFeature:
         items = await self.node.broker.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
 
-    # --- roles and presence ---------------------------------------------------------------------
-
-    def role_of(self, session: Session, room_id: str) -> Role:
-        """The session's role in a room as this node holds it: exact in the rooms this node
-        follows, the token's elsewhere. For fan-out; commands check with :meth:`role`."""
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)  # nothing keeps it current any more
-        return self.roles.role_of(session, room_id)
-
-    async def role(self, session: Session, room_id: str) -> Role:
-        """The session's role in a room, stored role changes included, on any node."""
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)
-        return await self.roles.role(session, room_id)
+    # --- presence -------------------------------------------------------------------------------
 
     @staticmethod
     def _entry(session: Session, role: Role) -> bytes:
@@ -306,7 +303,7 @@ class RoomsFeature:
         await self.directory.ensure(default_rooms() + self.directory.known())
         for session in self.node.followers(room_id):
             if session.identity is not None:
-                entry = self._entry(session, self.role_of(session, room_id))
+                entry = self._entry(session, self.roles.cached_role(session, room_id))
                 await self.node.broker.presence_add(room_id, session.sid, entry)
 
     async def _session_closed(self, session: Session) -> None:

@@ -96,10 +96,10 @@ class StageFeature:
         room = await self._room(cmd)
         user = fields.user_id(cmd.get("user"))
         new = parse_assignable_role(cmd.get("role"))
-        caller = await self.rooms.role(ctx.session, room.id)
+        caller = await self.rooms.roles.current_role(ctx.session, room.id)
         own = user == ctx.identity.user_id
         entry = await self.rooms.roles.entry(room.id, user)
-        target_now = caller if own else await self.rooms.roles.rank(room.id, user)
+        target_now = caller if own else await self.rooms.roles.current_role(user, room.id)
         check_role_change(caller, target_now, new, self_change=own)
         if entry is None:
             entry = await self.rooms.roles.seen_entry(room.id, user)
@@ -144,7 +144,7 @@ class StageFeature:
             user = ctx.identity.user_id
         else:
             user = fields.user_id(user)
-            if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+            if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
                 raise HubError("forbidden", "only moderators lower other people's hands")
         if not await self._lower(room, user):
             raise HubError("not_found", f"no raised hand of {user} in {room}")
@@ -223,8 +223,8 @@ class StageFeature:
         room = await self._room(cmd)
         user = fields.user_id(cmd.get("user"))
         ban = fields.flag(cmd.get("ban"), "ban", False)
-        caller = await self.rooms.role(ctx.session, room.id)
-        target = await self.rooms.roles.rank(room.id, user)
+        caller = await self.rooms.roles.current_role(ctx.session, room.id)
+        target = await self.rooms.roles.current_role(user, room.id)
         check_kick(caller, target, self_kick=user == ctx.identity.user_id)
         if ban:
             await self.broker.set_add(bans_key(room.id), user)
@@ -274,7 +274,10 @@ class StageFeature:
             if not barred:
                 continue
             for session in self.node.followers(room):
-                if session.user_id in barred and self.rooms.role_of(session, room) < Role.MODERATOR:
+                if (
+                    session.user_id in barred
+                    and self.rooms.roles.cached_role(session, room) < Role.MODERATOR
+                ):
                     session.send({"ev": "kicked", "room": room})
                     await self.rooms.leave_room(session, room)
 
@@ -287,7 +290,7 @@ class StageFeature:
         if (
             parent is not None
             and await self.broker.set_contains(bans_key(parent), user)
-            and await self.rooms.role(ctx.session, parent) < Role.MODERATOR
+            and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")
 
