@@ -19,15 +19,14 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from chat.moderation import chat_limiter, check_rate, validate_user
+from chat.moderation import chat_limiter, check_rate
+from hub import fields
 from hub.auth import Identity, Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext
 from hub.node import Node
-from rooms.feature import optional_int
-from rooms.model import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,8 @@ class DirectMessages:
     async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Send ``text`` to user ``to`` -> ``{id, ts, n}``, acknowledged once kept (the
         recipient may be offline: they read it with ``dm.history``)."""
-        to = validate_user(cmd.get("to"), "to")
-        text = clean_text(cmd.get("text"), MAX_TEXT)
+        to = fields.user_id(cmd.get("to"), "to")
+        text = fields.text(cmd.get("text"), "text", MAX_TEXT)
         identity = ctx.identity
         sender = identity.user_id
         if to == sender:
@@ -165,9 +164,11 @@ class DirectMessages:
         """``{messages}``: the caller's conversation with user ``with`` as delivered (``dm``
         events), those with ``n`` < ``before``, oldest first, at most ``limit`` (default 50, at
         most 200)."""
-        other = validate_user(cmd.get("with"), "with")
-        before = optional_int(cmd, "before", 0, 2**62)
-        limit = optional_int(cmd, "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        other = fields.user_id(cmd.get("with"), "with")
+        before = fields.optional_integer(cmd.get("before"), "before", 0, fields.MAX_SEQ)
+        limit = (
+            fields.optional_integer(cmd.get("limit"), "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        )
         me = ctx.identity.user_id
         if other == me:
             raise HubError("bad_request", "a conversation needs someone else")

@@ -16,17 +16,17 @@ import time
 from typing import Any, Final
 
 from chat.moderation import ChatRules, chat_limiter, check_rate
+from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext
 from hub.node import Node
-from rooms.feature import RoomsFeature, optional_int
-from rooms.model import clean_text, joined_room, validate_room_id
+from rooms.feature import RoomsFeature
+from rooms.model import joined_room
 
 MAX_TEXT: Final = 2000
-MAX_TOKEN_CHARS: Final = 64  # message ids and idempotency keys
 HISTORY_DEFAULT: Final = 50
 HISTORY_MAX: Final = 200
 # A key's first result is returned for a day; a claim whose sender vanished (a node that died
@@ -50,25 +50,6 @@ def idempotency_key(room: str, user: str, key: str) -> str:
     """Where the first result of ``key`` is kept. The user id is length-prefixed: it may hold
     ``:``, and two users must never share a key."""
     return f"chat:key:{room}:{len(user)}:{user}:{key}"
-
-
-def token_field(cmd: dict[str, Any], field: str) -> str | None:
-    """An optional message id or key: absent, or a string of 1 to 64 characters, else
-    ``bad_request``."""
-    value = cmd.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_TOKEN_CHARS:
-        raise HubError("bad_request", f"{field} must be a string of 1 to {MAX_TOKEN_CHARS} chars")
-    return value
-
-
-def required_token(cmd: dict[str, Any], field: str) -> str:
-    """A message id or key that must be present (see :func:`token_field`)."""
-    value = token_field(cmd, field)
-    if value is None:
-        raise HubError("bad_request", f"{field} is required")
-    return value
 
 
 class ChatFeature:
@@ -97,10 +78,10 @@ class ChatFeature:
         With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
         while the first attempt is still in flight a retry gets ``conflict``.
         """
-        room = validate_room_id(cmd.get("room"))
-        text = clean_text(cmd.get("text"), MAX_TEXT)
-        reply_to = token_field(cmd, "reply_to")
-        key = token_field(cmd, "key")
+        room = fields.room_id(cmd.get("room"))
+        text = fields.text(cmd.get("text"), "text", MAX_TEXT)
+        reply_to = fields.optional_key(cmd.get("reply_to"), "reply_to")
+        key = fields.optional_key(cmd.get("key"), "key")
         joined_room(room, ctx.session.rooms)
         identity = ctx.identity
         user = identity.user_id
@@ -110,7 +91,7 @@ class ChatFeature:
             earlier = await broker.get(claim)
             if earlier is not None:
                 return _earlier_result(earlier)
-        moderator = await self.rooms.role(ctx.session, room) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         await self.rules.check_mute(room, user)
         if not moderator:
             check_rate(self.limiter, user, time.monotonic())
@@ -122,7 +103,7 @@ class ChatFeature:
                 return _earlier_result(earlier)
 
         msg_id = secrets.token_hex(6)
-        fields: dict[str, Any] = {
+        message: dict[str, Any] = {
             "id": msg_id,
             "user": user,
             "name": identity.name,
@@ -130,12 +111,12 @@ class ChatFeature:
             "ts": round(time.time(), 3),
         }
         if reply_to is not None:
-            fields["reply_to"] = reply_to
+            message["reply_to"] = reply_to
         slotted = False
         try:
             if not moderator:
                 slotted = await self._take_slot(room, user)
-            seq = await self.node.publish_event(room, "chat", fields)
+            seq = await self.node.publish_event(room, "chat", message)
         except Exception:
             # Not posted: free the key and the slow-mode slot, so a retry may post. (A cancelled
             # send may have been stored: its claim is left to expire instead.)
@@ -151,7 +132,7 @@ class ChatFeature:
             await broker.put(claim, pack(result), ttl=KEY_TTL)
         # The log before the id: a delete racing with this send either finds no id (not_found)
         # or finds the message in the log; it never leaves a deleted message behind in history.
-        wire = {"ev": "chat", "room": room, "seq": seq, **fields}
+        wire = {"ev": "chat", "room": room, "seq": seq, **message}
         await broker.log_append(
             log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
         )
@@ -175,13 +156,15 @@ class ChatFeature:
         """``{messages}``: the room's chat events (as sent live) with seq < ``before``, newest
         last, at most ``limit`` (default 50, at most 200); deleted ones are gone. Moderators also
         get ``cap``, the number of messages a room keeps."""
-        room = validate_room_id(cmd.get("room"))
-        before = optional_int(cmd, "before", 0, 2**62)
-        limit = optional_int(cmd, "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        room = fields.room_id(cmd.get("room"))
+        before = fields.optional_integer(cmd.get("before"), "before", 0, fields.MAX_SEQ)
+        limit = (
+            fields.optional_integer(cmd.get("limit"), "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
+        )
         await self.rooms.directory.require(room)
         items = await self.node.broker.log_range(log_key(room), before, limit)
         reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
-        if await self.rooms.role(ctx.session, room) >= Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:
             reply["cap"] = self.node.config.chat_history
         return reply
 
@@ -190,15 +173,15 @@ class ChatFeature:
     async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Delete a message (its author, or a moderator of the room) -> ``{seq}`` of the stored
         event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown or deleted already."""
-        room = validate_room_id(cmd.get("room"))
-        msg = required_token(cmd, "msg")
+        room = fields.room_id(cmd.get("room"))
+        msg = fields.key(cmd.get("msg"), "msg")
         await self.rooms.directory.require(room)
         broker = self.node.broker
         raw = await broker.hash_get(ids_key(room), msg)
         if raw is None:
             raise HubError("not_found", f"no message {msg} in {room}")
         info = unpack(raw)
-        moderator = await self.rooms.role(ctx.session, room) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         if info["user"] != ctx.identity.user_id and not moderator:
             raise HubError("forbidden", "only its author or a moderator may delete a message")
         # Removing the id decides between concurrent deletes: one wins, the others not_found.

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from hub import fields
 from hub.auth import Role
 from hub.broker import Broker
 from hub.codec import pack, unpack
@@ -22,12 +23,10 @@ from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter
-from rooms.feature import RoomsFeature, optional_int
-from rooms.model import validate_room_id
+from rooms.feature import RoomsFeature
 
 MAX_MUTE: Final = 86_400
 MAX_SLOWMODE: Final = 3_600
-MAX_USER_CHARS: Final = 128
 # Messages (chat and DMs together) per user and node: a person typing fast, not a script.
 CHAT_RATE: Final = 3.0
 CHAT_BURST: Final = 10.0
@@ -48,21 +47,6 @@ def slow_wait(last_sent: float, interval: int, now: float) -> int:
     ``interval`` seconds (0: they may post now). The current interval counts, so shortening or
     ending slow mode takes effect at once."""
     return seconds_left(last_sent + interval, now) if interval > 0 else 0
-
-
-def validate_user(value: object, field: str = "user") -> str:
-    """A user id: a string of 1 to 128 characters, else ``bad_request``."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_USER_CHARS:
-        raise HubError("bad_request", f"{field} must be a user id")
-    return value
-
-
-def require_seconds(cmd: dict[str, Any], high: int) -> int:
-    """The command's ``seconds``: an integer from 0 to ``high``, else ``bad_request``."""
-    seconds = optional_int(cmd, "seconds", 0, high)
-    if seconds is None:
-        raise HubError("bad_request", f"seconds must be an integer from 0 to {high}")
-    return seconds
 
 
 def mute_key(room: str, user: str) -> str:
@@ -182,9 +166,9 @@ class ModerationOps:
         ctx.on_snapshot(self.snapshot)
 
     async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
-        room = validate_room_id(cmd.get("room"))
+        room = fields.room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
-        if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", f"moderator role needed in {room}")
         return room
 
@@ -192,8 +176,8 @@ class ModerationOps:
         """Mute a user in a room for ``seconds`` (0 unmutes) -> ``{until}``; stores the event
         ``chat.muted {room, seq, user, until}`` (``until`` 0 when unmuted)."""
         room = await self._moderated_room(ctx, cmd)
-        user = validate_user(cmd.get("user"))
-        seconds = require_seconds(cmd, MAX_MUTE)
+        user = fields.user_id(cmd.get("user"))
+        seconds = fields.integer(cmd.get("seconds"), "seconds", 0, MAX_MUTE)
         until = await self.rules.mute(room, user, seconds)
         await self.node.publish_event(room, "chat.muted", {"user": user, "until": until})
         return {"until": until}
@@ -202,7 +186,7 @@ class ModerationOps:
         """Set the room's slow mode (0 turns it off) -> ``{}``; stores the event
         ``room.slowmode {room, seq, seconds}``."""
         room = await self._moderated_room(ctx, cmd)
-        seconds = require_seconds(cmd, MAX_SLOWMODE)
+        seconds = fields.integer(cmd.get("seconds"), "seconds", 0, MAX_SLOWMODE)
         await self.rules.set_slowmode(room, seconds)
         await self.node.publish_event(room, "room.slowmode", {"seconds": seconds})
         return {}

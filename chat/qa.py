@@ -22,12 +22,12 @@ a member never sees a count drop, and the last ``qa.votes`` it gets is read afte
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
+from hub import fields
 from hub.auth import Role
 from hub.coalesce import CoalescedEvent, Derived, Mark
 from hub.codec import pack, unpack
@@ -36,7 +36,7 @@ from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from rooms.feature import RoomsFeature
-from rooms.model import clean_text, joined_room, validate_room_id
+from rooms.model import joined_room
 
 MAX_QUESTION = 500
 # How often a node sends its vote changes and its members' qa.votes: at most this often per
@@ -49,7 +49,6 @@ ANSWERED: Final = "answered"
 DISMISSED: Final = "dismissed"
 
 _SIGNAL: Final = "qa.votes"
-_QUESTION_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,7 @@ class QaFeature:
         """Ask a question in a room the caller is in: it is stored open with no votes, and the
         stored event ``qa`` goes to the room. Replies ``{question, seq}``."""
         room = joined_room(cmd.get("room"), ctx.session.rooms)
-        text = clean_text(cmd.get("text"), MAX_QUESTION)
+        text = fields.text(cmd.get("text"), "text", MAX_QUESTION)
         identity = ctx.identity
         order = await self.broker.incr(f"qa:{room}:asked")
         question = Question(
@@ -173,9 +172,9 @@ class QaFeature:
         needed). A question that is no longer open answers ``closed``: of two moderators closing
         it at once, on any nodes, exactly one succeeds. The stored event ``qa`` carries the
         question in its new state with its current votes. Replies ``{question, seq}``."""
-        room = validate_room_id(cmd.get("room"))
+        room = fields.room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
-        if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+        if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators answer or dismiss questions")
         question = await self._question(room, cmd)
         if question.state != OPEN or not await self.broker.hash_set(
@@ -223,9 +222,7 @@ class QaFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _question(self, room: str, cmd: dict[str, Any]) -> Question:
-        qid = cmd.get("question")
-        if not isinstance(qid, str) or _QUESTION_ID.fullmatch(qid) is None:
-            raise HubError("bad_request", "question must be a question id")
+        qid = fields.item_id(cmd.get("question"), "question")
         record = await self.broker.hash_get(f"qa:{room}", qid)
         if record is None:
             raise HubError("not_found", f"no question {qid} in {room}")

@@ -13,7 +13,6 @@ import enum
 import math
 import secrets
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,27 +20,17 @@ from typing import Any, Final, TypeGuard
 
 import jwt
 
+from hub import fields
 from hub.errors import HubError
 
 ALGORITHM: Final = "HS256"
 MIN_SECRET_BYTES: Final = 32  # RFC 7518 3.2: an HS256 key must be at least as long as the hash
 MAX_TOKEN_CHARS: Final = 8192  # far above any real token; spares us decoding garbage
-MAX_USER_ID_CHARS: Final = 128
-MAX_NAME_CHARS: Final = 64
 # token.renew: a token's lifetime when it has no exp or no iat to measure it by, and the bounds
 # of a renewed token's lifetime.
 DEFAULT_LIFETIME: Final = 3600
 MIN_LIFETIME: Final = 60
 MAX_LIFETIME: Final = 24 * 3600
-
-# Bidi embeddings, overrides and isolates: in a name they would reorder the text around it in
-# other people's views. Other format characters (e.g. the joiner inside emoji) stay allowed.
-_BIDI_CONTROLS: Final = frozenset(
-    "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-# Cc: C0/C1 controls (newlines, escapes); Cs: lone surrogates, which cannot be encoded as UTF-8
-# later; Zl/Zp: line and paragraph separators.
-_FORBIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 class Role(enum.IntEnum):
@@ -104,26 +93,6 @@ class Identity:
         return max(self.role, self.rooms.get(room, self.role))
 
 
-def validate_display_name(name: object) -> str:
-    """Return ``name`` stripped of surrounding whitespace, if it is fit to show other people.
-
-    It must be a string of 1 to 64 characters after stripping, without control characters,
-    lone surrogates, line or paragraph separators, or bidi overrides; otherwise raises
-    ``HubError("bad_request", ...)``.
-    """
-    if not isinstance(name, str):
-        raise HubError("bad_request", "name must be a string")
-    name = name.strip()
-    if not name:
-        raise HubError("bad_request", "name must not be empty")
-    if len(name) > MAX_NAME_CHARS:
-        raise HubError("bad_request", f"name must be at most {MAX_NAME_CHARS} characters")
-    for ch in name:
-        if ch in _BIDI_CONTROLS or unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
-            raise HubError("bad_request", f"name must not contain control characters ({ch!r})")
-    return name
-
-
 def generate_secret() -> str:
     """A fresh random secret for signing tokens: 32 bytes, URL-safe base64 (43 characters)."""
     return secrets.token_urlsafe(32)
@@ -133,20 +102,16 @@ def guest_identity(name: object) -> Identity:
     """A guest: an attendee under a fresh random id ``guest-<hex>``, without expiry (the hub
     signs it into a token with :meth:`TokenAuthority.mint_identity`).
 
-    ``name`` is checked like :func:`validate_display_name` (``bad_request`` if unfit).
+    ``name`` is checked by :func:`hub.fields.display_name` (``bad_request`` if unfit).
     """
     return Identity(
         user_id=f"guest-{secrets.token_hex(8)}",
-        name=validate_display_name(name),
+        name=fields.display_name(name),
         role=Role.ATTENDEE,
         rooms={},
         expires_at=None,
         guest=True,
     )
-
-
-def _valid_user_id(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and 0 < len(value) <= MAX_USER_ID_CHARS
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -202,12 +167,9 @@ class TokenAuthority:
         true``); ``auth_time`` (unix seconds, written whole) is when the holder first signed in.
         Raises :class:`ValueError` for arguments :meth:`verify` would reject.
         """
-        if not _valid_user_id(user):
-            raise ValueError(
-                f"user must be a non-empty string of at most {MAX_USER_ID_CHARS} chars"
-            )
         try:
-            clean_name = validate_display_name(name)
+            fields.user_id(user)
+            clean_name = fields.display_name(name)
         except HubError as e:
             raise ValueError(e.msg) from None
         claims: dict[str, Any] = {"sub": user, "name": clean_name, "role": Role.parse(role).label}
@@ -325,13 +287,12 @@ class TokenAuthority:
             if nbf > now:
                 raise _unauthorized("token is not valid yet")
 
-        user_id = claims.get("sub")
-        if not _valid_user_id(user_id):
-            raise _unauthorized(
-                f"token claim 'sub' must be a non-empty string of at most {MAX_USER_ID_CHARS} chars"
-            )
         try:
-            name = validate_display_name(claims.get("name"))
+            user_id = fields.user_id(claims.get("sub"), "sub")
+        except HubError as e:
+            raise _unauthorized(f"token claim 'sub' is invalid: {e.msg}") from None
+        try:
+            name = fields.display_name(claims.get("name"))
         except HubError as e:
             raise _unauthorized(f"token claim 'name' is invalid: {e.msg}") from None
         try:

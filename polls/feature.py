@@ -27,7 +27,6 @@ the poll.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hub import fields
 from hub.auth import Role
 from hub.coalesce import CoalescedEvent, Derived
 from hub.codec import pack, unpack
@@ -60,7 +60,7 @@ from polls.model import (
     tally_event,
 )
 from rooms.feature import RoomsFeature
-from rooms.model import Room, RoomKind, joined_room, validate_room_id
+from rooms.model import Room, RoomKind, joined_room
 
 # How often a node sends its ballot changes and its members' tallies, and checks its timers.
 # Read when the feature is installed.
@@ -70,7 +70,6 @@ CLOSED_KEPT = 10
 
 _CHANGED: Final = "poll.changed"
 _SCHEDULE: Final = "poll.schedule"
-_POLL_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 Mark = tuple[str, str]  # (room, poll id)
 
@@ -305,7 +304,7 @@ class PollsFeature:
     async def export(self, room_id: str, poll_id: str) -> tuple[Poll, list[int], int]:
         """A poll with its counts and voters, for the organizers' export (``not_found`` for an
         unknown room or poll). Never who voted: the broker keeps that to itself."""
-        room = validate_room_id(room_id)
+        room = fields.room_id(room_id)
         await self.rooms.directory.require(room)
         poll = await self.current(room, poll_id)
         counts, voters = await self.broker.ballot_tally(
@@ -364,18 +363,17 @@ class PollsFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
-        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
         needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
-        if await self.rooms.role(ctx.session, room.id) < needed:
+        if await self.rooms.roles.current_role(ctx.session, room.id) < needed:
             raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
         return room
 
     def _moderates(self, session: Session, room: str) -> bool:
-        return self.rooms.role_of(session, room) >= Role.MODERATOR
+        return self.rooms.roles.cached_role(session, room) >= Role.MODERATOR
 
     async def _poll(self, room: str, poll_id: object) -> Poll:
-        if not isinstance(poll_id, str) or _POLL_ID.fullmatch(poll_id) is None:
-            raise HubError("bad_request", "poll must be a poll id")
+        poll_id = fields.item_id(poll_id, "poll")
         record = await self.broker.hash_get(f"polls:{room}", poll_id)
         if record is None:
             raise HubError("not_found", f"no poll {poll_id} in {room}")

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import collections
 import enum
-import math
-import unicodedata
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Generic, TypeVar
 
-from hub.errors import HubError
+from hub import fields
 
 MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 20
@@ -173,48 +171,12 @@ def _record_multi(value: object) -> bool | int:
 # --- poll.create ---------------------------------------------------------------------------------
 
 
-def _bad(field_name: str, why: str) -> HubError:
-    return HubError("bad_request", f"{field_name}: {why}")
-
-
-def _has_control(text: str) -> bool:
-    # Cc: C0/C1 controls (newlines and tabs included: questions and options are one line);
-    # Cs: lone surrogates, which no encoder can send on.
-    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
-
-
-def _text(value: object, field_name: str, limit: int) -> str:
-    if not isinstance(value, str):
-        raise _bad(field_name, "must be a string")
-    text = value.strip()
-    if not text:
-        raise _bad(field_name, "must not be empty")
-    if len(text) > limit:
-        raise _bad(field_name, f"must be at most {limit} characters")
-    if _has_control(text):
-        raise _bad(field_name, "must not contain control characters")
-    return text
-
-
-def _flag(fields: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = fields.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _bad(name, "must be true or false")
-    return value
-
-
 def _options(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple):
-        raise _bad("options", "must be a list of strings")
-    if not MIN_OPTIONS <= len(value) <= MAX_OPTIONS:
-        raise _bad("options", f"must hold {MIN_OPTIONS} to {MAX_OPTIONS} options")
     options: list[str] = []
-    for index, item in enumerate(value):
-        option = _text(item, f"options[{index}]", MAX_OPTION)
+    for index, item in enumerate(fields.items(value, "options", MIN_OPTIONS, MAX_OPTIONS)):
+        option = fields.line(item, f"options[{index}]", MAX_OPTION)
         if option in options:
-            raise _bad(f"options[{index}]", "repeats an earlier option")
+            raise fields.bad(f"options[{index}]", "repeats an earlier option")
         options.append(option)
     return tuple(options)
 
@@ -228,9 +190,9 @@ def normalise_multi(value: object, option_count: int) -> bool | int:
     if isinstance(value, bool):
         return value
     if not isinstance(value, int):
-        raise _bad("multi", "must be true, false or the most options one ballot may pick")
+        raise fields.bad("multi", "must be true, false or the most options one ballot may pick")
     if value < 0:
-        raise _bad("multi", "must not be negative")
+        raise fields.bad("multi", "must not be negative")
     if value == 1:
         return False
     if value == 0 or value >= option_count:
@@ -238,48 +200,32 @@ def normalise_multi(value: object, option_count: int) -> bool | int:
     return value
 
 
-def _duration(value: object) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not MIN_DURATION <= value <= MAX_DURATION
-    ):
-        raise _bad("duration", f"must be {MIN_DURATION} to {MAX_DURATION} seconds")
-    return float(value)
-
-
 def parse_poll(
-    fields: Mapping[str, Any], *, poll_id: str, room: str, created_by: str, now: float
+    cmd: Mapping[str, Any], *, poll_id: str, room: str, created_by: str, now: float
 ) -> Poll:
     """Validate ``poll.create`` fields into an open Poll opened at ``now``.
 
-    ``question``: a string, 1 to :data:`MAX_QUESTION` characters once trimmed, no control
-    characters. ``options``: a list of :data:`MIN_OPTIONS` to :data:`MAX_OPTIONS` strings, each
-    1 to :data:`MAX_OPTION` characters once trimmed, no control characters, no two equal (after
-    trimming, case-sensitive). ``multi`` (default false; see :func:`normalise_multi`),
-    ``anonymous`` (true), ``show`` (``live``), ``allow_change`` (true), ``guests`` (true);
+    ``question``: a :func:`hub.fields.line` of at most :data:`MAX_QUESTION` characters.
+    ``options``: a list of :data:`MIN_OPTIONS` to :data:`MAX_OPTIONS` lines of at most
+    :data:`MAX_OPTION` characters each, no two equal (after trimming, case-sensitive).
+    ``multi`` (default false; see :func:`normalise_multi`), ``anonymous`` (true), ``show``
+    (``live``), ``allow_change`` (true), ``guests`` (true);
     ``duration`` (optional): :data:`MIN_DURATION` to :data:`MAX_DURATION` seconds, making
     ``closes_at = now + duration``. A field given as null takes its default; other fields (the
     envelope's ``room``, ``op`` ...) are ignored. Raises ``bad_request`` whose message starts
     with the name of the first wrong field.
     """
-    if "question" not in fields:
-        raise _bad("question", "is required")
-    question = _text(fields["question"], "question", MAX_QUESTION)
-    if "options" not in fields:
-        raise _bad("options", "is required")
-    options = _options(fields["options"])
-    multi = normalise_multi(fields.get("multi"), len(options))
-    anonymous = _flag(fields, "anonymous", True)
-    show_value = fields.get("show")
-    try:
-        show = Show.LIVE if show_value is None else Show(show_value)
-    except ValueError:
-        raise _bad("show", "must be live, closed or never") from None
-    duration = _duration(fields.get("duration"))
+    if "question" not in cmd:
+        raise fields.bad("question", "is required")
+    question = fields.line(cmd["question"], "question", MAX_QUESTION)
+    if "options" not in cmd:
+        raise fields.bad("options", "is required")
+    options = _options(cmd["options"])
+    multi = normalise_multi(cmd.get("multi"), len(options))
+    anonymous = fields.flag(cmd.get("anonymous"), "anonymous", True)
+    show_value = cmd.get("show")
+    show = Show.LIVE if show_value is None else fields.choice(show_value, "show", Show)
+    duration = fields.optional_number(cmd.get("duration"), "duration", MIN_DURATION, MAX_DURATION)
     return Poll(
         id=poll_id,
         room=room,
@@ -288,8 +234,8 @@ def parse_poll(
         multi=multi,
         anonymous=anonymous,
         show=show,
-        allow_change=_flag(fields, "allow_change", True),
-        guests=_flag(fields, "guests", True),
+        allow_change=fields.flag(cmd.get("allow_change"), "allow_change", True),
+        guests=fields.flag(cmd.get("guests"), "guests", True),
         created_by=created_by,
         opened_at=now,
         closes_at=now + duration if duration is not None else None,
@@ -299,32 +245,14 @@ def parse_poll(
 # --- poll.vote -----------------------------------------------------------------------------------
 
 
-def _index(poll: Poll, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad("choice", "must hold option indexes (integers)")
-    if not 0 <= value < len(poll.options):
-        raise _bad("choice", f"option {value} does not exist (0 to {len(poll.options) - 1})")
-    return value
-
-
 def parse_choice(poll: Poll, choice: object) -> list[int]:
     """``poll.vote``'s ``choice`` as the ballot to store: for single choice an option index
     (``[i]``); for ``multi`` a non-empty list of distinct indexes, at most
     :attr:`Poll.max_choices` of them (sorted). ``bad_request`` for anything else."""
+    last = len(poll.options) - 1
     if not poll.is_multi:
-        if isinstance(choice, list | tuple):
-            raise _bad("choice", "must be one option index (this poll is single choice)")
-        return [_index(poll, choice)]
-    if not isinstance(choice, list | tuple):
-        raise _bad("choice", "must be a list of option indexes")
-    if not choice:
-        raise _bad("choice", "must pick at least one option")
-    indexes = [_index(poll, item) for item in choice]
-    if len(set(indexes)) != len(indexes):
-        raise _bad("choice", "must not repeat an option")
-    if len(indexes) > poll.max_choices:
-        raise _bad("choice", f"may pick at most {poll.max_choices} options")
-    return sorted(indexes)
+        return [fields.integer(choice, "choice", 0, last)]
+    return fields.int_set(choice, "choice", 0, last, poll.max_choices)
 
 
 def ballot_as_sent(poll: Poll, ballot: list[int] | None) -> int | list[int] | None:

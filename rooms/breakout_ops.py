@@ -24,6 +24,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
@@ -39,7 +40,7 @@ from rooms.breakouts import (
     open_round,
     parse_breakout_open,
 )
-from rooms.model import Room, RoomKind, clean_text, is_breakout_id, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
@@ -143,7 +144,7 @@ class BreakoutFeature:
         """Store a ``notice`` in every child room of the parent's open round (its moderators).
         Replies ``{rooms: {child: seq}}``."""
         parent = await self._managed_parent(ctx, cmd)
-        text = clean_text(cmd.get("text"), MAX_BROADCAST)
+        text = fields.text(cmd.get("text"), "text", MAX_BROADCAST)
         round_ = await self._require_round(parent.id)
         seqs: dict[str, int] = {}
         for child in round_.children():
@@ -285,7 +286,7 @@ class BreakoutFeature:
             return {}
         users = await self._members(plan.parent)
         if not plan.include_moderators:
-            ranks = await self.rooms.roles.ranks(plan.parent, users)
+            ranks = await self.rooms.roles.current_roles(users, plan.parent)
             users = [user for user in users if ranks[user] < Role.MODERATOR]
         return assign_random(users, plan.children, self.rng)
 
@@ -309,7 +310,7 @@ class BreakoutFeature:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
         if await self.broker.get(close_claim_key(round_.id)) is not None:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        moderator = await self.rooms.role(ctx.session, room.parent) >= Role.MODERATOR
+        moderator = await self.rooms.roles.current_role(ctx.session, room.parent) >= Role.MODERATOR
         assigned = await self._assigned(round_, ctx.identity.user_id)
         if not may_enter_child(
             assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
@@ -338,8 +339,8 @@ class BreakoutFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
-        room = await self.rooms.directory.require(validate_room_id(cmd.get("room")))
-        if await self.rooms.role(ctx.session, room.id) < Role.MODERATOR:
+        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
+        if await self.rooms.roles.current_role(ctx.session, room.id) < Role.MODERATOR:
             raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
         return room
 

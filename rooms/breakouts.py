@@ -6,23 +6,20 @@ No I/O: time and randomness are always passed in.
 from __future__ import annotations
 
 import enum
-import math
 import random
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from hub import fields
 from hub.errors import HubError
-from rooms.model import validate_room_id
 
 MAX_BREAKOUTS: Final = 50
 MAX_BREAKOUT_TITLE: Final = 80
 MIN_BREAKOUT_DURATION: Final = 1  # seconds
 MAX_BREAKOUT_DURATION: Final = 24 * 3600
 MAX_ASSIGNMENTS: Final = 10_000
-MAX_ASSIGNED_USER: Final = 200
 
 
 class Assign(enum.StrEnum):
@@ -67,106 +64,54 @@ class BreakoutPlan:
 # --- breakout.open -------------------------------------------------------------------------------
 
 
-def _bad(field_name: str, why: str) -> HubError:
-    return HubError("bad_request", f"{field_name}: {why}")
-
-
-def _has_control(text: str) -> bool:
-    # Cc: C0/C1 controls (newlines and tabs included: a title is one line); Cs: lone
-    # surrogates, which no encoder can send on.
-    return any(unicodedata.category(char) in ("Cc", "Cs") for char in text)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _titles(fields: Mapping[str, Any]) -> tuple[str, ...]:
-    count, titles = fields.get("count"), fields.get("titles")
+def _titles(cmd: Mapping[str, Any]) -> tuple[str, ...]:
+    count, titles = cmd.get("count"), cmd.get("titles")
     if (count is None) == (titles is None):
-        raise _bad("count", "give either count or titles, exactly one of them")
+        raise fields.bad("count", "give either count or titles, exactly one of them")
     if count is not None:
-        if not _is_int(count) or not 1 <= count <= MAX_BREAKOUTS:
-            raise _bad("count", f"must be an integer from 1 to {MAX_BREAKOUTS}")
+        count = fields.integer(count, "count", 1, MAX_BREAKOUTS)
         return tuple(f"Room {number}" for number in range(1, count + 1))
-    if not isinstance(titles, list | tuple):
-        raise _bad("titles", "must be a list of strings")
-    if not 1 <= len(titles) <= MAX_BREAKOUTS:
-        raise _bad("titles", f"must hold 1 to {MAX_BREAKOUTS} titles")
-    return tuple(_title(item, f"titles[{index}]") for index, item in enumerate(titles))
-
-
-def _title(value: object, field_name: str) -> str:
-    if not isinstance(value, str):
-        raise _bad(field_name, "must be a string")
-    title = value.strip()
-    if not title:
-        raise _bad(field_name, "must not be empty")
-    if len(title) > MAX_BREAKOUT_TITLE:
-        raise _bad(field_name, f"must be at most {MAX_BREAKOUT_TITLE} characters")
-    if _has_control(title):
-        raise _bad(field_name, "must not contain control characters")
-    return title
+    return tuple(
+        fields.line(item, f"titles[{index}]", MAX_BREAKOUT_TITLE)
+        for index, item in enumerate(fields.items(titles, "titles", 1, MAX_BREAKOUTS))
+    )
 
 
 def _check_children(parent: str, children: Sequence[str]) -> None:
     for child in children:
         try:
-            validate_room_id(child)
+            fields.room_id(child)
         except HubError:
-            raise _bad(
+            raise fields.bad(
                 "room", f"{parent!r} is too long to hold {len(children)} breakouts ({child!r})"
             ) from None
 
 
-def _assign(value: object) -> Assign:
-    if not isinstance(value, str):
-        raise _bad("assign", "must be random, manual or self")
-    try:
-        return Assign(value)
-    except ValueError:
-        raise _bad("assign", "must be random, manual or self") from None
-
-
 def _assignments(value: object, children: Sequence[str]) -> dict[str, str]:
     if not isinstance(value, Mapping):
-        raise _bad("assignments", "must be a map of user id to breakout")
+        raise fields.bad("assignments", "must be a map of user id to breakout")
     if not value:
-        raise _bad("assignments", "must assign at least one user")
+        raise fields.bad("assignments", "must assign at least one user")
     if len(value) > MAX_ASSIGNMENTS:
-        raise _bad("assignments", f"must hold at most {MAX_ASSIGNMENTS} users")
+        raise fields.bad("assignments", f"must hold at most {MAX_ASSIGNMENTS} users")
     known = frozenset(children)
     normalised: dict[str, str] = {}
-    for user, target in value.items():
-        if not isinstance(user, str) or not 1 <= len(user) <= MAX_ASSIGNED_USER:
-            raise _bad(
-                "assignments", f"user ids must be strings of 1 to {MAX_ASSIGNED_USER} characters"
-            )
-        if _is_int(target) and 1 <= target <= len(children):
-            normalised[user] = children[target - 1]
-        elif isinstance(target, str) and target in known:
+    for raw_user, target in value.items():
+        user = fields.user_id(raw_user, "assignments")
+        if isinstance(target, str) and target in known:
             normalised[user] = target
+        elif (
+            isinstance(target, int)
+            and not isinstance(target, bool)
+            and 1 <= target <= len(children)
+        ):
+            normalised[user] = children[target - 1]
         else:
-            raise _bad(
+            raise fields.bad(
                 f"assignments[{user!r}]",
                 f"must be a breakout number from 1 to {len(children)} or its id",
             )
     return normalised
-
-
-def _duration(value: object) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not MIN_BREAKOUT_DURATION <= value <= MAX_BREAKOUT_DURATION
-    ):
-        raise _bad(
-            "duration", f"must be {MIN_BREAKOUT_DURATION} to {MAX_BREAKOUT_DURATION} seconds"
-        )
-    return float(value)
 
 
 def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
@@ -174,13 +119,13 @@ def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
     validated the command's ``room`` into it; other fields such as ``op`` are ignored).
 
     Exactly one of ``count`` (an integer 1 to :data:`MAX_BREAKOUTS`; titles ``Room 1``,
-    ``Room 2`` ...) and ``titles`` (a list of 1 to :data:`MAX_BREAKOUTS` strings, each 1 to
-    :data:`MAX_BREAKOUT_TITLE` characters once trimmed, no control characters). The child ids
+    ``Room 2`` ...) and ``titles`` (a list of 1 to :data:`MAX_BREAKOUTS` strings, each a
+    :func:`hub.fields.line` of at most :data:`MAX_BREAKOUT_TITLE` characters). The child ids
     must be valid room ids, so ``parent`` must be short enough to carry the ``.b<n>`` suffixes.
     ``assign``: ``random``, ``manual`` or ``self``. ``assignments``: with ``manual`` only, and
-    then required: a non-empty map of at most :data:`MAX_ASSIGNMENTS` user ids (1 to
-    :data:`MAX_ASSIGNED_USER` characters) to a child number (1 to N) or child id, normalised to
-    child ids. ``duration`` (optional): :data:`MIN_BREAKOUT_DURATION` to
+    then required: a non-empty map of at most :data:`MAX_ASSIGNMENTS` user ids
+    (:func:`hub.fields.user_id`) to a child number (1 to N) or child id, normalised to child
+    ids. ``duration`` (optional): :data:`MIN_BREAKOUT_DURATION` to
     :data:`MAX_BREAKOUT_DURATION` seconds. ``moderators`` (optional, default false): a random
     deal places moderators too. A field given as null counts as absent. Raises ``bad_request``
     whose message starts with the name of the first wrong field.
@@ -189,27 +134,27 @@ def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
     children = child_ids(parent, len(titles))
     _check_children(parent, children)
     if cmd.get("assign") is None:
-        raise _bad("assign", "is required (random, manual or self)")
-    assign = _assign(cmd["assign"])
+        raise fields.bad("assign", "is required (random, manual or self)")
+    assign = fields.choice(cmd["assign"], "assign", Assign)
     raw_assignments = cmd.get("assignments")
     assignments: dict[str, str] = {}
     if assign is Assign.MANUAL:
         if raw_assignments is None:
-            raise _bad("assignments", "is required when assign is manual")
+            raise fields.bad("assignments", "is required when assign is manual")
         assignments = _assignments(raw_assignments, children)
     elif raw_assignments is not None:
-        raise _bad("assignments", "only go with assign manual")
-    duration = _duration(cmd.get("duration"))
-    moderators = cmd.get("moderators")
-    if moderators is not None and not isinstance(moderators, bool):
-        raise _bad("moderators", "must be true or false")
+        raise fields.bad("assignments", "only go with assign manual")
+    duration = fields.optional_number(
+        cmd.get("duration"), "duration", MIN_BREAKOUT_DURATION, MAX_BREAKOUT_DURATION
+    )
+    moderators = fields.flag(cmd.get("moderators"), "moderators", False)
     return BreakoutPlan(
         parent=parent,
         titles=titles,
         assign=assign,
         assignments=assignments,
         duration=duration,
-        include_moderators=bool(moderators),
+        include_moderators=moderators,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hub import fields
 from hub.auth import Identity, Role, TokenAuthority
 from hub.coalesce import CoalescedEvent, Derived
 from hub.codec import pack, unpack
@@ -20,7 +21,7 @@ from hub.http_api import api, bearer, json_body, organizer
 from hub.node import Node
 from hub.session import Session
 from rooms.directory import RoomDirectory, default_rooms
-from rooms.model import ROOM_ID, Room, clean_text, parse_room, validate_room_id
+from rooms.model import Room, parse_room
 from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
 
@@ -36,16 +37,6 @@ log = logging.getLogger(__name__)
 def notices_key(room: str) -> str:
     """The broker log of a room's newest ``notice`` events (score: their seq)."""
     return f"notices:{room}"
-
-
-def optional_int(cmd: dict[str, Any], field: str, low: int, high: int) -> int | None:
-    """An optional integer field within [low, high], else ``bad_request``."""
-    value = cmd.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise HubError("bad_request", f"{field} must be an integer from {low} to {high}")
-    return value
 
 
 class RoomsFeature:
@@ -110,14 +101,12 @@ class RoomsFeature:
 
     async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Enter a room: its position, live state and, with ``since``, what was missed."""
-        room_id = validate_room_id(cmd.get("room"))
-        since = optional_int(cmd, "since", 0, 2**62)
-        epoch = cmd.get("epoch")
-        if epoch is not None and not isinstance(epoch, str):
-            raise HubError("bad_request", "epoch must be a string")
+        room_id = fields.room_id(cmd.get("room"))
+        since = fields.optional_integer(cmd.get("since"), "since", 0, fields.MAX_SEQ)
+        epoch = fields.cursor(cmd.get("epoch"), "epoch")
         room = await self.directory.require(room_id)
         session = ctx.session
-        role = await self.role(session, room_id)
+        role = await self.roles.current_role(session, room_id)
         rejoin = room_id in session.rooms
         for check in self.hooks.join_checks:
             await check(ctx, room, role)
@@ -126,11 +115,16 @@ class RoomsFeature:
             raise HubError("conflict", f"room {room_id} is full")
         # Live events wait until this reply is queued (the dispatcher releases them).
         session.hold()
-        position = await self.node.follow(session, room_id, since, epoch)
+        try:
+            position = await self.node.follow(session, room_id, since, epoch)
+        except BaseException:
+            # A failed rejoin takes the session out of the room: the node may follow it no more.
+            self._forget_unfollowed(room_id)
+            raise
         try:
             # Followed from here on: the room's role events keep the loaded roles current.
             await self.roles.load(room_id)
-            role = self.role_of(session, room_id)
+            role = self.roles.cached_role(session, room_id)
             await self.roles.record(room_id, ctx.identity)
             members = await self.node.broker.presence_add(
                 room_id, session.sid, self._entry(session, role)
@@ -162,7 +156,7 @@ class RoomsFeature:
 
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Leave a room (``not_found`` if the session is not in it)."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         if not await self.leave_room(ctx.session, room_id):
             raise HubError("not_found", f"not in room {room_id}")
         return {}
@@ -173,8 +167,7 @@ class RoomsFeature:
         and the error propagates)."""
         if not await self.node.unfollow(session, room_id):
             return False
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)
+        self._forget_unfollowed(room_id)
         try:
             await self.node.broker.presence_remove(room_id, [session.sid])
             delta = self._delta(session, room_id, False)
@@ -194,14 +187,21 @@ class RoomsFeature:
                     log.exception("leave hook failed for %s", room_id)
         return True
 
+    def _forget_unfollowed(self, room_id: str) -> None:
+        """Drop the roles this node holds of ``room_id`` once it follows the room no more
+        (nothing keeps them current after that)."""
+        if room_id not in self.node.streams:
+            self.roles.forget(room_id)
+
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
-        after = cmd.get("after", "")
-        if not isinstance(after, str) or len(after) > 200:
-            raise HubError("bad_request", "after must be a session id")
-        limit = optional_int(cmd, "limit", 1, PRESENCE_PAGE_MAX) or PRESENCE_PAGE_DEFAULT
+        after = fields.cursor(cmd.get("after"), "after") or ""
+        limit = (
+            fields.optional_integer(cmd.get("limit"), "limit", 1, PRESENCE_PAGE_MAX)
+            or PRESENCE_PAGE_DEFAULT
+        )
         page = await self.node.broker.presence_page(room_id, after, limit + 1)
         members = [{"sid": sid, **unpack(info)} for sid, info in page[:limit]]
         reply: dict[str, Any] = {
@@ -214,11 +214,11 @@ class RoomsFeature:
 
     async def announce(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Store a notice in a room (moderators)."""
-        room_id = validate_room_id(cmd.get("room"))
+        room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
-        if await self.role(ctx.session, room_id) < Role.MODERATOR:
+        if await self.roles.current_role(ctx.session, room_id) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators announce")
-        text = clean_text(cmd.get("text"), MAX_ANNOUNCE)
+        text = fields.text(cmd.get("text"), "text", MAX_ANNOUNCE)
         return {"seq": await self.post_notice(room_id, text, ctx.identity.user_id)}
 
     async def post_notice(self, room_id: str, text: str, sender: str) -> int:
@@ -255,7 +255,7 @@ class RoomsFeature:
     async def _http_announce(self, request: Request) -> Response:
         user = organizer(request, self._authority())
         room = await self.directory.require(request.path_params["room"])
-        text = clean_text((await json_body(request)).get("text"), MAX_ANNOUNCE)
+        text = fields.text((await json_body(request)).get("text"), "text", MAX_ANNOUNCE)
         return JSONResponse({"seq": await self.post_notice(room.id, text, user)})
 
     async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
@@ -267,26 +267,13 @@ class RoomsFeature:
         identity = bearer(request, self._authority(), "a moderator's bearer token")
         stored: Role | None = None
         # Not a room id: no role can be stored for it, and nothing to read.
-        if identity.role_in(room) is not Role.ORGANIZER and ROOM_ID.fullmatch(room):
+        if identity.role_in(room) is not Role.ORGANIZER and fields.ROOM_ID.fullmatch(room):
             entry = await self.roles.entry(room, identity.user_id)
             stored = entry.role if entry is not None else None
         if effective_role(identity, room, stored) < Role.MODERATOR:
             raise HubError("forbidden", f"only moderators of the room may {what}")
 
-    # --- roles and presence ---------------------------------------------------------------------
-
-    def role_of(self, session: Session, room_id: str) -> Role:
-        """The session's role in a room as this node holds it: exact in the rooms this node
-        follows, the token's elsewhere. For fan-out; commands check with :meth:`role`."""
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)  # nothing keeps it current any more
-        return self.roles.role_of(session, room_id)
-
-    async def role(self, session: Session, room_id: str) -> Role:
-        """The session's role in a room, stored role changes included, on any node."""
-        if room_id not in self.node.streams:
-            self.roles.forget(room_id)
-        return await self.roles.role(session, room_id)
+    # --- presence -------------------------------------------------------------------------------
 
     @staticmethod
     def _entry(session: Session, role: Role) -> bytes:
@@ -331,7 +318,7 @@ class RoomsFeature:
         await self.directory.ensure(default_rooms() + self.directory.known())
         for session in self.node.followers(room_id):
             if session.identity is not None:
-                entry = self._entry(session, self.role_of(session, room_id))
+                entry = self._entry(session, self.roles.cached_role(session, room_id))
                 await self.node.broker.presence_add(room_id, session.sid, entry)
 
     async def _session_closed(self, session: Session) -> None:

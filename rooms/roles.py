@@ -7,10 +7,13 @@ that the stage list and the checks on a target's rank know about them without th
 Organizers are organizers everywhere: no stored role lowers them.
 
 A node keeps the stored roles of the rooms it follows in memory, loaded when it starts following
-a room and kept current by the room's stored ``role`` events, which reach it in order. Commands
-that need a privilege confirm a cached role above attendee against the broker, so a change
-stored on another node counts at once; for a room it does not follow a node reads the broker
-too. Every check is the server's, on every node.
+a room, kept current by the room's stored ``role`` events, which reach it in order, and dropped
+when it stops following the room (:meth:`RoleBook.forget`). Two getters read roles:
+:meth:`RoleBook.current_role`, for commands, confirms a cached role above attendee against the
+broker, so a change stored on another node counts at once (for a room it does not follow a node
+reads the broker too), and knows the role of a user without their token; every check is the
+server's, on every node. :meth:`RoleBook.cached_role`, for fan-out, reads only what this node
+holds.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from hub.auth import Identity, Role
 from hub.broker import Broker
@@ -68,8 +71,12 @@ def on_stage(entries: Iterable[RoleEntry]) -> list[dict[str, str]]:
 
 def effective_role(identity: Identity, room: str, stored: Role | None) -> Role:
     """A user's role in ``room``: the stored one where there is one, else the token's; an
-    organizer's token always wins."""
-    token_role = identity.role_in(room)
+    organizer's token always wins. The rule both getters of :class:`RoleBook` apply; it reads
+    nothing."""
+    return _effective(identity.role_in(room), stored)
+
+
+def _effective(token_role: Role, stored: Role | None) -> Role:
     if stored is None or token_role is Role.ORGANIZER:
         return token_role
     return stored
@@ -78,10 +85,12 @@ def effective_role(identity: Identity, room: str, stored: Role | None) -> Role:
 @dataclass(slots=True)
 class _Load:
     """A load of one room's stored roles in progress: ``done`` resolves when it ends (however
-    it ends); ``events`` are the role events that arrived meanwhile, applied after it."""
+    it ends); ``events`` are the role events that arrived meanwhile, applied after it;
+    ``forgotten`` when the node stopped following the room meanwhile (nothing is kept)."""
 
     done: asyncio.Future[None]
     events: list[tuple[str, Role]] = field(default_factory=list)
+    forgotten: bool = False
 
 
 class RoleBook:
@@ -94,35 +103,71 @@ class RoleBook:
         # room being loaded -> its load (one per room: later callers wait for it)
         self._loading: dict[str, _Load] = {}
 
-    def role_of(self, session: Session, room: str) -> Role:
-        """The session's role in ``room`` from what this node holds: current for rooms it
-        follows (the session's own rooms) as far as their ``role`` events arrived, the token's
-        elsewhere. For fan-out decisions; commands use :meth:`role`."""
-        identity = session.identity
+    @overload
+    def cached_role(self, who: Session, room: str) -> Role: ...
+
+    @overload
+    def cached_role(self, who: str, room: str, token_role: Role) -> Role: ...
+
+    def cached_role(self, who: Session | str, room: str, token_role: Role | None = None) -> Role:
+        """The role of ``who`` in ``room`` as this node holds it, without a read: the role
+        their token gives them there (a session's own token; for a user id, ``token_role``, as
+        their presence entry says) unless a role stored there replaces it (an organizer's token
+        always wins). The node holds the stored roles of the rooms it follows, as far as their
+        ``role`` events arrived; elsewhere this is the token's role. For fan-out; commands
+        check with :meth:`current_role`."""
+        if isinstance(who, Session):
+            identity = who.identity
+            if identity is None:
+                return Role.ATTENDEE
+            user, token_role = identity.user_id, identity.role_in(room)
+        elif token_role is None:
+            raise TypeError("the role of a user id needs the role their token gives them")
+        else:
+            user = who
+        stored = self._stored.get(room)
+        return _effective(token_role, stored.get(user) if stored is not None else None)
+
+    async def current_role(self, who: Session | str, room: str) -> Role:
+        """A role in ``room`` for a command's check, exact on any node, stored changes included
+        before their event arrives here.
+
+        A session's: its token's role there unless a stored role replaces it (an organizer's
+        token always wins); an attendee of a followed room costs no read, any other role reads
+        the stored one. A user id's, without their token: what the hub recorded of it (see
+        :meth:`current_roles`).
+        """
+        if isinstance(who, str):
+            return (await self.current_roles([who], room))[who]
+        identity = who.identity
         if identity is None:
             return Role.ATTENDEE
-        stored = self._stored.get(room)
-        return effective_role(identity, room, stored.get(identity.user_id) if stored else None)
-
-    def stored_role(self, room: str, user: str) -> Role | None:
-        """``user``'s stored role in a room this node follows (None: none stored, or the room
-        is not followed here)."""
-        stored = self._stored.get(room)
-        return stored.get(user) if stored is not None else None
-
-    async def role(self, session: Session, room: str) -> Role:
-        """The session's role in ``room`` for a command's check, exact on any node: an
-        attendee of a followed room costs no read; any other role is read from the broker, so a
-        change stored on another node counts before its event arrives here."""
-        identity = session.identity
-        if identity is None:
-            return Role.ATTENDEE
-        if room in self._stored and self.role_of(session, room) <= Role.ATTENDEE:
+        if room in self._stored and self.cached_role(who, room) <= Role.ATTENDEE:
             return Role.ATTENDEE
         if identity.role_in(room) is Role.ORGANIZER:
             return Role.ORGANIZER  # no stored role lowers an organizer: nothing to read
         entry = await self.entry(room, identity.user_id)
         return effective_role(identity, room, entry.role if entry is not None else None)
+
+    async def current_roles(self, users: Iterable[str], room: str) -> dict[str, Role]:
+        """:meth:`current_role` of users without their token, in three reads: a stored role
+        (an organizer stays one), else the higher of their token role recorded at their latest
+        join of the room and their event-wide staff role."""
+        stored = {entry.user: entry.role for entry in await self.entries(room)}
+        seen = {entry.user: entry.role for entry in await self.seen_entries(room)}
+        staff = {
+            user: Role.parse(label.decode())
+            for user, label in (await self.broker.hash_get_all(STAFF_ROLES)).items()
+        }
+        roles: dict[str, Role] = {}
+        for user in users:
+            staff_role = staff.get(user)
+            stored_role = stored.get(user)
+            if stored_role is not None:
+                roles[user] = Role.ORGANIZER if staff_role is Role.ORGANIZER else stored_role
+            else:
+                roles[user] = max(seen.get(user, Role.ATTENDEE), staff_role or Role.ATTENDEE)
+        return roles
 
     async def entry(self, room: str, user: str) -> RoleEntry | None:
         """``user``'s stored role entry in the room, or None."""
@@ -134,30 +179,6 @@ class RoleBook:
         None."""
         data = await self.broker.hash_get(seen_key(room), user)
         return RoleEntry.from_record(user, data) if data is not None else None
-
-    async def rank(self, room: str, user: str) -> Role:
-        """What the hub knows of ``user``'s role in ``room`` without their token: a stored
-        role, else the higher of their recorded token role and their event-wide staff role (an
-        organizer's staff role wins over everything)."""
-        return (await self.ranks(room, [user]))[user]
-
-    async def ranks(self, room: str, users: Iterable[str]) -> dict[str, Role]:
-        """:meth:`rank` of many users, in three reads."""
-        stored = {entry.user: entry.role for entry in await self.entries(room)}
-        seen = {entry.user: entry.role for entry in await self.seen_entries(room)}
-        staff = {
-            user: Role.parse(label.decode())
-            for user, label in (await self.broker.hash_get_all(STAFF_ROLES)).items()
-        }
-        ranks: dict[str, Role] = {}
-        for user in users:
-            staff_role = staff.get(user)
-            stored_role = stored.get(user)
-            if stored_role is not None:
-                ranks[user] = Role.ORGANIZER if staff_role is Role.ORGANIZER else stored_role
-            else:
-                ranks[user] = max(seen.get(user, Role.ATTENDEE), staff_role or Role.ATTENDEE)
-        return ranks
 
     async def entries(self, room: str) -> list[RoleEntry]:
         """Every stored role entry of the room, ordered by user."""
@@ -197,14 +218,19 @@ class RoleBook:
             stored = {entry.user: entry.role for entry in await self.entries(room)}
             for user, role in load.events:
                 stored[user] = role
-            self._stored[room] = stored
+            if not load.forgotten:
+                self._stored[room] = stored
         finally:
             del self._loading[room]
             load.done.set_result(None)
 
     def forget(self, room: str) -> None:
-        """This node no longer follows ``room``."""
+        """This node no longer follows ``room``: drop its stored roles, and those of a load
+        still under way (a caller that follows the room again loads it afresh)."""
         self._stored.pop(room, None)
+        loading = self._loading.get(room)
+        if loading is not None:
+            loading.forgotten = True
 
     def on_role_event(self, event: Mapping[str, Any]) -> None:
         """Apply a stored ``role`` event of a followed room."""

@@ -8,12 +8,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub import fields
 from hub.auth import Role
 from hub.errors import HubError
 
 ASSIGNABLE_ROLES: Final = (Role.ATTENDEE, Role.SPEAKER, Role.MODERATOR)
 
-_ASSIGNABLE_LABELS: Final = "attendee, speaker or moderator"
+_ASSIGNABLE_LABELS: Final = tuple(role.label for role in ASSIGNABLE_ROLES)
 
 
 # --- roles and kicks -----------------------------------------------------------------------------
@@ -22,13 +23,7 @@ _ASSIGNABLE_LABELS: Final = "attendee, speaker or moderator"
 def parse_assignable_role(value: object) -> Role:
     """``role.set``'s ``role`` field as a Role: ``"attendee"``, ``"speaker"`` or ``"moderator"``
     exactly, else ``bad_request`` (organizer is an event-wide role that only a token gives)."""
-    try:
-        role = Role.parse(value)
-    except ValueError:
-        raise HubError("bad_request", f"role: must be {_ASSIGNABLE_LABELS}") from None
-    if role not in ASSIGNABLE_ROLES:
-        raise HubError("bad_request", f"role: must be {_ASSIGNABLE_LABELS}")
-    return role
+    return Role.parse(fields.choice(value, "role", _ASSIGNABLE_LABELS))
 
 
 def check_role_change(caller: Role, target_now: Role, new: Role, *, self_change: bool) -> None:
@@ -56,7 +51,7 @@ def check_role_change(caller: Role, target_now: Role, new: Role, *, self_change:
             raise HubError("forbidden", f"{caller.label}s cannot give the role {new.label}")
     # parse_assignable_role keeps organizer out already; this guards callers that skip it.
     if new not in ASSIGNABLE_ROLES:
-        raise HubError("bad_request", f"role: must be {_ASSIGNABLE_LABELS}")
+        parse_assignable_role(new.label)
 
 
 def check_kick(caller: Role, target: Role, *, self_kick: bool) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from hub import fields
 from hub.auth import Identity, Role
 from hub.broker import user_topic
 from hub.coalesce import CoalescedEvent, Derived, Mark
@@ -28,7 +29,7 @@ from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
-from rooms.model import Room, RoomKind, is_breakout_id, joined_room, validate_room_id
+from rooms.model import Room, RoomKind, is_breakout_id, joined_room
 from rooms.roles import on_stage
 from rooms.stage import (
     Hand,
@@ -42,7 +43,6 @@ from rooms.stage import (
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
 
-MAX_USER_ID = 200
 # How often a node closes the sessions of users banned from the event (seconds).
 BAN_SWEEP_INTERVAL = 5.0
 # The broker set of the users banned from the whole event (``ban``): their hello closes with 4003.
@@ -62,13 +62,6 @@ def bans_key(room: str) -> str:
 def is_child_of(room: str, parent: str) -> bool:
     """True when ``room`` is a breakout child of ``parent`` (``{parent}.b<number>``)."""
     return is_breakout_id(room) and room.rpartition(".b")[0] == parent
-
-
-def validate_user_id(value: object, field: str = "user") -> str:
-    """A user id field: a non-empty string of at most 200 characters, else ``bad_request``."""
-    if not isinstance(value, str) or not value or len(value) > MAX_USER_ID:
-        raise HubError("bad_request", f"{field} must be a user id")
-    return value
 
 
 class StageFeature:
@@ -103,12 +96,12 @@ class StageFeature:
         the stored event ``role``; a new speaker or moderator leaves the hand queue. Replies
         ``{seq}``."""
         room = await self._room(cmd)
-        user = validate_user_id(cmd.get("user"))
+        user = fields.user_id(cmd.get("user"))
         new = parse_assignable_role(cmd.get("role"))
-        caller = await self.rooms.role(ctx.session, room.id)
+        caller = await self.rooms.roles.current_role(ctx.session, room.id)
         own = user == ctx.identity.user_id
         entry = await self.rooms.roles.entry(room.id, user)
-        target_now = caller if own else await self.rooms.roles.rank(room.id, user)
+        target_now = caller if own else await self.rooms.roles.current_role(user, room.id)
         check_role_change(caller, target_now, new, self_change=own)
         if entry is None:
             entry = await self.rooms.roles.seen_entry(room.id, user)
@@ -146,14 +139,14 @@ class StageFeature:
     async def hand_lower(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """Lower the caller's hand, or with ``user`` anyone's (moderators); ``not_found`` when
         that hand is not raised."""
-        room = validate_room_id(cmd.get("room"))
+        room = fields.room_id(cmd.get("room"))
         user = cmd.get("user")
         if user is None or user == ctx.identity.user_id:
             joined_room(room, ctx.session.rooms)
             user = ctx.identity.user_id
         else:
-            user = validate_user_id(user)
-            if await self.rooms.role(ctx.session, room) < Role.MODERATOR:
+            user = fields.user_id(user)
+            if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
                 raise HubError("forbidden", "only moderators lower other people's hands")
         if not await self._lower(room, user):
             raise HubError("not_found", f"no raised hand of {user} in {room}")
@@ -211,12 +204,10 @@ class StageFeature:
         (``kicked`` for each room left); with ``ban`` they cannot join the room or its children
         again. Moderators, over people of a lower role."""
         room = await self._room(cmd)
-        user = validate_user_id(cmd.get("user"))
-        ban = cmd.get("ban", False)
-        if not isinstance(ban, bool):
-            raise HubError("bad_request", "ban must be a boolean")
-        caller = await self.rooms.role(ctx.session, room.id)
-        target = await self.rooms.roles.rank(room.id, user)
+        user = fields.user_id(cmd.get("user"))
+        ban = fields.flag(cmd.get("ban"), "ban", False)
+        caller = await self.rooms.roles.current_role(ctx.session, room.id)
+        target = await self.rooms.roles.current_role(user, room.id)
         check_kick(caller, target, self_kick=user == ctx.identity.user_id)
         if ban:
             await self.broker.set_add(bans_key(room.id), user)
@@ -243,7 +234,7 @@ class StageFeature:
         node, closes with 4003, and their ``hello`` is refused with 4003 from now on."""
         if ctx.identity.role < Role.ORGANIZER:
             raise HubError("forbidden", "only organizers ban people from the event")
-        user = validate_user_id(cmd.get("user"))
+        user = fields.user_id(cmd.get("user"))
         if user == ctx.identity.user_id:
             raise HubError("bad_request", "you cannot ban yourself")
         await self.broker.set_add(BANNED_USERS, user)
@@ -272,7 +263,10 @@ class StageFeature:
             if not barred:
                 continue
             for session in self.node.followers(room):
-                if session.user_id in barred and self.rooms.role_of(session, room) < Role.MODERATOR:
+                if (
+                    session.user_id in barred
+                    and self.rooms.roles.cached_role(session, room) < Role.MODERATOR
+                ):
                     session.send({"ev": "kicked", "room": room})
                     await self.rooms.leave_room(session, room)
 
@@ -285,7 +279,7 @@ class StageFeature:
         if (
             parent is not None
             and await self.broker.set_contains(bans_key(parent), user)
-            and await self.rooms.role(ctx.session, parent) < Role.MODERATOR
+            and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")
 
@@ -305,4 +299,4 @@ class StageFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _room(self, cmd: dict[str, Any]) -> Room:
-        return await self.rooms.directory.require(validate_room_id(cmd.get("room")))
+        return await self.rooms.directory.require(fields.room_id(cmd.get("room")))

@@ -116,7 +116,7 @@ class SignallingFeature:
         if entry is None:
             raise HubError("not_found", f"session {signal.to} is not in {room.id}")
         if room.kind is RoomKind.PANEL:
-            sender = await self.rooms.role(session, room.id)
+            sender = await self.rooms.roles.current_role(session, room.id)
             target = self._role_of_entry(room, unpack(entry))
             if not may_signal(room.kind, sender, target):
                 raise HubError("forbidden", "in a panel the audience signals only the stage")
@@ -165,10 +165,7 @@ class SignallingFeature:
             joined_as = Role.parse(entry.get("role"))
         except ValueError:
             joined_as = Role.ATTENDEE
-        stored = self.rooms.roles.stored_role(room.id, str(entry.get("user")))
-        if stored is None or joined_as is Role.ORGANIZER:
-            return joined_as
-        return stored
+        return self.rooms.roles.cached_role(str(entry.get("user")), room.id, joined_as)
 
     async def _relay(self, to: str, event: dict[str, Any]) -> None:
         node = to.split(".", 1)[0]
@@ -226,7 +223,7 @@ class SignallingFeature:
     async def _place(self, session: Session, room: str) -> None:
         """Put a member of a panel on its stage index, or take it off, by its role there (as
         this node holds it: current, since the node follows the room)."""
-        if self.rooms.role_of(session, room) >= Role.SPEAKER:
+        if self.rooms.roles.cached_role(session, room) >= Role.SPEAKER:
             await self.node.broker.hash_set(stage_key(room), session.sid, session.user_id.encode())
         else:
             await self.node.broker.hash_delete(stage_key(room), session.sid)
@@ -236,7 +233,7 @@ class SignallingFeature:
         if not self._is_panel(room):
             return
         for session in self.node.followers(room):
-            if self.rooms.role_of(session, room) >= Role.SPEAKER:
+            if self.rooms.roles.cached_role(session, room) >= Role.SPEAKER:
                 await self._place(session, room)
 
     async def _session_closed(self, session: Session) -> None:

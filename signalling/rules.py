@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub import fields
 from hub.auth import Role
 from hub.errors import HubError
-from rooms.model import RoomKind, validate_room_id
+from rooms.model import RoomKind
 
 MAX_SDP: Final = 32 * 1024  # characters; a video offer with many candidates is a few KiB
 MAX_CANDIDATE: Final = 1024
 MAX_MID: Final = 64
 MAX_UFRAG: Final = 256
-MAX_SID: Final = 200
 SFU: Final = "sfu"
 
 
@@ -61,29 +61,17 @@ def parse_signal(cmd: Mapping[str, Any]) -> Signal:
     required there) a map ``{candidate, sdpMid?, sdpMLineIndex?, usernameFragment?}``. Any other
     field is ignored (``from`` and ``user`` included). ``bad_request`` naming the field, or
     ``too_large``; ``not_found`` for the SFU, which this hub does not have yet."""
-    room = validate_room_id(cmd.get("room"))
-    to = cmd.get("to")
-    if not isinstance(to, str) or not to or len(to) > MAX_SID:
-        raise HubError("bad_request", "to must be a session id")
+    room = fields.room_id(cmd.get("room"))
+    to = fields.session_id(cmd.get("to"), "to")
     kind = cmd.get("type")
     if to == SFU:
         raise HubError("not_found", "this hub has no SFU yet: signal peers directly")
-    try:
-        signal_type = SignalType(kind) if isinstance(kind, str) else None
-    except ValueError:
-        signal_type = None
-    if signal_type is None:
-        raise HubError("bad_request", "type must be offer, answer, candidate or bye")
-    sdp = cmd.get("sdp")
-    candidate = cmd.get("candidate")
+    signal_type = fields.choice(kind, "type", SignalType)
     if signal_type in (SignalType.OFFER, SignalType.ANSWER):
-        if not isinstance(sdp, str) or not sdp:
-            raise HubError("bad_request", f"sdp must be the {signal_type.value}'s SDP")
-        if len(sdp) > MAX_SDP:
-            raise HubError("too_large", f"sdp is longer than {MAX_SDP} characters")
+        sdp = fields.payload(cmd.get("sdp"), "sdp", MAX_SDP)
         return Signal(room, to, signal_type, sdp=sdp)
     if signal_type is SignalType.CANDIDATE:
-        return Signal(room, to, signal_type, candidate=parse_candidate(candidate))
+        return Signal(room, to, signal_type, candidate=parse_candidate(cmd.get("candidate")))
     return Signal(room, to, signal_type)
 
 
@@ -92,27 +80,20 @@ def parse_candidate(value: object) -> dict[str, Any]:
     a string or null, ``sdpMLineIndex`` 0..65535 or null, ``usernameFragment`` a string or
     null; other keys are dropped."""
     if not isinstance(value, Mapping):
-        raise HubError("bad_request", "candidate must be a map with a candidate string")
-    line = value.get("candidate")
-    if not isinstance(line, str):
-        raise HubError("bad_request", "candidate.candidate must be a string")
-    if len(line) > MAX_CANDIDATE:
-        raise HubError("too_large", f"candidate is longer than {MAX_CANDIDATE} characters")
-    out: dict[str, Any] = {"candidate": line}
-    mid = value.get("sdpMid")
-    if mid is not None and (not isinstance(mid, str) or len(mid) > MAX_MID):
-        raise HubError("bad_request", "candidate.sdpMid must be a short string or null")
-    out["sdpMid"] = mid
-    index = value.get("sdpMLineIndex")
-    if index is not None and (
-        not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= 65535
-    ):
-        raise HubError("bad_request", "candidate.sdpMLineIndex must be 0..65535 or null")
-    out["sdpMLineIndex"] = index
-    ufrag = value.get("usernameFragment")
+        raise fields.bad("candidate", "must be a map with a candidate string")
+    out: dict[str, Any] = {
+        "candidate": fields.payload(
+            value.get("candidate"), "candidate.candidate", MAX_CANDIDATE, empty=True
+        ),
+        "sdpMid": fields.optional_string(value.get("sdpMid"), "candidate.sdpMid", MAX_MID),
+        "sdpMLineIndex": fields.optional_integer(
+            value.get("sdpMLineIndex"), "candidate.sdpMLineIndex", 0, 65535
+        ),
+    }
+    ufrag = fields.optional_string(
+        value.get("usernameFragment"), "candidate.usernameFragment", MAX_UFRAG
+    )
     if ufrag is not None:
-        if not isinstance(ufrag, str) or len(ufrag) > MAX_UFRAG:
-            raise HubError("bad_request", "candidate.usernameFragment must be a string or null")
         out["usernameFragment"] = ufrag
     return out
 
@@ -130,13 +111,7 @@ def may_signal(kind: RoomKind, sender: Role, target: Role) -> bool:
 
 def parse_media(cmd: Mapping[str, Any]) -> dict[str, bool]:
     """``media {room, audio, video, screen}``: each a boolean, all three required."""
-    state: dict[str, bool] = {}
-    for field in ("audio", "video", "screen"):
-        value = cmd.get(field)
-        if not isinstance(value, bool):
-            raise HubError("bad_request", f"{field} must be true or false")
-        state[field] = value
-    return state
+    return {field: fields.boolean(cmd.get(field), field) for field in ("audio", "video", "screen")}
 
 
 NO_MEDIA: Final = {"audio": False, "video": False, "screen": False}

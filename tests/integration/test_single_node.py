@@ -499,7 +499,7 @@ async def test_a_bad_rooms_file_stops_the_hub(tmp_path: pathlib.Path) -> None:
     with pytest.raises(RuntimeError) as failed:
         process.start()
     process.stop()
-    assert "rooms[0]: room must match" in str(failed.value)
+    assert "rooms[0]: room: must be a room id" in str(failed.value)
 
 
 async def test_join_errors(hub: HubProcess) -> None:

@@ -1,4 +1,4 @@
-"""Tokens, identities, roles and display names (hub.auth)."""
+"""Tokens, identities and roles (hub.auth); display names are tests/unit/test_fields.py's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from hub.auth import (
     TokenAuthority,
     generate_secret,
     guest_identity,
-    validate_display_name,
 )
 from hub.errors import HubError
 
@@ -331,7 +330,7 @@ def test_verify_accepts_empty_rooms_and_no_exp(authority: TokenAuthority) -> Non
     assert who.expires_at is None
 
 
-# -- guests and display names -------------------------------------------------------------------
+# -- guests -------------------------------------------------------------------------------------
 
 
 def test_guest_identity() -> None:
@@ -352,54 +351,6 @@ def test_guest_identity_checks_the_name(name: object) -> None:
     with pytest.raises(HubError) as info:
         guest_identity(name)
     assert info.value.code == "bad_request"
-
-
-@pytest.mark.parametrize(
-    ("raw", "clean"),
-    [
-        ("Ada", "Ada"),
-        ("  Ada Lovelace\t\n", "Ada Lovelace"),
-        ("x" * 64, "x" * 64),
-        (" " + "x" * 64 + " ", "x" * 64),
-        ("Zoë 李 O'Brien-Smith", "Zoë 李 O'Brien-Smith"),
-        ("family \U0001f468\u200d\U0001f469\u200d\U0001f467", "family 👨\u200d👩\u200d👧"),
-        ("a", "a"),
-    ],
-)
-def test_display_name_accepted(raw: str, clean: str) -> None:
-    assert validate_display_name(raw) == clean
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "   ",
-        "\n\t",
-        "x" * 65,
-        "a\x00b",
-        "a\nb",
-        "a\rb",
-        "bell\x07",
-        "\x1b[2J",
-        "c1\x85control",
-        "del\x7f",
-        "left\u202eright",
-        "isolate\u2066x",
-        "line\u2028sep",
-        "para\u2029sep",
-        "lone\ud800surrogate",
-        None,
-        42,
-        b"Ada",
-        ["Ada"],
-    ],
-)
-def test_display_name_rejected(name: object) -> None:
-    with pytest.raises(HubError) as info:
-        validate_display_name(name)
-    assert info.value.code == "bad_request"
-    assert "name" in info.value.msg
 
 
 # -- guest tokens -------------------------------------------------------------------------------

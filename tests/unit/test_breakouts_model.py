@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.errors import HubError
+from hub.fields import MAX_USER_ID, room_id
 from rooms.breakouts import (
-    MAX_ASSIGNED_USER,
     MAX_ASSIGNMENTS,
     MAX_BREAKOUT_DURATION,
     MAX_BREAKOUT_TITLE,
@@ -29,7 +29,6 @@ from rooms.breakouts import (
     open_round,
     parse_breakout_open,
 )
-from rooms.model import validate_room_id
 
 NOW = 1_000.0
 PARENT = "workshop"
@@ -147,7 +146,7 @@ def test_children_are_valid_room_ids_exactly_when_accepted(length: int, count: i
     if length + len(f".b{count}") <= 80:
         children = plan(parent=parent, count=count).children
         assert children == child_ids(parent, count)
-        assert all(validate_room_id(child) == child for child in children)
+        assert all(room_id(child) == child for child in children)
     else:
         bad("room", parent=parent, count=count, assign="random")
 
@@ -209,7 +208,7 @@ def test_assignments_only_with_manual(assign: str, assignments: object) -> None:
         "u=1",
         {1: 1},
         {"": 1},
-        {"u" * (MAX_ASSIGNED_USER + 1): 1},
+        {"u" * (MAX_USER_ID + 1): 1},
         {("u",): 1},
     ],
 )
@@ -233,7 +232,7 @@ def test_bad_assignment_targets(target: object) -> None:
 
 
 def test_user_ids_up_to_the_limit() -> None:
-    user = "u" * MAX_ASSIGNED_USER
+    user = "u" * MAX_USER_ID
     assert dict(plan(assign="manual", assignments={user: 1}).assignments) == {user: "workshop.b1"}
 
 

@@ -859,6 +859,20 @@ async def test_presence_errors() -> None:
         assert (await client.ok("presence", room="main", limit=500))["count"] == 0
 
 
+async def test_cursors_may_be_null_and_are_200_characters_at_most() -> None:
+    async with running() as [hub]:
+        client = await connect(hub, "u1")
+        await client.ok("join", room="main")
+        first = await client.ok("presence", room="main", after=None)
+        assert [m["sid"] for m in first["members"]] == [client.sid]
+        assert await client.ok("presence", room="main", after="x" * 200) == {
+            "members": [],
+            "count": 1,
+        }
+        assert await client.ok("join", room="main", since=0, epoch="e" * 200)
+        assert await client.err("join", room="main", since=0, epoch="e" * 201) == "bad_request"
+
+
 async def test_presence_events_are_batched_to_each_nodes_members() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         a = await connect(hub1, "a")

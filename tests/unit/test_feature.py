@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from unit.helpers import Client, config, connect, create_room, new_session, running, token
 
+from hub import fields
 from hub.app import build_hub, create_app
 from hub.auth import Identity, Role
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
-from rooms.model import validate_room_id
 
 
 class Lounge:
@@ -42,7 +42,7 @@ class Lounge:
         ctx.route("/api/lounge", self._http)
 
     async def wave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
-        room = validate_room_id(cmd.get("room"))
+        room = fields.room_id(cmd.get("room"))
         if room not in ctx.session.rooms:
             raise HubError("forbidden", "join the room first")
         seq = await self.node.publish_event(room, "wave", {"from": ctx.identity.user_id})

@@ -1,4 +1,4 @@
-"""Room ids, kinds and ``room.create`` fields (rooms.model), and the TOML rooms file
+"""Breakout ids, kinds and ``room.create`` fields (rooms.model), and the TOML rooms file
 (rooms.directory.load_rooms_file)."""
 
 from __future__ import annotations
@@ -18,63 +18,9 @@ from rooms.model import (
     RoomKind,
     is_breakout_id,
     parse_room,
-    validate_room_id,
 )
 
-# -- ids ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "room",
-    [
-        "a",
-        "0",
-        "main",
-        "panel-1",
-        "work_shop.2",
-        "a.b-c_d",
-        "9lives",
-        "a" * 80,
-        "x" + "._-" * 26 + "z",  # 80 characters, punctuation after the first
-    ],
-)
-def test_valid_room_ids(room: str) -> None:
-    assert validate_room_id(room) == room
-
-
-@pytest.mark.parametrize(
-    "room",
-    [
-        "",
-        "a" * 81,
-        "Main",
-        "mAin",
-        ".hidden",
-        "-dash",
-        "_under",
-        "has space",
-        "slash/es",
-        "colon:x",
-        "tab\tx",
-        "main\n",
-        "émile",
-        "\uff41",  # a full-width letter a
-        None,
-        7,
-        b"main",
-        ["main"],
-    ],
-)
-def test_invalid_room_ids(room: object) -> None:
-    with pytest.raises(HubError) as caught:
-        validate_room_id(room)
-    assert caught.value.code == "bad_request"
-
-
-def test_id_length_limit_is_80() -> None:
-    assert validate_room_id("r" * 80)
-    with pytest.raises(HubError):
-        validate_room_id("r" * 81)
+# -- ids (their pattern is hub.fields', tested in tests/unit/test_fields.py) -----------------------
 
 
 @pytest.mark.parametrize(

@@ -198,3 +198,33 @@ async def test_ban_closes_every_session_on_every_node_and_refuses_hello() -> Non
         reply = await again.call("hello", token=token(hub2, "bad"))
         assert reply["err"]["code"] == "forbidden"
         assert again.session.close_code is CloseCode.BANNED
+
+
+# -- fields ---------------------------------------------------------------------------------------
+
+
+async def test_stage_ops_take_user_ids_of_128_characters_at_most() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "p", "panel")
+        longest, too_long = "u" * 128, "u" * 129
+        assert await boss.ok("role.set", room="p", user=longest, role="speaker")
+        for op, fields in [
+            ("role.set", {"room": "p", "role": "speaker"}),
+            ("kick", {"room": "p"}),
+            ("hand.lower", {"room": "p"}),
+            ("ban", {}),
+        ]:
+            assert await boss.err(op, user=too_long, **fields) == "bad_request", op
+
+
+async def test_a_null_ban_is_no_ban() -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "p", "panel")
+        troll = await connect(hub, "troll")
+        await troll.ok("join", room="p")
+        await boss.ok("kick", room="p", user="troll", ban=None)
+        await next_event(troll, "kicked")
+        await eventually(lambda: "p" not in troll.session.rooms, what="troll out of p")
+        await troll.ok("join", room="p")

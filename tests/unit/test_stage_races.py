@@ -1,7 +1,8 @@
 """The stage where nodes race or fail, in process on memory brokers: privileged checks that
-read the stored role, concurrent loads of a room's roles, recorded token ranks that follow the
-token, stepping down, hands of sessions that are gone, leaving when the broker fails, and the
-sweep that closes banned users whose close message was lost."""
+read the stored role, concurrent loads of a room's roles, the roles a node drops when it stops
+following a room, recorded token ranks that follow the token, stepping down, hands of sessions
+that are gone, leaving when the broker fails, and the sweep that closes banned users whose close
+message was lost."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ async def test_a_demotion_stored_on_another_node_counts_before_its_event_arrives
         # Stored by the other node; its event is never published.
         await hub2.rooms.roles.store("p", "ann", Role.ATTENDEE, "ann")
         await hub2.rooms.roles.store("p", "mod", Role.ATTENDEE, "mod")
-        assert hub1.rooms.roles.stored_role("p", "ann") is Role.MODERATOR  # the cache is behind
+        # The cache is behind: ann's stored role here is still moderator.
+        assert hub1.rooms.roles.cached_role("ann", "p", Role.ATTENDEE) is Role.MODERATOR
         assert await ann.err("announce", room="p", text="no more") == "forbidden"
         assert await mod.err("announce", room="p", text="no more") == "forbidden"  # token mod
         assert await mod.err("kick", room="p", user="ann") == "forbidden"
@@ -109,7 +111,88 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
         release.set()
         replies = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
         assert [reply["role"] for reply in replies] == ["attendee", "moderator"]
-        assert book.stored_role("p", "ann") is Role.MODERATOR
+        assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.MODERATOR
+
+
+# -- a node holds the roles of the rooms it follows, and only those --------------------------
+
+
+async def test_a_room_forgotten_while_its_roles_load_is_not_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "p", "panel")
+        await boss.ok("role.set", room="p", user="ann", role="moderator")
+        broker = hub.node.broker
+        real_hash_get_all = broker.hash_get_all
+        reading, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(key: str) -> dict[str, bytes]:
+            if key == "roles:p":
+                reading.set()
+                await release.wait()
+            return await real_hash_get_all(key)
+
+        monkeypatch.setattr(broker, "hash_get_all", slow)
+        book = hub.rooms.roles
+        load = asyncio.ensure_future(book.load("p"))
+        await asyncio.wait_for(reading.wait(), TIMEOUT)
+        book.forget("p")
+        release.set()
+        await asyncio.wait_for(load, TIMEOUT)
+        assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.ATTENDEE  # nothing held
+        await book.load("p")
+        assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.MODERATOR
+
+
+async def test_leaving_while_the_join_loads_the_roles_keeps_none_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "p", "panel")
+        await boss.ok("role.set", room="p", user="ann", role="moderator")
+        x = await connect(hub, "x")
+        broker = hub.node.broker
+        real_hash_get_all = broker.hash_get_all
+        reading, release = asyncio.Event(), asyncio.Event()
+
+        async def slow(key: str) -> dict[str, bytes]:
+            if key == "roles:p":
+                reading.set()
+                await release.wait()
+            return await real_hash_get_all(key)
+
+        monkeypatch.setattr(broker, "hash_get_all", slow)
+        joining = asyncio.ensure_future(x.call("join", room="p"))
+        await asyncio.wait_for(reading.wait(), TIMEOUT)
+        await x.ok("leave", room="p")
+        release.set()
+        await asyncio.wait_for(joining, TIMEOUT)
+        assert "p" not in hub.node.streams
+        assert hub.rooms.roles.cached_role("ann", "p", Role.ATTENDEE) is Role.ATTENDEE
+
+
+async def test_a_failed_rejoin_that_ends_following_drops_the_roles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        boss = await connect(hub, "boss", Role.ORGANIZER)
+        await create_room(boss, "p", "panel")
+        await boss.ok("role.set", room="p", user="ann", role="moderator")
+        x = await connect(hub, "x")
+        await x.ok("join", room="p")
+        book = hub.rooms.roles
+        assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.MODERATOR
+
+        async def failing(room: str, since: int) -> Any:
+            raise BrokerUnavailable("blip")
+
+        monkeypatch.setattr(hub.node.broker, "history", failing)
+        assert await x.err("join", room="p", since=0) == "unavailable"
+        assert "p" not in hub.node.streams
+        assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.ATTENDEE
 
 
 # -- recorded token ranks --------------------------------------------------------------------
