@@ -13,8 +13,8 @@ Guarantees every implementation gives (checked by ``tests/contract``):
   no gap, for as long as the room's epoch lasts. A node that lost messages (a Redis blip) fills the
   gap from the history before going on.
 * When a room's history is lost (Redis restarted empty) its epoch changes, ``seq`` starts again at
-  1, and subscribed nodes are told through :meth:`BrokerHandler.on_epoch` before any event of the
-  new epoch.
+  1, and subscribed nodes are told through :meth:`BrokerHandler.receive_epoch` before any event of
+  the new epoch.
 * Ephemeral messages (``publish_ephemeral``) are delivered at most once, in publish order per
   publisher and topic; they may be lost.
 * Every message is delivered to every subscribed node, the publishing node included: there is one
@@ -95,13 +95,13 @@ class BrokerHandler(Protocol):
     """What a broker calls on the node that started it. Calls are made from the event loop and
     must not block; they never overlap."""
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         """A stored event of a subscribed room (ascending seq per room, no gap, no duplicate)."""
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         """An ephemeral message on a subscribed topic (at most once)."""
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         """A subscribed room's history was lost: seq restarts under ``epoch``."""
 
 

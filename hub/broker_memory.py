@@ -113,7 +113,7 @@ class MemoryBroker:
 
     async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
         for handler in list(self.backend.subscribers.get(topic, {}).values()):
-            _call(handler.on_message, topic, payload)
+            _call(handler.receive_message, topic, payload)
 
     async def publish(self, room: str, body: bytes) -> StoredEvent:
         stream = self.backend.stream(room)
@@ -123,7 +123,7 @@ class MemoryBroker:
         if len(stream.events) > self.backend.settings.history_size:
             stream.events.popleft()
         for handler in list(self.backend.subscribers.get(room, {}).values()):
-            _call(handler.on_event, event)
+            _call(handler.receive_event, event)
         return event
 
     async def history(self, room: str, after: int, limit: int | None = None) -> History:

@@ -12,7 +12,7 @@ with the memory broker's semantics:
   ``event``), the epoch and the last seq it delivered, starting from the room's head read once
   Redis confirmed the subscription. An envelope that does not follow on (pub/sub loses
   messages when its connection breaks) makes it read the missing events from the stream and
-  deliver them first; an unknown epoch (Redis came back empty) makes it call ``on_epoch`` and
+  deliver them first; an unknown epoch (Redis came back empty) makes it call ``receive_epoch`` and
   deliver the new epoch from seq 1.
 * The listener survives Redis restarts: it reconnects with capped, fully jittered exponential
   back-off, subscribes every topic again and catches every room up from its stream before
@@ -1014,7 +1014,7 @@ class RedisBroker:
         if kind == _STORED:
             await self._on_stored(event)
         elif self._handler is not None:
-            self._notify(self._handler.on_message, topic, payload)
+            self._notify(self._handler.receive_message, topic, payload)
 
     async def _on_stored(self, event: StoredEvent) -> None:
         room = self._rooms.get(event.room)
@@ -1047,7 +1047,7 @@ class RedisBroker:
             if snapshot.epoch != room.epoch:
                 room.epoch, room.last = snapshot.epoch, 0
                 if self._handler is not None:
-                    self._notify(self._handler.on_epoch, name, snapshot.epoch)
+                    self._notify(self._handler.receive_epoch, name, snapshot.epoch)
                 continue
             if snapshot.last_seq < room.last:
                 # Same epoch, shorter history: a failover to a replica that lagged. Seqs up to
@@ -1078,7 +1078,7 @@ class RedisBroker:
     def _deliver(self, room: _Room, event: StoredEvent) -> None:
         room.last = event.seq
         if self._handler is not None:
-            self._notify(self._handler.on_event, event)
+            self._notify(self._handler.receive_event, event)
 
     def _notify(self, method: Callable[..., None], *args: Any) -> None:
         # A failing handler must not stop the listener nor lose later deliveries.

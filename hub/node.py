@@ -346,7 +346,7 @@ class Node:
 
     # --- broker handler -----------------------------------------------------------------------
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         """Fan a stored event out to this node's followers of its room, encoded once."""
         members = self.streams.get(event.room)
         if members is None:
@@ -363,7 +363,7 @@ class Node:
             session.deliver(encoded)
         self.metrics.deliver_latency.observe(max(0.0, time.time() - event.ts))
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         """A room's history was lost: followers are told to reload from a fresh join (not those
         whose join already read the new epoch: they are at their position in it)."""
         members = self.streams.get(room)
@@ -375,7 +375,7 @@ class Node:
         for hook in self._epoch_hooks:
             self.spawn(hook(room))
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         """Route an ephemeral broker message to the sessions or handler it is meant for."""
         try:
             envelope = unpack(payload)

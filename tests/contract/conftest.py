@@ -40,22 +40,22 @@ class Recorder:
         #: Every call in order: ("event", StoredEvent) | ("message", (topic, payload)) |
         #: ("epoch", (room, epoch)).
         self.calls: list[tuple[str, object]] = []
-        #: How many of the next on_event calls raise (after recording), to test isolation.
+        #: How many of the next receive_event calls raise (after recording), to test isolation.
         self.fail_events = 0
         self._changed = asyncio.Event()
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         self.events.append(event)
         self._record("event", event)
         if self.fail_events:
             self.fail_events -= 1
             raise RuntimeError("handler failure (test)")
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         self.messages.append((topic, payload))
         self._record("message", (topic, payload))
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         self.epochs.append((room, epoch))
         self._record("epoch", (room, epoch))
 

@@ -132,7 +132,7 @@ async def test_restart_empty_starts_a_new_epoch(
         await asyncio.to_thread(redis_server.start)
 
     await eventually(a.broker.ready, what="a ready again")
-    await a.recorder.wait_for(lambda: bool(a.recorder.epochs), what="on_epoch")
+    await a.recorder.wait_for(lambda: bool(a.recorder.epochs), what="receive_epoch")
     ((room, new_epoch),) = a.recorder.epochs
     assert room == "r" and new_epoch != old_epoch
 

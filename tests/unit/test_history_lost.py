@@ -21,7 +21,7 @@ async def test_rooms_and_presence_come_back_after_the_broker_lost_them() -> None
         del backend.streams["main"]
         epoch, _ = await broker.head("main")
 
-        hub.node.on_epoch("main", epoch)
+        hub.node.receive_epoch("main", epoch)
         await hub.rooms.restore("main")  # what the hook runs in the background
 
         assert await hub.rooms.directory.get("main") is not None
