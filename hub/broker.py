@@ -35,7 +35,6 @@ class BrokerUnavailable(Exception):
 
 NODE_TOPIC_PREFIX = "node:"
 USER_TOPIC_PREFIX = "user:"
-EVENT_TOPIC = "event"
 
 
 def node_topic(node_id: str) -> str:

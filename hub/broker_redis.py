@@ -8,8 +8,8 @@ with the memory broker's semantics:
   ``history_size``, like the memory broker) and PUBLISHes the envelope on the room's channel,
   all atomically, so the order of a room is the order of its seqs.
 * Each node has one pub/sub connection read by one listener task, the only caller of the
-  handler. The listener tracks, per subscribed room (any topic but ``node:``/``user:`` ones and
-  ``event``), the epoch and the last seq it delivered, starting from the room's head read once
+  handler. The listener tracks, per subscribed room (any topic but ``node:``/``user:`` ones), the
+  epoch and the last seq it delivered, starting from the room's head read once
   Redis confirmed the subscription. An envelope that does not follow on (pub/sub loses
   messages when its connection breaks) makes it read the missing events from the stream and
   deliver them first; an unknown epoch (Redis came back empty) makes it call ``receive_epoch`` and
@@ -49,7 +49,6 @@ from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker import (
-    EVENT_TOPIC,
     NODE_TOPIC_PREFIX,
     USER_TOPIC_PREFIX,
     BallotResult,
@@ -299,11 +298,7 @@ def _new_epoch() -> str:
 
 
 def _is_room(topic: str) -> bool:
-    return not (
-        topic.startswith(NODE_TOPIC_PREFIX)
-        or topic.startswith(USER_TOPIC_PREFIX)
-        or topic == EVENT_TOPIC
-    )
+    return not (topic.startswith(NODE_TOPIC_PREFIX) or topic.startswith(USER_TOPIC_PREFIX))
 
 
 def _ms(seconds: float) -> int:

@@ -62,32 +62,42 @@ async def test_burst_survives_killed_pubsub_connection(
     assert a.recorder.epochs == []
 
 
-async def test_lost_messages_are_filled_from_the_stream(
-    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Pub/sub loses messages only when its connection breaks, which the other tests cause for
-    # real; here two envelopes vanish at the listener's door while the connection stays up, so
-    # the seq-gap path (not the reconnect catch-up) must restore them. A slow probe keeps a
-    # loaded machine from reconnecting (which would catch up by the other path).
-    cluster = await make_cluster(
-        BrokerSettings(history_size=1000, probe_interval=5.0, reconnect_cap=0.2)
-    )
-    a, b = await cluster.node("a"), await cluster.node("b")
-    broker = a.broker
-    assert isinstance(broker, RedisBroker)
-    await broker.subscribe("r")
+def drop_envelopes(
+    monkeypatch: pytest.MonkeyPatch, broker: RedisBroker, room: str, seqs: set[int]
+) -> list[int]:
+    """Make the envelopes of ``room``'s events with these seqs vanish at the listener's door
+    (once each) while the connection stays up; returns the seqs dropped so far."""
     deliver = broker._on_message
     dropped: list[int] = []
 
     async def lossy(topic: str, data: bytes) -> None:
-        if topic == "r" and data[:1] == b"S":
+        if topic == room and data[:1] == b"S":
             seq = int(_split_fields(data, 4)[0][1])
-            if seq in (3, 4) and seq not in dropped:
+            if seq in seqs and seq not in dropped:
                 dropped.append(seq)
                 return
         await deliver(topic, data)
 
     monkeypatch.setattr(broker, "_on_message", lossy)
+    return dropped
+
+
+# A slow probe keeps a loaded machine from reconnecting (which would catch up by another path).
+QUIET_PROBE = BrokerSettings(history_size=1000, probe_interval=5.0, reconnect_cap=0.2)
+
+
+async def test_lost_messages_are_filled_from_the_stream(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pub/sub loses messages only when its connection breaks, which the other tests cause for
+    # real; here two envelopes vanish at the listener's door while the connection stays up, so
+    # the seq-gap path (not the reconnect catch-up) must restore them.
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.subscribe("r")
+    dropped = drop_envelopes(monkeypatch, broker, "r", {3, 4})
     for i in range(1, 7):
         await b.broker.publish("r", f"e{i}".encode())
 
@@ -95,6 +105,30 @@ async def test_lost_messages_are_filled_from_the_stream(
     assert dropped == [3, 4]
     assert a.recorder.seqs("r") == [1, 2, 3, 4, 5, 6]
     assert broker.reconnects == 0
+
+
+@pytest.mark.parametrize("room", ["r", "event"])
+async def test_a_room_follows_on_from_its_head_whatever_its_id(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch, room: str
+) -> None:
+    # The head read when Redis confirms a room's subscription is where the room follows on
+    # from, so even the first event heard after it may be lost and is filled from the stream
+    # (a topic that is not a room would start from the first event it hears). A room whose id
+    # is ``event`` is a room like any other.
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await b.broker.publish(room, b"before")
+    dropped = drop_envelopes(monkeypatch, broker, room, {2})
+    await broker.subscribe(room)
+    await b.broker.publish(room, b"lost")
+    await b.broker.publish(room, b"heard")
+
+    await a.recorder.wait_events(room, 2)
+    assert dropped == [2]
+    assert [e.body for e in a.recorder.room_events(room)] == [b"lost", b"heard"]
+    assert a.recorder.seqs(room) == [2, 3]
 
 
 async def test_restart_empty_starts_a_new_epoch(
