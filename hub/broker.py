@@ -23,7 +23,7 @@ Guarantees every implementation gives (checked by ``tests/contract``):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,18 +76,6 @@ class History:
     def reaches(self, after: int) -> bool:
         """True when every event with seq > ``after`` is still retained."""
         return self.first_seq <= after + 1
-
-
-@dataclass(frozen=True, slots=True)
-class BallotResult:
-    """What :meth:`Broker.ballot` did: ``status`` is ``accepted``, ``conflict`` (a ballot exists
-    and changes are not allowed) or ``closed`` (the poll's closed marker is set); ``previous`` is
-    the user's ballot before this call; ``counts`` and ``voters`` are the tally after it."""
-
-    status: str
-    previous: list[int] | None
-    counts: list[int]
-    voters: int
 
 
 class BrokerHandler(Protocol):
@@ -222,28 +210,6 @@ class Broker(Protocol):
     async def index_newest(self, key: str, limit: int) -> list[tuple[str, int, bytes]]:
         """The ``limit`` highest-scored entries of an index as ``(member, score, value)``,
         highest first (ties: the highest member first)."""
-
-    async def ballot(
-        self,
-        poll: str,
-        user: str,
-        choice: Sequence[int],
-        *,
-        options: int,
-        allow_change: bool,
-        closed_key: str,
-    ) -> BallotResult:
-        """Cast ``user``'s ballot in ``poll`` in one atomic step: refuse it when ``closed_key``
-        exists (``closed``) or when the user voted already and changes are not allowed
-        (``conflict``); else replace the user's previous ballot and move the tally with it, so
-        concurrent ballots of one user on several nodes count once. ``choice`` holds distinct
-        option indexes below ``options`` (validated by the caller)."""
-
-    async def ballot_tally(self, poll: str, options: int) -> tuple[list[int], int]:
-        """``(counts, voters)`` of ``poll``: one count per option, and the people who voted."""
-
-    async def ballot_of(self, poll: str, user: str) -> list[int] | None:
-        """``user``'s ballot in ``poll`` (option indexes), or None."""
 
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member`` to a set; returns True if it was not there."""

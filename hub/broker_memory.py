@@ -11,11 +11,10 @@ import collections
 import logging
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from hub.broker import (
-    BallotResult,
     BrokerHandler,
     BrokerSettings,
     History,
@@ -49,6 +48,8 @@ class MemoryBackend:
         self.logs: dict[str, dict[int, bytes]] = {}
         # key -> member -> (score, value)
         self.indexes: dict[str, dict[str, tuple[int, bytes]]] = {}
+        #: What features keep here themselves, one entry per feature (the polls' ballots).
+        self.shared: dict[str, object] = {}
 
     def stream(self, room: str) -> _RoomStream:
         stream = self.streams.get(room)
@@ -253,46 +254,6 @@ class MemoryBroker:
         ranked = sorted(index, key=lambda name: (index[name][0], name), reverse=True)
         return [(name, *index[name]) for name in ranked[: max(limit, 0)]]
 
-    async def ballot(
-        self,
-        poll: str,
-        user: str,
-        choice: Sequence[int],
-        *,
-        options: int,
-        allow_change: bool,
-        closed_key: str,
-    ) -> BallotResult:
-        # Synchronous from the first read to the last write: atomic on one event loop.
-        ballots_key, counts_key = _ballot_keys(poll)
-        ballots = self.backend.hashes.setdefault(ballots_key, {})
-        counts = self.backend.hashes.setdefault(counts_key, {})
-        stored = ballots.get(user)
-        previous = _decode_ballot(stored) if stored is not None else None
-        if self.backend.value(closed_key) is not None:
-            status = "closed"
-        elif previous is not None and not allow_change:
-            status = "conflict"
-        else:
-            status = "accepted"
-            for index in previous or ():
-                counts[str(index)] = str(int(counts.get(str(index), b"0")) - 1).encode()
-            for index in choice:
-                counts[str(index)] = str(int(counts.get(str(index), b"0")) + 1).encode()
-            ballots[user] = _encode_ballot(choice)
-        tally, voters = await self.ballot_tally(poll, options)
-        return BallotResult(status, previous, tally, voters)
-
-    async def ballot_tally(self, poll: str, options: int) -> tuple[list[int], int]:
-        ballots_key, counts_key = _ballot_keys(poll)
-        counts = self.backend.hashes.get(counts_key, {})
-        tally = [int(counts.get(str(index), b"0")) for index in range(options)]
-        return tally, len(self.backend.hashes.get(ballots_key, {}))
-
-    async def ballot_of(self, poll: str, user: str) -> list[int] | None:
-        stored = self.backend.hashes.get(_ballot_keys(poll)[0], {}).get(user)
-        return _decode_ballot(stored) if stored is not None else None
-
     async def set_add(self, key: str, member: str) -> bool:
         members = self.backend.sets.setdefault(key, set())
         if member in members:
@@ -312,22 +273,6 @@ class MemoryBroker:
 
     async def set_contains(self, key: str, member: str) -> bool:
         return member in self.backend.sets.get(key, set())
-
-
-def _ballot_keys(poll: str) -> tuple[str, str]:
-    """The generic keys (hashes) holding ``poll``'s ballots (user -> ballot) and counts (option
-    index -> count); both brokers use the same layout."""
-    return f"ballot:{poll}:b", f"ballot:{poll}:c"
-
-
-def _encode_ballot(choice: Sequence[int]) -> bytes:
-    """A ballot as stored: option indexes joined by commas (``b"0,2"``)."""
-    return ",".join(str(index) for index in choice).encode()
-
-
-def _decode_ballot(stored: bytes) -> list[int]:
-    """The inverse of :func:`_encode_ballot`."""
-    return [int(part) for part in stored.split(b",") if part]
 
 
 def _call(method: object, *args: object) -> None:

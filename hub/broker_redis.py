@@ -43,15 +43,13 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker import (
     NODE_TOPIC_PREFIX,
     USER_TOPIC_PREFIX,
-    BallotResult,
     BrokerHandler,
     BrokerSettings,
     BrokerUnavailable,
@@ -59,9 +57,8 @@ from hub.broker import (
     StoredEvent,
     node_topic,
 )
-from hub.codec import pack
 
-__all__ = ["RedisBroker"]
+__all__ = ["UNAVAILABLE", "RedisBroker"]
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +68,8 @@ _STORED: Final = b"S"
 _EPHEMERAL: Final = b"E"
 _PROBE: Final = b"P"
 
-# Errors that mean "Redis cannot serve right now" (BusyLoadingError is a ConnectionError).
-_UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+#: Errors that mean "Redis cannot serve right now" (BusyLoadingError is a ConnectionError).
+UNAVAILABLE: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 # How many stream entries one catch-up read fetches.
 _CATCH_UP_PAGE: Final = 500
@@ -175,57 +172,6 @@ end
 return redis.call('ZCARD', KEYS[1])
 """
 
-# Casts a batch of ballots, each atomically (the whole script is). ARGV[1] is the batch, packed
-# as msgpack: an array of [closed marker key, ballots hash key (user -> "0,2"), counts hash key
-# (index -> count), user, allow change (bool), options, the new ballot ("0,2")]. One packed
-# argument instead of seven per ballot because encoding arguments one by one was most of the
-# Redis client's cost per vote; the keys therefore come from ARGV, which a single Redis allows
-# (this script is not meant for Redis Cluster). Returns one reply per ballot, {status, has
-# previous (1 | 0), previous ballot, counts (options of them), voters} (a Lua nil cannot sit
-# inside a reply array, hence the flag), or {"error", message} where that ballot's Redis calls
-# failed; the others are unaffected.
-_BALLOT_LUA: Final = """
-local function cast(closed, ballots, tally, user, allow, options, ballot)
-  local previous = redis.call('HGET', ballots, user)
-  local status = 'accepted'
-  if redis.call('EXISTS', closed) == 1 then
-    status = 'closed'
-  elseif previous and not allow then
-    status = 'conflict'
-  else
-    if previous then
-      for index in string.gmatch(previous, '%d+') do redis.call('HINCRBY', tally, index, -1) end
-    end
-    for index in string.gmatch(ballot, '%d+') do redis.call('HINCRBY', tally, index, 1) end
-    redis.call('HSET', ballots, user, ballot)
-  end
-  local counts = {}
-  local n = options
-  if n > 0 then
-    local fields = {}
-    for i = 1, n do fields[i] = tostring(i - 1) end
-    local raw = redis.call('HMGET', tally, unpack(fields))
-    for i = 1, n do counts[i] = tonumber(raw[i] or '0') end
-  end
-  local has_previous = 0
-  if previous then has_previous = 1 else previous = '' end
-  return {status, has_previous, previous, counts, redis.call('HLEN', ballots)}
-end
-local replies = {}
-for i, b in ipairs(cmsgpack.unpack(ARGV[1])) do
-  local ok, reply = pcall(cast, b[1], b[2], b[3], b[4], b[5], b[6], b[7])
-  if ok then
-    replies[i] = reply
-  elseif type(reply) == 'table' and reply.err then
-    replies[i] = {'error', reply.err}
-  else
-    replies[i] = {'error', tostring(reply)}
-  end
-end
-return replies
-"""
-
-
 # KEYS: the index's zset (member -> score), its hash (member -> value).
 # ARGV: member, score, value, max_len. Returns 1 when set, 0 when a higher score was there.
 _INDEX_PUT_LUA: Final = """
@@ -285,14 +231,6 @@ def _split_fields(data: bytes, count: int, pos: int = 1) -> tuple[list[bytes], b
     return out, data[pos:]
 
 
-def _encode_ballot(choice: Sequence[int]) -> str:
-    return ",".join(str(index) for index in choice)
-
-
-def _decode_ballot(stored: bytes) -> list[int]:
-    return [int(part) for part in stored.split(b",") if part]
-
-
 def _new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -303,60 +241,6 @@ def _is_room(topic: str) -> bool:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-class _BallotBatcher:
-    """Casts the ballots asked for in the same event-loop iteration with one call of the batch
-    script (at most ``limit`` per call, in call order): a crowd voting costs one command, one
-    round trip and one pooled connection per iteration instead of one of each per ballot. The
-    per-command cost of the Redis client, not Redis, is what bounded a node's votes/s."""
-
-    def __init__(self, script: AsyncScript, limit: int = 256) -> None:
-        self._script = script
-        self._limit = limit
-        self._batch: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def call(self, ballot: list[Any]) -> asyncio.Future[Any]:
-        """The future of the script's reply for one ``ballot`` (an entry of its packed batch;
-        its error, raised). A future, not a coroutine: one frame less on every vote's path."""
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[Any] = loop.create_future()
-        self._batch.append((ballot, reply))
-        if len(self._batch) == 1:
-            loop.call_soon(self._flush)
-        return reply
-
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        for start in range(0, len(batch), self._limit):
-            task = asyncio.ensure_future(self._send(batch[start : start + self._limit]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        packed = pack([ballot for ballot, _ in batch])
-        try:
-            replies = cast("list[Any]", await self._script(keys=[], args=[packed]))
-        except BaseException as exc:
-            for _, reply in batch:
-                if not reply.done():
-                    reply.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        for (_, reply), result in zip(batch, replies, strict=True):
-            if reply.done():
-                continue  # its caller gave up (cancelled)
-            if result[0] == b"error":
-                reply.set_exception(ResponseError(cast(bytes, result[1]).decode(errors="replace")))
-            else:
-                reply.set_result(result)
-
-    def cancel(self) -> None:
-        """Stop what is in flight (the broker is closing)."""
-        for task in list(self._tasks):
-            task.cancel()
 
 
 class RedisBroker:
@@ -404,13 +288,12 @@ class RedisBroker:
         # RESP2 everywhere: pub/sub replies are plain arrays the listener reads itself.
         options["protocol"] = 2
         self._pool = BlockingConnectionPool(**options)
-        self._redis: Redis = Redis.from_pool(self._pool)
-        self._publish_script = self._redis.register_script(_PUBLISH_LUA)
-        self._read_script = self._redis.register_script(_READ_LUA)
-        self._presence_script = self._redis.register_script(_PRESENCE_LUA)
-        self._ballot_script = self._redis.register_script(_BALLOT_LUA)
-        self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
-        self._ballots = _BallotBatcher(self._ballot_script)
+        #: The client over the node's pool (feature-owned scripts use it, e.g. the polls' ballots).
+        self.redis: Redis = Redis.from_pool(self._pool)
+        self._publish_script = self.redis.register_script(_PUBLISH_LUA)
+        self._read_script = self.redis.register_script(_READ_LUA)
+        self._presence_script = self.redis.register_script(_PRESENCE_LUA)
+        self._index_put_script = self.redis.register_script(_INDEX_PUT_LUA)
         self._channel_prefix = f"{prefix}t:"
         self._node_topic = node_topic(node_id)
         self._probe_token = uuid.uuid4().hex.encode()
@@ -425,6 +308,7 @@ class RedisBroker:
         self._topics: set[str] = set()
         self._rooms: dict[str, _Room] = {}
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._close_callbacks: list[Callable[[], None]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -460,8 +344,14 @@ class RedisBroker:
         self._pending.clear()
         self._topics.clear()
         self._rooms.clear()
-        self._ballots.cancel()
-        await self._redis.aclose()
+        for callback in self._close_callbacks:
+            callback()
+        await self.redis.aclose()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the broker closes, before its connections go (a feature's
+        in-flight Redis work is cancelled with it)."""
+        self._close_callbacks.append(callback)
 
     def ready(self) -> bool:
         """True while connected, subscribed and caught up (False from a lost connection until
@@ -535,14 +425,14 @@ class RedisBroker:
                 await conn.send_command(
                     command, *(self._channel(t) for t in chosen), check_health=False
                 )
-            except _UNAVAILABLE as exc:
+            except UNAVAILABLE as exc:
                 # The connection is gone: the listener notices and subscribes everything anew.
                 log.debug("broker %s: %s failed: %s", self.node_id, command, exc)
 
     async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
         """Send ``payload`` to every node subscribed to ``topic`` (at most once, not stored)."""
         envelope = _EPHEMERAL + _field(self.node_id.encode()) + payload
-        await self._call(self._redis.publish(self._channel(topic), envelope))
+        await self.call(self.redis.publish(self._channel(topic), envelope))
 
     # --- stored room streams -----------------------------------------------------------------
 
@@ -554,7 +444,7 @@ class RedisBroker:
         """Store ``body`` as the room's next event and fan it out, in one atomic script; returns
         once it is stored."""
         ts = time.time()
-        result = await self._call(
+        result = await self.call(
             self._publish_script(
                 keys=self._room_keys(room),
                 args=[
@@ -573,7 +463,7 @@ class RedisBroker:
     async def _read(self, room: str, after: int, count: int) -> History:
         """One consistent snapshot of the room: epoch, last seq, oldest retained seq and up to
         ``count`` events after ``after`` (-1: all)."""
-        result = await self._call(
+        result = await self.call(
             self._read_script(
                 keys=self._room_keys(room),
                 args=[_new_epoch(), str(max(after, 0) + 1), "+", count],
@@ -611,7 +501,7 @@ class RedisBroker:
 
     async def _presence(self, room: str, op: str, *args: str | bytes) -> Any:
         base = f"{self.prefix}p:{room}"
-        return await self._call(
+        return await self.call(
             self._presence_script(
                 keys=[f"{base}:exp", f"{base}:lex", f"{base}:info"],
                 args=[op, _ms(self.settings.presence_ttl), *args],
@@ -650,21 +540,22 @@ class RedisBroker:
 
     # --- small atomic key operations -----------------------------------------------------------
 
-    def _key(self, key: str) -> str:
+    def key(self, key: str) -> str:
+        """The Redis key of the generic key ``key`` (feature-owned scripts share the layout)."""
         return f"{self.prefix}k:{key}"
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` (missing = 0; an expiry is kept); returns the new value."""
-        return int(await self._call(self._redis.incrby(self._key(key), amount)))
+        return int(await self.call(self.redis.incrby(self.key(key), amount)))
 
     async def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""
-        return cast("bytes | None", await self._call(self._redis.get(self._key(key))))
+        return cast("bytes | None", await self.call(self.redis.get(self.key(key))))
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value``, expiring after ``ttl`` seconds when given."""
         px = _ms(ttl) if ttl is not None else None
-        await self._call(self._redis.set(self._key(key), value, px=px))
+        await self.call(self.redis.set(self.key(key), value, px=px))
 
     async def set_if_absent(
         self, key: str, value: bytes, *, ttl: float | None = None
@@ -672,56 +563,54 @@ class RedisBroker:
         """Store ``value`` only if ``key`` is empty (one atomic SET NX GET); returns None when
         stored, else the value already there."""
         px = _ms(ttl) if ttl is not None else None
-        existing = await self._call(
-            self._redis.set(self._key(key), value, nx=True, get=True, px=px)
-        )
+        existing = await self.call(self.redis.set(self.key(key), value, nx=True, get=True, px=px))
         return cast("bytes | None", existing)
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (whatever it holds). Idempotent."""
-        await self._call(self._redis.delete(self._key(key), self._index_values(key)))
+        await self.call(self.redis.delete(self.key(key), self._index_values(key)))
 
     async def hash_set(
         self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
     ) -> bool:
         """Set one field; False only when ``only_if_absent`` and the field existed."""
         if only_if_absent:
-            return bool(await self._call(self._redis.hsetnx(self._key(key), field, value)))
-        await self._call(self._redis.hset(self._key(key), field, value))
+            return bool(await self.call(self.redis.hsetnx(self.key(key), field, value)))
+        await self.call(self.redis.hset(self.key(key), field, value))
         return True
 
     async def hash_get(self, key: str, field: str) -> bytes | None:
         """One field of a hash, or None."""
-        return cast("bytes | None", await self._call(self._redis.hget(self._key(key), field)))
+        return cast("bytes | None", await self.call(self.redis.hget(self.key(key), field)))
 
     async def hash_get_all(self, key: str) -> dict[str, bytes]:
         """Every field of a hash (empty when missing)."""
-        raw = await self._call(self._redis.hgetall(self._key(key)))
+        raw = await self.call(self.redis.hgetall(self.key(key)))
         return {cast(bytes, k).decode(): cast(bytes, v) for k, v in raw.items()}
 
     async def hash_delete(self, key: str, field: str) -> bool:
         """Remove one field; whether it existed."""
-        return bool(await self._call(self._redis.hdel(self._key(key), field)))
+        return bool(await self.call(self.redis.hdel(self.key(key), field)))
 
     async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
         """ZADD under ``score`` (replacing what it held) and trim, in one transaction."""
-        name = self._key(key)
+        name = self.key(key)
         # The score leads the member, so equal items under two scores stay two members.
         member = b"%d:" % score + item
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.zremrangebyscore(name, score, score)
         pipe.zadd(name, {member: score})
         pipe.zremrangebyrank(name, 0, -(max_len + 1))
-        await self._call(pipe.execute())
+        await self.call(pipe.execute())
 
     async def log_range(self, key: str, before: int | None, limit: int) -> list[tuple[int, bytes]]:
         """ZREVRANGEBYSCORE below ``before``, newest ``limit``, returned oldest first."""
         if limit <= 0:
             return []
         high = f"({before}" if before is not None else "+inf"
-        raw = await self._call(
-            self._redis.zrevrangebyscore(
-                self._key(key), high, "-inf", start=0, num=limit, withscores=True
+        raw = await self.call(
+            self.redis.zrevrangebyscore(
+                self.key(key), high, "-inf", start=0, num=limit, withscores=True
             )
         )
         items = []
@@ -732,7 +621,7 @@ class RedisBroker:
 
     async def log_remove(self, key: str, score: int) -> bool:
         """ZREMRANGEBYSCORE of exactly ``score``."""
-        removed = await self._call(self._redis.zremrangebyscore(self._key(key), score, score))
+        removed = await self.call(self.redis.zremrangebyscore(self.key(key), score, score))
         return bool(removed)
 
     def _index_values(self, key: str) -> str:
@@ -742,18 +631,18 @@ class RedisBroker:
         self, key: str, member: str, score: int, value: bytes, *, max_len: int
     ) -> bool:
         """One Lua script: compare with ZSCORE, ZADD and HSET, then trim both by rank."""
-        keys = [self._key(key), self._index_values(key)]
-        done = await self._call(
+        keys = [self.key(key), self._index_values(key)]
+        done = await self.call(
             self._index_put_script(keys=keys, args=[member, score, value, max_len])
         )
         return bool(done)
 
     async def index_get(self, key: str, member: str) -> tuple[int, bytes] | None:
         """ZSCORE and HGET in one transaction."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zscore(self._key(key), member)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zscore(self.key(key), member)
         pipe.hget(self._index_values(key), member)
-        score, value = cast("list[Any]", await self._call(pipe.execute()))
+        score, value = cast("list[Any]", await self.call(pipe.execute()))
         if score is None or value is None:
             return None
         return int(score), cast(bytes, value)
@@ -764,14 +653,14 @@ class RedisBroker:
             return []
         ranked = cast(
             "list[tuple[bytes, float]]",
-            await self._call(self._redis.zrevrange(self._key(key), 0, limit - 1, withscores=True)),
+            await self.call(self.redis.zrevrange(self.key(key), 0, limit - 1, withscores=True)),
         )
         if not ranked:
             return []
         members = [member for member, _ in ranked]
         values = cast(
             "list[bytes | None]",
-            await self._call(self._redis.hmget(self._index_values(key), members)),
+            await self.call(self.redis.hmget(self._index_values(key), members)),
         )
         return [
             (member.decode(), int(score), value)
@@ -779,79 +668,29 @@ class RedisBroker:
             if value is not None
         ]
 
-    def _ballot_keys(self, poll: str) -> list[str]:
-        return [self._key(f"ballot:{poll}:b"), self._key(f"ballot:{poll}:c")]
-
-    async def ballot(
-        self,
-        poll: str,
-        user: str,
-        choice: Sequence[int],
-        *,
-        options: int,
-        allow_change: bool,
-        closed_key: str,
-    ) -> BallotResult:
-        """Cast ``user``'s ballot atomically in Lua (batched with the other ballots of this
-        event-loop iteration): check the closed marker and the previous ballot, move the counts
-        from the previous ballot to the new one, store it, and read the tally."""
-        ballot = [
-            self._key(closed_key),
-            *self._ballot_keys(poll),
-            user,
-            allow_change,
-            options,
-            _encode_ballot(choice),
-        ]
-        try:  # not through _call: one coroutine less per vote
-            result = await self._ballots.call(ballot)
-        except _UNAVAILABLE as exc:
-            raise BrokerUnavailable(f"redis unavailable: {exc}") from exc
-        status, has_previous, previous, counts, voters = cast("list[Any]", result)
-        return BallotResult(
-            status=cast(bytes, status).decode(),
-            previous=_decode_ballot(previous) if has_previous else None,
-            counts=[int(count) for count in counts],
-            voters=int(voters),
-        )
-
-    async def ballot_tally(self, poll: str, options: int) -> tuple[list[int], int]:
-        """HMGET of every option's count and HLEN of the ballots, in one transaction."""
-        ballots, counts = self._ballot_keys(poll)
-        pipe = self._redis.pipeline(transaction=True)
-        if options > 0:
-            pipe.hmget(counts, [str(index) for index in range(options)])
-        pipe.hlen(ballots)
-        replies = cast("list[Any]", await self._call(pipe.execute()))
-        raw = cast("list[bytes | None]", replies[0]) if options > 0 else []
-        return [int(count or 0) for count in raw], int(replies[-1])
-
-    async def ballot_of(self, poll: str, user: str) -> list[int] | None:
-        """``user``'s ballot (HGET of the ballots hash), or None."""
-        stored = await self._call(self._redis.hget(self._ballot_keys(poll)[0], user))
-        return _decode_ballot(cast(bytes, stored)) if stored is not None else None
-
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member``; True if it was not there."""
-        return bool(await self._call(self._redis.sadd(self._key(key), member)))
+        return bool(await self.call(self.redis.sadd(self.key(key), member)))
 
     async def set_remove(self, key: str, member: str) -> bool:
         """Remove ``member``; True if it was there."""
-        return bool(await self._call(self._redis.srem(self._key(key), member)))
+        return bool(await self.call(self.redis.srem(self.key(key), member)))
 
     async def set_members(self, key: str) -> set[str]:
         """All members of a set."""
-        raw = await self._call(self._redis.smembers(self._key(key)))
+        raw = await self.call(self.redis.smembers(self.key(key)))
         return {cast(bytes, m).decode() for m in raw}
 
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
-        return bool(await self._call(self._redis.sismember(self._key(key), member)))
+        return bool(await self.call(self.redis.sismember(self.key(key), member)))
 
-    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+    async def call(self, awaitable: Awaitable[_T]) -> _T:
+        """Await a Redis call, raising :class:`~hub.broker.BrokerUnavailable` (chaining the
+        Redis error) when Redis cannot serve."""
         try:
             return await awaitable
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise BrokerUnavailable(f"redis unavailable: {exc}") from exc
 
     # --- the listener ------------------------------------------------------------------------
@@ -881,7 +720,7 @@ class RedisBroker:
                 log.warning(
                     "broker %s: subscriber deaf (probe unheard); reconnecting", self.node_id
                 )
-            except (*_UNAVAILABLE, BrokerUnavailable, TimeoutError) as exc:
+            except (*UNAVAILABLE, BrokerUnavailable, TimeoutError) as exc:
                 # Loud once per outage; each further failed attempt is routine until it ends.
                 log.log(
                     logging.WARNING if attempt == 0 else logging.INFO,
@@ -948,8 +787,8 @@ class RedisBroker:
             if time.monotonic() - session.last_heard > 3 * interval:
                 raise _Deaf
             try:
-                await asyncio.wait_for(self._redis.publish(channel, envelope), 2 * interval)
-            except (*_UNAVAILABLE, TimeoutError) as exc:
+                await asyncio.wait_for(self.redis.publish(channel, envelope), 2 * interval)
+            except (*UNAVAILABLE, TimeoutError) as exc:
                 # Unanswered probes end in _Deaf above; nothing else to do here.
                 log.debug("broker %s: probe not sent: %r", self.node_id, exc)
 

@@ -6,11 +6,11 @@ Shared state lives in the broker, so every node sees the same polls and tallies:
 
 * ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record (a closed
   poll's record keeps its final tally);
-* ``poll:{room}:{id}``: the poll's ballots and tally, moved atomically by ``Broker.ballot``
-  (one ballot per user whatever the sessions and nodes; who voted never leaves the broker);
+* ``poll:{room}:{id}``: the poll's ballots and tally in the :mod:`polls.ballots` box, moved
+  atomically (one ballot per user whatever the sessions and nodes; who voted never leaves it);
 * ``poll:{room}:{id}:closed``: the closed marker. Whoever sets it first (``set_if_absent``)
   closes the poll: a moderator's ``poll.close`` or a node's timer, so the poll closes exactly once
-  across nodes; the broker refuses ballots once it is set.
+  across nodes; the ballot box refuses ballots once it is set.
 
 Tallies go out in two steps from one periodic job per node (every :data:`TALLY_INTERVAL`): the
 node that took ballots tells the room's nodes which polls changed (an internal signal), and each
@@ -41,6 +41,7 @@ from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import HubError
 from hub.node import Node
 from hub.session import Session
+from polls.ballots import ballot_box
 from polls.model import (
     Poll,
     PollState,
@@ -125,6 +126,7 @@ class PollsFeature:
         self.node = node
         self.rooms = rooms
         self.broker = node.broker
+        self.ballots = ballot_box(node.broker)
         # Unix seconds, as poll times are kept (tests move it).
         self.clock: Callable[[], float] = time.time
         # Monotonic seconds for the tally throttle (tests move it too).
@@ -194,7 +196,7 @@ class PollsFeature:
             raise HubError("forbidden", "guests may not vote in this poll")
         choice = parse_choice(poll, cmd.get("choice"))
         key = self._ballots(room, poll.id)
-        result = await self.broker.ballot(
+        result = await self.ballots.cast(
             key,
             identity.user_id,
             choice,
@@ -244,7 +246,7 @@ class PollsFeature:
         self.timers.pop((poll.room, poll.id), None)
         # Final: the broker refuses every ballot from the closed marker on. Kept in the record,
         # so the snapshot's closed_polls need no tally reads.
-        counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+        counts, voters = await self.ballots.tally(key, len(poll.options))
         closed = poll.closed(at, counts, voters)
         await self.broker.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
         wire = closed_view(closed, False)
@@ -325,7 +327,7 @@ class PollsFeature:
         if poll.counts is not None or poll.closed_at is None:
             return poll
         # Closed before the final tally was kept in the record: read it (at most CLOSED_KEPT).
-        counts, voters = await self.broker.ballot_tally(
+        counts, voters = await self.ballots.tally(
             self._ballots(poll.room, poll.id), len(poll.options)
         )
         return poll.closed(poll.closed_at, counts, voters)
@@ -334,10 +336,10 @@ class PollsFeature:
         key = self._ballots(poll.room, poll.id)
         view: dict[str, Any] = {"poll": poll.describe()}
         if may_see_tally(poll, self._moderates(session, poll.room)):
-            counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+            counts, voters = await self.ballots.tally(key, len(poll.options))
             view["counts"] = counts
             view["voters"] = voters
-        view["mine"] = ballot_as_sent(poll, await self.broker.ballot_of(key, user))
+        view["mine"] = ballot_as_sent(poll, await self.ballots.ballot_of(key, user))
         return view
 
     # --- export ---------------------------------------------------------------------------------
@@ -348,9 +350,7 @@ class PollsFeature:
         room = validate_room_id(room_id)
         await self.rooms.directory.require(room)
         poll = await self.current(room, poll_id)
-        counts, voters = await self.broker.ballot_tally(
-            self._ballots(room, poll.id), len(poll.options)
-        )
+        counts, voters = await self.ballots.tally(self._ballots(room, poll.id), len(poll.options))
         return poll, counts, voters
 
     # --- batched tallies ----------------------------------------------------------------------
@@ -400,9 +400,7 @@ class PollsFeature:
         moderators_only = may_see_tally(poll, True)
         if not everyone and not moderators_only:
             return
-        counts, voters = await self.broker.ballot_tally(
-            self._ballots(room, poll_id), len(poll.options)
-        )
+        counts, voters = await self.ballots.tally(self._ballots(room, poll_id), len(poll.options))
         # One encoding for everyone allowed, read after the reads above.
         event = EncodedEvent(tally_event(poll, counts, voters))
         for session in self.node.followers(room):

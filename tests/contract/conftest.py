@@ -8,6 +8,7 @@ of their own. The same tests run against both (the ``cluster`` fixture is parame
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from support.redis_server import RedisServer
 from hub.broker import Broker, BrokerSettings, StoredEvent
 from hub.broker_memory import MemoryBackend, MemoryBroker
 from hub.broker_redis import RedisBroker
+from polls.ballots import BallotBox, ballot_box
 
 BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -115,6 +117,11 @@ class Node:
     @property
     def node_id(self) -> str:
         return self.broker.node_id
+
+    @functools.cached_property
+    def ballots(self) -> BallotBox:
+        """The node's ballot box (one per node, as a hub node has)."""
+        return ballot_box(self.broker)
 
 
 class Cluster:

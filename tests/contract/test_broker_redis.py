@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.exceptions import ResponseError
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
@@ -155,7 +154,7 @@ async def test_restart_empty_starts_a_new_epoch(
         with pytest.raises(BrokerUnavailable):  # a pipelined script call fails the same way
             await asyncio.gather(
                 *(
-                    a.broker.ballot("p", f"u{i}", [0], options=2, allow_change=True, closed_key="c")
+                    a.ballots.cast("p", f"u{i}", [0], options=2, allow_change=True, closed_key="c")
                     for i in range(3)
                 )
             )
@@ -315,19 +314,3 @@ async def test_probe_detects_and_repairs_a_deaf_subscription(
     await a.recorder.wait_events("r", 4)
     assert a.recorder.seqs("r") == [1, 2, 3, 4]
     assert broker.ready()
-
-
-async def test_a_failing_ballot_fails_alone_in_its_batch(cluster: Cluster) -> None:
-    # Ballots of one event-loop iteration share one script call; a ballot whose Redis calls
-    # fail (here: its ballots key holds a string) gets its own error, the others their results.
-    a = await cluster.node("a")
-    assert await a.broker.set_if_absent("ballot:broken:b", b"not a hash") is None
-    outcomes = await asyncio.gather(
-        a.broker.ballot("fine", "u1", [0], options=2, allow_change=True, closed_key="fine:c"),
-        a.broker.ballot("broken", "u1", [0], options=2, allow_change=True, closed_key="b:c"),
-        a.broker.ballot("fine", "u2", [1], options=2, allow_change=True, closed_key="fine:c"),
-        return_exceptions=True,
-    )
-    assert isinstance(outcomes[1], ResponseError) and "WRONGTYPE" in str(outcomes[1])
-    assert [o.status for o in outcomes if not isinstance(o, BaseException)] == ["accepted"] * 2
-    assert await a.broker.ballot_tally("fine", 2) == ([1, 1], 2)
