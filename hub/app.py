@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from chat import install as install_chat
 from hub.auth import Identity, Role, TokenAuthority, generate_secret
-from hub.broker import Broker, BrokerSettings, BrokerUnavailable, create_broker
+from hub.broker import Broker, BrokerSettings, BrokerUnavailable, connect
 from hub.config import HubConfig
 from hub.core_ops import SessionOps
 from hub.dispatch import CommandRegistry, Dispatcher
@@ -30,6 +30,7 @@ from hub.endpoint import Endpoint
 from hub.errors import HubError
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
+from hub.store import Store
 from hub.web import web_routes
 from polls import install as install_polls
 from polls.feature import PollsFeature, export_csv, export_map
@@ -63,17 +64,18 @@ def event_rooms(config: HubConfig) -> list[Room]:
     return default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
 
 
-def build_hub(config: HubConfig, broker: Broker | None = None) -> Hub:
-    """Wire a node, its broker (made from the config unless given) and its features; nothing
-    is started yet."""
+def build_hub(config: HubConfig, shared: tuple[Broker, Store] | None = None) -> Hub:
+    """Wire a node, its broker and store (made from the config unless given) and its features;
+    nothing is started yet."""
     secret = config.secret or generate_secret()
     authority = TokenAuthority(secret)
-    if broker is None:
+    if shared is None:
         settings = BrokerSettings(
             history_size=config.history_size, presence_ttl=config.presence_ttl
         )
-        broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
-    node = Node(config, broker, HubMetrics())
+        shared = connect(config.broker_url, secrets.token_hex(4), settings)
+    broker, store = shared
+    node = Node(config, broker, store, HubMetrics())
     registry = CommandRegistry()
     rooms = RoomsFeature(node)
     rooms.install(registry)

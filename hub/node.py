@@ -26,6 +26,7 @@ from hub.fanout import StreamMembers
 from hub.metrics import HubMetrics
 from hub.ratelimit import KeyedLimiter
 from hub.session import Session
+from hub.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,11 @@ class Node:
     """This process's share of the hub (see the module docstring)."""
 
     def __init__(
-        self, config: HubConfig, broker: Broker, metrics: HubMetrics | None = None
+        self, config: HubConfig, broker: Broker, store: Store, metrics: HubMetrics | None = None
     ) -> None:
         self.config = config
         self.broker = broker
+        self.store = store
         self.node_id = broker.node_id
         self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}

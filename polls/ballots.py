@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.broker import Broker
+from hub.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +61,21 @@ class BallotBox(Protocol):
         """``user``'s ballot in ``poll`` (option indexes), or None."""
 
 
-def ballot_box(store: Broker) -> BallotBox:
-    """The ballot box kept beside ``store``'s data, shared by every node on the same backend
+def ballot_box(store: Store) -> BallotBox:
+    """The ballot box kept beside ``store``'s data, shared by every node whose store shares it
     (the Redis implementation is imported only for a Redis store)."""
-    from hub.broker_memory import MemoryBroker
+    from hub.memory.store import MemoryStore
 
-    if isinstance(store, MemoryBroker):
+    if isinstance(store, MemoryStore):
         from polls.ballots_memory import MemoryBallotBox
 
         return MemoryBallotBox(store.backend)
-    from hub.broker_redis import RedisBroker
+    from hub.redis.store import RedisStore
 
-    if isinstance(store, RedisBroker):
+    if isinstance(store, RedisStore):
         from polls.ballots_redis import RedisBallotBox
 
-        return RedisBallotBox(store)
+        return RedisBallotBox(store.connection)
     raise TypeError(f"no ballot box for {type(store).__name__}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hub.broker_memory import MemoryBackend
+from hub.memory.backend import MemoryBackend
 from polls.ballots import BallotResult
 
 # The entry of MemoryBackend.shared that holds the ballots.
@@ -21,7 +21,7 @@ class _PollBallots:
 
 
 class MemoryBallotBox:
-    """Implements :class:`polls.ballots.BallotBox` in a :class:`~hub.broker_memory.MemoryBackend`.
+    """Implements :class:`polls.ballots.BallotBox` in a :class:`~hub.memory.backend.MemoryBackend`.
     Each call runs without awaiting from its first read to its last write, which makes it atomic
     on the one event loop the memory backend serves."""
 

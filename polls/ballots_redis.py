@@ -1,6 +1,6 @@
 """The ballot box on a Redis store: one Lua script casts a batch of ballots, each atomically,
-under the store's keys (a poll's ballots and counts are the store's hashes ``ballot:<poll>:b``
-and ``ballot:<poll>:c``; the closed marker is a store key)."""
+over the store's connection and under its keys (a poll's ballots and counts are the store's
+hashes ``ballot:<poll>:b`` and ``ballot:<poll>:c``; the closed marker is a store key)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from hub.broker import BrokerUnavailable
-from hub.broker_redis import UNAVAILABLE, RedisBroker
 from hub.codec import pack
+from hub.redis.connection import UNAVAILABLE, RedisConnection
 from polls.ballots import BallotResult, decode_ballot, encode_ballot
 
 # Casts a batch of ballots, each atomically (the whole script is). ARGV[1] is the batch, packed
@@ -116,23 +116,24 @@ class _BallotBatcher:
                 reply.set_result(result)
 
     def cancel(self) -> None:
-        """Stop what is in flight (the store is closing)."""
+        """Stop what is in flight (the connection is closing)."""
         for task in list(self._tasks):
             task.cancel()
 
 
 class RedisBallotBox:
-    """Implements :class:`polls.ballots.BallotBox` under a Redis store's keys. Every coroutine
+    """Implements :class:`polls.ballots.BallotBox` over a Redis store's ``connection``, under
+    its keys; the batches in flight are cancelled when the connection closes. Every coroutine
     raises :class:`~hub.broker.BrokerUnavailable` (chaining the Redis error) when Redis cannot
     serve; a ballot whose own Redis calls fail raises that error alone in its batch."""
 
-    def __init__(self, store: RedisBroker) -> None:
-        self._store = store
-        self._ballots = _BallotBatcher(store.redis.register_script(_BALLOT_LUA))
-        store.on_close(self._ballots.cancel)
+    def __init__(self, connection: RedisConnection) -> None:
+        self._connection = connection
+        self._ballots = _BallotBatcher(connection.redis.register_script(_BALLOT_LUA))
+        connection.on_close(self._ballots.cancel)
 
     def _keys(self, poll: str) -> list[str]:
-        return [self._store.key(f"ballot:{poll}:b"), self._store.key(f"ballot:{poll}:c")]
+        return [self._connection.key(f"ballot:{poll}:b"), self._connection.key(f"ballot:{poll}:c")]
 
     async def cast(
         self,
@@ -148,7 +149,7 @@ class RedisBallotBox:
         event-loop iteration): check the closed marker and the previous ballot, move the counts
         from the previous ballot to the new one, store it, and read the tally."""
         ballot = [
-            self._store.key(closed_key),
+            self._connection.key(closed_key),
             *self._keys(poll),
             user,
             allow_change,
@@ -170,15 +171,15 @@ class RedisBallotBox:
     async def tally(self, poll: str, options: int) -> tuple[list[int], int]:
         """HMGET of every option's count and HLEN of the ballots, in one transaction."""
         ballots, counts = self._keys(poll)
-        pipe = self._store.redis.pipeline(transaction=True)
+        pipe = self._connection.redis.pipeline(transaction=True)
         if options > 0:
             pipe.hmget(counts, [str(index) for index in range(options)])
         pipe.hlen(ballots)
-        replies = cast("list[Any]", await self._store.call(pipe.execute()))
+        replies = cast("list[Any]", await self._connection.call(pipe.execute()))
         raw = cast("list[bytes | None]", replies[0]) if options > 0 else []
         return [int(count or 0) for count in raw], int(replies[-1])
 
     async def ballot_of(self, poll: str, user: str) -> list[int] | None:
         """``user``'s ballot (HGET of the ballots hash), or None."""
-        stored = await self._store.call(self._store.redis.hget(self._keys(poll)[0], user))
+        stored = await self._connection.call(self._connection.redis.hget(self._keys(poll)[0], user))
         return decode_ballot(cast(bytes, stored)) if stored is not None else None

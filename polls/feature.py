@@ -2,7 +2,7 @@
 the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` and
 ``closed_polls`` parts of the join snapshot and the organizers' export.
 
-Shared state lives in the broker, so every node sees the same polls and tallies:
+Shared state lives in the node's store, so every node sees the same polls and tallies:
 
 * ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record (a closed
   poll's record keeps its final tally);
@@ -126,7 +126,7 @@ class PollsFeature:
         self.node = node
         self.rooms = rooms
         self.broker = node.broker
-        self.ballots = ballot_box(node.broker)
+        self.ballots = ballot_box(node.store)
         # Unix seconds, as poll times are kept (tests move it).
         self.clock: Callable[[], float] = time.time
         # Monotonic seconds for the tally throttle (tests move it too).

@@ -61,7 +61,7 @@ async def test_ballot_conflicts_when_changes_are_not_allowed(cluster: Cluster) -
 async def test_ballot_refused_once_the_closed_marker_is_set(cluster: Cluster) -> None:
     a, b = await cluster.node("a"), await cluster.node("b")
     await a.ballots.cast("c", "u1", [0], options=2, allow_change=True, closed_key="c:closed")
-    assert await b.broker.set_if_absent("c:closed", b"1") is None
+    assert await b.store.set_if_absent("c:closed", b"1") is None
 
     late = await b.ballots.cast("c", "u2", [1], options=2, allow_change=True, closed_key="c:closed")
     assert late == BallotResult("closed", None, [1, 0], 1)
@@ -132,7 +132,7 @@ async def test_a_burst_of_ballots_in_several_polls_counts_exactly(cluster: Clust
     # with mixed rules: each ballot gets its own reply and the tallies come out exact.
     a, b = await cluster.node("a"), await cluster.node("b")
     options = 3
-    await a.broker.set_if_absent("shut:c", b"1")
+    await a.store.set_if_absent("shut:c", b"1")
     plan = [
         (poll, f"u{i}", [i % options], allow)
         for i in range(700)
@@ -164,7 +164,7 @@ async def test_a_failing_ballot_fails_alone_in_its_batch(cluster: Cluster) -> No
     # Ballots of one event-loop iteration share one script call; a ballot whose Redis calls
     # fail (here: its ballots key holds a string) gets its own error, the others their results.
     a = await cluster.node("a")
-    assert await a.broker.set_if_absent("ballot:broken:b", b"not a hash") is None
+    assert await a.store.set_if_absent("ballot:broken:b", b"not a hash") is None
     outcomes = await asyncio.gather(
         a.ballots.cast("fine", "u1", [0], options=2, allow_change=True, closed_key="fine:c"),
         a.ballots.cast("broken", "u1", [0], options=2, allow_change=True, closed_key="b:c"),

@@ -12,9 +12,9 @@ from typing import Any
 from hub.app import Hub, build_hub
 from hub.auth import Role
 from hub.broker import BrokerSettings
-from hub.broker_memory import MemoryBackend, MemoryBroker
 from hub.codec import WireFormat, decode_frame
 from hub.config import HubConfig, Limits
+from hub.memory import MemoryBackend, memory_node
 from hub.session import Session
 from rooms.directory import default_rooms
 
@@ -36,7 +36,7 @@ def config(**changes: Any) -> HubConfig:
 def compose(cfg: HubConfig, backend: MemoryBackend, node_id: str) -> Hub:
     """The hub :func:`hub.app.build_hub` wires, on a given memory backend, so several nodes can
     share one process."""
-    return build_hub(cfg, MemoryBroker(backend, node_id))
+    return build_hub(cfg, memory_node(backend, node_id))
 
 
 @contextlib.asynccontextmanager

@@ -14,8 +14,8 @@ from chat.moderation import CHAT_BURST
 from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
-from hub.broker_memory import MemoryBroker
 from hub.core_ops import KNOWN_USERS
+from hub.memory import MemoryBroker
 
 
 def dms(client: Client) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import connect, create_room, running
 
 from hub.auth import Role
-from hub.broker_memory import MemoryBroker
+from hub.memory import MemoryBroker
 
 
 async def test_rooms_and_presence_come_back_after_the_broker_lost_them() -> None:
