@@ -1,5 +1,5 @@
-"""The Redis broker's listener: one pub/sub connection per node, read by one task, the only
-caller of the node's handler.
+"""The Redis broker's listener: one pub/sub connection per node, read by one task, which hands
+what it hears to the node's handler.
 
 It tracks, per subscribed room (any topic but ``node:``/``user:`` ones), the epoch and the last
 seq it delivered, starting from the room's head read once Redis confirmed the subscription. An
@@ -7,16 +7,25 @@ envelope that does not follow on (pub/sub loses messages when its connection bre
 read the missing events from the stream and deliver them first; an unknown epoch (Redis came
 back empty) makes it call ``receive_epoch`` and deliver the new epoch from seq 1.
 
+The read loop itself never waits for Redis: a room that needs its stream read (the head at its
+subscription, a gap, a reconnect) gets a task of its own for the read, and the events heard for
+that room meanwhile wait in the room's queue, in arrival order, until the task has delivered what
+the stream held and then settles them. Other rooms keep flowing; each room's events still reach
+the handler in seq order, once, without a gap. Events heard before a read began are covered by
+it: one of another epoch is stale, and one the stream no longer retains is delivered late rather
+than never.
+
 It survives Redis restarts: it reconnects with capped, fully jittered exponential back-off,
 subscribes every topic again and catches every room up from its stream before :meth:`ready` is
 True again. A probe published on the node's own channel proves the subscription still hears; one
 that stays silent for three probe intervals counts as a deaf connection, which is dropped and
-replaced.
+replaced. A read of a room that fails (Redis down) drops the connection the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -59,12 +68,20 @@ class _Deaf(Exception):
     """The subscription stopped hearing its own probes."""
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class _Room:
-    """What the listener delivered of one subscribed room."""
+    """What the listener delivered of one subscribed room, and what waits for a stream read."""
 
-    epoch: str
-    last: int
+    # None until the head read that follows the subscription's confirmation.
+    epoch: str | None = None
+    last: int = 0
+    # Events heard while a read of the room's stream is needed or under way, in arrival order,
+    # each with its arrival number.
+    waiting: collections.deque[tuple[int, StoredEvent]] = field(default_factory=collections.deque)
+    # Events numbered below it were heard before the latest read of the stream began.
+    covered: int = 0
+    # The task reading the room's stream, while one does.
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -72,6 +89,10 @@ class _Session:
     """One pub/sub connection's lifetime."""
 
     conn: AbstractConnection
+    # Set with the error of a room's stream read that failed: the connection is then replaced.
+    failure: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     # topic -> SUBSCRIBE/UNSUBSCRIBE commands sent on this connection and not yet confirmed
     inflight: dict[str, int] = field(default_factory=dict)
     last_heard: float = 0.0
@@ -115,6 +136,10 @@ class Listener:
         self._topics: set[str] = set()
         self._rooms: dict[str, _Room] = {}
         self._pending: dict[str, asyncio.Future[None]] = {}
+        # Stored events heard so far (on any topic): numbers their arrivals.
+        self._arrivals = 0
+        # The rooms' stream reads under way.
+        self._reads: set[asyncio.Task[None]] = set()
 
     async def start(self, handler: BrokerHandler) -> None:
         """Connect, subscribe to this node's own topic and start delivering to ``handler``.
@@ -142,6 +167,7 @@ class Listener:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+        await self._stop_reads()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_result(None)
@@ -228,6 +254,7 @@ class Listener:
         while True:
             # Not a pooled connection: it is owned by this loop and never lent to a command.
             conn: AbstractConnection = self._connection.dedicated()
+            session: _Session | None = None
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]
                 session = _Session(conn)
@@ -259,34 +286,70 @@ class Listener:
             finally:
                 self._ready = False
                 self._session = None
+                if session is not None and session.failure.done():
+                    session.failure.exception()  # retrieved: _serve raised it, or it came late
+                await self._stop_reads()
                 await conn.disconnect(nowait=True)
             cap = min(self.settings.reconnect_cap, _BACKOFF_BASE * 2**attempt)
             attempt = min(attempt + 1, 30)
             await asyncio.sleep(random.uniform(0, cap))
 
+    async def _stop_reads(self) -> None:
+        """End every room's stream read. Rooms whose head was never read are forgotten (the
+        next session's confirmation of their subscription reads it); the others keep what
+        waits, which their next read covers."""
+        reads = list(self._reads)
+        for task in reads:
+            task.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+        for name, room in list(self._rooms.items()):
+            room.task = None
+            if room.epoch is None:
+                del self._rooms[name]
+
     async def _setup(self, session: _Session) -> None:
-        """Subscribe every wanted topic, wait for the confirmations, catch every room up."""
+        """Subscribe every wanted topic, wait for the confirmations, then have every room
+        caught up from its stream: ready once all of them are."""
         await self._send(session, "SUBSCRIBE", sorted(self._topics))
         limit = max(self._timeout, 3 * self.settings.probe_interval)
         async with asyncio.timeout(limit):
             while any(session.inflight.values()):
-                await self._dispatch(session, await self._read_reply(session))
-        for room in list(self._rooms):
-            await self._catch_up(room)
+                self._dispatch(session, await self._read_reply(session))
         session.last_heard = time.monotonic()
-        self._ready = True
+        catching_up: set[asyncio.Task[None]] = set()
+        for name, room in self._rooms.items():
+            if room.epoch is None:
+                continue  # its head read is under way and catches nothing up
+            if room.task is None:
+                self._start_read(name, room, session)
+            assert room.task is not None
+            catching_up.add(room.task)
+        if not catching_up:
+            self._ready = True
+            return
+
+        def caught_up(task: asyncio.Task[None]) -> None:
+            catching_up.discard(task)
+            if not catching_up and self._session is session and not session.failure.done():
+                self._ready = True
+
+        for task in catching_up:
+            task.add_done_callback(caught_up)
 
     async def _serve(self, session: _Session) -> None:
-        """Read and dispatch until the connection fails or the probe finds it deaf."""
+        """Read and dispatch until the connection fails, the probe finds it deaf or a room's
+        stream read fails."""
 
         async def read_forever() -> None:
             while True:
-                await self._dispatch(session, await self._read_reply(session))
+                self._dispatch(session, await self._read_reply(session))
 
         reader = asyncio.create_task(read_forever())
         prober = asyncio.create_task(self._probe(session))
         try:
-            done, _ = await asyncio.wait({reader, prober}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {reader, prober, session.failure}, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             reader.cancel()
             prober.cancel()
@@ -317,7 +380,9 @@ class Listener:
                 # Unanswered probes end in _Deaf above; nothing else to do here.
                 log.debug("broker %s: probe not sent: %r", self.node_id, exc)
 
-    async def _dispatch(self, session: _Session, reply: Any) -> None:
+    # --- the read loop: never awaits --------------------------------------------------------
+
+    def _dispatch(self, session: _Session, reply: Any) -> None:
         session.last_heard = time.monotonic()
         if not isinstance(reply, list) or len(reply) < 3:
             return  # PONG and the like
@@ -329,11 +394,11 @@ class Listener:
             return
         topic = name[len(self._channel_prefix) :]
         if kind == b"message":
-            await self._on_message(topic, reply[2])
+            self._on_message(topic, reply[2])
         elif kind in (b"subscribe", b"unsubscribe"):
-            await self._on_confirm(session, kind == b"subscribe", topic)
+            self._on_confirm(session, kind == b"subscribe", topic)
 
-    async def _on_confirm(self, session: _Session, subscribed: bool, topic: str) -> None:
+    def _on_confirm(self, session: _Session, subscribed: bool, topic: str) -> None:
         left = session.inflight.get(topic, 0) - 1
         if left > 0:
             session.inflight[topic] = left
@@ -341,17 +406,20 @@ class Listener:
         session.inflight.pop(topic, None)
         if not subscribed or topic not in self._topics:
             return
-        if _is_room(topic) and topic not in self._rooms:
-            # The room's head read after the confirmation is the baseline: everything later
-            # reaches this connection, and what came between is a duplicate of the head.
-            epoch, last = await self._head(topic)
-            if topic in self._topics and not session.inflight.get(topic):
-                self._rooms.setdefault(topic, _Room(epoch, last))
-        fut = self._pending.pop(topic, None)
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+        if _is_room(topic):
+            room = self._rooms.get(topic)
+            if room is None:
+                # The room's head read after the confirmation is the baseline: everything later
+                # reaches this connection, and what came between is a duplicate of the head.
+                # That read resolves the subscription.
+                room = self._rooms[topic] = _Room()
+                self._start_read(topic, room, session)
+                return
+            if room.epoch is None:
+                return  # its head read resolves the subscription
+        self._resolve(topic)
 
-    async def _on_message(self, topic: str, data: bytes) -> None:
+    def _on_message(self, topic: str, data: bytes) -> None:
         if topic not in self._topics:
             return
         try:
@@ -360,36 +428,100 @@ class Listener:
             log.warning("broker %s: dropped a malformed envelope on %r", self.node_id, topic)
             return
         if isinstance(item, StoredEvent):
-            await self._on_stored(item)
+            self._on_stored(item)
         elif item is not None and self._handler is not None:
             # A probe (None) only proves the connection hears: last_heard is set for every reply.
             self._notify(self._handler.receive_message, topic, item)
 
-    async def _on_stored(self, event: StoredEvent) -> None:
+    def _on_stored(self, event: StoredEvent) -> None:
         room = self._rooms.get(event.room)
         if room is None:
             if _is_room(event.room):
                 return  # not confirmed yet: the head read at confirmation covers it
             # Stored events on a node/user topic: no baseline, start from the first one heard.
             room = self._rooms[event.room] = _Room(event.epoch, event.seq - 1)
+        self._arrivals += 1
+        arrival = self._arrivals
+        if room.task is None and not room.waiting and self._settle(room, arrival, event):
+            return
+        # A gap (lost messages), another epoch, or a read under way: the stream decides.
+        room.waiting.append((arrival, event))
+        session = self._session
+        if room.task is None and session is not None:
+            self._start_read(event.room, room, session)
+
+    def _settle(self, room: _Room, arrival: int, event: StoredEvent) -> bool:
+        """Deliver or drop ``event`` where the room stands; False when only a read of the
+        stream can tell (a gap, or another epoch, heard after the latest read began)."""
         if event.epoch == room.epoch:
             if event.seq <= room.last:
-                return  # already delivered (from the stream, or a duplicate)
-            if event.seq == room.last + 1:
+                return True  # already delivered (from the stream, or a duplicate)
+            if event.seq == room.last + 1 or arrival < room.covered:
+                # Next in order; or its predecessors were gone from the stream read after it
+                # was heard (trimmed): late beats never.
                 self._deliver(room, event)
-                return
-        # A gap (lost messages) or another epoch: the stream is the truth.
-        await self._catch_up(event.room)
-        current = self._rooms.get(event.room) is room and event.epoch == room.epoch
-        if current and event.seq > room.last:
-            # Trimmed from the stream already: late beats never.
-            self._deliver(room, event)
+                return True
+            return False
+        # Of another epoch than a read that began after it was heard: stale.
+        return arrival < room.covered
 
-    async def _catch_up(self, name: str) -> None:
+    # --- the rooms' stream reads ------------------------------------------------------------
+
+    def _start_read(self, name: str, room: _Room, session: _Session) -> None:
+        task = asyncio.create_task(
+            self._read_room(name, room, session), name=f"broker-read:{self.node_id}:{name}"
+        )
+        room.task = task
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _read_room(self, name: str, room: _Room, session: _Session) -> None:
+        """Read the room's stream (its head, or what the room missed), then settle what waits;
+        again while something heard after that read still needs one."""
+        try:
+            while self._rooms.get(name) is room:
+                if room.epoch is None:
+                    await self._read_head(name, room)
+                else:
+                    await self._catch_up(name, room)
+                if self._rooms.get(name) is not room or self._drain(room):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, (*UNAVAILABLE, BrokerUnavailable)):
+                log.exception("broker %s: reading room %r failed", self.node_id, name)
+            if self._session is session and not session.failure.done():
+                session.failure.set_exception(exc)
+        finally:
+            if room.task is asyncio.current_task():
+                room.task = None
+
+    def _drain(self, room: _Room) -> bool:
+        """Settle the waiting events in arrival order; False (keeping the rest waiting) at the
+        first one that needs another read."""
+        waiting = room.waiting
+        while waiting:
+            arrival, event = waiting[0]
+            if not self._settle(room, arrival, event):
+                return False
+            waiting.popleft()
+        return True
+
+    async def _read_head(self, name: str, room: _Room) -> None:
+        """The subscription's baseline: the room's head, read after Redis confirmed it."""
+        mark = self._arrivals
+        snapshot = await self._read(name, 0, 0)
+        if self._rooms.get(name) is not room:
+            return  # unsubscribed meanwhile
+        room.epoch, room.last, room.covered = snapshot.epoch, snapshot.last_seq, mark
+        self._resolve(name)
+
+    async def _catch_up(self, name: str, room: _Room) -> None:
         """Deliver every retained event of the room after the last delivered one, first telling
         the handler about a new epoch."""
-        room = self._rooms.get(name)
-        while room is not None:
+        while True:
+            mark = self._arrivals
             snapshot = await self._read(name, room.last, _CATCH_UP_PAGE)
             if self._rooms.get(name) is not room:
                 return  # unsubscribed meanwhile
@@ -422,11 +554,14 @@ class Listener:
                 if event.seq > room.last:
                     self._deliver(room, event)
             if len(snapshot.events) < _CATCH_UP_PAGE or room.last >= snapshot.last_seq:
+                room.covered = mark
                 return
 
-    async def _head(self, room: str) -> tuple[str, int]:
-        snapshot = await self._read(room, 0, 0)
-        return snapshot.epoch, snapshot.last_seq
+    def _resolve(self, topic: str) -> None:
+        """The subscription to ``topic`` is active: its waiters return."""
+        fut = self._pending.pop(topic, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     def _deliver(self, room: _Room, event: StoredEvent) -> None:
         room.last = event.seq

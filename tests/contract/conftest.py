@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from support.redis_server import RedisServer
 
-from hub.broker import Broker, BrokerSettings, StoredEvent
+from hub.broker import Broker, BrokerSettings, StoredEvent, node_topic
 from hub.memory import MemoryBackend, memory_node
 from hub.redis import redis_node
 from hub.store import Store
@@ -168,6 +168,14 @@ class Cluster:
     async def close(self) -> None:
         for node in self._nodes:
             await node.broker.close()
+
+
+async def barrier(publisher: Node, *nodes: Node) -> None:
+    """Wait until everything ``publisher`` published before has reached ``nodes``."""
+    for node in nodes:
+        marker = uuid.uuid4().hex.encode()
+        await publisher.broker.publish_ephemeral(node_topic(node.node_id), marker)
+        await node.recorder.wait_payload(node_topic(node.node_id), marker)
 
 
 ClusterFactory = Callable[[BrokerSettings], Awaitable[Cluster]]

@@ -9,22 +9,12 @@ broker delivers synchronously; Redis delivers to one connection in execution ord
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from support.waiting import eventually
 
 from hub.broker import StoredEvent, node_topic
 
-from .conftest import Cluster, Node
-
-
-async def barrier(publisher: Node, *nodes: Node) -> None:
-    """Wait until everything ``publisher`` published before has reached ``nodes``."""
-    for node in nodes:
-        marker = uuid.uuid4().hex.encode()
-        await publisher.broker.publish_ephemeral(node_topic(node.node_id), marker)
-        await node.recorder.wait_payload(node_topic(node.node_id), marker)
-
+from .conftest import Cluster, Node, barrier
 
 # --- lifecycle ----------------------------------------------------------------------------------
 

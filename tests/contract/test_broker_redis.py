@@ -16,11 +16,11 @@ import pytest
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
-from hub.broker import BrokerSettings, BrokerUnavailable
+from hub.broker import BrokerSettings, BrokerUnavailable, History
 from hub.redis import RedisBroker, redis_node
 from hub.redis.envelope import split_fields
 
-from .conftest import Cluster, ClusterFactory, Recorder
+from .conftest import Cluster, ClusterFactory, Recorder, barrier
 
 pytestmark = pytest.mark.redis
 
@@ -71,13 +71,13 @@ def drop_envelopes(
     deliver = listener._on_message
     dropped: list[int] = []
 
-    async def lossy(topic: str, data: bytes) -> None:
+    def lossy(topic: str, data: bytes) -> None:
         if topic == room and data[:1] == b"S":
             seq = int(split_fields(data, 4)[0][1])
             if seq in seqs and seq not in dropped:
                 dropped.append(seq)
                 return
-        await deliver(topic, data)
+        deliver(topic, data)
 
     monkeypatch.setattr(listener, "_on_message", lossy)
     return dropped
@@ -130,6 +130,95 @@ async def test_a_room_follows_on_from_its_head_whatever_its_id(
     assert dropped == [2]
     assert [e.body for e in a.recorder.room_events(room)] == [b"lost", b"heard"]
     assert a.recorder.seqs(room) == [2, 3]
+
+
+class HeldReads:
+    """Holds the listener's stream reads of one room until released, counting them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, broker: RedisBroker, room: str) -> None:
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.reads = 0
+        listener = broker.listener
+        read = listener._read
+
+        async def held(name: str, after: int, count: int) -> History:
+            if name == room:
+                self.reads += 1
+                self.started.set()
+                await self.gate.wait()
+            return await read(name, after, count)
+
+        monkeypatch.setattr(listener, "_read", held)
+
+    async def wait_started(self) -> None:
+        await asyncio.wait_for(self.started.wait(), 5.0)
+
+
+async def test_a_room_catching_up_holds_back_no_other_room(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gap in one room makes the listener read that room's stream; while the read is held,
+    # another room's events keep reaching the handler, and the held room's later events wait
+    # (in order, after what the read fills in) instead of jumping the gap.
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.subscribe("slow")
+    await broker.subscribe("fast")
+    held = HeldReads(monkeypatch, broker, "slow")
+    dropped = drop_envelopes(monkeypatch, broker, "slow", {2})
+    for i in (1, 2, 3):
+        await b.broker.publish("slow", f"s{i}".encode())
+    await held.wait_started()  # seq 3 showed the gap
+
+    for i in range(1, 6):
+        await b.broker.publish("fast", f"f{i}".encode())
+    await b.broker.publish("slow", b"s4")
+    await a.recorder.wait_events("fast", 5)
+    assert a.recorder.seqs("fast") == [1, 2, 3, 4, 5]
+    assert a.recorder.seqs("slow") == [1]
+
+    held.gate.set()
+    await a.recorder.wait_events("slow", 4)
+    assert dropped == [2]
+    assert a.recorder.seqs("slow") == [1, 2, 3, 4]
+    assert [e.body for e in a.recorder.room_events("slow")] == [b"s1", b"s2", b"s3", b"s4"]
+    assert held.reads == 1
+    assert broker.listener.reconnects == 0
+
+
+async def test_a_subscription_waiting_for_its_head_holds_back_no_other_room(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head read that follows a subscription's confirmation happens beside the read loop:
+    # the subscribed rooms keep flowing meanwhile, and the new room follows on from its head
+    # (an event published before that read is part of the head, heard or not).
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.subscribe("fast")
+    await b.broker.publish("new", b"before")
+    held = HeldReads(monkeypatch, broker, "new")
+    subscribing = asyncio.create_task(broker.subscribe("new"))
+    await held.wait_started()
+
+    await b.broker.publish("new", b"heard while the head is read")
+    for i in range(1, 4):
+        await b.broker.publish("fast", f"f{i}".encode())
+    await a.recorder.wait_events("fast", 3)
+    assert not subscribing.done()
+
+    held.gate.set()
+    await asyncio.wait_for(subscribing, 5.0)
+    await b.broker.publish("new", b"after")
+    await a.recorder.wait_events("new", 1)
+    await barrier(b, a)
+    assert [e.body for e in a.recorder.room_events("new")] == [b"after"]
+    assert a.recorder.seqs("new") == [3]
+    assert held.reads == 1
 
 
 async def test_restart_empty_starts_a_new_epoch(
