@@ -75,7 +75,7 @@ def build_hub(config: HubConfig, shared: tuple[Broker, Store] | None = None) -> 
         )
         shared = connect(config.broker_url, secrets.token_hex(4), settings)
     broker, store = shared
-    node = Node(config, broker, store, HubMetrics())
+    node = Node(config, broker, store, HubMetrics(broker.counters))
     registry = CommandRegistry()
     rooms = RoomsFeature(node)
     rooms.install(registry)

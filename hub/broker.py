@@ -81,6 +81,17 @@ class History:
         return self.first_seq <= after + 1
 
 
+@dataclass(slots=True)
+class BrokerCounters:
+    """How often a broker's subscriber had to recover, as plain integers (cheap to bump, read
+    when ``/metrics`` is scraped). They only grow; the memory broker's stay 0."""
+
+    #: Times the subscriber connection was re-established after being lost.
+    reconnects: int = 0
+    #: Times the probe found the subscriber connection deaf (each led to a reconnect).
+    deaf_detections: int = 0
+
+
 class BrokerHandler(Protocol):
     """What a broker calls on the node that started it. Calls are made from the event loop and
     must not block; they never overlap."""
@@ -100,6 +111,7 @@ class Broker(Store, Protocol):
     docstring for the guarantees."""
 
     node_id: str
+    counters: BrokerCounters
 
     async def start(self, handler: BrokerHandler) -> None:
         """Connect, subscribe to this node's own topic, and start delivering to ``handler``."""

@@ -10,7 +10,14 @@ import logging
 import time
 from collections.abc import Collection
 
-from hub.broker import BrokerHandler, History, StoredEvent, node_topic, presence_entries
+from hub.broker import (
+    BrokerCounters,
+    BrokerHandler,
+    History,
+    StoredEvent,
+    node_topic,
+    presence_entries,
+)
 from hub.memory.backend import MemoryBackend
 from hub.store_calls import StoreCalls  # [store-split]
 
@@ -23,6 +30,7 @@ class MemoryBroker(StoreCalls):
     def __init__(self, backend: MemoryBackend, node_id: str) -> None:
         self.backend = backend
         self.node_id = node_id
+        self.counters = BrokerCounters()
         self._handler: BrokerHandler | None = None
         self._topics: set[str] = set()
 

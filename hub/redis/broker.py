@@ -34,6 +34,7 @@ class RedisBroker(StoreCalls):
         self._presence = RedisPresence(connection, self.settings)
         #: The node's subscriptions and what delivers them.
         self.listener = Listener(connection, node_id, self.settings, self._streams.read)
+        self.counters = self.listener.counters
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from hub.broker import (
     NODE_TOPIC_PREFIX,
     USER_TOPIC_PREFIX,
+    BrokerCounters,
     BrokerHandler,
     BrokerSettings,
     BrokerUnavailable,
@@ -115,10 +116,8 @@ class Listener:
     ) -> None:
         self.node_id = node_id
         self.settings = settings
-        #: Times the subscriber connection was re-established after being lost.
-        self.reconnects = 0
-        #: Times the probe found the subscriber connection deaf (each led to a reconnect).
-        self.deaf_detections = 0
+        #: Its reconnects and deaf connections.
+        self.counters = BrokerCounters()
         self._connection = connection
         self._timeout = connection.timeout
         self._read = read
@@ -262,13 +261,13 @@ class Listener:
                 await self._setup(session)
                 attempt = 0
                 if connected_before:
-                    self.reconnects += 1
+                    self.counters.reconnects += 1
                 connected_before = True
                 await self._serve(session)
             except asyncio.CancelledError:
                 raise
             except _Deaf:
-                self.deaf_detections += 1
+                self.counters.deaf_detections += 1
                 log.warning(
                     "broker %s: subscriber deaf (probe unheard); reconnecting", self.node_id
                 )

@@ -16,7 +16,8 @@ import pytest
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
-from hub.broker import BrokerSettings, BrokerUnavailable, History
+from hub.broker import Broker, BrokerSettings, BrokerUnavailable, History
+from hub.metrics import HubMetrics
 from hub.redis import RedisBroker, redis_node
 from hub.redis.envelope import split_fields
 
@@ -56,10 +57,18 @@ async def test_burst_survives_killed_pubsub_connection(
     await a.recorder.wait_events("r", total, within=10.0)
     assert a.recorder.seqs("r") == list(range(1, total + 1))
     assert [e.body for e in a.recorder.events] == [f"e{i}".encode() for i in range(1, total + 1)]
-    assert isinstance(a.broker, RedisBroker)
-    assert a.broker.listener.reconnects >= 1
+    assert a.broker.counters.reconnects >= 1
     await eventually(a.broker.ready, what="a ready again")
     assert a.recorder.epochs == []
+    assert sample(a.broker, "hub_broker_reconnects_total") == a.broker.counters.reconnects
+
+
+def sample(broker: Broker, name: str) -> float:
+    """The value of the sample ``name`` in the ``/metrics`` text of a node on ``broker``."""
+    for line in HubMetrics(broker.counters).render().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no sample {name}")
 
 
 def drop_envelopes(
@@ -105,7 +114,7 @@ async def test_lost_messages_are_filled_from_the_stream(
     await a.recorder.wait_events("r", 6)
     assert dropped == [3, 4]
     assert a.recorder.seqs("r") == [1, 2, 3, 4, 5, 6]
-    assert broker.listener.reconnects == 0
+    assert broker.counters.reconnects == 0
 
 
 @pytest.mark.parametrize("room", ["r", "event"])
@@ -186,7 +195,7 @@ async def test_a_room_catching_up_holds_back_no_other_room(
     assert a.recorder.seqs("slow") == [1, 2, 3, 4]
     assert [e.body for e in a.recorder.room_events("slow")] == [b"s1", b"s2", b"s3", b"s4"]
     assert held.reads == 1
-    assert broker.listener.reconnects == 0
+    assert broker.counters.reconnects == 0
 
 
 async def test_a_subscription_waiting_for_its_head_holds_back_no_other_room(
@@ -272,7 +281,7 @@ async def test_restart_empty_starts_a_new_epoch(
     await a.recorder.wait_payload("node:a", b"marker")
     assert a.recorder.room_events("r2") == []
     assert isinstance(a.broker, RedisBroker)
-    assert a.broker.listener.reconnects >= 1
+    assert a.broker.counters.reconnects >= 1
 
 
 async def test_unreachable_redis_fails_fast() -> None:
@@ -399,8 +408,9 @@ async def test_probe_detects_and_repairs_a_deaf_subscription(
     await b.broker.publish("r", b"3")
 
     await a.recorder.wait_events("r", 3, within=5.0)
-    assert broker.listener.deaf_detections >= 1
-    assert broker.listener.reconnects >= 1
+    assert broker.counters.deaf_detections >= 1
+    assert broker.counters.reconnects >= 1
+    assert sample(broker, "hub_broker_deaf_detections_total") == broker.counters.deaf_detections
     await b.broker.publish("r", b"4")
     await a.recorder.wait_events("r", 4)
     assert a.recorder.seqs("r") == [1, 2, 3, 4]
