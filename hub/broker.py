@@ -32,8 +32,8 @@ from hub.store import Store
 
 
 class BrokerUnavailable(Exception):
-    """The broker cannot serve right now (Redis down or unreachable); the command fails with
-    ``unavailable`` and may be retried."""
+    """The broker or the store cannot serve right now (Redis down or unreachable); the command
+    fails with ``unavailable`` and may be retried."""
 
 
 NODE_TOPIC_PREFIX = "node:"
@@ -117,7 +117,8 @@ class Broker(Store, Protocol):
         """Connect, subscribe to this node's own topic, and start delivering to ``handler``."""
 
     async def close(self) -> None:
-        """Stop delivering and release connections. Idempotent."""
+        """Stop delivering and release connections (those the node's store shares too: close the
+        broker last). Idempotent."""
 
     def ready(self) -> bool:
         """True while the broker can serve: connected, and its subscriber listening."""
