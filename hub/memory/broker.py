@@ -35,24 +35,29 @@ class MemoryBroker(StoreCalls):
         self._topics: set[str] = set()
 
     async def start(self, handler: BrokerHandler) -> None:
+        """See :meth:`hub.broker.Broker.start`."""
         self._handler = handler
         await self.subscribe(node_topic(self.node_id))
 
     async def close(self) -> None:
+        """See :meth:`hub.broker.Broker.close`."""
         for topic in list(self._topics):
             await self.unsubscribe(topic)
         self._handler = None
 
     def ready(self) -> bool:
+        """See :meth:`hub.broker.Broker.ready`."""
         return self._handler is not None
 
     async def subscribe(self, topic: str) -> None:
+        """See :meth:`hub.broker.Broker.subscribe`."""
         if self._handler is None:
             raise RuntimeError("broker not started")
         self.backend.subscribers.setdefault(topic, {})[self.node_id] = self._handler
         self._topics.add(topic)
 
     async def unsubscribe(self, topic: str) -> None:
+        """See :meth:`hub.broker.Broker.unsubscribe`."""
         subscribers = self.backend.subscribers.get(topic)
         if subscribers is not None:
             subscribers.pop(self.node_id, None)
@@ -61,10 +66,12 @@ class MemoryBroker(StoreCalls):
         self._topics.discard(topic)
 
     async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
+        """See :meth:`hub.broker.Broker.publish_ephemeral`."""
         for handler in list(self.backend.subscribers.get(topic, {}).values()):
             _call(handler.receive_message, topic, payload)
 
     async def publish(self, room: str, body: bytes) -> StoredEvent:
+        """See :meth:`hub.broker.Broker.publish`."""
         stream = self.backend.stream(room)
         stream.last_seq += 1
         event = StoredEvent(room, stream.last_seq, stream.epoch, body, self.node_id, time.time())
@@ -76,6 +83,7 @@ class MemoryBroker(StoreCalls):
         return event
 
     async def history(self, room: str, after: int, limit: int | None = None) -> History:
+        """See :meth:`hub.broker.Broker.history`."""
         stream = self.backend.stream(room)
         first = stream.events[0].seq if stream.events else stream.last_seq + 1
         start = max(after + 1, first) - first
@@ -85,20 +93,24 @@ class MemoryBroker(StoreCalls):
         return History(stream.epoch, stream.last_seq, first, events)
 
     async def head(self, room: str) -> tuple[str, int]:
+        """See :meth:`hub.broker.Broker.head`."""
         stream = self.backend.stream(room)
         return stream.epoch, stream.last_seq
 
     async def presence_add(self, room: str, sid: str, info: bytes) -> int:
+        """See :meth:`hub.broker.Broker.presence_add`."""
         self.backend.presence.setdefault(room, {})[sid] = (info, time.monotonic())
         return len(self.backend.live_presence(room))
 
     async def presence_remove(self, room: str, sids: Collection[str]) -> int:
+        """See :meth:`hub.broker.Broker.presence_remove`."""
         entries = self.backend.presence.get(room, {})
         for sid in sids:
             entries.pop(sid, None)
         return len(self.backend.live_presence(room))
 
     async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+        """See :meth:`hub.broker.Broker.presence_refresh`."""
         entries = self.backend.presence.get(room, {})
         now = time.monotonic()
         for sid in sids:
@@ -106,15 +118,18 @@ class MemoryBroker(StoreCalls):
                 entries[sid] = (entries[sid][0], now)
 
     async def presence_count(self, room: str) -> int:
+        """See :meth:`hub.broker.Broker.presence_count`."""
         return len(self.backend.live_presence(room))
 
     async def presence_get(self, room: str, sid: str) -> bytes | None:
+        """See :meth:`hub.broker.Broker.presence_get`."""
         entry = self.backend.presence.get(room, {}).get(sid)
         if entry is None or entry[1] < time.monotonic() - self.backend.settings.presence_ttl:
             return None
         return entry[0]
 
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """See :meth:`hub.broker.Broker.presence_page`."""
         return presence_entries(self.backend.live_presence(room), after, limit)
 
 
