@@ -99,12 +99,12 @@ class DirectMessages:
         sender = identity.user_id
         if to == sender:
             raise HubError("bad_request", "a direct message needs someone else")
-        broker = self.node.broker
-        if not await broker.set_contains(KNOWN_USERS, to):
+        store = self.node.store
+        if not await store.set_contains(KNOWN_USERS, to):
             raise HubError("not_found", f"no user {to}")
         if identity.role < Role.MODERATOR:
             check_rate(self.limiter, sender, time.monotonic())
-        n = await broker.incr(counter_key(sender, to))
+        n = await store.incr(counter_key(sender, to))
         ts = round(time.time(), 3)
         event = {
             "ev": "dm",
@@ -116,7 +116,7 @@ class DirectMessages:
             "n": n,
         }
         # Kept before it is delivered: whatever a recipient saw, dm.history has too.
-        await broker.log_append(log_key(sender, to), n, pack(event), max_len=KEPT_PER_CONVERSATION)
+        await store.log_append(log_key(sender, to), n, pack(event), max_len=KEPT_PER_CONVERSATION)
         await self._index(sender, identity.name, to, n, ts)
         await self.node.send_to_user(to, event)
         return {"id": event["id"], "ts": event["ts"], "n": n}
@@ -125,10 +125,10 @@ class DirectMessages:
         """Note the message in both users' conversation indexes. The message is kept already:
         a failure here only leaves a conversation list behind until the next message, so it is
         logged, not raised."""
-        broker = self.node.broker
+        store = self.node.store
         score = round(ts * 1000)
         try:
-            await broker.index_put(
+            await store.index_put(
                 conversations_key(to),
                 sender,
                 score,
@@ -136,9 +136,9 @@ class DirectMessages:
                 max_len=CONVERSATIONS_KEPT,
             )
             # The sender's entry keeps the recipient's name as last seen in their own message.
-            mine = await broker.index_get(conversations_key(sender), to)
+            mine = await store.index_get(conversations_key(sender), to)
             seen = unpack(mine[1]).get("name") if mine is not None else None
-            await broker.index_put(
+            await store.index_put(
                 conversations_key(sender),
                 to,
                 score,
@@ -151,7 +151,7 @@ class DirectMessages:
     async def conversations(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         """``{conversations: [{with, name, n, ts}]}``: the caller's conversations, newest first
         (by the time of their last message), at most :data:`CONVERSATIONS_KEPT`."""
-        entries = await self.node.broker.index_newest(
+        entries = await self.node.store.index_newest(
             conversations_key(ctx.identity.user_id), CONVERSATIONS_KEPT
         )
         return {
@@ -172,12 +172,12 @@ class DirectMessages:
         me = ctx.identity.user_id
         if other == me:
             raise HubError("bad_request", "a conversation needs someone else")
-        items = await self.node.broker.log_range(log_key(me, other), before, limit)
+        items = await self.node.store.log_range(log_key(me, other), before, limit)
         return {"messages": [unpack(item) for _, item in items]}
 
     async def _know_user(self, ctx: CommandContext, identity: Identity) -> None:
         # Known from now on, on every node: dm.send refuses unknown users.
-        await self.node.broker.set_add(KNOWN_USERS, identity.user_id)
+        await self.node.store.set_add(KNOWN_USERS, identity.user_id)
 
     async def restore_users(self, room: str) -> None:
         """The broker lost its data (the history-lost hook): the users connected to this node are
@@ -188,4 +188,4 @@ class DirectMessages:
             return
         self._restored_at = now
         for user in list(self.node.users):
-            await self.node.broker.set_add(KNOWN_USERS, user)
+            await self.node.store.set_add(KNOWN_USERS, user)

@@ -60,7 +60,7 @@ class ChatFeature:
     def __init__(self, node: Node, rooms: RoomsFeature) -> None:
         self.node = node
         self.rooms = rooms
-        self.rules = ChatRules(node.broker)
+        self.rules = ChatRules(node.store)
         self.limiter = chat_limiter(node)
 
     def install(self, ctx: FeatureContext) -> None:
@@ -85,20 +85,20 @@ class ChatFeature:
         joined_room(room, ctx.session.rooms)
         identity = ctx.identity
         user = identity.user_id
-        broker = self.node.broker
+        store = self.node.store
         claim = idempotency_key(room, user, key) if key is not None else None
         if claim is not None:
-            earlier = await broker.get(claim)
+            earlier = await store.get(claim)
             if earlier is not None:
                 return _earlier_result(earlier)
         moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         await self.rules.check_mute(room, user)
         if not moderator:
             check_rate(self.limiter, user, time.monotonic())
-        if reply_to is not None and await broker.hash_get(ids_key(room), reply_to) is None:
+        if reply_to is not None and await store.hash_get(ids_key(room), reply_to) is None:
             raise HubError("not_found", f"no message {reply_to} in {room}")
         if claim is not None:
-            earlier = await broker.set_if_absent(claim, _PENDING, ttl=CLAIM_TTL)
+            earlier = await store.set_if_absent(claim, _PENDING, ttl=CLAIM_TTL)
             if earlier is not None:
                 return _earlier_result(earlier)
 
@@ -122,21 +122,21 @@ class ChatFeature:
             # send may have been stored: its claim is left to expire instead.)
             if claim is not None:
                 with contextlib.suppress(Exception):
-                    await broker.delete(claim)
+                    await store.delete(claim)
             if slotted:
                 with contextlib.suppress(Exception):
                     await self.rules.release_slot(room, user)
             raise
         result = {"id": msg_id, "seq": seq}
         if claim is not None:
-            await broker.put(claim, pack(result), ttl=KEY_TTL)
+            await store.put(claim, pack(result), ttl=KEY_TTL)
         # The log before the id: a delete racing with this send either finds no id (not_found)
         # or finds the message in the log; it never leaves a deleted message behind in history.
         wire = {"ev": "chat", "room": room, "seq": seq, **message}
-        await broker.log_append(
+        await store.log_append(
             log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
         )
-        await broker.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
+        await store.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
         return result
 
     async def _take_slot(self, room: str, user: str) -> bool:
@@ -162,7 +162,7 @@ class ChatFeature:
             fields.optional_integer(cmd.get("limit"), "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
         )
         await self.rooms.directory.require(room)
-        items = await self.node.broker.log_range(log_key(room), before, limit)
+        items = await self.node.store.log_range(log_key(room), before, limit)
         reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
         if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:
             reply["cap"] = self.node.config.chat_history
@@ -176,8 +176,8 @@ class ChatFeature:
         room = fields.room_id(cmd.get("room"))
         msg = fields.key(cmd.get("msg"), "msg")
         await self.rooms.directory.require(room)
-        broker = self.node.broker
-        raw = await broker.hash_get(ids_key(room), msg)
+        store = self.node.store
+        raw = await store.hash_get(ids_key(room), msg)
         if raw is None:
             raise HubError("not_found", f"no message {msg} in {room}")
         info = unpack(raw)
@@ -185,15 +185,15 @@ class ChatFeature:
         if info["user"] != ctx.identity.user_id and not moderator:
             raise HubError("forbidden", "only its author or a moderator may delete a message")
         # Removing the id decides between concurrent deletes: one wins, the others not_found.
-        if not await broker.hash_delete(ids_key(room), msg):
+        if not await store.hash_delete(ids_key(room), msg):
             raise HubError("not_found", f"no message {msg} in {room}")
-        await broker.log_remove(log_key(room), info["seq"])
+        await store.log_remove(log_key(room), info["seq"])
         try:
             seq = await self.node.publish_event(room, "chat.deleted", {"msg": msg})
         except Exception:
             # Put the id back: a retry then finishes the delete and tells the members.
             with contextlib.suppress(Exception):
-                await broker.hash_set(ids_key(room), msg, raw)
+                await store.hash_set(ids_key(room), msg, raw)
             raise
         return {"seq": seq}
 

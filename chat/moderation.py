@@ -16,13 +16,13 @@ from typing import Any, Final
 
 from hub import fields
 from hub.auth import Role
-from hub.broker import Broker
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter
+from hub.store import Store
 from rooms.feature import RoomsFeature
 
 MAX_MUTE: Final = 86_400
@@ -87,13 +87,13 @@ class ChatRules:
     """Mutes and slow mode of every room, kept in the broker. ``clock`` gives unix seconds
     (tests replace it to step time; the broker's expiry only cleans up behind it)."""
 
-    def __init__(self, broker: Broker, clock: Callable[[], float] = time.time) -> None:
-        self.broker = broker
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
         self.clock = clock
 
     async def muted_until(self, room: str, user: str) -> int:
         """When ``user``'s mute in ``room`` ends (unix seconds); 0 when not muted."""
-        raw = await self.broker.get(mute_key(room, user))
+        raw = await self.store.get(mute_key(room, user))
         if raw is None:
             return 0
         until: int = unpack(raw)
@@ -111,22 +111,22 @@ class ChatRules:
         until = mute_end(self.clock(), seconds)
         if until:
             # A second over the mute: the rule reads `until`, the expiry only cleans up.
-            await self.broker.put(mute_key(room, user), pack(until), ttl=seconds + 1)
+            await self.store.put(mute_key(room, user), pack(until), ttl=seconds + 1)
         else:
-            await self.broker.delete(mute_key(room, user))
+            await self.store.delete(mute_key(room, user))
         return until
 
     async def slowmode(self, room: str) -> int:
         """The room's slow-mode interval in seconds; 0 when off."""
-        raw = await self.broker.get(slowmode_key(room))
+        raw = await self.store.get(slowmode_key(room))
         return int(unpack(raw)) if raw is not None else 0
 
     async def set_slowmode(self, room: str, seconds: int) -> None:
         """Turn slow mode on with ``seconds`` between a user's messages, or off with 0."""
         if seconds:
-            await self.broker.put(slowmode_key(room), pack(seconds))
+            await self.store.put(slowmode_key(room), pack(seconds))
         else:
-            await self.broker.delete(slowmode_key(room))
+            await self.store.delete(slowmode_key(room))
 
     async def take_slot(self, room: str, user: str, interval: int) -> int:
         """Claim ``user``'s next message slot under slow mode of ``interval`` seconds; returns
@@ -134,7 +134,7 @@ class ChatRules:
         two nodes cannot both grant it."""
         now = self.clock()
         key = slot_key(room, user)
-        existing = await self.broker.set_if_absent(key, pack(now), ttl=interval)
+        existing = await self.store.set_if_absent(key, pack(now), ttl=interval)
         if existing is None:
             return 0
         wait = slow_wait(float(unpack(existing)), interval, now)
@@ -142,12 +142,12 @@ class ChatRules:
             return wait
         # The interval passed by our clock before the broker expired the key (a shortened
         # interval, or a clock a hair ahead): the slot is free.
-        await self.broker.put(key, pack(now), ttl=interval)
+        await self.store.put(key, pack(now), ttl=interval)
         return 0
 
     async def release_slot(self, room: str, user: str) -> None:
         """Give back a slot whose message was not posted after all."""
-        await self.broker.delete(slot_key(room, user))
+        await self.store.delete(slot_key(room, user))
 
 
 class ModerationOps:

@@ -113,7 +113,7 @@ class QaFeature:
     def __init__(self, node: Node, rooms: RoomsFeature) -> None:
         self.node = node
         self.rooms = rooms
-        self.broker = node.broker
+        self.store = node.store
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the Q&A ops, the snapshot part, the vote signal and the periodic job."""
@@ -132,12 +132,12 @@ class QaFeature:
         room = joined_room(cmd.get("room"), ctx.session.rooms)
         text = fields.text(cmd.get("text"), "text", MAX_QUESTION)
         identity = ctx.identity
-        order = await self.broker.incr(f"qa:{room}:asked")
+        order = await self.store.incr(f"qa:{room}:asked")
         question = Question(
             secrets.token_urlsafe(9), identity.user_id, identity.name, text, OPEN, order
         )
         # Stored before it is announced, so whoever sees the event can vote for it at once.
-        await self.broker.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
         wire = question.wire(0)
         seq = await self.node.publish_event(room, "qa", {"question": wire})
         return {"question": wire, "seq": seq}
@@ -151,9 +151,9 @@ class QaFeature:
         if question.state != OPEN:
             raise HubError("closed", f"question {question.id} is {question.state}")
         prefix = f"qa:{room}:{question.id}"
-        if not await self.broker.set_add(f"{prefix}:voters", ctx.identity.user_id):
+        if not await self.store.set_add(f"{prefix}:voters", ctx.identity.user_id):
             raise HubError("conflict", "you voted for this question already")
-        votes = await self.broker.incr(f"{prefix}:votes")
+        votes = await self.store.incr(f"{prefix}:votes")
         self.votes.changed_here((room, question.id))
         return {"votes": votes}
 
@@ -177,12 +177,12 @@ class QaFeature:
         if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators answer or dismiss questions")
         question = await self._question(room, cmd)
-        if question.state != OPEN or not await self.broker.hash_set(
+        if question.state != OPEN or not await self.store.hash_set(
             f"qa:{room}:closed", question.id, state.encode(), only_if_absent=True
         ):
             raise HubError("closed", f"question {question.id} is not open")
         question = replace(question, state=state)
-        await self.broker.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
         wire = question.wire(await self._votes(room, question.id))
         seq = await self.node.publish_event(room, "qa", {"question": wire})
         return {"question": wire, "seq": seq}
@@ -196,7 +196,7 @@ class QaFeature:
     async def open_questions(self, room: str) -> list[dict[str, Any]]:
         """The room's open questions with their current votes, most votes first, then in the
         order they were asked."""
-        records = await self.broker.hash_get_all(f"qa:{room}")
+        records = await self.store.hash_get_all(f"qa:{room}")
         questions = [Question.from_record(unpack(record)) for record in records.values()]
         counted = [
             (question, await self._votes(room, question.id))
@@ -223,11 +223,11 @@ class QaFeature:
 
     async def _question(self, room: str, cmd: dict[str, Any]) -> Question:
         qid = fields.item_id(cmd.get("question"), "question")
-        record = await self.broker.hash_get(f"qa:{room}", qid)
+        record = await self.store.hash_get(f"qa:{room}", qid)
         if record is None:
             raise HubError("not_found", f"no question {qid} in {room}")
         return Question.from_record(unpack(record))
 
     async def _votes(self, room: str, question: str) -> int:
-        raw = await self.broker.get(f"qa:{room}:{question}:votes")
+        raw = await self.store.get(f"qa:{room}:{question}:votes")
         return int(raw) if raw is not None else 0

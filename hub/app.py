@@ -24,7 +24,7 @@ from chat.messages import ChatFeature
 from chat.moderation import ModerationOps
 from chat.qa import QaFeature
 from hub.auth import TokenAuthority, generate_secret
-from hub.broker import Broker, BrokerSettings, create_broker
+from hub.broker import Broker, BrokerSettings, connect
 from hub.config import HubConfig
 from hub.core_ops import SessionOps
 from hub.dispatch import CommandRegistry, Dispatcher
@@ -32,6 +32,7 @@ from hub.endpoint import Endpoint
 from hub.feature import Feature, FeatureContext, install_all
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
+from hub.store import Store
 from hub.web import web_routes
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
@@ -72,18 +73,21 @@ def event_rooms(config: HubConfig) -> list[Room]:
 
 
 def build_hub(
-    config: HubConfig, broker: Broker | None = None, extra: Sequence[Feature] = ()
+    config: HubConfig,
+    shared: tuple[Broker, Store] | None = None,
+    extra: Sequence[Feature] = (),
 ) -> Hub:
-    """Wire a node, its broker (made from the config unless given) and its features, then
-    ``extra`` features after them; nothing is started yet."""
+    """Wire a node, its broker and store (made from the config unless given) and its features,
+    then ``extra`` features after them; nothing is started yet."""
     secret = config.secret or generate_secret()
     authority = TokenAuthority(secret)
-    if broker is None:
+    if shared is None:
         settings = BrokerSettings(
             history_size=config.history_size, presence_ttl=config.presence_ttl
         )
-        broker = create_broker(config.broker_url, secrets.token_hex(4), settings)
-    node = Node(config, broker, HubMetrics())
+        shared = connect(config.broker_url, secrets.token_hex(4), settings)
+    broker, store = shared
+    node = Node(config, broker, store, HubMetrics(broker.counters))
     registry = CommandRegistry()
     rooms = RoomsFeature(node)
     chat = ChatFeature(node, rooms)

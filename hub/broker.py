@@ -1,20 +1,21 @@
-"""The broker interface: how hub nodes share rooms, history, presence and small atomic state.
+"""The broker interface: how hub nodes share rooms' event streams, topics and presence.
 
-A node talks to other nodes (and to itself) only through a :class:`Broker`. Two implementations
-exist, picked by URL scheme with :func:`create_broker`: ``memory://`` (in-process, one node per
-process unless several brokers share one :class:`~hub.broker_memory.MemoryBackend`) and
-``redis://`` (any number of nodes on any number of hosts).
+A node hears other nodes (and itself) only through a :class:`Broker`; the features' shared
+key-value state is the node's :class:`~hub.store.Store`. :func:`connect` makes both for a URL:
+``memory://`` (in-process, one node per process unless several share one
+:class:`~hub.memory.backend.MemoryBackend`, see :mod:`hub.memory`) and ``redis://`` (any number of
+nodes on any number of hosts, see :mod:`hub.redis`).
 
-Guarantees every implementation gives (checked by ``tests/contract``):
+Guarantees every implementation gives (checked by ``tests/contract/test_broker_contract.py``):
 
 * ``publish`` assigns a room's next ``seq`` and appends the event to that room's history in one
   atomic step; it returns only once the event is stored.
 * Stored events reach every subscribed node's handler in ``seq`` order, each exactly once and with
   no gap, for as long as the room's epoch lasts. A node that lost messages (a Redis blip) fills the
-  gap from the history before going on.
+  gap from the history before going on; one room doing so holds back no other room.
 * When a room's history is lost (Redis restarted empty) its epoch changes, ``seq`` starts again at
-  1, and subscribed nodes are told through :meth:`BrokerHandler.on_epoch` before any event of the
-  new epoch.
+  1, and subscribed nodes are told through :meth:`BrokerHandler.receive_epoch` before any event of
+  the new epoch.
 * Ephemeral messages (``publish_ephemeral``) are delivered at most once, in publish order per
   publisher and topic; they may be lost.
 * Every message is delivered to every subscribed node, the publishing node included: there is one
@@ -23,19 +24,20 @@ Guarantees every implementation gives (checked by ``tests/contract``):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from hub.store import Store
+
 
 class BrokerUnavailable(Exception):
-    """The broker cannot serve right now (Redis down or unreachable); the command fails with
-    ``unavailable`` and may be retried."""
+    """The broker or the store cannot serve right now (Redis down or unreachable); the command
+    fails with ``unavailable`` and may be retried."""
 
 
 NODE_TOPIC_PREFIX = "node:"
 USER_TOPIC_PREFIX = "user:"
-EVENT_TOPIC = "event"
 
 
 def node_topic(node_id: str) -> str:
@@ -79,42 +81,44 @@ class History:
         return self.first_seq <= after + 1
 
 
-@dataclass(frozen=True, slots=True)
-class BallotResult:
-    """What :meth:`Broker.ballot` did: ``status`` is ``accepted``, ``conflict`` (a ballot exists
-    and changes are not allowed) or ``closed`` (the poll's closed marker is set); ``previous`` is
-    the user's ballot before this call; ``counts`` and ``voters`` are the tally after it."""
+@dataclass(slots=True)
+class BrokerCounters:
+    """How often a broker's subscriber had to recover, as plain integers (cheap to bump, read
+    when ``/metrics`` is scraped). They only grow; the memory broker's stay 0."""
 
-    status: str
-    previous: list[int] | None
-    counts: list[int]
-    voters: int
+    #: Times the subscriber connection was re-established after being lost.
+    reconnects: int = 0
+    #: Times the probe found the subscriber connection deaf (each led to a reconnect).
+    deaf_detections: int = 0
 
 
 class BrokerHandler(Protocol):
     """What a broker calls on the node that started it. Calls are made from the event loop and
     must not block; they never overlap."""
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         """A stored event of a subscribed room (ascending seq per room, no gap, no duplicate)."""
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         """An ephemeral message on a subscribed topic (at most once)."""
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         """A subscribed room's history was lost: seq restarts under ``epoch``."""
 
 
 class Broker(Protocol):
-    """Shared state and fan-out between hub nodes. See the module docstring for the guarantees."""
+    """Fan-out between hub nodes: topics, rooms' stored streams, presence. See the module
+    docstring for the guarantees."""
 
     node_id: str
+    counters: BrokerCounters
 
     async def start(self, handler: BrokerHandler) -> None:
         """Connect, subscribe to this node's own topic, and start delivering to ``handler``."""
 
     async def close(self) -> None:
-        """Stop delivering and release connections. Idempotent."""
+        """Stop delivering and release connections (those the node's store shares too: close the
+        broker last). Idempotent."""
 
     def ready(self) -> bool:
         """True while the broker can serve: connected, and its subscriber listening."""
@@ -164,104 +168,10 @@ class Broker(Protocol):
         """Live entries ``(sid, info)`` of ``room`` with sid > ``after``, ordered by sid, at most
         ``limit``."""
 
-    # --- small atomic key operations -------------------------------------------------------------
-
-    async def incr(self, key: str, amount: int = 1) -> int:
-        """Atomically add ``amount`` to an integer counter (missing = 0); returns the new value."""
-
-    async def get(self, key: str) -> bytes | None:
-        """The value stored at ``key``, or None."""
-
-    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        """Store ``value`` at ``key``, expiring after ``ttl`` seconds when given."""
-
-    async def set_if_absent(
-        self, key: str, value: bytes, *, ttl: float | None = None
-    ) -> bytes | None:
-        """Store ``value`` only if ``key`` holds nothing; returns None when stored, else the value
-        already there (an idempotency key: the first writer wins, later ones see its result)."""
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key``. Idempotent."""
-
-    async def hash_set(
-        self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
-    ) -> bool:
-        """Set one field of a hash; returns False only when ``only_if_absent`` and it existed."""
-
-    async def hash_get(self, key: str, field: str) -> bytes | None:
-        """One field of a hash, or None."""
-
-    async def hash_get_all(self, key: str) -> dict[str, bytes]:
-        """Every field of a hash."""
-
-    async def hash_delete(self, key: str, field: str) -> bool:
-        """Remove one field; returns whether it existed."""
-
-    async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
-        """Add ``item`` under ``score`` (unique per log) to a capped log, atomically dropping the
-        lowest scores beyond ``max_len`` (a room's chat history, a DM conversation)."""
-
-    async def log_range(self, key: str, before: int | None, limit: int) -> list[tuple[int, bytes]]:
-        """The newest ``limit`` items with score < ``before`` (any score when None), oldest
-        first, as ``(score, item)``."""
-
-    async def log_remove(self, key: str, score: int) -> bool:
-        """Remove the item under ``score``; returns whether there was one."""
-
-    async def index_put(
-        self, key: str, member: str, score: int, value: bytes, *, max_len: int
-    ) -> bool:
-        """Set ``member``'s entry of a capped index to ``(score, value)`` unless it holds a
-        higher score already (then nothing changes and False is returned), and drop the
-        lowest-scored entries beyond ``max_len`` (ties: the lowest member first), in one atomic
-        step (a user's conversations, by the time of their latest message)."""
-
-    async def index_get(self, key: str, member: str) -> tuple[int, bytes] | None:
-        """``member``'s ``(score, value)`` in an index, or None."""
-
-    async def index_newest(self, key: str, limit: int) -> list[tuple[str, int, bytes]]:
-        """The ``limit`` highest-scored entries of an index as ``(member, score, value)``,
-        highest first (ties: the highest member first)."""
-
-    async def ballot(
-        self,
-        poll: str,
-        user: str,
-        choice: Sequence[int],
-        *,
-        options: int,
-        allow_change: bool,
-        closed_key: str,
-    ) -> BallotResult:
-        """Cast ``user``'s ballot in ``poll`` in one atomic step: refuse it when ``closed_key``
-        exists (``closed``) or when the user voted already and changes are not allowed
-        (``conflict``); else replace the user's previous ballot and move the tally with it, so
-        concurrent ballots of one user on several nodes count once. ``choice`` holds distinct
-        option indexes below ``options`` (validated by the caller)."""
-
-    async def ballot_tally(self, poll: str, options: int) -> tuple[list[int], int]:
-        """``(counts, voters)`` of ``poll``: one count per option, and the people who voted."""
-
-    async def ballot_of(self, poll: str, user: str) -> list[int] | None:
-        """``user``'s ballot in ``poll`` (option indexes), or None."""
-
-    async def set_add(self, key: str, member: str) -> bool:
-        """Add ``member`` to a set; returns True if it was not there."""
-
-    async def set_remove(self, key: str, member: str) -> bool:
-        """Remove ``member`` from a set; returns True if it was there."""
-
-    async def set_members(self, key: str) -> set[str]:
-        """All members of a set."""
-
-    async def set_contains(self, key: str, member: str) -> bool:
-        """Whether ``member`` is in the set."""
-
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """Tuning shared by both implementations."""
+    """Tuning shared by both implementations (of the broker; the store has none)."""
 
     history_size: int = 1000
     presence_ttl: float = 30.0
@@ -270,19 +180,21 @@ class BrokerSettings:
     reconnect_cap: float = 5.0
 
 
-def create_broker(url: str, node_id: str, settings: BrokerSettings | None = None) -> Broker:
-    """The broker for ``url``: ``memory://`` (the default, in-process) or ``redis://``/``rediss://``
-    (imported lazily, so the memory broker needs no Redis client)."""
+def connect(url: str, node_id: str, settings: BrokerSettings | None = None) -> tuple[Broker, Store]:
+    """Node ``node_id``'s broker and store for ``url``: ``memory://`` (the default, in-process,
+    on a backend of their own) or ``redis://``/``rediss://``/``unix://`` (sharing one connection
+    pool; imported lazily, so the memory implementations need no Redis client). Nothing connects
+    before :meth:`Broker.start`."""
     settings = settings or BrokerSettings()
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
     if scheme in ("", "memory"):
-        from hub.broker_memory import MemoryBackend, MemoryBroker
+        from hub.memory import MemoryBackend, memory_node
 
-        return MemoryBroker(MemoryBackend(settings), node_id)
+        return memory_node(MemoryBackend(settings), node_id)
     if scheme in ("redis", "rediss", "unix"):
-        from hub.broker_redis import RedisBroker
+        from hub.redis import redis_node
 
-        return RedisBroker(url, node_id, settings)
+        return redis_node(url, node_id, settings)
     raise ValueError(f"unknown broker URL scheme {scheme!r}: use memory:// or redis://")
 
 

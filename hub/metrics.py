@@ -10,6 +10,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from hub.broker import BrokerCounters
+
 __all__ = ["CONTENT_TYPE_LATEST", "HubMetrics"]
 
 
@@ -38,16 +40,35 @@ class _TrafficCollector(Collector):
         )
 
 
-class HubMetrics:
-    """The hub's counters, gauges and histograms."""
+class _BrokerCollector(Collector):
+    def __init__(self, counters: BrokerCounters) -> None:
+        self.counters = counters
 
-    def __init__(self) -> None:
+    def collect(self) -> Iterator[Metric]:
+        c = self.counters
+        yield CounterMetricFamily(
+            "hub_broker_reconnects", "Broker subscriber connections re-established", c.reconnects
+        )
+        yield CounterMetricFamily(
+            "hub_broker_deaf_detections",
+            "Broker subscriber connections found deaf by the probe (and replaced)",
+            c.deaf_detections,
+        )
+
+
+class HubMetrics:
+    """The hub's counters, gauges and histograms; with ``broker``, the node's broker counters
+    too."""
+
+    def __init__(self, broker: BrokerCounters | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.connections = Gauge("hub_connections", "Open WebSocket connections", registry=r)
         self.rooms = Gauge("hub_rooms", "Rooms with at least one local member", registry=r)
         self.traffic = Traffic()
         r.register(_TrafficCollector(self.traffic))
+        if broker is not None:
+            r.register(_BrokerCollector(broker))
         self.queue_overflows = Counter(
             "hub_queue_overflows", "Connections closed as slow consumers (4008)", registry=r
         )

@@ -26,6 +26,7 @@ from hub.fanout import StreamMembers
 from hub.metrics import HubMetrics
 from hub.ratelimit import KeyedLimiter
 from hub.session import Session
+from hub.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,11 @@ class Node:
     """This process's share of the hub (see the module docstring)."""
 
     def __init__(
-        self, config: HubConfig, broker: Broker, metrics: HubMetrics | None = None
+        self, config: HubConfig, broker: Broker, store: Store, metrics: HubMetrics | None = None
     ) -> None:
         self.config = config
         self.broker = broker
+        self.store = store
         self.node_id = broker.node_id
         self.metrics = metrics or HubMetrics()
         self.sessions: dict[str, Session] = {}
@@ -345,7 +347,7 @@ class Node:
 
     # --- broker handler -----------------------------------------------------------------------
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         """Fan a stored event out to this node's followers of its room, encoded once."""
         members = self.streams.get(event.room)
         if members is None:
@@ -362,7 +364,7 @@ class Node:
             session.deliver(encoded)
         self.metrics.deliver_latency.observe(max(0.0, time.time() - event.ts))
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         """A room's history was lost: followers are told to reload from a fresh join (not those
         whose join already read the new epoch: they are at their position in it)."""
         members = self.streams.get(room)
@@ -374,7 +376,7 @@ class Node:
         for hook in self._epoch_hooks:
             self.spawn(hook(room))
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         """Route an ephemeral broker message to the sessions or handler it is meant for."""
         try:
             envelope = unpack(payload)

@@ -2,15 +2,15 @@
 the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` and
 ``closed_polls`` parts of the join snapshot and the organizers' export.
 
-Shared state lives in the broker, so every node sees the same polls and tallies:
+Shared state lives in the node's store, so every node sees the same polls and tallies:
 
 * ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record (a closed
   poll's record keeps its final tally);
-* ``poll:{room}:{id}``: the poll's ballots and tally, moved atomically by ``Broker.ballot``
-  (one ballot per user whatever the sessions and nodes; who voted never leaves the broker);
+* ``poll:{room}:{id}``: the poll's ballots and tally in the :mod:`polls.ballots` box, moved
+  atomically (one ballot per user whatever the sessions and nodes; who voted never leaves it);
 * ``poll:{room}:{id}:closed``: the closed marker. Whoever sets it first (``set_if_absent``)
   closes the poll: a moderator's ``poll.close`` or a node's timer, so the poll closes exactly once
-  across nodes; the broker refuses ballots once it is set.
+  across nodes; the ballot box refuses ballots once it is set.
 
 Tallies go out in two steps from one periodic job per node (every :data:`TALLY_INTERVAL`): the
 node that took ballots tells the room's nodes which polls changed (an internal signal), and each
@@ -45,6 +45,7 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.http_api import api
 from hub.node import Node
 from hub.session import Session
+from polls.ballots import ballot_box
 from polls.export import export_csv, export_map
 from polls.model import (
     Poll,
@@ -81,7 +82,8 @@ class PollsFeature:
     def __init__(self, node: Node, rooms: RoomsFeature) -> None:
         self.node = node
         self.rooms = rooms
-        self.broker = node.broker
+        self.store = node.store
+        self.ballots = ballot_box(node.store)
         # Unix seconds, as poll times are kept (tests move it).
         self.clock: Callable[[], float] = time.time
         # Monotonic seconds for the tally throttle (tests move it too).
@@ -124,7 +126,7 @@ class PollsFeature:
             now=self.clock(),
         )
         # Stored before it is announced, so whoever sees the event can vote at once.
-        await self.broker.hash_set(f"polls:{room.id}", poll.id, pack(poll.to_record()))
+        await self.store.hash_set(f"polls:{room.id}", poll.id, pack(poll.to_record()))
         wire = poll.describe()
         seq = await self.node.publish_event(room.id, "poll", {"poll": wire})
         if poll.closes_at is not None:
@@ -153,7 +155,7 @@ class PollsFeature:
             raise HubError("forbidden", "guests may not vote in this poll")
         choice = parse_choice(poll, cmd.get("choice"))
         key = self._ballots(room, poll.id)
-        result = await self.broker.ballot(
+        result = await self.ballots.cast(
             key,
             identity.user_id,
             choice,
@@ -197,15 +199,15 @@ class PollsFeature:
         ``state: "closed"`` and, where results may be shown to everyone, ``counts`` and
         ``voters``. Returns ``{poll, seq}`` for the winner, None for the others."""
         key = self._ballots(poll.room, poll.id)
-        if await self.broker.set_if_absent(key + ":closed", b"1") is not None:
+        if await self.store.set_if_absent(key + ":closed", b"1") is not None:
             self.timers.pop((poll.room, poll.id), None)
             return None
         self.timers.pop((poll.room, poll.id), None)
         # Final: the broker refuses every ballot from the closed marker on. Kept in the record,
         # so the snapshot's closed_polls need no tally reads.
-        counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+        counts, voters = await self.ballots.tally(key, len(poll.options))
         closed = poll.closed(at, counts, voters)
-        await self.broker.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
+        await self.store.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
         wire = closed_view(closed, False)
         seq = await self.node.publish_event(poll.room, "poll", {"poll": wire})
         return {"poll": wire, "seq": seq}
@@ -228,7 +230,7 @@ class PollsFeature:
             if closes_at > now:
                 continue
             self.timers.pop(mark, None)
-            record = await self.broker.hash_get(f"polls:{mark[0]}", mark[1])
+            record = await self.store.hash_get(f"polls:{mark[0]}", mark[1])
             if record is None:
                 continue
             poll = Poll.from_record(unpack(record))
@@ -259,7 +261,7 @@ class PollsFeature:
         polls, oldest first, each as its closing ``poll`` event carries it (counts for
         moderators too where only they see them). Also (re)loads the room's timers into this
         node's schedule."""
-        records = await self.broker.hash_get_all(f"polls:{room.id}")
+        records = await self.store.hash_get_all(f"polls:{room.id}")
         polls = sorted(
             (Poll.from_record(unpack(record)) for record in records.values()),
             key=lambda poll: (poll.opened_at, poll.id),
@@ -284,7 +286,7 @@ class PollsFeature:
         if poll.counts is not None or poll.closed_at is None:
             return poll
         # Closed before the final tally was kept in the record: read it (at most CLOSED_KEPT).
-        counts, voters = await self.broker.ballot_tally(
+        counts, voters = await self.ballots.tally(
             self._ballots(poll.room, poll.id), len(poll.options)
         )
         return poll.closed(poll.closed_at, counts, voters)
@@ -293,10 +295,10 @@ class PollsFeature:
         key = self._ballots(poll.room, poll.id)
         view: dict[str, Any] = {"poll": poll.describe()}
         if may_see_tally(poll, self._moderates(session, poll.room)):
-            counts, voters = await self.broker.ballot_tally(key, len(poll.options))
+            counts, voters = await self.ballots.tally(key, len(poll.options))
             view["counts"] = counts
             view["voters"] = voters
-        view["mine"] = ballot_as_sent(poll, await self.broker.ballot_of(key, user))
+        view["mine"] = ballot_as_sent(poll, await self.ballots.ballot_of(key, user))
         return view
 
     # --- export ---------------------------------------------------------------------------------
@@ -307,9 +309,7 @@ class PollsFeature:
         room = fields.room_id(room_id)
         await self.rooms.directory.require(room)
         poll = await self.current(room, poll_id)
-        counts, voters = await self.broker.ballot_tally(
-            self._ballots(room, poll.id), len(poll.options)
-        )
+        counts, voters = await self.ballots.tally(self._ballots(room, poll.id), len(poll.options))
         return poll, counts, voters
 
     async def _http_export(self, request: Request) -> Response:
@@ -344,16 +344,14 @@ class PollsFeature:
 
     async def _read_tally(self, mark: tuple[str, ...]) -> Derived | None:
         room, poll_id = mark
-        record = await self.broker.hash_get(f"polls:{room}", poll_id)
+        record = await self.store.hash_get(f"polls:{room}", poll_id)
         if record is None:
             return None
         poll = Poll.from_record(unpack(record))
         everyone = may_see_tally(poll, False)
         if not everyone and not may_see_tally(poll, True):
             return None
-        counts, voters = await self.broker.ballot_tally(
-            self._ballots(room, poll_id), len(poll.options)
-        )
+        counts, voters = await self.ballots.tally(self._ballots(room, poll_id), len(poll.options))
         if everyone:
             return Derived(tally_event(poll, counts, voters))
         return Derived(
@@ -374,7 +372,7 @@ class PollsFeature:
 
     async def _poll(self, room: str, poll_id: object) -> Poll:
         poll_id = fields.item_id(poll_id, "poll")
-        record = await self.broker.hash_get(f"polls:{room}", poll_id)
+        record = await self.store.hash_get(f"polls:{room}", poll_id)
         if record is None:
             raise HubError("not_found", f"no poll {poll_id} in {room}")
         return Poll.from_record(unpack(record))

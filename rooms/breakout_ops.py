@@ -81,6 +81,7 @@ class BreakoutFeature:
         self.rooms = rooms
         self.node = rooms.node
         self.broker = rooms.node.broker
+        self.store = rooms.node.store
         self.rng = rng or random.Random()
         # parent -> the open round this node knows of (for its timer)
         self.rounds: dict[str, BreakoutRound] = {}
@@ -116,8 +117,8 @@ class BreakoutFeature:
         try:
             # Before the round: a join that sees the round must see who goes where.
             for user, child in assignments.items():
-                await self.broker.hash_set(assignments_key(round_.id), user, child.encode())
-            stored = await self.broker.set_if_absent(round_key(parent.id), pack(round_.to_record()))
+                await self.store.hash_set(assignments_key(round_.id), user, child.encode())
+            stored = await self.store.set_if_absent(round_key(parent.id), pack(round_.to_record()))
             if stored is not None:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
@@ -129,10 +130,10 @@ class BreakoutFeature:
                 seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
             except BaseException:
                 self._forget(round_)
-                await self.broker.delete(round_key(parent.id))
+                await self.store.delete(round_key(parent.id))
                 raise
         except BaseException:
-            await self.broker.delete(assignments_key(round_.id))
+            await self.store.delete(assignments_key(round_.id))
             raise
         for user, child in assignments.items():
             await self.node.send_to_user(
@@ -167,7 +168,7 @@ class BreakoutFeature:
     async def current(self, parent: str) -> BreakoutRound | None:
         """The parent's open round, read from the broker (and known to this node's timer from
         then on), or None."""
-        data = await self.broker.get(round_key(parent))
+        data = await self.store.get(round_key(parent))
         round_ = BreakoutRound.from_record(unpack(data)) if data is not None else None
         self._know(parent, round_)
         return round_
@@ -183,7 +184,7 @@ class BreakoutFeature:
             return None
         claim = close_claim_key(round_.id)
         # Short-lived: if this node dies before the end, another one closes after it expires.
-        if await self.broker.set_if_absent(claim, b"1", ttl=CLOSE_CLAIM_TTL) is not None:
+        if await self.store.set_if_absent(claim, b"1", ttl=CLOSE_CLAIM_TTL) is not None:
             return None
         try:
             for child in round_.children():
@@ -192,22 +193,22 @@ class BreakoutFeature:
                 await self.node.signal(child, "breakout.evict", {"room": child})
             seq = await self.node.publish_event(round_.parent, "breakouts", {"rooms": []})
             if await self._is_open(round_):
-                await self.broker.delete(round_key(round_.parent))
-            await self.broker.delete(assignments_key(round_.id))
+                await self.store.delete(round_key(round_.parent))
+            await self.store.delete(assignments_key(round_.id))
         except BaseException:
-            await self.broker.delete(claim)
+            await self.store.delete(claim)
             raise
         self._forget(round_)
         return seq
 
     async def _is_open(self, round_: BreakoutRound) -> bool:
-        data = await self.broker.get(round_key(round_.parent))
+        data = await self.store.get(round_key(round_.parent))
         return data is not None and unpack(data).get("id") == round_.id
 
     async def warn(self, round_: BreakoutRound) -> bool:
         """Store ``breakout.ending {parent, ends_at}`` in each child once per round (on any
         node); True for the node that did."""
-        claim = await self.broker.set_if_absent(f"bwarned:{round_.id}", b"1", ttl=CLAIM_TTL)
+        claim = await self.store.set_if_absent(f"bwarned:{round_.id}", b"1", ttl=CLAIM_TTL)
         if claim is not None:
             return False
         for child in round_.children():
@@ -308,7 +309,7 @@ class BreakoutFeature:
         round_ = await self.current(room.parent)
         if round_ is None or room.id not in round_.children():
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        if await self.broker.get(close_claim_key(round_.id)) is not None:
+        if await self.store.get(close_claim_key(round_.id)) is not None:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
         moderator = await self.rooms.roles.current_role(ctx.session, room.parent) >= Role.MODERATOR
         assigned = await self._assigned(round_, ctx.identity.user_id)
@@ -318,7 +319,7 @@ class BreakoutFeature:
             raise HubError("forbidden", f"you are assigned to {assigned}")
 
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
-        data = await self.broker.hash_get(assignments_key(round_.id), user)
+        data = await self.store.hash_get(assignments_key(round_.id), user)
         return data.decode() if data is not None else None
 
     async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hub.broker import Broker
 from hub.codec import pack, unpack
 from hub.errors import HubError
+from hub.store import Store
 from rooms.model import LOBBY, Room, RoomKind, parse_room
 
 ROOMS_KEY = "rooms"
@@ -19,15 +19,15 @@ class RoomDirectory:
     """Looks rooms up and creates them, the same on every node. Rooms are cached for good,
     except breakouts, whose titles change from round to round: those are read each time."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self._cache: dict[str, Room] = {}
 
     async def get(self, room_id: str) -> Room | None:
         """The room, or None if it does not exist."""
         room = self._cache.get(room_id)
         if room is None:
-            record = await self.broker.hash_get(ROOMS_KEY, room_id)
+            record = await self.store.hash_get(ROOMS_KEY, room_id)
             if record is None:
                 return None
             room = Room.from_record(unpack(record))
@@ -44,7 +44,7 @@ class RoomDirectory:
 
     async def create(self, room: Room) -> bool:
         """Create ``room``; False if a room with its id exists already."""
-        created = await self.broker.hash_set(
+        created = await self.store.hash_set(
             ROOMS_KEY, room.id, pack(room.to_record()), only_if_absent=True
         )
         if created:
@@ -53,7 +53,7 @@ class RoomDirectory:
 
     async def put_breakout(self, room: Room) -> None:
         """Create or replace a breakout room's record (a new round's title for a child id)."""
-        await self.broker.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
+        await self.store.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
 
     def cached(self, room_id: str) -> Room | None:
         """The room if this node has seen it (no read: breakouts are never cached)."""
@@ -65,7 +65,7 @@ class RoomDirectory:
 
     async def all(self) -> list[Room]:
         """Every room, ordered by id."""
-        records = await self.broker.hash_get_all(ROOMS_KEY)
+        records = await self.store.hash_get_all(ROOMS_KEY)
         rooms = [Room.from_record(unpack(record)) for record in records.values()]
         self._cache.update((room.id, room) for room in rooms)
         return sorted(rooms, key=lambda room: room.id)

@@ -46,9 +46,9 @@ class RoomsFeature:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.directory = RoomDirectory(node.broker)
+        self.directory = RoomDirectory(node.store)
         self.batcher = PresenceBatcher(node.config.presence_interval)
-        self.roles = RoleBook(node.broker)
+        self.roles = RoleBook(node.store)
         self.hooks = RoomHooks()
         self.authority: TokenAuthority | None = None
 
@@ -229,7 +229,7 @@ class RoomsFeature:
         seq = await self.node.publish_event(room_id, "notice", {"text": text, "from": sender})
         event = {"ev": "notice", "room": room_id, "seq": seq, "text": text, "from": sender}
         try:
-            await self.node.broker.log_append(
+            await self.node.store.log_append(
                 notices_key(room_id), seq, pack(event), max_len=NOTICES_KEPT
             )
         except Exception:
@@ -237,7 +237,7 @@ class RoomsFeature:
         return seq
 
     async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
-        items = await self.node.broker.log_range(notices_key(room.id), None, NOTICES_KEPT)
+        items = await self.node.store.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
 
     # --- HTTP API ---------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from hub.auth import Identity, Role
-from hub.broker import Broker
 from hub.codec import pack, unpack
 from hub.session import Session
+from hub.store import Store
 
 # The broker hash of the event-wide role of every moderator and organizer who said hello (user ->
 # role label): what a node knows of someone's rank when they are connected elsewhere.
@@ -96,8 +96,8 @@ class _Load:
 class RoleBook:
     """Looks up and stores roles per room (see the module docstring)."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, store: Store) -> None:
+        self._store = store
         # followed room -> user -> stored role
         self._stored: dict[str, dict[str, Role]] = {}
         # room being loaded -> its load (one per room: later callers wait for it)
@@ -157,7 +157,7 @@ class RoleBook:
         seen = {entry.user: entry.role for entry in await self.seen_entries(room)}
         staff = {
             user: Role.parse(label.decode())
-            for user, label in (await self.broker.hash_get_all(STAFF_ROLES)).items()
+            for user, label in (await self._store.hash_get_all(STAFF_ROLES)).items()
         }
         roles: dict[str, Role] = {}
         for user in users:
@@ -171,13 +171,13 @@ class RoleBook:
 
     async def entry(self, room: str, user: str) -> RoleEntry | None:
         """``user``'s stored role entry in the room, or None."""
-        data = await self.broker.hash_get(roles_key(room), user)
+        data = await self._store.hash_get(roles_key(room), user)
         return RoleEntry.from_record(user, data) if data is not None else None
 
     async def seen_entry(self, room: str, user: str) -> RoleEntry | None:
         """``user``'s token role recorded at their last join of the room as speaker or more, or
         None."""
-        data = await self.broker.hash_get(seen_key(room), user)
+        data = await self._store.hash_get(seen_key(room), user)
         return RoleEntry.from_record(user, data) if data is not None else None
 
     async def entries(self, room: str) -> list[RoleEntry]:
@@ -196,7 +196,7 @@ class RoleBook:
         return [merged[user] for user in sorted(merged)]
 
     async def _read(self, key: str) -> list[RoleEntry]:
-        raw = await self.broker.hash_get_all(key)
+        raw = await self._store.hash_get_all(key)
         return [RoleEntry.from_record(user, raw[user]) for user in sorted(raw)]
 
     async def load(self, room: str) -> None:
@@ -250,14 +250,14 @@ class RoleBook:
         if role < Role.SPEAKER:
             return
         entry = RoleEntry(identity.user_id, role, identity.name)
-        await self.broker.hash_set(seen_key(room), identity.user_id, entry.to_record())
+        await self._store.hash_set(seen_key(room), identity.user_id, entry.to_record())
 
     async def record_staff(self, identity: Identity) -> None:
         """Note the event-wide role of a moderator or organizer who said hello (kept for
         :meth:`ranks` on every node)."""
-        await self.broker.hash_set(STAFF_ROLES, identity.user_id, identity.role.label.encode())
+        await self._store.hash_set(STAFF_ROLES, identity.user_id, identity.role.label.encode())
 
     async def store(self, room: str, user: str, role: Role, name: str) -> None:
         """Store ``user``'s role in ``room`` (``role.set``); the caller publishes the event."""
         entry = RoleEntry(user, role, name)
-        await self.broker.hash_set(roles_key(room), user, entry.to_record())
+        await self._store.hash_set(roles_key(room), user, entry.to_record())

@@ -71,6 +71,7 @@ class StageFeature:
         self.rooms = rooms
         self.node = rooms.node
         self.broker = rooms.node.broker
+        self.store = rooms.node.store
         # (room, sid) of the hands this node's sessions raised: leaving lowers them.
         self._raised: dict[tuple[str, str], str] = {}
 
@@ -113,7 +114,7 @@ class StageFeature:
         return {"seq": seq}
 
     async def _name_of(self, room: str, user: str) -> str:
-        data = await self.broker.hash_get(hands_key(room), user)
+        data = await self.store.hash_get(hands_key(room), user)
         if data is not None:
             return Hand.from_record(user, unpack(data)).name
         for session in self.node.users.get(user, {}).values():
@@ -128,7 +129,7 @@ class StageFeature:
         room = joined_room(cmd.get("room"), ctx.session.rooms)
         identity = ctx.identity
         hand = Hand(identity.user_id, identity.name, time.time(), ctx.session.sid)
-        raised = await self.broker.hash_set(
+        raised = await self.store.hash_set(
             hands_key(room), hand.user, pack(hand.to_record()), only_if_absent=True
         )
         if raised:
@@ -155,7 +156,7 @@ class StageFeature:
     async def read_hands(self, room: str) -> list[Hand]:
         """The room's hand queue, in order. Hands whose session has no live presence entry in
         the room are left out and lowered (then announced)."""
-        raw = await self.broker.hash_get_all(hands_key(room))
+        raw = await self.store.hash_get_all(hands_key(room))
         hands = [Hand.from_record(user, unpack(data)) for user, data in raw.items()]
         present = await asyncio.gather(
             *(self.broker.presence_get(room, hand.sid) for hand in hands)
@@ -171,13 +172,13 @@ class StageFeature:
 
     async def _drop_stale(self, room: str, hand: Hand) -> bool:
         # Read again: the user may have raised a new hand from a live session meanwhile.
-        data = await self.broker.hash_get(hands_key(room), hand.user)
+        data = await self.store.hash_get(hands_key(room), hand.user)
         if data is None or Hand.from_record(hand.user, unpack(data)).sid != hand.sid:
             return False
-        return await self.broker.hash_delete(hands_key(room), hand.user)
+        return await self.store.hash_delete(hands_key(room), hand.user)
 
     async def _lower(self, room: str, user: str) -> bool:
-        if not await self.broker.hash_delete(hands_key(room), user):
+        if not await self.store.hash_delete(hands_key(room), user):
             return False
         await self._announce(room)
         return True
@@ -193,7 +194,7 @@ class StageFeature:
         user = self._raised.pop((room, session.sid), None)
         if user is None:
             return
-        data = await self.broker.hash_get(hands_key(room), user)
+        data = await self.store.hash_get(hands_key(room), user)
         if data is not None and Hand.from_record(user, unpack(data)).sid == session.sid:
             await self._lower(room, user)
 
@@ -210,8 +211,8 @@ class StageFeature:
         target = await self.rooms.roles.current_role(user, room.id)
         check_kick(caller, target, self_kick=user == ctx.identity.user_id)
         if ban:
-            await self.broker.set_add(bans_key(room.id), user)
-        await self.broker.hash_delete(hands_key(room.id), user)
+            await self.store.set_add(bans_key(room.id), user)
+        await self.store.hash_delete(hands_key(room.id), user)
         # The user's topic reaches each of their sessions, also one that is in a breakout child
         # on a node that does not follow the room itself.
         await self.node.signal(user_topic(user), "kick", {"room": room.id, "user": user})
@@ -237,14 +238,14 @@ class StageFeature:
         user = fields.user_id(cmd.get("user"))
         if user == ctx.identity.user_id:
             raise HubError("bad_request", "you cannot ban yourself")
-        await self.broker.set_add(BANNED_USERS, user)
+        await self.store.set_add(BANNED_USERS, user)
         await self.node.close_user(user, CloseCode.BANNED, "banned from this event")
         return {}
 
     async def _refuse_banned(self, ctx: CommandContext, identity: Identity) -> None:
         # Run once the session is bound to its user: a ban stored later closes it through the
         # user's topic, a ban stored earlier is seen here.
-        if await self.broker.set_contains(BANNED_USERS, identity.user_id):
+        if await self.store.set_contains(BANNED_USERS, identity.user_id):
             raise HubError("forbidden", "banned from this event", close=CloseCode.BANNED)
 
     async def sweep_bans(self) -> None:
@@ -253,13 +254,13 @@ class StageFeature:
         may have been lost."""
         if not self.node.users:
             return
-        banned = await self.broker.set_members(BANNED_USERS)
+        banned = await self.store.set_members(BANNED_USERS)
         for user in banned.intersection(self.node.users):
             for session in list(self.node.users.get(user, {}).values()):
                 session.request_close(CloseCode.BANNED, "banned from this event")
         # The same for room bans whose kick message was lost: one read per followed room.
         for room in list(self.node.streams):
-            barred = await self.broker.set_members(bans_key(room))
+            barred = await self.store.set_members(bans_key(room))
             if not barred:
                 continue
             for session in self.node.followers(room):
@@ -272,13 +273,13 @@ class StageFeature:
 
     async def _check_not_banned(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         user = ctx.identity.user_id
-        if role < Role.MODERATOR and await self.broker.set_contains(bans_key(room.id), user):
+        if role < Role.MODERATOR and await self.store.set_contains(bans_key(room.id), user):
             raise HubError("forbidden", f"you were banned from {room.id}")
         # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
         parent = room.parent if room.kind is RoomKind.BREAKOUT else None
         if (
             parent is not None
-            and await self.broker.set_contains(bans_key(parent), user)
+            and await self.store.set_contains(bans_key(parent), user)
             and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")

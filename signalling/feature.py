@@ -187,9 +187,9 @@ class SignallingFeature:
 
     async def _left(self, session: Session, room: str) -> None:
         await self._bye_all(session, room)
-        await self.node.broker.hash_delete(media_key(room), session.sid)
+        await self.node.store.hash_delete(media_key(room), session.sid)
         if self._is_panel(room):
-            await self.node.broker.hash_delete(stage_key(room), session.sid)
+            await self.node.store.hash_delete(stage_key(room), session.sid)
 
     async def _bye_all(self, session: Session, room: str) -> None:
         peers = self.peers.pop((room, session.sid), set())
@@ -224,9 +224,9 @@ class SignallingFeature:
         """Put a member of a panel on its stage index, or take it off, by its role there (as
         this node holds it: current, since the node follows the room)."""
         if self.rooms.roles.cached_role(session, room) >= Role.SPEAKER:
-            await self.node.broker.hash_set(stage_key(room), session.sid, session.user_id.encode())
+            await self.node.store.hash_set(stage_key(room), session.sid, session.user_id.encode())
         else:
-            await self.node.broker.hash_delete(stage_key(room), session.sid)
+            await self.node.store.hash_delete(stage_key(room), session.sid)
 
     async def _restore_stage(self, room: str) -> None:
         """The broker lost its data: put this node's members of a panel's stage back on it."""
@@ -252,7 +252,7 @@ class SignallingFeature:
         if not room.has_media:
             raise HubError("bad_request", f"{room.id} has no media")
         state = parse_media(cmd)
-        await self.node.broker.hash_set(media_key(room.id), ctx.session.sid, pack(state))
+        await self.node.store.hash_set(media_key(room.id), ctx.session.sid, pack(state))
         await self.node.broadcast(
             room.id,
             {
@@ -272,13 +272,13 @@ class SignallingFeature:
         if room.kind is RoomKind.PANEL:
             return await self._stage_snapshot(ctx.session, room, role)
         members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
-        media = await self.node.broker.hash_get_all(media_key(room.id))
+        media = await self.node.store.hash_get_all(media_key(room.id))
         if len(members) <= MAX_PEERS:
             # Every member is listed: states of sessions without a live entry (their node
             # died before they could leave) are dropped here, so the hash stays bounded.
             live = {sid for sid, _ in members}
             for sid in set(media) - live:
-                await self.node.broker.hash_delete(media_key(room.id), sid)
+                await self.node.store.hash_delete(media_key(room.id), sid)
         peers = []
         for sid, info in members:
             if sid == ctx.session.sid:
@@ -302,23 +302,24 @@ class SignallingFeature:
         the index first when it belongs there; entries without a live presence entry (their
         node died) are dropped."""
         broker = self.node.broker
+        store = self.node.store
         if role >= Role.SPEAKER:
-            await broker.hash_set(stage_key(room.id), session.sid, session.user_id.encode())
-        sids = sorted(await broker.hash_get_all(stage_key(room.id)))
+            await store.hash_set(stage_key(room.id), session.sid, session.user_id.encode())
+        sids = sorted(await store.hash_get_all(stage_key(room.id)))
         peers: list[dict[str, Any]] = []
         for sid in sids:
             if sid == session.sid:
                 continue
             info = await broker.presence_get(room.id, sid)
             if info is None:
-                await broker.hash_delete(stage_key(room.id), sid)
-                await broker.hash_delete(media_key(room.id), sid)
+                await store.hash_delete(stage_key(room.id), sid)
+                await store.hash_delete(media_key(room.id), sid)
                 continue
             entry = unpack(info)
             peer_role = self._role_of_entry(room, entry)
             if peer_role < Role.SPEAKER or len(peers) >= MAX_PEERS:
                 continue
-            media = await broker.hash_get(media_key(room.id), sid)
+            media = await store.hash_get(media_key(room.id), sid)
             peers.append(
                 {
                     "sid": sid,

@@ -1,13 +1,16 @@
-"""Fixtures of the broker contract: a private Redis, clusters of nodes per backend, a recorder.
+"""Fixtures of the broker and store contracts: a private Redis, clusters of nodes per backend, a
+recorder.
 
-A *cluster* is a set of brokers (nodes) sharing one state: several :class:`MemoryBroker` on one
-:class:`MemoryBackend`, or several :class:`RedisBroker` on the private server under a key prefix
-of their own. The same tests run against both (the ``cluster`` fixture is parametrized).
+A *cluster* is a set of nodes, each a broker and a store, sharing one state: memory brokers and
+stores on one :class:`MemoryBackend`, or Redis brokers and stores on the private server under a
+key prefix of their own. The same tests run against both (the ``cluster`` fixture is
+parametrized).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 import pytest
 from support.redis_server import RedisServer
 
-from hub.broker import Broker, BrokerSettings, StoredEvent
-from hub.broker_memory import MemoryBackend, MemoryBroker
-from hub.broker_redis import RedisBroker
+from hub.broker import Broker, BrokerSettings, StoredEvent, node_topic
+from hub.memory import MemoryBackend, memory_node
+from hub.redis import redis_node
+from hub.store import Store
+from polls.ballots import BallotBox, ballot_box
 
 BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
 
@@ -40,22 +45,22 @@ class Recorder:
         #: Every call in order: ("event", StoredEvent) | ("message", (topic, payload)) |
         #: ("epoch", (room, epoch)).
         self.calls: list[tuple[str, object]] = []
-        #: How many of the next on_event calls raise (after recording), to test isolation.
+        #: How many of the next receive_event calls raise (after recording), to test isolation.
         self.fail_events = 0
         self._changed = asyncio.Event()
 
-    def on_event(self, event: StoredEvent) -> None:
+    def receive_event(self, event: StoredEvent) -> None:
         self.events.append(event)
         self._record("event", event)
         if self.fail_events:
             self.fail_events -= 1
             raise RuntimeError("handler failure (test)")
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def receive_message(self, topic: str, payload: bytes) -> None:
         self.messages.append((topic, payload))
         self._record("message", (topic, payload))
 
-    def on_epoch(self, room: str, epoch: str) -> None:
+    def receive_epoch(self, room: str, epoch: str) -> None:
         self.epochs.append((room, epoch))
         self._record("epoch", (room, epoch))
 
@@ -107,14 +112,20 @@ class Recorder:
 
 @dataclass(eq=False)
 class Node:
-    """One broker of a cluster with the recorder it delivers to."""
+    """One node of a cluster: its broker, the recorder the broker delivers to, its store."""
 
     broker: Broker
     recorder: Recorder
+    store: Store
 
     @property
     def node_id(self) -> str:
         return self.broker.node_id
+
+    @functools.cached_property
+    def ballots(self) -> BallotBox:
+        """The node's ballot box (one per node, as a hub node has)."""
+        return ballot_box(self.store)
 
 
 class Cluster:
@@ -133,20 +144,23 @@ class Cluster:
         self._memory = MemoryBackend(settings)
         self._nodes: list[Node] = []
 
-    def broker(self, node_id: str, *, url: str | None = None, timeout: float = 2.0) -> Broker:
-        """A new, unstarted broker of this cluster (``url`` overrides the server's, for Redis)."""
+    def pair(
+        self, node_id: str, *, url: str | None = None, timeout: float = 2.0
+    ) -> tuple[Broker, Store]:
+        """A new, unstarted broker of this cluster and its store (``url`` overrides the
+        server's, for Redis)."""
         if self.backend == "memory":
-            return MemoryBroker(self._memory, node_id)
+            return memory_node(self._memory, node_id)
         assert self.server is not None
-        return RedisBroker(
+        return redis_node(
             url or self.server.url, node_id, self.settings, prefix=self.prefix, timeout=timeout
         )
 
     async def node(self, node_id: str | None = None, *, url: str | None = None) -> Node:
         """A started node (its broker delivers to a fresh :class:`Recorder`)."""
         node_id = node_id or f"n{len(self._nodes) + 1}"
-        broker = self.broker(node_id, url=url)
-        node = Node(broker, Recorder(node_id))
+        broker, store = self.pair(node_id, url=url)
+        node = Node(broker, Recorder(node_id), store)
         self._nodes.append(node)
         await broker.start(node.recorder)
         return node
@@ -154,6 +168,14 @@ class Cluster:
     async def close(self) -> None:
         for node in self._nodes:
             await node.broker.close()
+
+
+async def barrier(publisher: Node, *nodes: Node) -> None:
+    """Wait until everything ``publisher`` published before has reached ``nodes``."""
+    for node in nodes:
+        marker = uuid.uuid4().hex.encode()
+        await publisher.broker.publish_ephemeral(node_topic(node.node_id), marker)
+        await node.recorder.wait_payload(node_topic(node.node_id), marker)
 
 
 ClusterFactory = Callable[[BrokerSettings], Awaitable[Cluster]]

@@ -13,14 +13,15 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.exceptions import ResponseError
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
-from hub.broker import BrokerSettings, BrokerUnavailable
-from hub.broker_redis import RedisBroker, _split_fields
+from hub.broker import Broker, BrokerSettings, BrokerUnavailable, History
+from hub.metrics import HubMetrics
+from hub.redis import RedisBroker, redis_node
+from hub.redis.envelope import split_fields
 
-from .conftest import Cluster, ClusterFactory, Recorder
+from .conftest import Cluster, ClusterFactory, Recorder, barrier
 
 pytestmark = pytest.mark.redis
 
@@ -56,10 +57,43 @@ async def test_burst_survives_killed_pubsub_connection(
     await a.recorder.wait_events("r", total, within=10.0)
     assert a.recorder.seqs("r") == list(range(1, total + 1))
     assert [e.body for e in a.recorder.events] == [f"e{i}".encode() for i in range(1, total + 1)]
-    assert isinstance(a.broker, RedisBroker)
-    assert a.broker.reconnects >= 1
+    assert a.broker.counters.reconnects >= 1
     await eventually(a.broker.ready, what="a ready again")
     assert a.recorder.epochs == []
+    assert sample(a.broker, "hub_broker_reconnects_total") == a.broker.counters.reconnects
+
+
+def sample(broker: Broker, name: str) -> float:
+    """The value of the sample ``name`` in the ``/metrics`` text of a node on ``broker``."""
+    for line in HubMetrics(broker.counters).render().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no sample {name}")
+
+
+def drop_envelopes(
+    monkeypatch: pytest.MonkeyPatch, broker: RedisBroker, room: str, seqs: set[int]
+) -> list[int]:
+    """Make the envelopes of ``room``'s events with these seqs vanish at the listener's door
+    (once each) while the connection stays up; returns the seqs dropped so far."""
+    listener = broker.listener
+    deliver = listener._on_message
+    dropped: list[int] = []
+
+    def lossy(topic: str, data: bytes) -> None:
+        if topic == room and data[:1] == b"S":
+            seq = int(split_fields(data, 4)[0][1])
+            if seq in seqs and seq not in dropped:
+                dropped.append(seq)
+                return
+        deliver(topic, data)
+
+    monkeypatch.setattr(listener, "_on_message", lossy)
+    return dropped
+
+
+# A slow probe keeps a loaded machine from reconnecting (which would catch up by another path).
+QUIET_PROBE = BrokerSettings(history_size=1000, probe_interval=5.0, reconnect_cap=0.2)
 
 
 async def test_lost_messages_are_filled_from_the_stream(
@@ -67,34 +101,133 @@ async def test_lost_messages_are_filled_from_the_stream(
 ) -> None:
     # Pub/sub loses messages only when its connection breaks, which the other tests cause for
     # real; here two envelopes vanish at the listener's door while the connection stays up, so
-    # the seq-gap path (not the reconnect catch-up) must restore them. A slow probe keeps a
-    # loaded machine from reconnecting (which would catch up by the other path).
-    cluster = await make_cluster(
-        BrokerSettings(history_size=1000, probe_interval=5.0, reconnect_cap=0.2)
-    )
+    # the seq-gap path (not the reconnect catch-up) must restore them.
+    cluster = await make_cluster(QUIET_PROBE)
     a, b = await cluster.node("a"), await cluster.node("b")
     broker = a.broker
     assert isinstance(broker, RedisBroker)
     await broker.subscribe("r")
-    deliver = broker._on_message
-    dropped: list[int] = []
-
-    async def lossy(topic: str, data: bytes) -> None:
-        if topic == "r" and data[:1] == b"S":
-            seq = int(_split_fields(data, 4)[0][1])
-            if seq in (3, 4) and seq not in dropped:
-                dropped.append(seq)
-                return
-        await deliver(topic, data)
-
-    monkeypatch.setattr(broker, "_on_message", lossy)
+    dropped = drop_envelopes(monkeypatch, broker, "r", {3, 4})
     for i in range(1, 7):
         await b.broker.publish("r", f"e{i}".encode())
 
     await a.recorder.wait_events("r", 6)
     assert dropped == [3, 4]
     assert a.recorder.seqs("r") == [1, 2, 3, 4, 5, 6]
-    assert broker.reconnects == 0
+    assert broker.counters.reconnects == 0
+
+
+@pytest.mark.parametrize("room", ["r", "event"])
+async def test_a_room_follows_on_from_its_head_whatever_its_id(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch, room: str
+) -> None:
+    # The head read when Redis confirms a room's subscription is where the room follows on
+    # from, so even the first event heard after it may be lost and is filled from the stream
+    # (a topic that is not a room would start from the first event it hears). A room whose id
+    # is ``event`` is a room like any other.
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await b.broker.publish(room, b"before")
+    dropped = drop_envelopes(monkeypatch, broker, room, {2})
+    await broker.subscribe(room)
+    await b.broker.publish(room, b"lost")
+    await b.broker.publish(room, b"heard")
+
+    await a.recorder.wait_events(room, 2)
+    assert dropped == [2]
+    assert [e.body for e in a.recorder.room_events(room)] == [b"lost", b"heard"]
+    assert a.recorder.seqs(room) == [2, 3]
+
+
+class HeldReads:
+    """Holds the listener's stream reads of one room until released, counting them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, broker: RedisBroker, room: str) -> None:
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.reads = 0
+        listener = broker.listener
+        read = listener._read
+
+        async def held(name: str, after: int, count: int) -> History:
+            if name == room:
+                self.reads += 1
+                self.started.set()
+                await self.gate.wait()
+            return await read(name, after, count)
+
+        monkeypatch.setattr(listener, "_read", held)
+
+    async def wait_started(self) -> None:
+        await asyncio.wait_for(self.started.wait(), 5.0)
+
+
+async def test_a_room_catching_up_holds_back_no_other_room(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gap in one room makes the listener read that room's stream; while the read is held,
+    # another room's events keep reaching the handler, and the held room's later events wait
+    # (in order, after what the read fills in) instead of jumping the gap.
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.subscribe("slow")
+    await broker.subscribe("fast")
+    held = HeldReads(monkeypatch, broker, "slow")
+    dropped = drop_envelopes(monkeypatch, broker, "slow", {2})
+    for i in (1, 2, 3):
+        await b.broker.publish("slow", f"s{i}".encode())
+    await held.wait_started()  # seq 3 showed the gap
+
+    for i in range(1, 6):
+        await b.broker.publish("fast", f"f{i}".encode())
+    await b.broker.publish("slow", b"s4")
+    await a.recorder.wait_events("fast", 5)
+    assert a.recorder.seqs("fast") == [1, 2, 3, 4, 5]
+    assert a.recorder.seqs("slow") == [1]
+
+    held.gate.set()
+    await a.recorder.wait_events("slow", 4)
+    assert dropped == [2]
+    assert a.recorder.seqs("slow") == [1, 2, 3, 4]
+    assert [e.body for e in a.recorder.room_events("slow")] == [b"s1", b"s2", b"s3", b"s4"]
+    assert held.reads == 1
+    assert broker.counters.reconnects == 0
+
+
+async def test_a_subscription_waiting_for_its_head_holds_back_no_other_room(
+    make_cluster: ClusterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head read that follows a subscription's confirmation happens beside the read loop:
+    # the subscribed rooms keep flowing meanwhile, and the new room follows on from its head
+    # (an event published before that read is part of the head, heard or not).
+    cluster = await make_cluster(QUIET_PROBE)
+    a, b = await cluster.node("a"), await cluster.node("b")
+    broker = a.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.subscribe("fast")
+    await b.broker.publish("new", b"before")
+    held = HeldReads(monkeypatch, broker, "new")
+    subscribing = asyncio.create_task(broker.subscribe("new"))
+    await held.wait_started()
+
+    await b.broker.publish("new", b"heard while the head is read")
+    for i in range(1, 4):
+        await b.broker.publish("fast", f"f{i}".encode())
+    await a.recorder.wait_events("fast", 3)
+    assert not subscribing.done()
+
+    held.gate.set()
+    await asyncio.wait_for(subscribing, 5.0)
+    await b.broker.publish("new", b"after")
+    await a.recorder.wait_events("new", 1)
+    await barrier(b, a)
+    assert [e.body for e in a.recorder.room_events("new")] == [b"after"]
+    assert a.recorder.seqs("new") == [3]
+    assert held.reads == 1
 
 
 async def test_restart_empty_starts_a_new_epoch(
@@ -117,11 +250,11 @@ async def test_restart_empty_starts_a_new_epoch(
         with pytest.raises(BrokerUnavailable):
             await a.broker.history("r", 0)
         with pytest.raises(BrokerUnavailable):
-            await a.broker.get("k")
+            await a.store.get("k")
         with pytest.raises(BrokerUnavailable):  # a pipelined script call fails the same way
             await asyncio.gather(
                 *(
-                    a.broker.ballot("p", f"u{i}", [0], options=2, allow_change=True, closed_key="c")
+                    a.ballots.cast("p", f"u{i}", [0], options=2, allow_change=True, closed_key="c")
                     for i in range(3)
                 )
             )
@@ -132,7 +265,7 @@ async def test_restart_empty_starts_a_new_epoch(
         await asyncio.to_thread(redis_server.start)
 
     await eventually(a.broker.ready, what="a ready again")
-    await a.recorder.wait_for(lambda: bool(a.recorder.epochs), what="on_epoch")
+    await a.recorder.wait_for(lambda: bool(a.recorder.epochs), what="receive_epoch")
     ((room, new_epoch),) = a.recorder.epochs
     assert room == "r" and new_epoch != old_epoch
 
@@ -148,14 +281,14 @@ async def test_restart_empty_starts_a_new_epoch(
     await a.recorder.wait_payload("node:a", b"marker")
     assert a.recorder.room_events("r2") == []
     assert isinstance(a.broker, RedisBroker)
-    assert a.broker.reconnects >= 1
+    assert a.broker.counters.reconnects >= 1
 
 
 async def test_unreachable_redis_fails_fast() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens there once closed
-    broker = RedisBroker(f"redis://127.0.0.1:{port}/0", "lonely", timeout=0.5)
+    broker, _ = redis_node(f"redis://127.0.0.1:{port}/0", "lonely", timeout=0.5)
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable):
         await broker.publish("r", b"x")
@@ -275,25 +408,10 @@ async def test_probe_detects_and_repairs_a_deaf_subscription(
     await b.broker.publish("r", b"3")
 
     await a.recorder.wait_events("r", 3, within=5.0)
-    assert broker.deaf_detections >= 1
-    assert broker.reconnects >= 1
+    assert broker.counters.deaf_detections >= 1
+    assert broker.counters.reconnects >= 1
+    assert sample(broker, "hub_broker_deaf_detections_total") == broker.counters.deaf_detections
     await b.broker.publish("r", b"4")
     await a.recorder.wait_events("r", 4)
     assert a.recorder.seqs("r") == [1, 2, 3, 4]
     assert broker.ready()
-
-
-async def test_a_failing_ballot_fails_alone_in_its_batch(cluster: Cluster) -> None:
-    # Ballots of one event-loop iteration share one script call; a ballot whose Redis calls
-    # fail (here: its ballots key holds a string) gets its own error, the others their results.
-    a = await cluster.node("a")
-    assert await a.broker.set_if_absent("ballot:broken:b", b"not a hash") is None
-    outcomes = await asyncio.gather(
-        a.broker.ballot("fine", "u1", [0], options=2, allow_change=True, closed_key="fine:c"),
-        a.broker.ballot("broken", "u1", [0], options=2, allow_change=True, closed_key="b:c"),
-        a.broker.ballot("fine", "u2", [1], options=2, allow_change=True, closed_key="fine:c"),
-        return_exceptions=True,
-    )
-    assert isinstance(outcomes[1], ResponseError) and "WRONGTYPE" in str(outcomes[1])
-    assert [o.status for o in outcomes if not isinstance(o, BaseException)] == ["accepted"] * 2
-    assert await a.broker.ballot_tally("fine", 2) == ([1, 1], 2)

@@ -268,9 +268,10 @@ async def test_killed_pubsub_connections_lose_and_double_nothing(
     assert last["seq"] == 501
     for member in members:
         assert seq_text(await member.wait_notices(room, 501)) == [*expected, (501, "last")]
-    # Both subscribers are back (ready again) after the kill.
+    # Both subscribers are back (ready again) after the kill, and /metrics counts it.
     for node in (a, b):
         await wait_ready_status(http, node, 200)
+        assert await metric(http, node, "hub_broker_reconnects_total") >= 1
 
 
 # --- Redis restarted empty ------------------------------------------------------------------------

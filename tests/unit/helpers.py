@@ -12,10 +12,10 @@ from typing import Any
 from hub.app import Hub, build_hub
 from hub.auth import Role
 from hub.broker import BrokerSettings
-from hub.broker_memory import MemoryBackend, MemoryBroker
 from hub.codec import WireFormat, decode_frame
 from hub.config import HubConfig, Limits
 from hub.feature import Feature
+from hub.memory import MemoryBackend, memory_node
 from hub.session import Session
 from rooms.directory import default_rooms
 
@@ -39,7 +39,7 @@ def compose(
 ) -> Hub:
     """The hub :func:`hub.app.build_hub` wires (with ``extra`` features), on a given memory
     backend, so several nodes can share one process."""
-    return build_hub(cfg, MemoryBroker(backend, node_id), extra)
+    return build_hub(cfg, memory_node(backend, node_id), extra)
 
 
 @contextlib.asynccontextmanager

@@ -198,13 +198,13 @@ async def test_a_close_whose_node_died_is_taken_over_when_its_claim_expires() ->
         round_id = hubs[0].breakouts.rounds["ws"].id
         await member.ok("join", room="ws.b1")
         # A node claimed the close and died before doing anything (a short claim, for the test).
-        broker = hubs[1].node.broker
-        assert await broker.set_if_absent(close_claim_key(round_id), b"1", ttl=0.3) is None
+        store = hubs[1].node.store
+        assert await store.set_if_absent(close_claim_key(round_id), b"1", ttl=0.3) is None
         assert await mod.err("breakout.close", room="ws") == "closed"
         assert await member.err("join", room="ws.b2") == "closed"  # closing: no more joins
 
         async def expired() -> bool:
-            return await broker.get(close_claim_key(round_id)) is None
+            return await store.get(close_claim_key(round_id)) is None
 
         await eventually(expired, what="the dead node's claim expired")
         closed = await mod.ok("breakout.close", room="ws")
@@ -236,26 +236,26 @@ async def test_the_assignments_are_stored_before_the_round(
 ) -> None:
     async with running() as hubs:
         mod, _ = await _workshop(hubs, 2)
-        broker = hubs[0].node.broker
-        real_set_if_absent = broker.set_if_absent
+        store = hubs[0].node.store
+        real_set_if_absent = store.set_if_absent
         rounds: list[str] = []
         seen_at_store: list[dict[str, bytes]] = []
 
         async def watching(key: str, value: bytes, *, ttl: float | None = None) -> bytes | None:
             if key == "breakout:ws":
                 rounds.append(unpack(value)["id"])
-                seen_at_store.append(await broker.hash_get_all(f"bassign:{rounds[-1]}"))
+                seen_at_store.append(await store.hash_get_all(f"bassign:{rounds[-1]}"))
             return await real_set_if_absent(key, value, ttl=ttl)
 
-        monkeypatch.setattr(broker, "set_if_absent", watching)
+        monkeypatch.setattr(store, "set_if_absent", watching)
         manual = {"assign": "manual", "assignments": {"u0": 1, "u1": 2}}
         await mod.ok("breakout.open", room="ws", count=2, **manual)
         assert seen_at_store == [{"u0": b"ws.b1", "u1": b"ws.b2"}]
         # A second open loses to the first and leaves no assignments behind.
         assert await mod.err("breakout.open", room="ws", count=2, **manual) == "conflict"
         first, second = rounds
-        assert await broker.hash_get_all(f"bassign:{first}") == seen_at_store[0]
-        assert await broker.hash_get_all(f"bassign:{second}") == {}
+        assert await store.hash_get_all(f"bassign:{first}") == seen_at_store[0]
+        assert await store.hash_get_all(f"bassign:{second}") == {}
 
 
 async def test_a_kick_or_ban_from_the_parent_reaches_its_breakouts() -> None:
@@ -301,7 +301,7 @@ async def test_the_sweep_takes_sessions_out_of_children_no_round_holds() -> None
             await hub.breakouts.sweep_children()
         assert all("ws.b1" in client.session.rooms for client in members)
         # The round is gone but its eviction never arrived (as if the message was lost).
-        await hubs[0].node.broker.delete("breakout:ws")
+        await hubs[0].node.store.delete("breakout:ws")
         for hub in hubs:
             await hub.breakouts.sweep_children()
         assert all(client.session.rooms == {"ws"} for client in members)

@@ -211,7 +211,7 @@ async def test_a_retry_while_the_first_send_is_in_flight_gets_conflict() -> None
     async with running("n1", "n2") as [hub1, hub2]:
         ada = await member(hub2, "ada")
         # What the broker holds while another node's first attempt is still publishing.
-        await hub1.node.broker.set_if_absent(idempotency_key(ROOM, "ada", "k"), b"")
+        await hub1.node.store.set_if_absent(idempotency_key(ROOM, "ada", "k"), b"")
         assert await ada.err("chat.send", room=ROOM, text="hi", key="k") == "conflict"
         assert chats(ada) == []
 
@@ -321,7 +321,7 @@ async def test_a_delete_whose_event_failed_can_be_retried(monkeypatch: pytest.Mo
         monkeypatch.setattr(Node, "publish_event", publish)
         await ada.ok("chat.delete", room=ROOM, msg=sent["id"])
         assert [e["msg"] for e in chats(ada, "chat.deleted")] == [sent["id"]]
-        assert await hub.node.broker.log_range(log_key(ROOM), None, 10) == []
+        assert await hub.node.store.log_range(log_key(ROOM), None, 10) == []
 
 
 # --- chat.mute ------------------------------------------------------------------------------------
@@ -487,8 +487,8 @@ async def test_a_retry_with_a_key_is_answered_even_when_the_rate_is_spent() -> N
 async def test_rules_keep_their_state_in_the_broker() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         clock = Clock(500.0)
-        here = ChatRules(hub1.node.broker, clock)
-        there = ChatRules(hub2.node.broker, clock)
+        here = ChatRules(hub1.node.store, clock)
+        there = ChatRules(hub2.node.store, clock)
         assert await there.muted_until("r", "u") == 0
         assert await here.mute("r", "u", 10) == 510
         assert await there.muted_until("r", "u") == 510

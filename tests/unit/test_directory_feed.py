@@ -27,17 +27,20 @@ def rooms_events(client: Client) -> list[dict[str, Any]]:
 
 
 def count_reads(hub: Hub) -> Counter[str]:
-    """Count the broker calls of ``hub``'s node from now on, by method name."""
+    """Count the broker and store calls of ``hub``'s node from now on, by method name."""
     calls: Counter[str] = Counter()
-    broker = hub.node.broker
-    for name in ("presence_count", "hash_get_all", "hash_get", "presence_page"):
-        real: Callable[..., Awaitable[Any]] = getattr(broker, name)
+    for target, names in (
+        (hub.node.broker, ("presence_count", "presence_page")),
+        (hub.node.store, ("hash_get_all", "hash_get")),
+    ):
+        for name in names:
+            real: Callable[..., Awaitable[Any]] = getattr(target, name)
 
-        def counted(*args: Any, _real: Any = real, _name: str = name) -> Awaitable[Any]:
-            calls[_name] += 1
-            return _real(*args)  # type: ignore[no-any-return]
+            def counted(*args: Any, _real: Any = real, _name: str = name) -> Awaitable[Any]:
+                calls[_name] += 1
+                return _real(*args)  # type: ignore[no-any-return]
 
-        setattr(broker, name, counted)
+            setattr(target, name, counted)
     return calls
 
 

@@ -25,11 +25,11 @@ from helpers import (
 from hub.app import Hub, build_hub
 from hub.auth import Role, TokenAuthority
 from hub.broker import BrokerUnavailable
-from hub.broker_memory import MemoryBroker
 from hub.codec import WireFormat
 from hub.config import HubConfig, Limits
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode
+from hub.memory import MemoryBroker
 from hub.session import SessionState
 from rooms.model import Room
 

@@ -14,7 +14,7 @@ from chat.moderation import CHAT_BURST
 from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
-from hub.broker_memory import MemoryBroker
+from hub.memory import MemoryBroker
 
 
 def dms(client: Client) -> list[dict[str, Any]]:
@@ -233,7 +233,7 @@ async def test_a_failed_conversation_update_still_sends_the_dm(
         async def down(*args: Any, **kwargs: Any) -> bool:
             raise BrokerUnavailable("redis went away")
 
-        monkeypatch.setattr(hub.node.broker, "index_put", down)
+        monkeypatch.setattr(hub.node.store, "index_put", down)
         sent = await ada.ok("dm.send", to="bob", text="still here")
         assert [dm["id"] for dm in dms(bob)] == [sent["id"]]
         monkeypatch.undo()

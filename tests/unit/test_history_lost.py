@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import connect, create_room, running
 
 from hub.auth import Role
-from hub.broker_memory import MemoryBroker
+from hub.memory import MemoryBroker
 
 
 async def test_rooms_and_presence_come_back_after_the_broker_lost_them() -> None:
@@ -21,7 +21,7 @@ async def test_rooms_and_presence_come_back_after_the_broker_lost_them() -> None
         del backend.streams["main"]
         epoch, _ = await broker.head("main")
 
-        hub.node.on_epoch("main", epoch)
+        hub.node.receive_epoch("main", epoch)
         await hub.rooms.restore("main")  # what the hook runs in the background
 
         assert await hub.rooms.directory.get("main") is not None
@@ -38,9 +38,10 @@ async def test_a_panels_stage_comes_back_after_the_broker_lost_it() -> None:
         await speaker.ok("join", room="panel")
         await (await connect(hub, "ada")).ok("join", room="panel")
         broker = hub.node.broker
+        store = hub.node.store
         assert isinstance(broker, MemoryBroker)
         broker.backend.hashes.clear()
 
         await hub.signalling._restore_stage("panel")  # what the hook runs in the background
 
-        assert set(await broker.hash_get_all("stage:panel")) == {speaker.sid}
+        assert set(await store.hash_get_all("stage:panel")) == {speaker.sid}

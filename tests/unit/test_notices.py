@@ -78,11 +78,11 @@ async def test_a_notice_whose_log_write_fails_is_still_posted(
         async def down(*args: Any, **kwargs: Any) -> None:
             raise BrokerUnavailable("redis went away")
 
-        monkeypatch.setattr(hub.node.broker, "log_append", down)
+        monkeypatch.setattr(hub.node.store, "log_append", down)
         ok = await mod.ok("announce", room="main", text="still here")
         [event] = [e for e in mod.collect() if e.get("ev") == "notice"]
         assert event["seq"] == ok["seq"]
         monkeypatch.undo()
         # Only the snapshot lost a line.
         assert (await mod.ok("join", room="main"))["snapshot"]["notices"] == []
-        assert await hub.node.broker.log_range(notices_key("main"), None, 10) == []
+        assert await hub.node.store.log_range(notices_key("main"), None, 10) == []

@@ -536,8 +536,8 @@ async def test_a_poll_closed_before_the_tally_was_kept_reads_it(nodes: tuple[Hub
     await mod.ok("poll.close", room=ROOM, poll=poll["id"])
     # A record written by an older hub: closed, without the final tally.
     key = f"polls:{ROOM}"
-    record = Poll.from_record(unpack(await a.node.broker.hash_get(key, poll["id"]) or b""))
+    record = Poll.from_record(unpack(await a.node.store.hash_get(key, poll["id"]) or b""))
     legacy = replace(record, counts=None, voters=None)
-    await a.node.broker.hash_set(key, poll["id"], pack(legacy.to_record()))
+    await a.node.store.hash_set(key, poll["id"], pack(legacy.to_record()))
     [seen] = (await (await connect(b, "late")).ok("join", room=ROOM))["snapshot"]["closed_polls"]
     assert (seen["counts"], seen["voters"]) == ([0, 1, 0], 1)

@@ -184,11 +184,11 @@ async def test_media_events_and_the_peers_snapshot() -> None:
 
         await alice.ok("leave", room="ws")
         # A state left behind by a session whose node died is dropped at the next snapshot.
-        await hub1.node.broker.hash_set("media:ws", "n9.gone", b"\x80")
+        await hub1.node.store.hash_set("media:ws", "n9.gone", b"\x80")
         late = await connect(hub1, "late")
         peers = (await late.ok("join", room="ws"))["snapshot"]["peers"]
         assert {peer["sid"] for peer in peers} == {bob.sid, carol.sid}
-        assert set(await hub2.node.broker.hash_get_all("media:ws")) == set()
+        assert set(await hub2.node.store.hash_get_all("media:ws")) == set()
 
 
 async def test_an_ice_burst_passes_a_signal_flood_does_not() -> None:
@@ -364,12 +364,12 @@ async def test_the_panel_stage_follows_role_changes_and_leaves() -> None:
         await spk.ok("join", room="panel")
         assert _sids(await watcher.ok("join", room="panel")) == {spk.sid}
         await spk.ok("leave", room="panel")
-        assert await hub1.node.broker.hash_get_all(stage) == {}
+        assert await hub1.node.store.hash_get_all(stage) == {}
         assert _sids(await watcher.ok("join", room="panel")) == set()
 
 
 async def _has(hub: Any, key: str, sid: str, present: bool = True) -> bool:
-    return (sid in await hub.node.broker.hash_get_all(key)) is present
+    return (sid in await hub.node.store.hash_get_all(key)) is present
 
 
 async def test_a_panel_snapshot_reads_the_stage_not_the_audience() -> None:
@@ -380,7 +380,7 @@ async def test_a_panel_snapshot_reads_the_stage_not_the_audience() -> None:
         for i in range(5):
             await (await connect(hub, f"a{i}")).ok("join", room="panel")
         # A stage entry whose session has no presence (its node died) is dropped when read.
-        await hub.node.broker.hash_set("stage:panel", "n9.gone", b"ghost")
+        await hub.node.store.hash_set("stage:panel", "n9.gone", b"ghost")
         pages = 0
         real = hub.node.broker.presence_page
 
@@ -393,4 +393,4 @@ async def test_a_panel_snapshot_reads_the_stage_not_the_audience() -> None:
         late = await connect(hub, "late")
         assert _sids(await late.ok("join", room="panel")) == {boss.sid}
         assert pages == 0
-        assert set(await hub.node.broker.hash_get_all("stage:panel")) == {boss.sid}
+        assert set(await hub.node.store.hash_get_all("stage:panel")) == {boss.sid}

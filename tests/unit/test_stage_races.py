@@ -55,15 +55,15 @@ async def test_an_attendees_check_reads_nothing(monkeypatch: pytest.MonkeyPatch)
         await create_room(boss, "p", "panel")
         ann = await connect(hub, "ann")
         await ann.ok("join", room="p")
-        broker = hub.node.broker
-        real_hash_get = broker.hash_get
+        store = hub.node.store
+        real_hash_get = store.hash_get
         read: list[str] = []
 
         async def counting(key: str, field: str) -> bytes | None:
             read.append(key)
             return await real_hash_get(key, field)
 
-        monkeypatch.setattr(broker, "hash_get", counting)
+        monkeypatch.setattr(store, "hash_get", counting)
         assert await ann.err("announce", room="p", text="x") == "forbidden"
         assert "roles:p" not in read
 
@@ -81,8 +81,8 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
         x = await connect(hub2, "x")
         ann = await connect(hub2, "ann")
 
-        broker = hub2.node.broker
-        real_hash_get_all = broker.hash_get_all
+        store = hub2.node.store
+        real_hash_get_all = store.hash_get_all
         reading, release = asyncio.Event(), asyncio.Event()
 
         async def slow(key: str) -> dict[str, bytes]:
@@ -102,7 +102,7 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
                 second_load.set()
             await real_load(room)
 
-        monkeypatch.setattr(broker, "hash_get_all", slow)
+        monkeypatch.setattr(store, "hash_get_all", slow)
         monkeypatch.setattr(book, "load", counting_load)
         first = asyncio.ensure_future(x.ok("join", room="p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
@@ -124,8 +124,8 @@ async def test_a_room_forgotten_while_its_roles_load_is_not_held(
         boss = await connect(hub, "boss", Role.ORGANIZER)
         await create_room(boss, "p", "panel")
         await boss.ok("role.set", room="p", user="ann", role="moderator")
-        broker = hub.node.broker
-        real_hash_get_all = broker.hash_get_all
+        store = hub.node.store
+        real_hash_get_all = store.hash_get_all
         reading, release = asyncio.Event(), asyncio.Event()
 
         async def slow(key: str) -> dict[str, bytes]:
@@ -134,7 +134,7 @@ async def test_a_room_forgotten_while_its_roles_load_is_not_held(
                 await release.wait()
             return await real_hash_get_all(key)
 
-        monkeypatch.setattr(broker, "hash_get_all", slow)
+        monkeypatch.setattr(store, "hash_get_all", slow)
         book = hub.rooms.roles
         load = asyncio.ensure_future(book.load("p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
@@ -154,8 +154,8 @@ async def test_leaving_while_the_join_loads_the_roles_keeps_none_of_them(
         await create_room(boss, "p", "panel")
         await boss.ok("role.set", room="p", user="ann", role="moderator")
         x = await connect(hub, "x")
-        broker = hub.node.broker
-        real_hash_get_all = broker.hash_get_all
+        store = hub.node.store
+        real_hash_get_all = store.hash_get_all
         reading, release = asyncio.Event(), asyncio.Event()
 
         async def slow(key: str) -> dict[str, bytes]:
@@ -164,7 +164,7 @@ async def test_leaving_while_the_join_loads_the_roles_keeps_none_of_them(
                 await release.wait()
             return await real_hash_get_all(key)
 
-        monkeypatch.setattr(broker, "hash_get_all", slow)
+        monkeypatch.setattr(store, "hash_get_all", slow)
         joining = asyncio.ensure_future(x.call("join", room="p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
         await x.ok("leave", room="p")
@@ -215,7 +215,7 @@ async def test_a_token_moderator_recorded_as_speaker_before_ranks_as_moderator()
         assert {"user": "tm", "name": "tm"} in snapshot["moderators"]
         assert snapshot["speakers"] == []
         # Only role.set stores roles; a stored role wins over the recorded one.
-        assert "tm" not in await hub.node.broker.hash_get_all("roles:p")
+        assert "tm" not in await hub.node.store.hash_get_all("roles:p")
         await boss.ok("role.set", room="p", user="tm", role="speaker")
         snapshot = (await (await connect(hub, "viewer2")).ok("join", room="p"))["snapshot"]
         assert snapshot["speakers"] == [{"user": "tm", "name": "tm"}]
@@ -261,7 +261,7 @@ async def test_a_hand_whose_session_has_no_presence_any_more_leaves_the_queue() 
         await hub1.node.broker.presence_remove("p", [a.sid])
         await b.ok("hand.raise", room="p")
         await queue_becomes(boss, ["b"])
-        assert sorted(await hub1.node.broker.hash_get_all("hands:p")) == ["b"]
+        assert sorted(await hub1.node.store.hash_get_all("hands:p")) == ["b"]
         late = await connect(hub2, "late")
         hands = (await late.ok("join", room="p"))["snapshot"]["hands"]
         assert [hand["user"] for hand in hands] == ["b"]
@@ -296,7 +296,7 @@ async def test_the_sweep_closes_banned_users_whose_close_message_was_lost() -> N
         bad = await connect(hub2, "bad")
         good = await connect(hub2, "good")
         # Stored without the close message: as if it was lost on the way.
-        await hub1.node.broker.set_add(BANNED_USERS, "bad")
+        await hub1.node.store.set_add(BANNED_USERS, "bad")
         assert bad.session.open
         await hub2.stage.sweep_bans()
         assert bad.session.close_code is CloseCode.BANNED
@@ -313,8 +313,8 @@ async def test_the_sweep_takes_room_banned_users_out_whose_kick_was_lost() -> No
         await troll.ok("join", room="p")
         await mod.ok("join", room="p")
         # The ban stored, its kick message lost; a moderator is never swept out.
-        await hub1.node.broker.set_add("bans:p", "troll")
-        await hub1.node.broker.set_add("bans:p", "mod")
+        await hub1.node.store.set_add("bans:p", "troll")
+        await hub1.node.store.set_add("bans:p", "mod")
         await hub2.stage.sweep_bans()
         assert "p" not in troll.session.rooms
         assert any(e.get("ev") == "kicked" for e in troll.collect())
@@ -329,6 +329,6 @@ async def test_the_sweep_reads_nothing_without_sessions(monkeypatch: pytest.Monk
             calls.append(key)
             return set()
 
-        monkeypatch.setattr(hub.node.broker, "set_members", members)
+        monkeypatch.setattr(hub.node.store, "set_members", members)
         await hub.stage.sweep_bans()
         assert calls == []

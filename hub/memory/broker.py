@@ -1,0 +1,140 @@
+"""The in-process broker: one node's view of a :class:`~hub.memory.backend.MemoryBackend`.
+
+Delivery is synchronous: ``publish`` hands the event to every subscribed node's handler before it
+returns, so order per room is the order of ``publish`` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+
+from hub.broker import (
+    BrokerCounters,
+    BrokerHandler,
+    History,
+    StoredEvent,
+    node_topic,
+    presence_entries,
+)
+from hub.memory.backend import MemoryBackend
+
+log = logging.getLogger(__name__)
+
+
+class MemoryBroker:
+    """One node's view of a :class:`MemoryBackend`; implements :class:`hub.broker.Broker`."""
+
+    def __init__(self, backend: MemoryBackend, node_id: str) -> None:
+        self.backend = backend
+        self.node_id = node_id
+        self.counters = BrokerCounters()
+        self._handler: BrokerHandler | None = None
+        self._topics: set[str] = set()
+
+    async def start(self, handler: BrokerHandler) -> None:
+        """See :meth:`hub.broker.Broker.start`."""
+        self._handler = handler
+        await self.subscribe(node_topic(self.node_id))
+
+    async def close(self) -> None:
+        """See :meth:`hub.broker.Broker.close`."""
+        for topic in list(self._topics):
+            await self.unsubscribe(topic)
+        self._handler = None
+
+    def ready(self) -> bool:
+        """See :meth:`hub.broker.Broker.ready`."""
+        return self._handler is not None
+
+    async def subscribe(self, topic: str) -> None:
+        """See :meth:`hub.broker.Broker.subscribe`."""
+        if self._handler is None:
+            raise RuntimeError("broker not started")
+        self.backend.subscribers.setdefault(topic, {})[self.node_id] = self._handler
+        self._topics.add(topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """See :meth:`hub.broker.Broker.unsubscribe`."""
+        subscribers = self.backend.subscribers.get(topic)
+        if subscribers is not None:
+            subscribers.pop(self.node_id, None)
+            if not subscribers:
+                del self.backend.subscribers[topic]
+        self._topics.discard(topic)
+
+    async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
+        """See :meth:`hub.broker.Broker.publish_ephemeral`."""
+        for handler in list(self.backend.subscribers.get(topic, {}).values()):
+            _call(handler.receive_message, topic, payload)
+
+    async def publish(self, room: str, body: bytes) -> StoredEvent:
+        """See :meth:`hub.broker.Broker.publish`."""
+        stream = self.backend.stream(room)
+        stream.last_seq += 1
+        event = StoredEvent(room, stream.last_seq, stream.epoch, body, self.node_id, time.time())
+        stream.events.append(event)
+        if len(stream.events) > self.backend.settings.history_size:
+            stream.events.popleft()
+        for handler in list(self.backend.subscribers.get(room, {}).values()):
+            _call(handler.receive_event, event)
+        return event
+
+    async def history(self, room: str, after: int, limit: int | None = None) -> History:
+        """See :meth:`hub.broker.Broker.history`."""
+        stream = self.backend.stream(room)
+        first = stream.events[0].seq if stream.events else stream.last_seq + 1
+        start = max(after + 1, first) - first
+        events = list(stream.events)[start:]
+        if limit is not None:
+            events = events[:limit]
+        return History(stream.epoch, stream.last_seq, first, events)
+
+    async def head(self, room: str) -> tuple[str, int]:
+        """See :meth:`hub.broker.Broker.head`."""
+        stream = self.backend.stream(room)
+        return stream.epoch, stream.last_seq
+
+    async def presence_add(self, room: str, sid: str, info: bytes) -> int:
+        """See :meth:`hub.broker.Broker.presence_add`."""
+        self.backend.presence.setdefault(room, {})[sid] = (info, time.monotonic())
+        return len(self.backend.live_presence(room))
+
+    async def presence_remove(self, room: str, sids: Collection[str]) -> int:
+        """See :meth:`hub.broker.Broker.presence_remove`."""
+        entries = self.backend.presence.get(room, {})
+        for sid in sids:
+            entries.pop(sid, None)
+        return len(self.backend.live_presence(room))
+
+    async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+        """See :meth:`hub.broker.Broker.presence_refresh`."""
+        entries = self.backend.presence.get(room, {})
+        now = time.monotonic()
+        for sid in sids:
+            if sid in entries:
+                entries[sid] = (entries[sid][0], now)
+
+    async def presence_count(self, room: str) -> int:
+        """See :meth:`hub.broker.Broker.presence_count`."""
+        return len(self.backend.live_presence(room))
+
+    async def presence_get(self, room: str, sid: str) -> bytes | None:
+        """See :meth:`hub.broker.Broker.presence_get`."""
+        entry = self.backend.presence.get(room, {}).get(sid)
+        if entry is None or entry[1] < time.monotonic() - self.backend.settings.presence_ttl:
+            return None
+        return entry[0]
+
+    async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """See :meth:`hub.broker.Broker.presence_page`."""
+        return presence_entries(self.backend.live_presence(room), after, limit)
+
+
+def _call(method: object, *args: object) -> None:
+    # A failing handler must not stop delivery to the other nodes nor fail the publisher.
+    try:
+        method(*args)  # type: ignore[operator]
+    except Exception:
+        log.exception("broker handler failed")
