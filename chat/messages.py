@@ -76,7 +76,9 @@ class ChatFeature:
         """Post a message to a room the caller is in -> ``{id, seq}``, acknowledged once stored.
 
         With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
-        while the first attempt is still in flight a retry gets ``conflict``.
+        while the first attempt is still in flight a retry gets ``conflict``. The message is
+        published once per key (``publish_event_once``), so even a retry after an attempt that
+        stored the message and failed before recording its result posts nothing new.
         """
         room = fields.room_id(cmd.get("room"))
         text = fields.text(cmd.get("text"), "text", MAX_TEXT)
@@ -112,32 +114,56 @@ class ChatFeature:
         }
         if reply_to is not None:
             message["reply_to"] = reply_to
-        slotted = False
+        slotted = posted = False
         try:
             if not moderator:
                 slotted = await self._take_slot(room, user)
-            seq = await self.node.publish_event(room, "chat", message)
+            if claim is None:
+                seq = await self.node.publish_event(room, "chat", message)
+            else:
+                seq, fresh = await self.node.publish_event_once(
+                    room, "chat", message, claim, ttl=KEY_TTL
+                )
+                if not fresh:  # an earlier attempt stored it, then failed
+                    message = await self._stored_message(room, seq, message)
+                    msg_id = message["id"]
+            posted = True
+            # The log before the id: a delete racing with this send either finds no id
+            # (not_found) or finds the message in the log; it never leaves a deleted message
+            # behind in history.
+            wire = {"ev": "chat", "room": room, "seq": seq, **message}
+            await store.log_append(
+                log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
+            )
+            await store.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
+            result = {"id": msg_id, "seq": seq}
+            if claim is not None:
+                await store.put(claim, pack(result), ttl=KEY_TTL)
         except Exception:
-            # Not posted: free the key and the slow-mode slot, so a retry may post. (A cancelled
-            # send may have been stored: its claim is left to expire instead.)
+            # Free the key so that a retry completes the send: the message is published once
+            # per key, so the retry never posts it twice. (A cancelled send keeps its claim
+            # until it expires.) The slow-mode slot is given back only if nothing was posted.
             if claim is not None:
                 with contextlib.suppress(Exception):
                     await store.delete(claim)
-            if slotted:
+            if slotted and not posted:
                 with contextlib.suppress(Exception):
                     await self.rules.release_slot(room, user)
             raise
-        result = {"id": msg_id, "seq": seq}
-        if claim is not None:
-            await store.put(claim, pack(result), ttl=KEY_TTL)
-        # The log before the id: a delete racing with this send either finds no id (not_found)
-        # or finds the message in the log; it never leaves a deleted message behind in history.
-        wire = {"ev": "chat", "room": room, "seq": seq, **message}
-        await store.log_append(
-            log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
-        )
-        await store.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
         return result
+
+    async def _stored_message(
+        self, room: str, seq: int, fallback: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The fields of the chat event stored at ``seq`` (an earlier attempt's), or
+        ``fallback`` when history no longer holds it."""
+        history = await self.node.broker.history(room, seq - 1, 1)
+        for event in history.events:
+            if event.seq == seq:
+                body: dict[str, Any] = unpack(event.body)
+                body.pop("ev", None)
+                return body
+        return fallback
 
     async def _take_slot(self, room: str, user: str) -> bool:
         """Claim the user's slow-mode slot when slow mode is on (``rate_limited`` if too soon);

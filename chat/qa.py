@@ -1,22 +1,23 @@
 """Questions to a panel: ``qa.ask``, ``qa.vote``, ``qa.answer``, ``qa.dismiss``, the batched
 ``qa.votes`` event and the ``questions`` part of the join snapshot.
 
-Shared state lives in the broker, so every node sees the same questions and counts:
+Shared state lives in the node's store, so every node sees the same questions and counts:
 
 * ``qa:{room}`` (hash): question id -> the packed :class:`Question` record;
 * ``qa:{room}:asked`` (counter): the room's ask order, exact across nodes;
 * ``qa:{room}:closed`` (hash): question id -> the state it closed with; the first moderator to set
-  the field wins, so a question closes once even when two nodes close it at the same time;
-* ``qa:{room}:{question}:voters`` (set) and ``qa:{room}:{question}:votes`` (counter): a vote is
-  counted only when the user was added to the set, so each user counts once whichever node and
-  session they vote from.
+  the field decides, and the steps after it (the record, the ``qa`` event published once) may
+  run again, so a question closes once even when two nodes close it at the same time or a close
+  fails halfway;
+* ``qa:{room}:{question}:voters`` (set): who voted; a vote is one step, adding the user, and the
+  count is the set's size, so each user counts once whichever node and session they vote from.
 
 Vote counts go out in two steps, both from one periodic job per node (every
 :data:`VOTES_INTERVAL`): the node that took votes tells the room's nodes which questions changed
 (an internal signal, at most one per question per run), and each node that heard of a change
-reads the count from the broker and hands a ``qa.votes`` event to its own members of the room.
+reads the count from the store and hands a ``qa.votes`` event to its own members of the room.
 Reading when delivering, rather than sending a count read by the voting node, keeps what each
-member sees in order: every node's reads are successive reads of one counter that only grows, so
+member sees in order: every node's reads are successive reads of one set that only grows, so
 a member never sees a count drop, and the last ``qa.votes`` it gets is read after the last vote.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from hub import fields
 from hub.auth import Role
@@ -150,10 +151,12 @@ class QaFeature:
         question = await self._question(room, cmd)
         if question.state != OPEN:
             raise HubError("closed", f"question {question.id} is {question.state}")
-        prefix = f"qa:{room}:{question.id}"
-        if not await self.store.set_add(f"{prefix}:voters", ctx.identity.user_id):
+        # One atomic step: the vote counts once the user is in the set (the count is its size).
+        added, votes = await self.store.set_add_counted(
+            _voters(room, question.id), ctx.identity.user_id
+        )
+        if not added:
             raise HubError("conflict", "you voted for this question already")
-        votes = await self.store.incr(f"{prefix}:votes")
         self.votes.changed_here((room, question.id))
         return {"votes": votes}
 
@@ -171,20 +174,33 @@ class QaFeature:
         """Move an open question to ``state`` (moderators of the room; joining it is not
         needed). A question that is no longer open answers ``closed``: of two moderators closing
         it at once, on any nodes, exactly one succeeds. The stored event ``qa`` carries the
-        question in its new state with its current votes. Replies ``{question, seq}``."""
+        question in its new state with its current votes. Replies ``{question, seq}``.
+
+        The first claim of the question's close decides its state; the steps after it (the
+        record, the event published once) may run again, so a close that failed halfway is
+        completed by the next one, which answers as the close that published the event."""
         room = fields.room_id(cmd.get("room"))
         await self.rooms.directory.require(room)
         if await self.rooms.roles.current_role(ctx.session, room) < Role.MODERATOR:
             raise HubError("forbidden", "only moderators answer or dismiss questions")
         question = await self._question(room, cmd)
-        if question.state != OPEN or not await self.store.hash_set(
-            f"qa:{room}:closed", question.id, state.encode(), only_if_absent=True
-        ):
-            raise HubError("closed", f"question {question.id} is not open")
-        question = replace(question, state=state)
-        await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        if question.state == OPEN:
+            closes = _closes(room)
+            if not await self.store.hash_set(
+                closes, question.id, state.encode(), only_if_absent=True
+            ):
+                claimed = await self.store.hash_get(closes, question.id)
+                state = cast(State, claimed.decode()) if claimed is not None else state
+            question = replace(question, state=state)
+            await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        # Also for a question already closed: its event may not be out yet (a close that
+        # failed halfway), and only the close that publishes it succeeds.
         wire = question.wire(await self._votes(room, question.id))
-        seq = await self.node.publish_event(room, "qa", {"question": wire})
+        seq, published = await self.node.publish_event_once(
+            room, "qa", {"question": wire}, f"{_closes(room)}:{question.id}"
+        )
+        if not published:
+            raise HubError("closed", f"question {question.id} is not open")
         return {"question": wire, "seq": seq}
 
     # --- snapshot -----------------------------------------------------------------------------
@@ -229,5 +245,12 @@ class QaFeature:
         return Question.from_record(unpack(record))
 
     async def _votes(self, room: str, question: str) -> int:
-        raw = await self.store.get(f"qa:{room}:{question}:votes")
-        return int(raw) if raw is not None else 0
+        return await self.store.set_size(_voters(room, question))
+
+
+def _voters(room: str, question: str) -> str:
+    return f"qa:{room}:{question}:voters"
+
+
+def _closes(room: str) -> str:
+    return f"qa:{room}:closed"

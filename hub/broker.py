@@ -140,6 +140,14 @@ class Broker(Protocol):
     async def publish(self, room: str, body: bytes) -> StoredEvent:
         """Store ``body`` as the room's next event and fan it out; returns once it is stored."""
 
+    async def publish_once(
+        self, room: str, body: bytes, key: str, *, ttl: float | None = None
+    ) -> tuple[int, bool]:
+        """:meth:`publish` unless an event of ``room`` was published under ``key`` already (in
+        the last ``ttl`` seconds when given), in one atomic step: returns the seq of the event
+        published under ``key`` and whether this call published it. What makes a step that
+        publishes safe to run again (a close, a retried send)."""
+
     async def history(self, room: str, after: int, limit: int | None = None) -> History:
         """Stored events of ``room`` with seq > ``after`` (ascending, at most ``limit``)."""
 

@@ -324,6 +324,15 @@ class Node:
         stored = await self.broker.publish(room, pack({"ev": ev, **fields}))
         return stored.seq
 
+    async def publish_event_once(
+        self, room: str, ev: str, fields: Mapping[str, Any], key: str, *, ttl: float | None = None
+    ) -> tuple[int, bool]:
+        """:meth:`publish_event` unless an event of ``room`` was published under ``key`` already
+        (see :meth:`Broker.publish_once`): returns that event's seq and whether this call
+        published it. The last step of an operation that must happen once, so that anyone may
+        run the operation again to complete it (see docs/architecture.md, "Once")."""
+        return await self.broker.publish_once(room, pack({"ev": ev, **fields}), key, ttl=ttl)
+
     async def broadcast(self, room: str, message: Mapping[str, Any]) -> None:
         """Send an ephemeral event (no seq) to every member of ``room`` on every node."""
         await self.broker.publish_ephemeral(room, pack({"k": _ROOM_EVENT, "m": message}))

@@ -99,6 +99,10 @@ class Store(Protocol):
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member`` to a set; returns True if it was not there."""
 
+    async def set_add_counted(self, key: str, member: str) -> tuple[bool, int]:
+        """Add ``member`` to a set and count it, in one atomic step: whether it was not there,
+        and the set's size right after (so concurrent adds each see a different size)."""
+
     async def set_remove(self, key: str, member: str) -> bool:
         """Remove ``member`` from a set; returns True if it was there."""
 
@@ -107,3 +111,6 @@ class Store(Protocol):
 
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
+
+    async def set_size(self, key: str) -> int:
+        """How many members the set has (0 when it does not exist)."""

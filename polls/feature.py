@@ -8,13 +8,16 @@ Shared state lives in the node's store, so every node sees the same polls and ta
   poll's record keeps its final tally);
 * ``poll:{room}:{id}``: the poll's ballots and tally in the :mod:`polls.ballots` box, moved
   atomically (one ballot per user whatever the sessions and nodes; who voted never leaves it);
-* ``poll:{room}:{id}:closed``: the closed marker. Whoever sets it first (``set_if_absent``)
-  closes the poll: a moderator's ``poll.close`` or a node's timer, so the poll closes exactly once
-  across nodes; the ballot box refuses ballots once it is set.
+* ``poll:{room}:{id}:closed``: the closed marker, holding the close time. Whoever sets it
+  first (``set_if_absent``: a moderator's ``poll.close`` or a node's timer) decides when the poll
+  closed, and the ballot box refuses ballots once it is set. The steps after it (the record with
+  the final tally, the ``poll`` event published once under the marker's name) may run again, on
+  any node: a close that failed halfway is completed by the next close, timer or refused ballot,
+  and the poll closes exactly once across nodes.
 
 Tallies go out in two steps from one periodic job per node (every :data:`TALLY_INTERVAL`): the
 node that took ballots tells the room's nodes which polls changed (an internal signal), and each
-node that heard of a change reads the tally from the broker, at most 4 times a second per poll
+node that heard of a change reads the tally from the ballot box, at most 4 times a second per poll
 and always once after the last change (:class:`~polls.model.TallyThrottle`), and hands one
 encoded ``poll.tally`` to those of its members of the room who may see it.
 
@@ -73,6 +76,16 @@ _CHANGED: Final = "poll.changed"
 _SCHEDULE: Final = "poll.schedule"
 
 Mark = tuple[str, str]  # (room, poll id)
+
+
+def _closed_at(marker: bytes, default: float) -> float:
+    """The close time a closed marker holds (``default`` for a marker without one)."""
+    try:
+        value = unpack(marker)
+    except Exception:
+        return default
+    at = value.get("at") if isinstance(value, dict) else None
+    return float(at) if isinstance(at, int | float) else default
 
 
 class PollsFeature:
@@ -167,6 +180,8 @@ class PollsFeature:
             raise HubError("conflict", "you voted in this poll already")
         if result.status == "closed":
             self._open.pop((room, poll.id), None)
+            # The record may still say open: a close that failed halfway. Complete it.
+            self.node.spawn(self._complete_close(room, poll.id))
             raise HubError("closed", f"poll {poll.id} is closed")
         self.tallies.changed_here((room, poll.id))
         return {}
@@ -177,9 +192,11 @@ class PollsFeature:
         ``closed``. Replies ``{poll, seq}`` as the stored event ``poll`` carries them."""
         room = await self._room_managed_by(ctx, cmd, "close polls")
         poll = await self.current(room.id, cmd.get("poll"))
-        if poll.state is not PollState.OPEN:
-            raise HubError("closed", f"poll {poll.id} is closed")
-        closed = await self.close_poll(poll, self.clock())
+        if poll.state is PollState.OPEN:
+            closed = await self.close_poll(poll, self.clock())
+        else:
+            # Closed, but its event may not be out yet (a close that failed halfway).
+            closed = await self._announce_closed(poll)
         if closed is None:
             raise HubError("closed", f"poll {poll.id} is closed")
         return closed
@@ -194,23 +211,42 @@ class PollsFeature:
     # --- closing ------------------------------------------------------------------------------
 
     async def close_poll(self, poll: Poll, at: float) -> dict[str, Any] | None:
-        """Try to close ``poll`` (closed at ``at``): the first claim of its closed marker, on
-        any node, wins, stores the closed record and publishes the stored event ``poll`` with
-        ``state: "closed"`` and, where results may be shown to everyone, ``counts`` and
-        ``voters``. Returns ``{poll, seq}`` for the winner, None for the others."""
-        key = self._ballots(poll.room, poll.id)
-        if await self.store.set_if_absent(key + ":closed", b"1") is not None:
-            self.timers.pop((poll.room, poll.id), None)
-            return None
+        """Close ``poll`` (closed at ``at``), or complete a close that was begun: claim its
+        closed marker (from which the ballot box refuses ballots; a close begun earlier keeps
+        its time), store the closed record with the final tally, and publish the stored event
+        ``poll`` with ``state: "closed"`` (and, where results may be shown to everyone,
+        ``counts`` and ``voters``) once. Every step may run again, on any node, so a close that
+        failed halfway is completed by the next close, timer or refused ballot. Returns
+        ``{poll, seq}`` to the call that published the event, None to the others."""
         self.timers.pop((poll.room, poll.id), None)
-        # Final: the broker refuses every ballot from the closed marker on. Kept in the record,
-        # so the snapshot's closed_polls need no tally reads.
-        counts, voters = await self.ballots.tally(key, len(poll.options))
+        marker = self._ballots(poll.room, poll.id) + ":closed"
+        begun = await self.store.set_if_absent(marker, pack({"at": at}))
+        if begun is not None:
+            at = _closed_at(begun, at)
+        # Final from the marker on; kept in the record, so closed_polls need no tally reads.
+        counts, voters = await self.ballots.tally(
+            self._ballots(poll.room, poll.id), len(poll.options)
+        )
         closed = poll.closed(at, counts, voters)
         await self.store.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
+        return await self._announce_closed(closed)
+
+    async def _announce_closed(self, closed: Poll) -> dict[str, Any] | None:
+        """Publish the stored event ``poll`` of a closed poll, once whoever calls: ``{poll,
+        seq}`` to the call that published it, None to the others."""
         wire = closed_view(closed, False)
-        seq = await self.node.publish_event(poll.room, "poll", {"poll": wire})
-        return {"poll": wire, "seq": seq}
+        marker = self._ballots(closed.room, closed.id) + ":closed"
+        seq, published = await self.node.publish_event_once(
+            closed.room, "poll", {"poll": wire}, marker
+        )
+        return {"poll": wire, "seq": seq} if published else None
+
+    async def _complete_close(self, room: str, poll_id: str) -> None:
+        poll = await self._poll(room, poll_id)
+        if poll.state is PollState.OPEN:
+            await self.close_poll(poll, self.clock())
+        else:
+            await self._announce_closed(poll)
 
     async def current(self, room: str, poll_id: object) -> Poll:
         """The poll as it stands by this server's clock: a poll whose time is up is closed

@@ -21,6 +21,8 @@ class RoomStream:
     epoch: str
     last_seq: int = 0
     events: collections.deque[StoredEvent] = field(default_factory=collections.deque)
+    # publish_once keys -> (seq, expires at, monotonic), oldest first; at most ONCE_KEPT.
+    once: dict[str, tuple[int, float | None]] = field(default_factory=dict)
 
 
 class MemoryBackend:

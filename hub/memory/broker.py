@@ -23,6 +23,10 @@ from hub.memory.backend import MemoryBackend
 log = logging.getLogger(__name__)
 
 
+# The publish_once keys a room keeps (Redis keeps each for its ttl instead).
+ONCE_KEPT = 10_000
+
+
 class MemoryBroker:
     """One node's view of a :class:`MemoryBackend`; implements :class:`hub.broker.Broker`."""
 
@@ -80,6 +84,23 @@ class MemoryBroker:
         for handler in list(self.backend.subscribers.get(room, {}).values()):
             _call(handler.receive_event, event)
         return event
+
+    async def publish_once(
+        self, room: str, body: bytes, key: str, *, ttl: float | None = None
+    ) -> tuple[int, bool]:
+        """See :meth:`hub.broker.Broker.publish_once`."""
+        stream = self.backend.stream(room)
+        now = time.monotonic()
+        prior = stream.once.get(key)
+        if prior is not None and (prior[1] is None or prior[1] > now):
+            return prior[0], False
+        event = await self.publish(room, body)
+        stream.once.pop(key, None)
+        stream.once[key] = (event.seq, None if ttl is None else now + ttl)
+        if len(stream.once) > ONCE_KEPT:
+            # The in-process broker serves one small event: the oldest keys go first.
+            del stream.once[next(iter(stream.once))]
+        return event.seq, True
 
     async def history(self, room: str, after: int, limit: int | None = None) -> History:
         """See :meth:`hub.broker.Broker.history`."""

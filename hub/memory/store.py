@@ -124,6 +124,11 @@ class MemoryStore:
         members.add(member)
         return True
 
+    async def set_add_counted(self, key: str, member: str) -> tuple[bool, int]:
+        """See :meth:`hub.store.Store.set_add_counted`."""
+        added = await self.set_add(key, member)
+        return added, len(self.backend.sets[key])
+
     async def set_remove(self, key: str, member: str) -> bool:
         """See :meth:`hub.store.Store.set_remove`."""
         members = self.backend.sets.get(key)
@@ -139,3 +144,7 @@ class MemoryStore:
     async def set_contains(self, key: str, member: str) -> bool:
         """See :meth:`hub.store.Store.set_contains`."""
         return member in self.backend.sets.get(key, set())
+
+    async def set_size(self, key: str) -> int:
+        """See :meth:`hub.store.Store.set_size`."""
+        return len(self.backend.sets.get(key, ()))

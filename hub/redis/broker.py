@@ -84,6 +84,13 @@ class RedisBroker:
         once it is stored."""
         return await self._streams.publish(room, body)
 
+    async def publish_once(
+        self, room: str, body: bytes, key: str, *, ttl: float | None = None
+    ) -> tuple[int, bool]:
+        """:meth:`publish` unless ``key`` was published under already, in one atomic script
+        (see :meth:`hub.broker.Broker.publish_once`)."""
+        return await self._streams.publish_once(room, body, key, ttl)
+
     async def history(self, room: str, after: int, limit: int | None = None) -> History:
         """Stored events of ``room`` with seq > ``after`` (ascending, at most ``limit``)."""
         return await self._streams.read(room, after, -1 if limit is None else max(limit, 0))

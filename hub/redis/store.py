@@ -168,6 +168,14 @@ class RedisStore:
         """Add ``member``; True if it was not there."""
         return bool(await self._call(self._redis.sadd(self._key(key), member)))
 
+    async def set_add_counted(self, key: str, member: str) -> tuple[bool, int]:
+        """SADD then SCARD in one transaction: whether it was added, and the size after it."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.sadd(self._key(key), member)
+        pipe.scard(self._key(key))
+        added, size = await self._call(pipe.execute())
+        return bool(added), int(size)
+
     async def set_remove(self, key: str, member: str) -> bool:
         """Remove ``member``; True if it was there."""
         return bool(await self._call(self._redis.srem(self._key(key), member)))
@@ -180,3 +188,7 @@ class RedisStore:
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
         return bool(await self._call(self._redis.sismember(self._key(key), member)))
+
+    async def set_size(self, key: str) -> int:
+        """How many members the set has (0 when it does not exist)."""
+        return int(await self._call(self._redis.scard(self._key(key))))

@@ -18,8 +18,8 @@ from hub.redis.connection import RedisConnection
 
 # KEYS: room meta hash (epoch, seq), room stream.
 # ARGV: epoch to start if none, origin, ts, body, history size, channel.
-_PUBLISH_LUA: Final = """
-local function field(s) return #s .. ':' .. s end
+# Leaves seq and epoch set.
+_PUBLISH_BODY: Final = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   -- a new epoch never inherits entries of a lost one
@@ -33,8 +33,27 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], sseq .. '-1',
   'o', ARGV[2], 't', ARGV[3], 'b', ARGV[4])
 redis.call('PUBLISH', ARGV[6],
   'S' .. field(epoch) .. field(sseq) .. field(ARGV[2]) .. field(ARGV[3]) .. ARGV[4])
-return {seq, epoch}
 """
+_FIELD: Final = "local function field(s) return #s .. ':' .. s end\n"
+_PUBLISH_LUA: Final = _FIELD + _PUBLISH_BODY + "return {seq, epoch}\n"
+# The same, once per key. KEYS[3]: the once key. ARGV[7]: its ttl in ms (0: none).
+# Returns {seq, epoch or '', 1 if published now else 0}.
+_PUBLISH_ONCE_LUA: Final = (
+    _FIELD
+    + """
+local prior = redis.call('GET', KEYS[3])
+if prior then return {tonumber(prior), '', 0} end
+"""
+    + _PUBLISH_BODY
+    + """
+if tonumber(ARGV[7]) > 0 then
+  redis.call('SET', KEYS[3], sseq, 'PX', ARGV[7])
+else
+  redis.call('SET', KEYS[3], sseq)
+end
+return {seq, epoch, 1}
+"""
+)
 
 # KEYS: room meta hash, room stream.
 # ARGV: epoch to start if none, first id, last id, count (-1: all, 0: none).
@@ -75,6 +94,7 @@ class RoomStreams:
         self._settings = settings
         self._publish_script = connection.redis.register_script(_PUBLISH_LUA)
         self._read_script = connection.redis.register_script(_READ_LUA)
+        self._publish_once_script = connection.redis.register_script(_PUBLISH_ONCE_LUA)
 
     def _keys(self, room: str) -> list[str]:
         base = f"{self._connection.prefix}r:{room}"
@@ -99,6 +119,28 @@ class RoomStreams:
         )
         seq, epoch = cast("list[Any]", result)
         return StoredEvent(room, int(seq), epoch.decode(), body, self._node_id, ts)
+
+    async def publish_once(
+        self, room: str, body: bytes, key: str, ttl: float | None
+    ) -> tuple[int, bool]:
+        """:meth:`publish` unless ``key`` was published under already: the seq published under
+        ``key``, and whether this call published it (see :meth:`hub.broker.Broker.publish_once`)."""
+        result = await self._connection.call(
+            self._publish_once_script(
+                keys=[*self._keys(room), self._connection.key(f"once:{room}:{key}")],
+                args=[
+                    new_epoch(),
+                    self._node_id,
+                    repr(time.time()),
+                    body,
+                    max(0, self._settings.history_size),
+                    self._connection.channel(room),
+                    0 if ttl is None else max(1, round(ttl * 1000)),
+                ],
+            )
+        )
+        seq, _, published = cast("list[Any]", result)
+        return int(seq), bool(published)
 
     async def read(self, room: str, after: int, count: int) -> History:
         """One consistent snapshot of the room: epoch (started if the room has none), last seq,

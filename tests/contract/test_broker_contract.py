@@ -43,6 +43,40 @@ async def test_publish_assigns_seq_from_one_and_stores_history(cluster: Cluster)
     assert history.reaches(0)
 
 
+async def test_publish_once_publishes_one_event_per_key_whoever_asks(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    for node in (a, b):
+        await node.broker.subscribe("r")
+    await a.broker.publish("r", b"before")
+    first = await a.broker.publish_once("r", b"closed", "poll-1")
+    again = await asyncio.gather(
+        *(node.broker.publish_once("r", b"closed", "poll-1") for node in (a, b, a))
+    )
+    other = await b.broker.publish_once("r", b"closed too", "poll-2")
+    assert first == (2, True)
+    assert list(again) == [(2, False)] * 3
+    assert other == (3, True)
+    history = await a.broker.history("r", 0)
+    assert [e.body for e in history.events] == [b"before", b"closed", b"closed too"]
+    for node in (a, b):
+        recorder = node.recorder
+        await recorder.wait_for(lambda r=recorder: r.seqs("r") == [1, 2, 3])  # type: ignore[misc]
+
+
+async def test_publish_once_may_publish_again_after_its_ttl(cluster: Cluster) -> None:
+    a = await cluster.node("a")
+    assert await a.broker.publish_once("r", b"x", "k", ttl=0.05) == (1, True)
+    assert await a.broker.publish_once("r", b"x", "k", ttl=0.05) == (1, False)
+    await eventually(
+        lambda: _published_again(a, "r", "k"), within=5.0, what="the once key expiring"
+    )
+
+
+async def _published_again(node: Node, room: str, key: str) -> bool:
+    _seq, published = await node.broker.publish_once(room, b"x", key, ttl=0.05)
+    return published
+
+
 async def test_history_after_and_limit(cluster: Cluster) -> None:
     a = await cluster.node("a")
     for i in range(1, 6):

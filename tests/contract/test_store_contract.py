@@ -106,6 +106,18 @@ async def test_set_operations(cluster: Cluster) -> None:
     assert await b.store.set_members("s") == {"y"}
 
 
+async def test_set_sizes_and_counted_adds(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.store.set_size("v") == 0
+    added = await asyncio.gather(
+        *(node.store.set_add_counted("v", f"u{i}") for i, node in enumerate([a, b] * 10))
+    )
+    assert all(was_added for was_added, _ in added)
+    assert sorted(size for _, size in added) == list(range(1, 21))  # each add its own count
+    assert await b.store.set_add_counted("v", "u3") == (False, 20)
+    assert await a.store.set_size("v") == 20
+
+
 async def test_capped_log_operations(cluster: Cluster) -> None:
     a, b = await cluster.node("a"), await cluster.node("b")
     assert await a.store.log_range("l", None, 10) == []

@@ -221,17 +221,42 @@ async def test_a_send_that_failed_frees_its_key_for_the_retry(
 ) -> None:
     async with running() as [hub]:
         ada = await member(hub, "ada")
-        publish = Node.publish_event
+        publish = Node.publish_event_once
 
-        async def down(self: Node, room: str, ev: str, fields: Any) -> int:
+        async def down(self: Node, *args: Any, **kwargs: Any) -> tuple[int, bool]:
             raise BrokerUnavailable("down")
 
-        monkeypatch.setattr(Node, "publish_event", down)
+        monkeypatch.setattr(Node, "publish_event_once", down)
         assert await ada.err("chat.send", room=ROOM, text="hi", key="k") == "unavailable"
-        monkeypatch.setattr(Node, "publish_event", publish)
+        monkeypatch.setattr(Node, "publish_event_once", publish)
         ok = await ada.ok("chat.send", room=ROOM, text="hi", key="k")
         assert await ada.ok("chat.send", room=ROOM, text="hi", key="k") == ok
         assert [e["text"] for e in chats(ada)] == ["hi"]
+
+
+async def test_a_send_stored_before_it_failed_is_not_posted_again_by_its_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        ada = await member(hub, "ada")
+        put = hub.node.store.put
+
+        async def down(key: str, value: bytes, **kwargs: Any) -> None:
+            if value == b"":  # the claim itself (the memory store claims through put)
+                return await put(key, value, **kwargs)
+            raise BrokerUnavailable("down")
+
+        # Stored and fanned out, then the result could not be recorded for the key.
+        monkeypatch.setattr(hub.node.store, "put", down)
+        assert await ada.err("chat.send", room=ROOM, text="hi", key="k") == "unavailable"
+        monkeypatch.setattr(hub.node.store, "put", put)
+        sent = chats(ada)
+        assert [e["text"] for e in sent] == ["hi"]
+        ok = await ada.ok("chat.send", room=ROOM, text="hi", key="k")
+        assert ok == {"id": sent[0]["id"], "seq": sent[0]["seq"]}
+        assert chats(ada) == []  # nothing posted again
+        history = await ada.ok("chat.history", room=ROOM)
+        assert [m["id"] for m in history["messages"]] == [ok["id"]]
 
 
 # --- chat.history ---------------------------------------------------------------------------------
