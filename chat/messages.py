@@ -16,6 +16,14 @@ import time
 from typing import Any, Final
 
 from chat.moderation import ChatRules, chat_limiter, check_rate
+from chat.wire import (
+    ChatDeletedFields,
+    ChatDeleteReply,
+    ChatEvent,
+    ChatFields,
+    ChatHistoryReply,
+    ChatSendReply,
+)
 from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
@@ -72,7 +80,7 @@ class ChatFeature:
 
     # --- chat.send ------------------------------------------------------------------------------
 
-    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatSendReply:
         """Post a message to a room the caller is in -> ``{id, seq}``, acknowledged once stored.
 
         With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
@@ -103,7 +111,7 @@ class ChatFeature:
                 return _earlier_result(earlier)
 
         msg_id = secrets.token_hex(6)
-        message: dict[str, Any] = {
+        message: ChatFields = {
             "id": msg_id,
             "user": user,
             "name": identity.name,
@@ -127,12 +135,12 @@ class ChatFeature:
                 with contextlib.suppress(Exception):
                     await self.rules.release_slot(room, user)
             raise
-        result = {"id": msg_id, "seq": seq}
+        result: ChatSendReply = {"id": msg_id, "seq": seq}
         if claim is not None:
             await store.put(claim, pack(result), ttl=KEY_TTL)
         # The log before the id: a delete racing with this send either finds no id (not_found)
         # or finds the message in the log; it never leaves a deleted message behind in history.
-        wire = {"ev": "chat", "room": room, "seq": seq, **message}
+        wire: ChatEvent = {"ev": "chat", "room": room, "seq": seq, **message}
         await store.log_append(
             log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
         )
@@ -152,7 +160,7 @@ class ChatFeature:
 
     # --- chat.history ---------------------------------------------------------------------------
 
-    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatHistoryReply:
         """``{messages}``: the room's chat events (as sent live) with seq < ``before``, newest
         last, at most ``limit`` (default 50, at most 200); deleted ones are gone. Moderators also
         get ``cap``, the number of messages a room keeps."""
@@ -163,14 +171,14 @@ class ChatFeature:
         )
         await self.rooms.directory.require(room)
         items = await self.node.store.log_range(log_key(room), before, limit)
-        reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
+        reply: ChatHistoryReply = {"messages": [unpack(item) for _, item in items]}
         if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:
             reply["cap"] = self.node.config.chat_history
         return reply
 
     # --- chat.delete ----------------------------------------------------------------------------
 
-    async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatDeleteReply:
         """Delete a message (its author, or a moderator of the room) -> ``{seq}`` of the stored
         event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown or deleted already."""
         room = fields.room_id(cmd.get("room"))
@@ -189,7 +197,8 @@ class ChatFeature:
             raise HubError("not_found", f"no message {msg} in {room}")
         await store.log_remove(log_key(room), info["seq"])
         try:
-            seq = await self.node.publish_event(room, "chat.deleted", {"msg": msg})
+            deleted: ChatDeletedFields = {"msg": msg}
+            seq = await self.node.publish_event(room, "chat.deleted", deleted)
         except Exception:
             # Put the id back: a retry then finishes the delete and tells the members.
             with contextlib.suppress(Exception):
@@ -198,9 +207,9 @@ class ChatFeature:
         return {"seq": seq}
 
 
-def _earlier_result(stored: bytes) -> dict[str, Any]:
+def _earlier_result(stored: bytes) -> ChatSendReply:
     """The result of the first send with a key, or ``conflict`` while it is in flight."""
     if stored == _PENDING:
         raise HubError("conflict", "a message with this key is being sent; retry")
-    result: dict[str, Any] = unpack(stored)
+    result: ChatSendReply = unpack(stored)
     return {"id": result["id"], "seq": result["seq"]}
