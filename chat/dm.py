@@ -20,6 +20,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from chat.moderation import chat_limiter, check_rate
+from chat.wire import (
+    Conversation,
+    DmConversationsReply,
+    DmEvent,
+    DmHistoryReply,
+    DmSendReply,
+)
 from hub import fields
 from hub.auth import Identity, Role
 from hub.codec import pack, unpack
@@ -66,7 +73,7 @@ def conversations_key(user: str) -> str:
     return f"dm:c:{user}"
 
 
-def conversation_entry(other: str, record: Mapping[str, Any]) -> dict[str, Any]:
+def conversation_entry(other: str, record: Mapping[str, Any]) -> Conversation:
     """One ``dm.conversations`` entry ``{with, name, n, ts}`` from an index record."""
     return {"with": other, "name": record.get("name"), "n": record["n"], "ts": record["ts"]}
 
@@ -90,7 +97,7 @@ class DirectMessages:
         ctx.on_history_lost(self.restore_users)
         ctx.on_hello(self._know_user)
 
-    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> DmSendReply:
         """Send ``text`` to user ``to`` -> ``{id, ts, n}``, acknowledged once kept (the
         recipient may be offline: they read it with ``dm.history``)."""
         to = fields.user_id(cmd.get("to"), "to")
@@ -106,7 +113,7 @@ class DirectMessages:
             check_rate(self.limiter, sender, time.monotonic())
         n = await store.incr(counter_key(sender, to))
         ts = round(time.time(), 3)
-        event = {
+        event: DmEvent = {
             "ev": "dm",
             "id": secrets.token_hex(6),
             "from": sender,
@@ -148,7 +155,7 @@ class DirectMessages:
         except Exception:
             log.warning("conversations of %s and %s not updated", sender, to, exc_info=True)
 
-    async def conversations(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def conversations(self, ctx: CommandContext, cmd: dict[str, Any]) -> DmConversationsReply:
         """``{conversations: [{with, name, n, ts}]}``: the caller's conversations, newest first
         (by the time of their last message), at most :data:`CONVERSATIONS_KEPT`."""
         entries = await self.node.store.index_newest(
@@ -160,7 +167,7 @@ class DirectMessages:
             ]
         }
 
-    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> DmHistoryReply:
         """``{messages}``: the caller's conversation with user ``with`` as delivered (``dm``
         events), those with ``n`` < ``before``, oldest first, at most ``limit`` (default 50, at
         most 200)."""

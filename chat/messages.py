@@ -13,9 +13,17 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from chat.moderation import ChatRules, chat_limiter, check_rate
+from chat.wire import (
+    ChatDeletedFields,
+    ChatDeleteReply,
+    ChatEvent,
+    ChatFields,
+    ChatHistoryReply,
+    ChatSendReply,
+)
 from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
@@ -72,7 +80,7 @@ class ChatFeature:
 
     # --- chat.send ------------------------------------------------------------------------------
 
-    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatSendReply:
         """Post a message to a room the caller is in -> ``{id, seq}``, acknowledged once stored.
 
         With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
@@ -105,7 +113,7 @@ class ChatFeature:
                 return _earlier_result(earlier)
 
         msg_id = secrets.token_hex(6)
-        message: dict[str, Any] = {
+        message: ChatFields = {
             "id": msg_id,
             "user": user,
             "name": identity.name,
@@ -131,12 +139,12 @@ class ChatFeature:
             # The log before the id: a delete racing with this send either finds no id
             # (not_found) or finds the message in the log; it never leaves a deleted message
             # behind in history.
-            wire = {"ev": "chat", "room": room, "seq": seq, **message}
+            wire: ChatEvent = {"ev": "chat", "room": room, "seq": seq, **message}
             await store.log_append(
                 log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
             )
             await store.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
-            result = {"id": msg_id, "seq": seq}
+            result: ChatSendReply = {"id": msg_id, "seq": seq}
             if claim is not None:
                 await store.put(claim, pack(result), ttl=KEY_TTL)
         except Exception:
@@ -152,17 +160,15 @@ class ChatFeature:
             raise
         return result
 
-    async def _stored_message(
-        self, room: str, seq: int, fallback: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def _stored_message(self, room: str, seq: int, fallback: ChatFields) -> ChatFields:
         """The fields of the chat event stored at ``seq`` (an earlier attempt's), or
         ``fallback`` when history no longer holds it."""
         history = await self.node.broker.history(room, seq - 1, 1)
         for event in history.events:
             if event.seq == seq:
-                body: dict[str, Any] = unpack(event.body)
+                body = unpack(event.body)
                 body.pop("ev", None)
-                return body
+                return cast(ChatFields, body)  # what an earlier attempt stored, as above
         return fallback
 
     async def _take_slot(self, room: str, user: str) -> bool:
@@ -178,7 +184,7 @@ class ChatFeature:
 
     # --- chat.history ---------------------------------------------------------------------------
 
-    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def history(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatHistoryReply:
         """``{messages}``: the room's chat events (as sent live) with seq < ``before``, newest
         last, at most ``limit`` (default 50, at most 200); deleted ones are gone. Moderators also
         get ``cap``, the number of messages a room keeps."""
@@ -189,14 +195,14 @@ class ChatFeature:
         )
         await self.rooms.directory.require(room)
         items = await self.node.store.log_range(log_key(room), before, limit)
-        reply: dict[str, Any] = {"messages": [unpack(item) for _, item in items]}
+        reply: ChatHistoryReply = {"messages": [unpack(item) for _, item in items]}
         if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:
             reply["cap"] = self.node.config.chat_history
         return reply
 
     # --- chat.delete ----------------------------------------------------------------------------
 
-    async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatDeleteReply:
         """Delete a message (its author, or a moderator of the room) -> ``{seq}`` of the stored
         event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown or deleted already."""
         room = fields.room_id(cmd.get("room"))
@@ -215,7 +221,8 @@ class ChatFeature:
             raise HubError("not_found", f"no message {msg} in {room}")
         await store.log_remove(log_key(room), info["seq"])
         try:
-            seq = await self.node.publish_event(room, "chat.deleted", {"msg": msg})
+            deleted: ChatDeletedFields = {"msg": msg}
+            seq = await self.node.publish_event(room, "chat.deleted", deleted)
         except Exception:
             # Put the id back: a retry then finishes the delete and tells the members.
             with contextlib.suppress(Exception):
@@ -224,9 +231,9 @@ class ChatFeature:
         return {"seq": seq}
 
 
-def _earlier_result(stored: bytes) -> dict[str, Any]:
+def _earlier_result(stored: bytes) -> ChatSendReply:
     """The result of the first send with a key, or ``conflict`` while it is in flight."""
     if stored == _PENDING:
         raise HubError("conflict", "a message with this key is being sent; retry")
-    result: dict[str, Any] = unpack(stored)
+    result: ChatSendReply = unpack(stored)
     return {"id": result["id"], "seq": result["seq"]}

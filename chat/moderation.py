@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from chat.wire import ChatMutedFields, ChatMuteReply, ModerationPart, SlowmodeFields
 from hub import fields
 from hub.auth import Role
 from hub.codec import pack, unpack
@@ -23,6 +24,7 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter
 from hub.store import Store
+from hub.wire import EmptyReply
 from rooms.feature import RoomsFeature
 
 MAX_MUTE: Final = 86_400
@@ -172,28 +174,30 @@ class ModerationOps:
             raise HubError("forbidden", f"moderator role needed in {room}")
         return room
 
-    async def mute(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def mute(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatMuteReply:
         """Mute a user in a room for ``seconds`` (0 unmutes) -> ``{until}``; stores the event
         ``chat.muted {room, seq, user, until}`` (``until`` 0 when unmuted)."""
         room = await self._moderated_room(ctx, cmd)
         user = fields.user_id(cmd.get("user"))
         seconds = fields.integer(cmd.get("seconds"), "seconds", 0, MAX_MUTE)
         until = await self.rules.mute(room, user, seconds)
-        await self.node.publish_event(room, "chat.muted", {"user": user, "until": until})
+        muted: ChatMutedFields = {"user": user, "until": until}
+        await self.node.publish_event(room, "chat.muted", muted)
         return {"until": until}
 
-    async def slowmode(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def slowmode(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Set the room's slow mode (0 turns it off) -> ``{}``; stores the event
         ``room.slowmode {room, seq, seconds}``."""
         room = await self._moderated_room(ctx, cmd)
         seconds = fields.integer(cmd.get("seconds"), "seconds", 0, MAX_SLOWMODE)
         await self.rules.set_slowmode(room, seconds)
-        await self.node.publish_event(room, "room.slowmode", {"seconds": seconds})
+        slowmode: SlowmodeFields = {"seconds": seconds}
+        await self.node.publish_event(room, "room.slowmode", slowmode)
         return {}
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> ModerationPart:
         """``slowmode`` (seconds) while on; ``muted_until`` while the caller is muted."""
-        part: dict[str, Any] = {}
+        part: ModerationPart = {}
         slowmode = await self.rules.slowmode(room.id)
         if slowmode:
             part["slowmode"] = slowmode

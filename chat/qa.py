@@ -26,8 +26,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
+from chat.wire import (
+    QaFields,
+    QaVoteReply,
+    QaVotesEvent,
+    QuestionReply,
+    QuestionsPart,
+    QuestionState,
+    QuestionView,
+)
 from hub import fields
 from hub.auth import Role
 from hub.coalesce import CoalescedEvent, Derived, Mark
@@ -44,7 +53,7 @@ MAX_QUESTION = 500
 # question, and always once after the last change. Read when the feature is installed.
 VOTES_INTERVAL = 0.25
 
-State = Literal["open", "answered", "dismissed"]
+State = QuestionState
 OPEN: Final = "open"
 ANSWERED: Final = "answered"
 DISMISSED: Final = "dismissed"
@@ -87,7 +96,7 @@ class Question:
             record["order"],
         )
 
-    def wire(self, votes: int) -> dict[str, Any]:
+    def wire(self, votes: int) -> QuestionView:
         """The question as clients see it (``{id, user, name, text, votes, state}``)."""
         return {
             "id": self.id,
@@ -99,7 +108,7 @@ class Question:
         }
 
 
-def open_questions(counted: Iterable[tuple[Question, int]]) -> list[dict[str, Any]]:
+def open_questions(counted: Iterable[tuple[Question, int]]) -> list[QuestionView]:
     """The open ones of ``(question, votes)`` pairs, as clients see them: most votes first, then
     in the order they were asked."""
     live = [(question, votes) for question, votes in counted if question.state == OPEN]
@@ -127,7 +136,7 @@ class QaFeature:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def ask(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, ctx: CommandContext, cmd: dict[str, Any]) -> QuestionReply:
         """Ask a question in a room the caller is in: it is stored open with no votes, and the
         stored event ``qa`` goes to the room. Replies ``{question, seq}``."""
         room = joined_room(cmd.get("room"), ctx.session.rooms)
@@ -140,10 +149,11 @@ class QaFeature:
         # Stored before it is announced, so whoever sees the event can vote for it at once.
         await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
         wire = question.wire(0)
-        seq = await self.node.publish_event(room, "qa", {"question": wire})
+        published: QaFields = {"question": wire}
+        seq = await self.node.publish_event(room, "qa", published)
         return {"question": wire, "seq": seq}
 
-    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> QaVoteReply:
         """Vote for an open question of a room the caller is in, once per user across every
         session and node (again: ``conflict``; not open: ``closed``). Replies ``{votes}``, the
         count including this vote; members hear of it through the batched ``qa.votes``."""
@@ -160,17 +170,17 @@ class QaFeature:
         self.votes.changed_here((room, question.id))
         return {"votes": votes}
 
-    async def answer(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def answer(self, ctx: CommandContext, cmd: dict[str, Any]) -> QuestionReply:
         """Mark an open question answered (moderators); see :meth:`close_question`."""
         return await self.close_question(ctx, cmd, ANSWERED)
 
-    async def dismiss(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def dismiss(self, ctx: CommandContext, cmd: dict[str, Any]) -> QuestionReply:
         """Dismiss an open question (moderators); see :meth:`close_question`."""
         return await self.close_question(ctx, cmd, DISMISSED)
 
     async def close_question(
         self, ctx: CommandContext, cmd: dict[str, Any], state: State
-    ) -> dict[str, Any]:
+    ) -> QuestionReply:
         """Move an open question to ``state`` (moderators of the room; joining it is not
         needed). A question that is no longer open answers ``closed``: of two moderators closing
         it at once, on any nodes, exactly one succeeds. The stored event ``qa`` carries the
@@ -196,8 +206,9 @@ class QaFeature:
         # Also for a question already closed: its event may not be out yet (a close that
         # failed halfway), and only the close that publishes it succeeds.
         wire = question.wire(await self._votes(room, question.id))
+        fields_: QaFields = {"question": wire}
         seq, published = await self.node.publish_event_once(
-            room, "qa", {"question": wire}, f"{_closes(room)}:{question.id}"
+            room, "qa", fields_, f"{_closes(room)}:{question.id}"
         )
         if not published:
             raise HubError("closed", f"question {question.id} is not open")
@@ -205,11 +216,11 @@ class QaFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> QuestionsPart:
         """The join snapshot's ``questions``: see :meth:`open_questions`."""
         return {"questions": await self.open_questions(room.id)}
 
-    async def open_questions(self, room: str) -> list[dict[str, Any]]:
+    async def open_questions(self, room: str) -> list[QuestionView]:
         """The room's open questions with their current votes, most votes first, then in the
         order they were asked."""
         records = await self.store.hash_get_all(f"qa:{room}")
@@ -233,7 +244,8 @@ class QaFeature:
     async def _read_votes(self, mark: Mark) -> Derived:
         room, question = mark
         votes = await self._votes(room, question)
-        return Derived({"ev": "qa.votes", "room": room, "question": question, "votes": votes})
+        event: QaVotesEvent = {"ev": "qa.votes", "room": room, "question": question, "votes": votes}
+        return Derived(event)
 
     # --- helpers ------------------------------------------------------------------------------
 

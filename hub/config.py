@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
+from hub.wire import PublicLimits
+
 _N = TypeVar("_N", int, float)
 
 
@@ -30,7 +32,7 @@ class Limits:
     flood_rejections: int = 20
     flood_window: float = 10.0
 
-    def public(self) -> dict[str, float | int]:
+    def public(self) -> PublicLimits:
         """The limits a client needs to know about."""
         return {
             "max_frame_bytes": self.max_frame_bytes,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 from hub.auth import Identity, TokenAuthority, guest_identity
 from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, HelloHook
 from hub.session import Session, SessionState
+from hub.wire import EmptyReply, HelloReply, TokenRenewReply
 
 
 class SessionOps:
@@ -56,7 +57,7 @@ class SessionOps:
         if identity.guest and not self.guests:
             raise HubError("unauthorized", "this hub does not admit guests: a token is needed")
 
-    async def hello(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def hello(self, ctx: CommandContext, cmd: dict[str, Any]) -> HelloReply:
         """Authenticate the session; returns the contract's hello reply."""
         session = ctx.session
         if session.state is not SessionState.CONNECTED:
@@ -66,12 +67,14 @@ class SessionOps:
         # later, reaches this session through the user's topic. A hello that failed in a hook
         # (broker unavailable) may be retried: binding again changes nothing.
         await ctx.node.bind_user(session, identity.user_id)
-        reply: dict[str, Any] = {
+        core: HelloReply = {
             "sid": session.sid,
             "user": {"id": identity.user_id, "name": identity.name, "role": identity.role.label},
             "node": ctx.node.node_id,
             "limits": ctx.node.config.limits.public(),
         }
+        # Open to the core: the hooks add their features' fields, which those features type.
+        reply: dict[str, Any] = dict(core)
         for hook in self.hello_hooks:
             reply.update(await hook(ctx, identity) or {})
         if not session.open:
@@ -80,13 +83,14 @@ class SessionOps:
         self._watch_expiry(session)
         if guest_token is not None:
             reply["token"] = guest_token
-        return reply
+        # The core's keys are checked above; the rest are the hooks' (see HelloReply).
+        return cast(HelloReply, reply)
 
-    async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Answer ``{}``: a round trip through the hub."""
         return {}
 
-    async def refresh(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def refresh(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Swap in a fresh token of the same user before the old one expires."""
         identity = self.authority.verify(cmd.get("token"))
         self._check_guest(identity)
@@ -97,7 +101,7 @@ class SessionOps:
         self._watch_expiry(ctx.session)
         return {}
 
-    async def renew(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def renew(self, ctx: CommandContext, cmd: dict[str, Any]) -> TokenRenewReply:
         """``{token, exp}``: a fresh token for the session's own identity (see
         :meth:`TokenAuthority.renew`); ``forbidden`` once the original sign-in is older than
         ``token_renew_max``. The session keeps its token until the client sends ``refresh``."""

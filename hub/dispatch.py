@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from hub.auth import Identity, Role
 from hub.broker import BrokerUnavailable
 from hub.errors import CloseCode, HubError
 from hub.session import Session, SessionState
+from hub.wire import ErrorReply, OkReply
 
 if TYPE_CHECKING:
     from hub.node import Node
@@ -38,7 +39,10 @@ class CommandContext:
         return identity
 
 
-Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# (context, the command as the client sent it) -> the reply's ``ok`` map (None: ``{}``). Commands
+# are open maps whose fields each handler validates (hub/fields.py); replies are the features'
+# TypedDicts (their ``wire`` modules), which are Mappings.
+Handler = Callable[[CommandContext, dict[str, Any]], Awaitable[Mapping[str, Any] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +97,11 @@ class Dispatcher:
         if has_id and not _valid_id(raw_id):
             # Nothing to match the reply to: it goes back with "re": null.
             self.node.metrics.errors.labels("bad_request").inc()
-            session.send(
-                {"re": None, "err": {"code": "bad_request", "msg": "id must be a positive integer"}}
-            )
+            unanswerable: ErrorReply = {
+                "re": None,
+                "err": {"code": "bad_request", "msg": "id must be a positive integer"},
+            }
+            session.send(unanswerable)
             if session.state is SessionState.CONNECTED:
                 session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
             return
@@ -118,7 +124,8 @@ class Dispatcher:
             self._reply_error(session, command_id, HubError("internal", "internal error"))
         else:
             if command_id is not None:
-                session.send({"re": command_id, "ok": result if result is not None else {}})
+                reply: OkReply = {"re": command_id, "ok": result if result is not None else {}}
+                session.send(reply)
         finally:
             # A join holds the room's live events back until its reply is queued.
             session.release()
@@ -157,7 +164,8 @@ class Dispatcher:
     def _reply_error(self, session: Session, command_id: int | None, error: HubError) -> None:
         self.node.metrics.errors.labels(error.code).inc()
         if command_id is not None:
-            session.send({"re": command_id, "err": {"code": error.code, "msg": error.msg}})
+            reply: ErrorReply = {"re": command_id, "err": {"code": error.code, "msg": error.msg}}
+            session.send(reply)
 
 
 def rate_limited(session: Session, now: float, what: str) -> HubError:

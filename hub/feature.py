@@ -13,7 +13,7 @@ so two features can never silently answer the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,18 +49,20 @@ class RoomInfo(Protocol):
         """Whether people exchange audio and video there."""
 
 
-# (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``)
-SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[dict[str, Any]]]
+# (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``; each
+# feature types its parts in its ``wire`` module)
+SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[Mapping[str, Any]]]
 # (context, room, role in it) -> None, or raises the HubError that refuses the join
 JoinCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
 # (session, room id) -> None, after the session left the room (or was made to)
 LeaveHook = Callable[[Session, str], Awaitable[None]]
 # (context, the identity a hello proved) -> fields for the hello reply (or None); raising refuses
 # the hello. Runs once the session is bound to its user, before it counts as authenticated.
-HelloHook = Callable[[CommandContext, Identity], Awaitable[dict[str, Any] | None]]
+HelloHook = Callable[[CommandContext, Identity], Awaitable[Mapping[str, Any] | None]]
 # The data of an internal signal (see Node.signal) -> None; must not block.
 SignalHandler = Callable[[Any], None]
 # A stored event's wire form -> None; runs before the room's members get it, must not block.
+# Decoded from the broker (any feature's event), so an open map.
 StoredHook = Callable[[dict[str, Any]], None]
 SessionHook = Callable[[Session], Awaitable[None]]
 RoomHook = Callable[[str], Awaitable[None]]

@@ -27,10 +27,12 @@ from hub.metrics import HubMetrics
 from hub.ratelimit import KeyedLimiter
 from hub.session import Session
 from hub.store import Store
+from hub.wire import ResetEvent, ShutdownEvent
 
 log = logging.getLogger(__name__)
 
 SignalHandler = Callable[[Any], None]
+# A stored event as decoded from the broker: any feature's, so an open map.
 StoredHook = Callable[[dict[str, Any]], None]
 SessionHook = Callable[[Session], Awaitable[None]]
 RoomHook = Callable[[str], Awaitable[None]]
@@ -49,6 +51,7 @@ class Position:
 
     epoch: str
     seq: int
+    # Stored events of any feature, passed through as the broker holds them.
     missed: list[dict[str, Any]] | None
     recovered: bool | None
 
@@ -379,7 +382,8 @@ class Node:
         members = self.streams.get(room)
         if members is None:
             return
-        encoded = EncodedEvent({"ev": "reset", "room": room, "epoch": epoch})
+        reset: ResetEvent = {"ev": "reset", "room": room, "epoch": epoch}
+        encoded = EncodedEvent(reset)
         for session in members.reset(epoch):
             session.deliver(encoded)
         for hook in self._epoch_hooks:
@@ -434,5 +438,6 @@ class Node:
         for session in list(self.sessions.values()):
             if session.open:
                 reconnect_in = round(secrets.randbelow(1000) / 1000 * spread, 3)
-                session.send({"ev": "shutdown", "reconnect_in": reconnect_in})
+                shutdown: ShutdownEvent = {"ev": "shutdown", "reconnect_in": reconnect_in}
+                session.send(shutdown)
                 session.request_close(CloseCode.DRAINING, "node is draining")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Final
+from typing import Final
 
 from polls.model import Poll
+from polls.wire import PollExport
 
 # Spreadsheet programs run cells that start like a formula: exported option text is defused.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_map(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
+def export_map(poll: Poll, counts: list[int], voters: int) -> PollExport:
     """The JSON export of a poll: ``{poll, counts, voters, options: [{option, count}]}``
     (counts only, never who voted)."""
     return {

@@ -48,6 +48,7 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.http_api import api
 from hub.node import Node
 from hub.session import Session
+from hub.wire import EmptyReply
 from polls.ballots import ballot_box
 from polls.export import export_csv, export_map
 from polls.model import (
@@ -63,6 +64,7 @@ from polls.model import (
     parse_poll,
     tally_event,
 )
+from polls.wire import PollFields, PollReply, PollsPart, PollView, VisibleTally
 from rooms.feature import RoomsFeature
 from rooms.model import Room, RoomKind, joined_room
 
@@ -127,7 +129,7 @@ class PollsFeature:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def create(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, ctx: CommandContext, cmd: dict[str, Any]) -> PollReply:
         """Open a poll (moderators of the room; in the lobby, organizers). It is stored, then
         announced with the stored event ``poll``. Replies ``{poll, seq}``."""
         room = await self._room_managed_by(ctx, cmd, "create polls")
@@ -141,13 +143,14 @@ class PollsFeature:
         # Stored before it is announced, so whoever sees the event can vote at once.
         await self.store.hash_set(f"polls:{room.id}", poll.id, pack(poll.to_record()))
         wire = poll.describe()
-        seq = await self.node.publish_event(room.id, "poll", {"poll": wire})
+        opened: PollFields = {"poll": wire}
+        seq = await self.node.publish_event(room.id, "poll", opened)
         if poll.closes_at is not None:
             self._schedule(room.id, poll.id, poll.closes_at)
             await self.node.signal(room.id, _SCHEDULE, [room.id, poll.id, poll.closes_at])
         return {"poll": wire, "seq": seq}
 
-    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Cast the caller's ballot in an open poll of a room they are in: one per user across
         every session and node; again -> the ballot is replaced where changes are allowed, else
         ``conflict``. Closed (or its time is up by this server's clock) -> ``closed``; guests
@@ -186,7 +189,7 @@ class PollsFeature:
         self.tallies.changed_here((room, poll.id))
         return {}
 
-    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> PollReply:
         """Close an open poll (moderators of the room; in the lobby, organizers). Of concurrent
         closes, on any nodes, and the poll's timer, exactly one wins; the others get
         ``closed``. Replies ``{poll, seq}`` as the stored event ``poll`` carries them."""
@@ -201,7 +204,7 @@ class PollsFeature:
             raise HubError("closed", f"poll {poll.id} is closed")
         return closed
 
-    async def get(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def get(self, ctx: CommandContext, cmd: dict[str, Any]) -> PollView:
         """A poll of a room the caller is in: ``{poll, counts?, voters?, mine}``, counts where
         the caller may see them, ``mine`` their ballot as they sent it (null before voting)."""
         room = joined_room(cmd.get("room"), ctx.session.rooms)
@@ -210,7 +213,7 @@ class PollsFeature:
 
     # --- closing ------------------------------------------------------------------------------
 
-    async def close_poll(self, poll: Poll, at: float) -> dict[str, Any] | None:
+    async def close_poll(self, poll: Poll, at: float) -> PollReply | None:
         """Close ``poll`` (closed at ``at``), or complete a close that was begun: claim its
         closed marker (from which the ballot box refuses ballots; a close begun earlier keeps
         its time), store the closed record with the final tally, and publish the stored event
@@ -231,13 +234,14 @@ class PollsFeature:
         await self.store.hash_set(f"polls:{poll.room}", poll.id, pack(closed.to_record()))
         return await self._announce_closed(closed)
 
-    async def _announce_closed(self, closed: Poll) -> dict[str, Any] | None:
+    async def _announce_closed(self, closed: Poll) -> PollReply | None:
         """Publish the stored event ``poll`` of a closed poll, once whoever calls: ``{poll,
         seq}`` to the call that published it, None to the others."""
         wire = closed_view(closed, False)
         marker = self._ballots(closed.room, closed.id) + ":closed"
+        closed_fields: PollFields = {"poll": wire}
         seq, published = await self.node.publish_event_once(
-            closed.room, "poll", {"poll": wire}, marker
+            closed.room, "poll", closed_fields, marker
         )
         return {"poll": wire, "seq": seq} if published else None
 
@@ -291,7 +295,7 @@ class PollsFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PollsPart:
         """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
         the caller, oldest first; and ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
         polls, oldest first, each as its closing ``poll`` event carries it (counts for
@@ -327,15 +331,15 @@ class PollsFeature:
         )
         return poll.closed(poll.closed_at, counts, voters)
 
-    async def _view(self, poll: Poll, session: Session, user: str) -> dict[str, Any]:
+    async def _view(self, poll: Poll, session: Session, user: str) -> PollView:
         key = self._ballots(poll.room, poll.id)
-        view: dict[str, Any] = {"poll": poll.describe()}
+        described = poll.describe()
+        tally: VisibleTally = {}
         if may_see_tally(poll, self._moderates(session, poll.room)):
             counts, voters = await self.ballots.tally(key, len(poll.options))
-            view["counts"] = counts
-            view["voters"] = voters
-        view["mine"] = ballot_as_sent(poll, await self.ballots.ballot_of(key, user))
-        return view
+            tally = {"counts": counts, "voters": voters}
+        mine = ballot_as_sent(poll, await self.ballots.ballot_of(key, user))
+        return {"poll": described, **tally, "mine": mine}
 
     # --- export ---------------------------------------------------------------------------------
 

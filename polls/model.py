@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Generic, TypeVar
 
 from hub import fields
+from polls.wire import PollMap, PollTallyEvent
 
 MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 20
@@ -76,12 +77,12 @@ class Poll:
             return len(self.options)
         return min(self.multi, len(self.options))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> PollMap:
         """The poll as the contract shows it: ``{id, question, options, multi, anonymous, show,
         allow_change, guests, state, closes_at?}`` (``closes_at`` only when the poll has a
         duration; ``allow_change`` and ``guests`` are this hub's additions, so that a ballot can
         say whether a vote may be changed and whether guests may vote)."""
-        described: dict[str, Any] = {
+        described: PollMap = {
             "id": self.id,
             "question": self.question,
             "options": list(self.options),
@@ -294,7 +295,7 @@ def newest_closed(polls: Iterable[Poll], limit: int) -> list[Poll]:
     return closed[-limit:] if limit > 0 else []
 
 
-def closed_view(poll: Poll, role_is_moderator: bool) -> dict[str, Any]:
+def closed_view(poll: Poll, role_is_moderator: bool) -> PollMap:
     """A closed poll as the join snapshot's ``closed_polls`` shows it: the poll as its closing
     ``poll`` event carries it, with ``counts`` and ``voters`` where the viewer may see them
     (:func:`may_see_tally`) and the final tally is known."""
@@ -305,7 +306,7 @@ def closed_view(poll: Poll, role_is_moderator: bool) -> dict[str, Any]:
     return view
 
 
-def tally_event(poll: Poll, counts: list[int], voters: int) -> dict[str, Any]:
+def tally_event(poll: Poll, counts: list[int], voters: int) -> PollTallyEvent:
     """The ``poll.tally`` event: ``{ev, room, poll, counts, voters}``."""
     return {
         "ev": "poll.tally",

@@ -41,6 +41,18 @@ from rooms.breakouts import (
     parse_breakout_open,
 )
 from rooms.model import Room, RoomKind, is_breakout_id
+from rooms.wire import (
+    Assignment,
+    BreakoutAssignedEvent,
+    BreakoutBroadcastReply,
+    BreakoutClosedFields,
+    BreakoutCloseReply,
+    BreakoutEndingFields,
+    BreakoutOpenReply,
+    BreakoutsFields,
+    BreakoutsPart,
+    RoundSnapshot,
+)
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
@@ -102,7 +114,7 @@ class BreakoutFeature:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def open(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def open(self, ctx: CommandContext, cmd: dict[str, Any]) -> BreakoutOpenReply:
         """Open a round of breakouts in a workshop or panel (its moderators): create the child
         rooms, assign people, store ``breakouts`` in the parent and tell each assigned user
         (``breakout.assigned``). ``conflict`` while a round is open. Replies ``{seq, rooms,
@@ -136,12 +148,15 @@ class BreakoutFeature:
             await self.store.delete(assignments_key(round_.id))
             raise
         for user, child in assignments.items():
-            await self.node.send_to_user(
-                user, {"ev": "breakout.assigned", "room": parent.id, "breakout": child}
-            )
+            assigned: BreakoutAssignedEvent = {
+                "ev": "breakout.assigned",
+                "room": parent.id,
+                "breakout": child,
+            }
+            await self.node.send_to_user(user, assigned)
         return {"seq": seq, **round_.describe(), "assignments": assignments}
 
-    async def broadcast(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def broadcast(self, ctx: CommandContext, cmd: dict[str, Any]) -> BreakoutBroadcastReply:
         """Store a ``notice`` in every child room of the parent's open round (its moderators).
         Replies ``{rooms: {child: seq}}``."""
         parent = await self._managed_parent(ctx, cmd)
@@ -152,7 +167,7 @@ class BreakoutFeature:
             seqs[child] = await self.rooms.post_notice(child, text, ctx.identity.user_id)
         return {"rooms": seqs}
 
-    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def close(self, ctx: CommandContext, cmd: dict[str, Any]) -> BreakoutCloseReply:
         """Close the parent's open round now (its moderators): everyone goes back to the
         parent. ``not_found`` when none is open, ``closed`` when it closed meanwhile. Replies
         ``{seq}`` (the parent's ``breakouts`` event)."""
@@ -188,10 +203,12 @@ class BreakoutFeature:
             return None
         try:
             for child in round_.children():
-                await self.node.publish_event(child, "breakout.closed", {"parent": round_.parent})
+                closed: BreakoutClosedFields = {"parent": round_.parent}
+                await self.node.publish_event(child, "breakout.closed", closed)
                 # After the event on the same topic: members get it, then leave.
                 await self.node.signal(child, "breakout.evict", {"room": child})
-            seq = await self.node.publish_event(round_.parent, "breakouts", {"rooms": []})
+            over: BreakoutsFields = {"rooms": []}
+            seq = await self.node.publish_event(round_.parent, "breakouts", over)
             if await self._is_open(round_):
                 await self.store.delete(round_key(round_.parent))
             await self.store.delete(assignments_key(round_.id))
@@ -207,14 +224,16 @@ class BreakoutFeature:
 
     async def warn(self, round_: BreakoutRound) -> bool:
         """Store ``breakout.ending {parent, ends_at}`` in each child once per round (on any
-        node); True for the node that did."""
+        node); True for the node that did. A round without a duration has no end to warn of
+        (False; the timers never ask)."""
+        if round_.ends_at is None:
+            return False
         claim = await self.store.set_if_absent(f"bwarned:{round_.id}", b"1", ttl=CLAIM_TTL)
         if claim is not None:
             return False
+        ending: BreakoutEndingFields = {"parent": round_.parent, "ends_at": round_.ends_at}
         for child in round_.children():
-            await self.node.publish_event(
-                child, "breakout.ending", {"parent": round_.parent, "ends_at": round_.ends_at}
-            )
+            await self.node.publish_event(child, "breakout.ending", ending)
         return True
 
     async def run_timers(self, now: float | None = None) -> None:
@@ -322,7 +341,7 @@ class BreakoutFeature:
         data = await self.store.hash_get(assignments_key(round_.id), user)
         return data.decode() if data is not None else None
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> BreakoutsPart:
         if room.kind is RoomKind.LOBBY:
             return {}
         parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id
@@ -331,10 +350,9 @@ class BreakoutFeature:
         round_ = await self.current(parent)
         if round_ is None:
             return {"breakouts": None}
-        described = {**round_.describe(), "parent": parent}
         assigned = await self._assigned(round_, ctx.identity.user_id)
-        if assigned is not None:
-            described["assigned"] = assigned
+        mine: Assignment = {"assigned": assigned} if assigned is not None else {}
+        described: RoundSnapshot = {**round_.describe(), "parent": parent, **mine}
         return {"breakouts": described}
 
     # --- helpers ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from hub import fields
 from hub.errors import HubError
+from rooms.wire import RoundView
 
 MAX_BREAKOUTS: Final = 50
 MAX_BREAKOUT_TITLE: Final = 80
@@ -193,10 +194,10 @@ class BreakoutRound:
     opened_at: float
     ends_at: float | None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RoundView:
         """The round as events and snapshots show it: ``{rooms: [{id, title}], assign,
         ends_at?}`` (``ends_at`` only when the round has a duration)."""
-        described: dict[str, Any] = {
+        described: RoundView = {
             "rooms": [{"id": child, "title": title} for child, title in self.rooms],
             "assign": self.assign.value,
         }

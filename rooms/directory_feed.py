@@ -29,31 +29,43 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
 from rooms.model import Room, RoomKind
 from rooms.roles import on_stage
+from rooms.wire import (
+    PanelListEntry,
+    RoomListEntry,
+    RoomListReply,
+    RoomsEvent,
+    RoomsPart,
+    UserEntry,
+)
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
 
-Listing = list[dict[str, Any]]
+Listing = list[RoomListEntry]
 
 
 def directory_entries(
     rooms: Sequence[Room],
     counts: Mapping[str, int],
-    stages: Mapping[str, list[dict[str, str]]],
+    stages: Mapping[str, list[UserEntry]],
 ) -> Listing:
     """The ``room.list`` entries of ``rooms`` (in their order): ``{id, kind, title, parent,
     members}``, and ``stage: [{user, name}]`` for panels (empty when ``stages`` has none for
     it). ``members`` is the room's count in ``counts`` (0 when absent)."""
     listed: Listing = []
     for room in rooms:
-        entry: dict[str, Any] = {**room.describe(), "members": counts.get(room.id, 0)}
+        members = counts.get(room.id, 0)
         if room.kind is RoomKind.PANEL:
-            entry["stage"] = list(stages.get(room.id, ()))
-        listed.append(entry)
+            stage = list(stages.get(room.id, ()))
+            panel: PanelListEntry = {**room.describe(), "members": members, "stage": stage}
+            listed.append(panel)
+        else:
+            entry: RoomListEntry = {**room.describe(), "members": members}
+            listed.append(entry)
     return listed
 
 
-def rooms_event(lobby: str, listed: Listing) -> dict[str, Any]:
+def rooms_event(lobby: str, listed: Listing) -> RoomsEvent:
     """The ephemeral event for the members of ``lobby``: ``{ev: "rooms", room, rooms}``."""
     return {"ev": "rooms", "room": lobby, "rooms": listed}
 
@@ -76,7 +88,7 @@ class DirectoryFeed:
         ctx.on_snapshot(self.snapshot)
         ctx.every(self.node.config.rooms_interval, self.tick)
 
-    async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def room_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> RoomListReply:
         """Every room with its member count (and, for panels, who is on stage)."""
         return {"rooms": await self.listing()}
 
@@ -109,7 +121,7 @@ class DirectoryFeed:
             {room.id: on_stage(found) for room, found in zip(panels, entries, strict=True)},
         )
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> RoomsPart:
         """A lobby's join snapshot part: ``rooms``, the list as ``room.list`` shows it."""
         if room.kind is not RoomKind.LOBBY:
             return {}

@@ -20,10 +20,23 @@ from hub.feature import FeatureContext, RoomHooks, RoomInfo
 from hub.http_api import api, bearer, json_body, organizer
 from hub.node import Node
 from hub.session import Session
+from hub.wire import EmptyReply
 from rooms.directory import RoomDirectory, default_rooms
 from rooms.model import Room, parse_room
 from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
+from rooms.wire import (
+    AnnounceReply,
+    JoinReply,
+    NoticeEvent,
+    NoticeFields,
+    NoticesPart,
+    PresenceChange,
+    PresenceEntry,
+    PresenceMember,
+    PresenceReply,
+    RoomCreateReply,
+)
 
 MAX_ANNOUNCE = 2000
 # The newest notices of a room the join snapshot carries (a log kept apart from the history).
@@ -83,7 +96,7 @@ class RoomsFeature:
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def room_create(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def room_create(self, ctx: CommandContext, cmd: dict[str, Any]) -> RoomCreateReply:
         """Create a room (organizers)."""
         if ctx.identity.role < Role.ORGANIZER:
             raise HubError("forbidden", "only organizers create rooms")
@@ -99,7 +112,7 @@ class RoomsFeature:
             raise HubError("conflict", f"room {room.id} exists already")
         return room
 
-    async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> JoinReply:
         """Enter a room: its position, live state and, with ``since``, what was missed."""
         room_id = fields.room_id(cmd.get("room"))
         since = fields.optional_integer(cmd.get("since"), "since", 0, fields.MAX_SEQ)
@@ -131,6 +144,7 @@ class RoomsFeature:
             )
             if not rejoin:
                 await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
+            # Every feature's parts, typed in their wire modules; merged, an open map.
             snapshot: dict[str, Any] = {}
             for part in self.hooks.snapshot:
                 snapshot.update(await part(ctx, room, role))
@@ -141,7 +155,7 @@ class RoomsFeature:
                     await self.leave_room(session, room_id)
                 session.discard_held(room_id)
             raise
-        reply: dict[str, Any] = {
+        reply: JoinReply = {
             "room": room.describe(),
             "role": role.label,
             "seq": position.seq,
@@ -154,7 +168,7 @@ class RoomsFeature:
             reply["recovered"] = position.recovered
         return reply
 
-    async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Leave a room (``not_found`` if the session is not in it)."""
         room_id = fields.room_id(cmd.get("room"))
         if not await self.leave_room(ctx.session, room_id):
@@ -193,7 +207,7 @@ class RoomsFeature:
         if room_id not in self.node.streams:
             self.roles.forget(room_id)
 
-    async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> PresenceReply:
         """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
         room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
@@ -203,8 +217,8 @@ class RoomsFeature:
             or PRESENCE_PAGE_DEFAULT
         )
         page = await self.node.broker.presence_page(room_id, after, limit + 1)
-        members = [{"sid": sid, **unpack(info)} for sid, info in page[:limit]]
-        reply: dict[str, Any] = {
+        members = [_member(sid, unpack(info)) for sid, info in page[:limit]]
+        reply: PresenceReply = {
             "members": members,
             "count": await self.node.broker.presence_count(room_id),
         }
@@ -212,7 +226,7 @@ class RoomsFeature:
             reply["next"] = members[-1]["sid"]
         return reply
 
-    async def announce(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def announce(self, ctx: CommandContext, cmd: dict[str, Any]) -> AnnounceReply:
         """Store a notice in a room (moderators)."""
         room_id = fields.room_id(cmd.get("room"))
         await self.directory.require(room_id)
@@ -226,8 +240,9 @@ class RoomsFeature:
         ``notices``); returns its seq (also used by the HTTP announce and breakout broadcasts).
         Once the event is stored the notice is posted: a failure to keep it only costs the
         snapshot a line, so it is logged, not raised."""
-        seq = await self.node.publish_event(room_id, "notice", {"text": text, "from": sender})
-        event = {"ev": "notice", "room": room_id, "seq": seq, "text": text, "from": sender}
+        published: NoticeFields = {"text": text, "from": sender}
+        seq = await self.node.publish_event(room_id, "notice", published)
+        event: NoticeEvent = {"ev": "notice", "room": room_id, "seq": seq, **published}
         try:
             await self.node.store.log_append(
                 notices_key(room_id), seq, pack(event), max_len=NOTICES_KEPT
@@ -236,7 +251,7 @@ class RoomsFeature:
             log.warning("notice %s of %s left out of its snapshot log", seq, room_id, exc_info=True)
         return seq
 
-    async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> NoticesPart:
         items = await self.node.store.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
 
@@ -250,13 +265,15 @@ class RoomsFeature:
     async def _http_create_room(self, request: Request) -> Response:
         organizer(request, self._authority())
         room = await self.create_room(await json_body(request))
-        return JSONResponse({"room": room.describe()}, status_code=201)
+        created: RoomCreateReply = {"room": room.describe()}
+        return JSONResponse(created, status_code=201)
 
     async def _http_announce(self, request: Request) -> Response:
         user = organizer(request, self._authority())
         room = await self.directory.require(request.path_params["room"])
         text = fields.text((await json_body(request)).get("text"), "text", MAX_ANNOUNCE)
-        return JSONResponse({"seq": await self.post_notice(room.id, text, user)})
+        announced: AnnounceReply = {"seq": await self.post_notice(room.id, text, user)}
+        return JSONResponse(announced)
 
     async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
         """Passes a bearer token of a moderator (or more) of ``room``, judged as room commands
@@ -279,13 +296,18 @@ class RoomsFeature:
     def _entry(session: Session, role: Role) -> bytes:
         identity = session.identity
         assert identity is not None
-        return pack({"user": identity.user_id, "name": identity.name, "role": role.label})
+        entry: PresenceEntry = {"user": identity.user_id, "name": identity.name, "role": role.label}
+        return pack(entry)
 
     @staticmethod
     def _delta(session: Session, room_id: str, joined: bool) -> dict[str, Any]:
         identity = session.identity
         assert identity is not None
-        entry = {"sid": session.sid, "user": identity.user_id, "name": identity.name}
+        entry: PresenceChange = {
+            "sid": session.sid,
+            "user": identity.user_id,
+            "name": identity.name,
+        }
         return {"room": room_id, "joined": joined, "entry": entry}
 
     def _presence_signal(self, data: Any) -> None:
@@ -326,3 +348,8 @@ class RoomsFeature:
             # One room's failure (logged by leave_room) must not keep the session in the others.
             with contextlib.suppress(Exception):
                 await self.leave_room(session, room_id)
+
+
+def _member(sid: str, entry: PresenceEntry) -> PresenceMember:
+    """A presence reply member: the broker's entry of ``sid``, with its sid first."""
+    return {"sid": sid, **entry}

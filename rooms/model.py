@@ -10,6 +10,7 @@ from typing import Any
 
 from hub import fields
 from hub.errors import HubError
+from rooms.wire import RoomView
 
 # Kept here for hub/app.py, which still imports it from this module.
 
@@ -57,7 +58,7 @@ class Room:
         """Rooms where people exchange audio and video (the lobby has none)."""
         return self.kind is not RoomKind.LOBBY
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RoomView:
         """The room as the contract shows it: ``{id, kind, title, parent}``."""
         return {"id": self.id, "kind": self.kind.value, "title": self.title, "parent": self.parent}
 

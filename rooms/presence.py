@@ -7,15 +7,16 @@ always is. A session that joins and leaves inside one batch appears in neither l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from rooms.wire import PresenceChange, PresenceEvent
 
 SMALL_ROOM = 200
 
 
 @dataclass(slots=True)
 class _Pending:
-    joined: dict[str, dict[str, Any]] = field(default_factory=dict)
-    left: dict[str, dict[str, Any]] = field(default_factory=dict)
+    joined: dict[str, PresenceChange] = field(default_factory=dict)
+    left: dict[str, PresenceChange] = field(default_factory=dict)
     changed: bool = False
 
 
@@ -24,12 +25,12 @@ class PresenceBatch:
     """One room's changes since its last batch."""
 
     room: str
-    joined: list[dict[str, Any]]
-    left: list[dict[str, Any]]
+    joined: list[PresenceChange]
+    left: list[PresenceChange]
 
-    def event(self, count: int, small_room: int = SMALL_ROOM) -> dict[str, Any]:
+    def event(self, count: int, small_room: int = SMALL_ROOM) -> PresenceEvent:
         """The ``presence`` event for this batch, given the room's member count now."""
-        event: dict[str, Any] = {"ev": "presence", "room": self.room, "count": count}
+        event: PresenceEvent = {"ev": "presence", "room": self.room, "count": count}
         if count <= small_room:
             if self.joined:
                 event["joined"] = self.joined
@@ -50,7 +51,7 @@ class PresenceBatcher:
         self._pending: dict[str, _Pending] = {}
         self._last_sent: dict[str, float] = {}
 
-    def joined(self, room: str, entry: dict[str, Any]) -> None:
+    def joined(self, room: str, entry: PresenceChange) -> None:
         """A session (``entry["sid"]``) joined ``room``."""
         pending = self._pending.setdefault(room, _Pending())
         pending.changed = True
@@ -58,7 +59,7 @@ class PresenceBatcher:
         if pending.left.pop(sid, None) is None and len(pending.joined) < self.max_listed:
             pending.joined[sid] = entry
 
-    def left(self, room: str, entry: dict[str, Any]) -> None:
+    def left(self, room: str, entry: PresenceChange) -> None:
         """A session (``entry["sid"]``) left ``room``."""
         pending = self._pending.setdefault(room, _Pending())
         pending.changed = True

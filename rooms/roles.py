@@ -27,6 +27,7 @@ from hub.auth import Identity, Role
 from hub.codec import pack, unpack
 from hub.session import Session
 from hub.store import Store
+from rooms.wire import UserEntry
 
 # The broker hash of the event-wide role of every moderator and organizer who said hello (user ->
 # role label): what a node knows of someone's rank when they are connected elsewhere.
@@ -62,7 +63,7 @@ class RoleEntry:
         return cls(user, Role.parse(record["role"]), str(record["name"]))
 
 
-def on_stage(entries: Iterable[RoleEntry]) -> list[dict[str, str]]:
+def on_stage(entries: Iterable[RoleEntry]) -> list[UserEntry]:
     """The ``speakers`` of a room as the join snapshot lists them, from what the room knows of
     everyone (:meth:`RoleBook.known_entries`): ``[{user, name}]`` of those whose role is
     speaker, in the entries' order."""

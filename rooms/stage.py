@@ -11,6 +11,7 @@ from typing import Any, Final
 from hub import fields
 from hub.auth import Role
 from hub.errors import HubError
+from rooms.wire import HandsEvent, HandView
 
 ASSIGNABLE_ROLES: Final = (Role.ATTENDEE, Role.SPEAKER, Role.MODERATOR)
 
@@ -96,7 +97,7 @@ class Hand:
             user=user, name=str(record["name"]), ts=float(record["ts"]), sid=str(record["sid"])
         )
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> HandView:
         """The hand as the contract shows it: ``{user, name, ts}``, ``ts`` rounded to
         milliseconds."""
         return {"user": self.user, "name": self.name, "ts": round(self.ts, 3)}
@@ -110,7 +111,7 @@ def hand_queue(hands: Iterable[Hand]) -> list[Hand]:
     return sorted(hands, key=lambda hand: (hand.ts, hand.user, hand.sid, hand.name))
 
 
-def hands_event(room: str, hands: Iterable[Hand]) -> dict[str, Any]:
+def hands_event(room: str, hands: Iterable[Hand]) -> HandsEvent:
     """The ``hands`` event for ``room``: ``{ev: "hands", room, queue: [{user, name, ts}]}``, the
     queue in :func:`hand_queue` order."""
     return {"ev": "hands", "room": room, "queue": [hand.describe() for hand in hand_queue(hands)]}

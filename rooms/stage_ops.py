@@ -29,6 +29,7 @@ from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
+from hub.wire import EmptyReply
 from rooms.model import Room, RoomKind, is_breakout_id, joined_room
 from rooms.roles import on_stage
 from rooms.stage import (
@@ -39,6 +40,7 @@ from rooms.stage import (
     hands_event,
     parse_assignable_role,
 )
+from rooms.wire import KickedEvent, RoleFields, RoleSetReply, StagePart
 
 if TYPE_CHECKING:
     from rooms.feature import RoomsFeature
@@ -92,7 +94,7 @@ class StageFeature:
 
     # --- roles --------------------------------------------------------------------------------
 
-    async def role_set(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def role_set(self, ctx: CommandContext, cmd: dict[str, Any]) -> RoleSetReply:
         """Store a user's role in a room (moderators, by the rules of :mod:`rooms.stage`) as
         the stored event ``role``; a new speaker or moderator leaves the hand queue. Replies
         ``{seq}``."""
@@ -108,7 +110,8 @@ class StageFeature:
             entry = await self.rooms.roles.seen_entry(room.id, user)
         name = entry.name if entry is not None else await self._name_of(room.id, user)
         await self.rooms.roles.store(room.id, user, new, name)
-        seq = await self.node.publish_event(room.id, "role", {"user": user, "role": new.label})
+        changed: RoleFields = {"user": user, "role": new.label}
+        seq = await self.node.publish_event(room.id, "role", changed)
         if new >= Role.SPEAKER:
             await self._lower(room.id, user)
         return {"seq": seq}
@@ -124,7 +127,7 @@ class StageFeature:
 
     # --- hands --------------------------------------------------------------------------------
 
-    async def hand_raise(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def hand_raise(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Raise the caller's hand in a room they are in; raising it again keeps its place."""
         room = joined_room(cmd.get("room"), ctx.session.rooms)
         identity = ctx.identity
@@ -137,7 +140,7 @@ class StageFeature:
             await self._announce(room)
         return {}
 
-    async def hand_lower(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def hand_lower(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Lower the caller's hand, or with ``user`` anyone's (moderators); ``not_found`` when
         that hand is not raised."""
         room = fields.room_id(cmd.get("room"))
@@ -200,7 +203,7 @@ class StageFeature:
 
     # --- kicks and bans -----------------------------------------------------------------------
 
-    async def kick(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def kick(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Every session of ``user`` leaves the room and its breakout children, on every node
         (``kicked`` for each room left); with ``ban`` they cannot join the room or its children
         again. Moderators, over people of a lower role."""
@@ -224,13 +227,14 @@ class StageFeature:
         for session in list(self.node.users.get(user, {}).values()):
             for joined in sorted(session.rooms):
                 if joined == room or is_child_of(joined, room):
-                    session.send({"ev": "kicked", "room": joined})
+                    kicked: KickedEvent = {"ev": "kicked", "room": joined}
+                    session.send(kicked)
                     self.node.spawn(self._evict(session, joined))
 
     async def _evict(self, session: Session, room: str) -> None:
         await self.rooms.leave_room(session, room)
 
-    async def ban(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def ban(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Ban ``user`` from the whole event (organizers): every session of theirs, on every
         node, closes with 4003, and their ``hello`` is refused with 4003 from now on."""
         if ctx.identity.role < Role.ORGANIZER:
@@ -268,7 +272,8 @@ class StageFeature:
                     session.user_id in barred
                     and self.rooms.roles.cached_role(session, room) < Role.MODERATOR
                 ):
-                    session.send({"ev": "kicked", "room": room})
+                    kicked: KickedEvent = {"ev": "kicked", "room": room}
+                    session.send(kicked)
                     await self.rooms.leave_room(session, room)
 
     async def _check_not_banned(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
@@ -286,7 +291,7 @@ class StageFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> StagePart:
         entries = await self.rooms.roles.known_entries(room.id)
         hands = await self.read_hands(room.id)
         return {

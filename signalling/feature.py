@@ -24,10 +24,21 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
+from hub.wire import EmptyReply
 from rooms.feature import RoomsFeature
 from rooms.model import RoomKind, joined_room
+from rooms.wire import PresenceEntry
 from signalling.ice import IceSettings, ice_servers
 from signalling.rules import NO_MEDIA, SignalType, may_signal, parse_media, parse_signal
+from signalling.wire import (
+    IceServer,
+    IceServersPart,
+    MediaEvent,
+    MediaState,
+    Peer,
+    PeersPart,
+    SignalEvent,
+)
 
 # Signals per session: an ICE burst (an offer and a few dozen candidates to each of a handful of
 # peers) passes; a flood is refused with rate_limited and, kept up, closed with 4029.
@@ -86,10 +97,10 @@ class SignallingFeature:
         ctx.on_snapshot(self._snapshot)
         ctx.on_hello(self._hello_ice_servers)
 
-    async def _hello_ice_servers(self, ctx: CommandContext, identity: Identity) -> dict[str, Any]:
+    async def _hello_ice_servers(self, ctx: CommandContext, identity: Identity) -> IceServersPart:
         return {"ice_servers": self.ice_servers(identity)}
 
-    def ice_servers(self, identity: Identity) -> list[dict[str, Any]]:
+    def ice_servers(self, identity: Identity) -> list[IceServer]:
         """The ``ice_servers`` of a hello reply: no TURN for guests (anyone could get relay
         credentials from a hub that admits guests)."""
         settings = self.ice if not identity.guest else replace(self.ice, turn_urls=())
@@ -97,7 +108,7 @@ class SignallingFeature:
 
     # --- signal -------------------------------------------------------------------------------
 
-    async def signal(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def signal(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Relay a signal to one session of the room, wherever it is connected. Both must be in
         the room (``forbidden`` for the sender, ``not_found`` for the peer, and then nothing is
         delivered); in panels :func:`signalling.rules.may_signal` decides who signals whom."""
@@ -160,14 +171,14 @@ class SignallingFeature:
         self.node.metrics.rate_limited.inc()
         raise rate_limited(ctx.session, now, "signals")
 
-    def _role_of_entry(self, room: RoomInfo, entry: dict[str, Any]) -> Role:
+    def _role_of_entry(self, room: RoomInfo, entry: PresenceEntry) -> Role:
         try:
             joined_as = Role.parse(entry.get("role"))
         except ValueError:
             joined_as = Role.ATTENDEE
         return self.rooms.roles.cached_role(str(entry.get("user")), room.id, joined_as)
 
-    async def _relay(self, to: str, event: dict[str, Any]) -> None:
+    async def _relay(self, to: str, event: SignalEvent) -> None:
         node = to.split(".", 1)[0]
         await self.node.signal(node_topic(node), "rtc.signal", {"to": to, "event": event})
 
@@ -194,7 +205,7 @@ class SignallingFeature:
     async def _bye_all(self, session: Session, room: str) -> None:
         peers = self.peers.pop((room, session.sid), set())
         for peer in sorted(peers):
-            bye = {
+            bye: SignalEvent = {
                 "ev": "signal",
                 "room": room,
                 "from": session.sid,
@@ -245,7 +256,7 @@ class SignallingFeature:
 
     # --- media --------------------------------------------------------------------------------
 
-    async def media(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def media(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Publish the caller's media state in a room with media: event ``media {room, sid,
         user, audio, video, screen}`` to its members; the state joins the ``peers`` snapshot."""
         room = await self.rooms.directory.require(joined_room(cmd.get("room"), ctx.session.rooms))
@@ -253,20 +264,18 @@ class SignallingFeature:
             raise HubError("bad_request", f"{room.id} has no media")
         state = parse_media(cmd)
         await self.node.store.hash_set(media_key(room.id), ctx.session.sid, pack(state))
-        await self.node.broadcast(
-            room.id,
-            {
-                "ev": "media",
-                "room": room.id,
-                "sid": ctx.session.sid,
-                "user": ctx.identity.user_id,
-                "name": ctx.identity.name,
-            }
-            | state,
-        )
+        event: MediaEvent = {
+            "ev": "media",
+            "room": room.id,
+            "sid": ctx.session.sid,
+            "user": ctx.identity.user_id,
+            "name": ctx.identity.name,
+            **state,
+        }
+        await self.node.broadcast(room.id, event)
         return {}
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PeersPart:
         if not room.has_media:
             return {}
         if room.kind is RoomKind.PANEL:
@@ -279,24 +288,24 @@ class SignallingFeature:
             live = {sid for sid, _ in members}
             for sid in set(media) - live:
                 await self.node.store.hash_delete(media_key(room.id), sid)
-        peers = []
+        peers: list[Peer] = []
         for sid, info in members:
             if sid == ctx.session.sid:
                 continue
             entry = unpack(info)
-            state = unpack(media[sid]) if sid in media else NO_MEDIA
+            state: MediaState = unpack(media[sid]) if sid in media else NO_MEDIA
             peers.append(
                 {
                     "sid": sid,
                     "user": entry.get("user"),
                     "name": entry.get("name"),
                     "role": self._role_of_entry(room, entry).label,
-                    "media": dict(state),
+                    "media": state.copy(),
                 }
             )
         return {"peers": peers[:MAX_PEERS]}
 
-    async def _stage_snapshot(self, session: Session, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _stage_snapshot(self, session: Session, room: RoomInfo, role: Role) -> PeersPart:
         """A panel's ``peers``: only its stage (members whose role is speaker or above), read
         from the stage index rather than the whole audience's presence. The joiner is put on
         the index first when it belongs there; entries without a live presence entry (their
@@ -306,7 +315,7 @@ class SignallingFeature:
         if role >= Role.SPEAKER:
             await store.hash_set(stage_key(room.id), session.sid, session.user_id.encode())
         sids = sorted(await store.hash_get_all(stage_key(room.id)))
-        peers: list[dict[str, Any]] = []
+        peers: list[Peer] = []
         for sid in sids:
             if sid == session.sid:
                 continue
@@ -320,13 +329,14 @@ class SignallingFeature:
             if peer_role < Role.SPEAKER or len(peers) >= MAX_PEERS:
                 continue
             media = await store.hash_get(media_key(room.id), sid)
+            state: MediaState = unpack(media) if media is not None else NO_MEDIA
             peers.append(
                 {
                     "sid": sid,
                     "user": entry.get("user"),
                     "name": entry.get("name"),
                     "role": peer_role.label,
-                    "media": dict(unpack(media) if media is not None else NO_MEDIA),
+                    "media": state.copy(),
                 }
             )
         return {"peers": peers}

@@ -12,7 +12,8 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+
+from signalling.wire import IceServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,11 @@ def turn_credentials(secret: str, user: str, now: float, ttl: int) -> tuple[str,
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def ice_servers(settings: IceSettings, user: str, now: float) -> list[dict[str, Any]]:
+def ice_servers(settings: IceSettings, user: str, now: float) -> list[IceServer]:
     """The ``ice_servers`` of a hello reply, as ``RTCPeerConnection`` takes them: one entry for
     the STUN urls, one for the TURN urls with fresh credentials (only when a TURN secret is
     configured: without credentials a TURN server refuses allocations)."""
-    servers: list[dict[str, Any]] = []
+    servers: list[IceServer] = []
     if settings.stun_urls:
         servers.append({"urls": list(settings.stun_urls)})
     if settings.turn_urls and settings.turn_secret:

@@ -12,6 +12,7 @@ from hub import fields
 from hub.auth import Role
 from hub.errors import HubError
 from rooms.model import RoomKind
+from signalling.wire import IceCandidate, MediaState, SignalEvent
 
 MAX_SDP: Final = 32 * 1024  # characters; a video offer with many candidates is a few KiB
 MAX_CANDIDATE: Final = 1024
@@ -37,11 +38,11 @@ class Signal:
     to: str
     type: SignalType
     sdp: str | None = None
-    candidate: Mapping[str, Any] | None = None
+    candidate: IceCandidate | None = None
 
-    def event(self, sender: str, user: str) -> dict[str, Any]:
+    def event(self, sender: str, user: str) -> SignalEvent:
         """The event the peer gets: ``from`` and ``user`` are the hub's, never the client's."""
-        event: dict[str, Any] = {
+        event: SignalEvent = {
             "ev": "signal",
             "room": self.room,
             "from": sender,
@@ -51,7 +52,7 @@ class Signal:
         if self.sdp is not None:
             event["sdp"] = self.sdp
         if self.candidate is not None:
-            event["candidate"] = dict(self.candidate)
+            event["candidate"] = self.candidate.copy()
         return event
 
 
@@ -75,13 +76,13 @@ def parse_signal(cmd: Mapping[str, Any]) -> Signal:
     return Signal(room, to, signal_type)
 
 
-def parse_candidate(value: object) -> dict[str, Any]:
+def parse_candidate(value: object) -> IceCandidate:
     """A trickled ICE candidate: ``candidate`` a string (empty: end of candidates), ``sdpMid``
     a string or null, ``sdpMLineIndex`` 0..65535 or null, ``usernameFragment`` a string or
     null; other keys are dropped."""
     if not isinstance(value, Mapping):
         raise fields.bad("candidate", "must be a map with a candidate string")
-    out: dict[str, Any] = {
+    out: IceCandidate = {
         "candidate": fields.payload(
             value.get("candidate"), "candidate.candidate", MAX_CANDIDATE, empty=True
         ),
@@ -109,9 +110,13 @@ def may_signal(kind: RoomKind, sender: Role, target: Role) -> bool:
     return True
 
 
-def parse_media(cmd: Mapping[str, Any]) -> dict[str, bool]:
+def parse_media(cmd: Mapping[str, Any]) -> MediaState:
     """``media {room, audio, video, screen}``: each a boolean, all three required."""
-    return {field: fields.boolean(cmd.get(field), field) for field in ("audio", "video", "screen")}
+    return {
+        "audio": fields.boolean(cmd.get("audio"), "audio"),
+        "video": fields.boolean(cmd.get("video"), "video"),
+        "screen": fields.boolean(cmd.get("screen"), "screen"),
+    }
 
 
-NO_MEDIA: Final = {"audio": False, "video": False, "screen": False}
+NO_MEDIA: Final[MediaState] = {"audio": False, "video": False, "screen": False}

@@ -1,0 +1,85 @@
+"""The wire shapes of the signalling feature (``docs/protocol.md``: WebRTC signalling): the
+``signal`` and ``media`` events, the join snapshot's ``peers`` and the hello reply's
+``ice_servers``. Its ops (``signal``, ``media``) reply ``{}`` (:class:`hub.wire.EmptyReply`).
+"""
+
+# Annotations are evaluated here (no ``from __future__ import annotations``): on Python 3.11
+# TypedDict reads ``NotRequired`` into ``__required_keys__`` only from evaluated ones.
+
+from typing import Literal, NotRequired, TypedDict
+
+
+class IceCandidate(TypedDict):
+    """A trickled ICE candidate, as a browser's ``RTCIceCandidateInit`` (whose camelCase
+    names it keeps)."""
+
+    candidate: str
+    sdpMid: str | None
+    sdpMLineIndex: int | None
+    usernameFragment: NotRequired[str]
+
+
+# ``from`` is a Python keyword: spelt the functional way.
+SignalEvent = TypedDict(
+    "SignalEvent",
+    {
+        "ev": Literal["signal"],
+        "room": str,
+        "from": str,
+        "user": str,
+        "type": str,
+        "sdp": NotRequired[str],
+        "candidate": NotRequired[IceCandidate],
+    },
+)
+SignalEvent.__doc__ = """``signal {room, from, user, type, sdp?, candidate?}``: to one session
+(``from``: the sender's sid, ``user`` its user id; both the hub's, never the client's)."""
+
+
+class MediaState(TypedDict):
+    """A session's media in a room: ``{audio, video, screen}``."""
+
+    audio: bool
+    video: bool
+    screen: bool
+
+
+class MediaEvent(MediaState):
+    """``media {room, sid, user, name, audio, video, screen}`` (ephemeral)."""
+
+    ev: Literal["media"]
+    room: str
+    sid: str
+    user: str
+    name: str
+
+
+class Peer(TypedDict):
+    """One of the snapshot's ``peers``: ``{sid, user, name, role, media}``."""
+
+    sid: str
+    user: str
+    name: str
+    role: str
+    media: MediaState
+
+
+class PeersPart(TypedDict):
+    """The join snapshot part ``peers`` (rooms with media only; in a panel, its stage)."""
+
+    peers: NotRequired[list[Peer]]
+
+
+class IceServer(TypedDict):
+    """An ``ice_servers`` entry, as ``RTCPeerConnection`` takes it: ``{urls}`` for STUN,
+    ``{urls, username, credential}`` for TURN."""
+
+    urls: list[str]
+    username: NotRequired[str]
+    credential: NotRequired[str]
+
+
+class IceServersPart(TypedDict):
+    """The hello reply's ``ice_servers`` (a hello hook's part)."""
+
+    ice_servers: list[IceServer]
