@@ -10,6 +10,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from support.waiting import eventually
 from unit.helpers import Client, config, connect, create_room, new_session, running, token
 
 from hub import fields
@@ -30,6 +31,10 @@ class Lounge:
     def __init__(self) -> None:
         self.waves: dict[str, int] = {}
         self.left: list[tuple[str, str]] = []
+        self.closed: list[str] = []
+        self.lost: list[str] = []
+        self.pings: list[Any] = []
+        self.ticks = 0
 
     def install(self, ctx: FeatureContext) -> None:
         self.node = ctx.node
@@ -40,6 +45,19 @@ class Lounge:
         ctx.on_leave(self._left)
         ctx.on_hello(self._hello)
         ctx.route("/api/lounge", self._http)
+        ctx.on_signal("lounge.ping", self.pings.append)
+        ctx.on_session_closed(self._closed)
+        ctx.on_history_lost(self._lost)
+        ctx.every(3600.0, self.tick)
+
+    async def _closed(self, session: Session) -> None:
+        self.closed.append(session.user_id)
+
+    async def _lost(self, room: str) -> None:
+        self.lost.append(room)
+
+    async def tick(self) -> None:
+        self.ticks += 1
 
     async def wave(self, ctx: CommandContext, cmd: dict[str, Any]) -> dict[str, Any]:
         room = fields.room_id(cmd.get("room"))
@@ -91,6 +109,17 @@ async def test_a_toy_feature_plugs_in_with_one_install() -> None:
         transport = httpx.ASGITransport(app=create_app(b.config, b))
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
             assert (await http.get("/api/lounge")).json() == {"waves": {"lounge-1": 1}}
+        # Node hooks: a signal on the room's topic reaches both nodes' handler; a closed session,
+        # a room's lost history and the timer reach theirs.
+        await a.node.signal("lounge-1", "lounge.ping", {"n": 1})
+        lounge_a = a.features[-1]
+        assert isinstance(lounge_a, Lounge)
+        assert lounge_a.pings == lounge_b.pings == [{"n": 1}]
+        await b.node.remove_session(bob.session)
+        assert lounge_b.closed == ["bob"]
+        a.node.receive_epoch("lounge-1", "a-new-epoch")  # ada follows it on a
+        await eventually(lambda: lounge_a.lost == ["lounge-1"], what="the history-lost hook")
+        assert (3600.0, lounge_b.tick) in b.node._jobs
 
 
 async def test_hello_hooks_add_to_the_reply() -> None:
