@@ -27,6 +27,7 @@ __all__ = [
     "WireFormat",
     "decode_frame",
     "encode_message",
+    "encode_outgoing",
     "join_frame",
     "pack",
     "unpack",
@@ -103,11 +104,23 @@ def encode_message(fmt: WireFormat, msg: Mapping[str, Any]) -> bytes | str:
     return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def encode_outgoing(fmt: WireFormat, msg: Mapping[str, Any]) -> bytes:
+    """Encode one server-built message as the bytes that go on the wire: msgpack, or JSON in
+    UTF-8 (what the hub queues, so that its queues count real bytes in both formats)."""
+    if fmt is WireFormat.MSGPACK:
+        packed: bytes = msgpack.packb(msg, use_bin_type=True)
+        return packed
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def join_frame(fmt: WireFormat, parts: Sequence[bytes | str]) -> bytes | str:
     """Coalesce messages already encoded in ``fmt`` into one frame that :func:`decode_frame`
-    splits back into the same messages. ``parts`` must be non-empty: an empty frame is invalid."""
+    splits back into the same messages (JSON parts may be str, or UTF-8 bytes as the hub queues
+    them). ``parts`` must be non-empty: an empty frame is invalid."""
     if fmt is WireFormat.MSGPACK:
         return b"".join(cast("Sequence[bytes]", parts))
+    if isinstance(parts[0], bytes):
+        return b"\n".join(cast("Sequence[bytes]", parts))
     return "\n".join(cast("Sequence[str]", parts))
 
 
@@ -123,16 +136,16 @@ class EncodedEvent:
     def __init__(self, message: Mapping[str, Any]) -> None:
         self.message = message
         self._msgpack: bytes | None = None
-        self._json: str | None = None
+        self._json: bytes | None = None
 
-    def for_format(self, fmt: WireFormat) -> bytes | str:
-        """The encoded message for ``fmt`` (bytes for msgpack, str for JSON), cached."""
+    def for_format(self, fmt: WireFormat) -> bytes:
+        """The encoded message for ``fmt`` (see :func:`encode_outgoing`), cached."""
         if fmt is _MSGPACK:
             if self._msgpack is None:
-                self._msgpack = cast(bytes, encode_message(fmt, self.message))
+                self._msgpack = encode_outgoing(fmt, self.message)
             return self._msgpack
         if self._json is None:
-            self._json = cast(str, encode_message(fmt, self.message))
+            self._json = encode_outgoing(fmt, self.message)
         return self._json
 
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 
 class OutboundQueue:
-    """Encoded messages waiting to be written to one connection.
+    """Encoded messages waiting to be written to one connection, as the bytes that go on the
+    wire (msgpack, or JSON in UTF-8), so that the byte bound is a bound on memory in both formats.
 
     Bounded by ``max_messages`` and ``max_bytes``. Overflow rule: a ``put`` that would pass either
     bound marks the queue *overflowed*, drops everything queued and refuses all later puts; the
@@ -33,7 +34,7 @@ class OutboundQueue:
         self.max_bytes = max_bytes
         # A list, not a deque: an idle connection's empty list costs 56 bytes, a deque ~600,
         # and the writer usually takes everything at once.
-        self._items: list[bytes | str] = []
+        self._items: list[bytes] = []
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
@@ -48,10 +49,10 @@ class OutboundQueue:
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes (or characters, for text) waiting."""
+        """Bytes waiting."""
         return self._bytes
 
-    def put(self, data: bytes | str) -> bool:
+    def put(self, data: bytes) -> bool:
         """Queue one encoded message; False when the queue is closed or has overflowed."""
         if self.overflowed or self.closed:
             return False
@@ -77,7 +78,7 @@ class OutboundQueue:
         self.closed = True
         self._wake()
 
-    def take(self, max_bytes: int) -> list[bytes | str]:
+    def take(self, max_bytes: int) -> list[bytes]:
         """Remove and return queued messages, at least one if any, up to ``max_bytes`` in all."""
         items = self._items
         if self._bytes <= max_bytes:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hub.auth import Identity, Role
-from hub.codec import EncodedEvent, WireFormat, encode_message
+from hub.codec import EncodedEvent, WireFormat, encode_outgoing
 from hub.config import Limits
 from hub.errors import CloseCode
 from hub.outbound import OutboundQueue
@@ -79,7 +79,7 @@ class Session:
         self.flood: FloodGuard | None = None  # made on the first rate_limited reply
         self.close_code: CloseCode | None = None
         self.close_reason = ""
-        self.held: list[tuple[object, bytes | str]] | None = None
+        self.held: list[tuple[object, bytes]] | None = None
         # The timer that closes the session when its token expires (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None
         # Called once when a close is first requested (the pump starts its grace period).
@@ -163,7 +163,7 @@ class Session:
 
     def send(self, message: Mapping[str, Any]) -> None:
         """Queue a message meant for this session only (a reply, a direct event)."""
-        if not self.queue.put(encode_message(self.fmt, message)) and self.queue.overflowed:
+        if not self.queue.put(encode_outgoing(self.fmt, message)) and self.queue.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
 
     def request_close(self, code: CloseCode, reason: str) -> None:

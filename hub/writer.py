@@ -129,6 +129,12 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         session.queue.on_wake = self.wake
 
+    def _message(self, frame: bytes | str) -> dict[str, Any]:
+        """The ASGI message that sends ``frame`` (a text frame's payload as str, as ASGI wants)."""
+        if self._key == "text" and isinstance(frame, bytes):
+            return {"type": "websocket.send", "text": frame.decode()}
+        return {"type": "websocket.send", self._key: frame}
+
     def wake(self) -> None:
         """Something was queued (or the queue closed): flush at the end of this iteration."""
         if not self._marked and self._task is None and not self.finished.done():
@@ -164,12 +170,11 @@ class Writer:
                 and direct.conn.state is State.OPEN
                 and not direct.transport.is_closing()
             ):
-                payload = frame if isinstance(frame, bytes) else frame.encode()
-                direct.transport.write(ws_frame(payload, self._first_byte))
+                direct.transport.write(ws_frame(cast(bytes, frame), self._first_byte))
                 continue
             # ASGI's send is a coroutine function (uvicorn's is): drive it by hand.
             sending = cast(
-                Coroutine[Any, Any, None], self.send({"type": "websocket.send", self._key: frame})
+                Coroutine[Any, Any, None], self.send(self._message(frame))
             )
             try:
                 awaited = sending.send(None)
@@ -201,7 +206,7 @@ class Writer:
                 frame = parts[0] if len(parts) == 1 else join_frame(self.session.fmt, parts)
                 traffic.frames_out += 1
                 traffic.messages_out += len(parts)
-                await self.send({"type": "websocket.send", self._key: frame})
+                await self.send(self._message(frame))
         except _GONE:
             self._gone()
             return

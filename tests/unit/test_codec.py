@@ -447,7 +447,9 @@ def test_encoded_event_caches_per_format() -> None:
     packed = event.for_format(MP)
     text = event.for_format(JS)
     assert isinstance(packed, bytes)
-    assert isinstance(text, str)
+    # JSON as UTF-8 bytes, what goes on the wire: queues count real bytes (é is two).
+    compact = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    assert isinstance(text, bytes) and len(text) == len(compact) + 1
     assert event.for_format(MP) is packed
     assert event.for_format(JS) is text
     assert decode_frame(MP, packed) == [message]

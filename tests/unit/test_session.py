@@ -166,7 +166,7 @@ def test_send_and_deliver_queue_in_order_in_the_session_format(fmt: WireFormat) 
     session.deliver(event)
     raw = session.queue.take(10**9)
     assert raw[1] is event.for_format(fmt)  # the shared encoding itself, not a copy
-    assert isinstance(raw[0], bytes if fmt is WireFormat.MSGPACK else str)
+    assert isinstance(raw[0], bytes)  # both formats: the bytes that go on the wire
     session.queue.put(raw[0])
     session.queue.put(raw[1])
     assert _messages(session) == [{"re": 1, "ok": {"a": 1}}, dict(event.message)]
@@ -309,3 +309,18 @@ def test_encode_message_matches_what_send_queues() -> None:
     message = {"ev": "dm", "text": "hé"}
     session.send(message)
     assert session.queue.take(10**9) == [encode_message(WireFormat.MSGPACK, message)]
+
+
+@pytest.mark.parametrize("fmt", list(WireFormat))
+def test_the_outbound_bound_counts_encoded_bytes_in_both_formats(fmt: WireFormat) -> None:
+    # 4-byte characters: 1,000 of them are 4,000 bytes on the wire in either format, however
+    # few characters (or str code points) they are.
+    session = _session(fmt, queue_bytes=10_000)
+    emoji = EncodedEvent({"ev": "chat", "room": "r", "seq": 1, "text": "\U0001f600" * 1000})
+    assert len(emoji.for_format(fmt)) > 4000
+    session.deliver(emoji)
+    session.deliver(emoji)
+    assert session.close_code is None
+    session.deliver(emoji)  # past 10,000 bytes: the third is refused, the connection closes
+    assert session.queue.overflowed
+    assert session.close_code is CloseCode.SLOW_CONSUMER
