@@ -11,7 +11,8 @@ it, and the application still takes one message at a time.
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Final
 
 from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -20,12 +21,30 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 INBOUND_WINDOW: Final = 32
 
 
+class _InvalidUtf8OnOneLine(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 text frame with a full traceback: anyone can send
+    one, so it is one line (the connection is closed with 1007 all the same)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Invalid UTF-8 sequence received from client.":
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_ONE_LINE: Final = _InvalidUtf8OnOneLine()
+
+
 class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
     """Stops reading the socket only when :data:`INBOUND_WINDOW` messages wait, not at the
-    first; everything else is uvicorn's."""
+    first; everything else is uvicorn's (but for its log of invalid UTF-8: one line)."""
 
     # Set while this class (not uvicorn's close handling) has paused the transport.
     reading_stopped: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger.addFilter(_ONE_LINE)  # once: a logger keeps one of each filter
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn pauses at the first waiting message unless it thinks reading is already
