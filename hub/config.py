@@ -21,6 +21,9 @@ class Limits:
     # How long a connection asked to close may take to finish (flush, close handshake) before
     # the hub gives up on it and releases everything it held.
     close_grace: float = 10.0
+    # How long one write may make no progress (the peer stopped reading) before the hub aborts
+    # the connection: nothing more can reach it, and it must not hold its session forever.
+    write_timeout: float = 15.0
     queue_messages: int = 4096
     queue_bytes: int = 4 * 2**20
     coalesce_bytes: int = 64 * 1024
@@ -101,9 +104,10 @@ def _flag(value: str) -> bool:
 def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``
     (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end; ``HUB_GUEST_TTL``,
-    ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``: :class:`HubConfig`'s ``guest_ttl``,
-    ``token_renew_max`` and ``rooms_interval``). Raises ValueError for a value that is not
-    valid."""
+    ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``, ``HUB_PING_INTERVAL``,
+    ``HUB_PING_TIMEOUT``: :class:`HubConfig`'s ``guest_ttl``, ``token_renew_max``,
+    ``rooms_interval``, ``ping_interval`` and ``ping_timeout``). Raises ValueError for a value
+    that is not valid."""
     env = os.environ if env is None else env
     config = HubConfig()
     port = env.get("HUB_PORT") or env.get("PORT")
@@ -119,6 +123,8 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     guest_ttl = _bounded(env, "HUB_GUEST_TTL", int, 60, 7 * 24 * 3600)
     renew_max = _bounded(env, "HUB_TOKEN_RENEW_MAX", int, 60, 366 * 24 * 3600)
     rooms_interval = _bounded(env, "HUB_ROOMS_INTERVAL", float, 0.1, 3600)
+    ping_interval = _bounded(env, "HUB_PING_INTERVAL", float, 0.5, 3600)
+    ping_timeout = _bounded(env, "HUB_PING_TIMEOUT", float, 0.5, 3600)
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -141,6 +147,8 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         guest_ttl=guest_ttl,
         token_renew_max=renew_max,
         rooms_interval=rooms_interval,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
     )
 
 

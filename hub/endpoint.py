@@ -77,7 +77,8 @@ class Endpoint:
                     session.request_close(CloseCode.NORMAL, "connection ended")
                 await asyncio.shield(writer.finished)
         except TimeoutError:
-            pass
+            # The close did not finish within the grace: the peer stopped reading.
+            writer.abort("the close did not finish in time")
         except Exception:
             log.exception("connection %s failed", session.sid)
         finally:

@@ -72,6 +72,11 @@ class HubMetrics:
         self.queue_overflows = Counter(
             "hub_queue_overflows", "Connections closed as slow consumers (4008)", registry=r
         )
+        self.aborts = Counter(
+            "hub_connection_aborts",
+            "Connections dropped without a close handshake: the peer stopped reading",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "hub_rate_limited", "Commands refused with rate_limited", registry=r
         )

@@ -103,6 +103,7 @@ class Writer:
         "scheduler",
         "send",
         "session",
+        "stall",
         "websocket",
     )
 
@@ -122,6 +123,8 @@ class Writer:
         self.limit = limit
         self.metrics = metrics
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A send to a peer that stopped reading never completes: past this, the hub aborts.
+        self.stall = session.limits.write_timeout
         self._key = "bytes" if session.fmt.binary else "text"
         self._first_byte = _FIN_BINARY if session.fmt.binary else _FIN_TEXT
         self._direct = direct_protocol(send)
@@ -173,9 +176,7 @@ class Writer:
                 direct.transport.write(ws_frame(cast(bytes, frame), self._first_byte))
                 continue
             # ASGI's send is a coroutine function (uvicorn's is): drive it by hand.
-            sending = cast(
-                Coroutine[Any, Any, None], self.send(self._message(frame))
-            )
+            sending = cast(Coroutine[Any, Any, None], self.send(self._message(frame)))
             try:
                 awaited = sending.send(None)
             except StopIteration:
@@ -195,7 +196,8 @@ class Writer:
         queue = self.session.queue
         traffic = self.metrics.traffic
         try:
-            await _finish(sending, awaited)
+            async with asyncio.timeout(self.stall):
+                await _finish(sending, awaited)
             while not queue.overflowed:
                 parts = queue.take(self.limit)
                 if not parts:
@@ -206,7 +208,11 @@ class Writer:
                 frame = parts[0] if len(parts) == 1 else join_frame(self.session.fmt, parts)
                 traffic.frames_out += 1
                 traffic.messages_out += len(parts)
-                await self.send(self._message(frame))
+                async with asyncio.timeout(self.stall):
+                    await self.send(self._message(frame))
+        except TimeoutError:  # before _GONE: TimeoutError is an OSError
+            self.abort("a write made no progress")
+            return
         except _GONE:
             self._gone()
             return
@@ -217,11 +223,25 @@ class Writer:
         try:
             if session.close_code is not None:
                 self.metrics.closes.labels(str(int(session.close_code))).inc()
-                await self.websocket.close(int(session.close_code), session.close_reason)
+                async with asyncio.timeout(self.stall):
+                    await self.websocket.close(int(session.close_code), session.close_reason)
+        except TimeoutError:  # before _GONE: TimeoutError is an OSError
+            self.abort("the close could not be written")
         except _GONE:
             pass
         finally:
             self._gone()
+
+    def abort(self, why: str) -> None:
+        """Drop the connection at once, without a close handshake (the peer stopped reading, so
+        nothing, a close frame included, would reach it): the transport is aborted, the read
+        ends and the session is released."""
+        log.info("aborting %s: %s", self.session.sid, why)
+        self.metrics.aborts.inc()
+        direct = self._direct
+        if direct is not None and not direct.disconnected:
+            direct.transport.abort()
+        self._gone()
 
     def _gone(self) -> None:
         self.session.queue.close()

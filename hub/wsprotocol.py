@@ -37,7 +37,8 @@ _ONE_LINE: Final = _InvalidUtf8OnOneLine()
 
 class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
     """Stops reading the socket only when :data:`INBOUND_WINDOW` messages wait, not at the
-    first; everything else is uvicorn's (but for its log of invalid UTF-8: one line)."""
+    first, and aborts a peer that does not answer a ping; everything else is uvicorn's (but for
+    its log of invalid UTF-8: one line)."""
 
     # Set while this class (not uvicorn's close handling) has paused the transport.
     reading_stopped: bool = False
@@ -45,6 +46,13 @@ class WindowedWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger.addFilter(_ONE_LINE)  # once: a logger keeps one of each filter
+
+    def keepalive_timeout(self) -> None:
+        """The peer did not answer a ping in time: uvicorn closes the transport, which waits
+        for the write buffer to flush, forever if the peer stopped reading; abort it instead."""
+        super().keepalive_timeout()
+        if not self.disconnected:
+            self.transport.abort()
 
     def send_receive_event_to_app(self) -> None:
         # uvicorn pauses at the first waiting message unless it thinks reading is already

@@ -5,20 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 import os
+import socket
 import struct
+from typing import Any
 
-from support.hub_process import HubProcess
+import httpx
+from support.hub_process import HubProcess, mint
 from support.waiting import eventually
 
-from .conftest import StartHub
+from livehub_client import HubClient
+
+from .conftest import StartHub, uid
 
 TIMEOUT = 10.0
 
 
-async def upgraded(hub: HubProcess) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A raw TCP connection to ``hub`` that completed the WebSocket upgrade (JSON)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+async def upgraded(
+    hub: HubProcess, receive_buffer: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw TCP connection to ``hub`` that completed the WebSocket upgrade (JSON), with a
+    kernel receive buffer of ``receive_buffer`` bytes when given."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", hub.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(
         (
@@ -33,11 +48,39 @@ async def upgraded(hub: HubProcess) -> tuple[asyncio.StreamReader, asyncio.Strea
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
-    """One masked client frame (payloads under 126 bytes)."""
-    assert len(payload) < 126
+    """One masked client frame (payloads under 64 KiB)."""
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+    if len(payload) < 126:
+        head = bytes([0x80 | opcode, 0x80 | len(payload)])
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", len(payload))
+    return head + mask + masked
+
+
+async def server_message(reader: asyncio.StreamReader) -> dict[str, Any]:
+    """The first message of the next (unmasked, text) frame the hub sends."""
+    first, length = await asyncio.wait_for(reader.readexactly(2), TIMEOUT)
+    size = length & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", await reader.readexactly(8))[0]
+    payload = await asyncio.wait_for(reader.readexactly(size), TIMEOUT)
+    assert first & 0x0F == 0x1, f"expected a text frame, got opcode {first & 0x0F}"
+    message: dict[str, Any] = json.loads(payload.split(b"\n")[0])
+    return message
+
+
+async def command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, **fields: Any
+) -> dict[str, Any]:
+    """Send one JSON command and return its reply (events before it are skipped)."""
+    writer.write(client_frame(0x1, json.dumps(fields).encode()))
+    while True:
+        message = await server_message(reader)
+        if message.get("re") == fields["id"]:
+            return message
 
 
 async def close_code(reader: asyncio.StreamReader) -> int:
@@ -61,3 +104,61 @@ async def test_an_invalid_utf8_text_frame_closes_with_1007_and_logs_one_line(
         writer.close()
     await eventually(lambda: "Invalid UTF-8" in hub.stderr(), what="the log line")
     assert "Traceback" not in hub.stderr()
+
+
+async def test_a_member_that_stops_reading_is_aborted_and_released(start_hub: StartHub) -> None:
+    hub = start_hub(env={"HUB_LIMIT_WRITE_TIMEOUT": "2"})
+    reader, writer = await upgraded(hub, receive_buffer=4096)
+    try:
+        await stop_reading_and_get_dropped(hub, reader, writer)
+    finally:
+        writer.close()
+    assert "hub_connection_aborts_total 1.0" in await metrics_text(hub)
+
+
+async def stop_reading_and_get_dropped(
+    hub: HubProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    hello = await command(reader, writer, id=1, op="hello", token=mint(uid("stuck")))
+    stuck = hello["ok"]["sid"]
+    assert "ok" in await command(reader, writer, id=2, op="join", room="main")
+    # From here on the member reads nothing: a few MB of notices pile up towards it.
+    async with HubClient(hub.url, token=mint(uid("org"), "organizer")) as org:
+        await org.request("join", room="main")
+        text = "\U0001f600" * 2000  # 8 KB a notice in UTF-8
+        for _ in range(800):
+            await org.request("announce", room="main", text=text)
+
+        async def released() -> bool:
+            page = await org.request("presence", room="main")
+            return stuck not in [member["sid"] for member in page["members"]]
+
+        await eventually(released, within=20.0, what="the stalled member leaving presence")
+    # Aborted, not closed politely: the socket ends (reset, or EOF once its backlog is read).
+    with contextlib.suppress(ConnectionResetError):
+        while await asyncio.wait_for(reader.read(2**20), TIMEOUT):
+            pass
+
+
+async def test_a_member_that_stops_answering_pings_is_released(start_hub: StartHub) -> None:
+    hub = start_hub(env={"HUB_PING_INTERVAL": "1", "HUB_PING_TIMEOUT": "1"})
+    reader, writer = await upgraded(hub)
+    try:
+        hello = await command(reader, writer, id=1, op="hello", token=mint(uid("mute")))
+        mute = hello["ok"]["sid"]
+        assert "ok" in await command(reader, writer, id=2, op="join", room="main")
+        # A raw socket never answers pings: nothing is queued for it, and it stays silent.
+        async with HubClient(hub.url, token=mint(uid("org"), "organizer")) as org:
+
+            async def released() -> bool:
+                page = await org.request("presence", room="main")
+                return mute not in [member["sid"] for member in page["members"]]
+
+            await eventually(released, within=15.0, what="the silent member leaving presence")
+    finally:
+        writer.close()
+
+
+async def metrics_text(hub: HubProcess) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"{hub.http}/metrics")).text
