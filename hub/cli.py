@@ -86,6 +86,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "hub: --workers > 1 needs --redis (the memory broker is per process)", file=sys.stderr
         )
         return 2
+    has_secret = config.secret is not None
     if config.secret is None:
         # Every worker must share the trial secret, so it is made once, here.
         secret = generate_secret()
@@ -103,6 +104,15 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         except ValueError as error:
             print(f"hub: {error}", file=sys.stderr)
             return 2
+    if not config.origins:
+        # A trial hub on a laptop needs none; a hub with a secret serves an event and must.
+        print(
+            ("hub: warning: " if has_secret else "hub: ")
+            + "no --origin given: browsers are accepted only from pages on this machine "
+            "(localhost); give --origin https://your.site (HUB_ORIGINS) for the event's site",
+            file=sys.stderr if has_secret else sys.stdout,
+            flush=True,
+        )
     from hub import server  # uvicorn and Starlette load only when serving
     from hub.app import event_rooms
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -26,15 +28,34 @@ log = logging.getLogger(__name__)
 
 
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
-    """Browsers send ``Origin``: it must be in the allow-list (by default the hub's own origin).
-    Clients that send none (bots, load generators) are let through."""
+    """Browsers send ``Origin``: it must be in the allow-list, or, when none is configured, a
+    loopback page's (``localhost``, ``127.0.0.0/8``, ``::1``): matching the request's own
+    ``Host`` would let a DNS-rebinding page reach a hub on the visitor's machine. Clients that
+    send none (bots, load generators) are let through."""
     origin = websocket.headers.get("origin")
     if origin is None:
         return True
     if allowed:
         return origin.rstrip("/") in allowed or "*" in allowed
-    host = websocket.headers.get("host", "")
-    return origin.rstrip("/") in (f"http://{host}", f"https://{host}")
+    return is_loopback_origin(origin)
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """Whether ``origin`` (``scheme://host[:port]``) is a page served from this machine."""
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Endpoint:

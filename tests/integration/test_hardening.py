@@ -28,6 +28,20 @@ async def upgraded(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw TCP connection to ``hub`` that completed the WebSocket upgrade (JSON), with a
     kernel receive buffer of ``receive_buffer`` bytes when given."""
+    reader, writer, head = await handshake(hub, receive_buffer=receive_buffer)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def handshake(
+    hub: HubProcess,
+    *,
+    receive_buffer: int | None = None,
+    host: str | None = None,
+    origin: str | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A raw TCP connection to ``hub`` that sent a WebSocket upgrade request (with ``Host`` and
+    ``Origin`` as given) and read the response head."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if receive_buffer is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -35,16 +49,16 @@ async def upgraded(
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", hub.port))
     reader, writer = await asyncio.open_connection(sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
+    extra = f"Origin: {origin}\r\n" if origin is not None else ""
     writer.write(
         (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: hub.v1.json\r\n\r\n"
+            f"GET /ws HTTP/1.1\r\nHost: {host or f'127.0.0.1:{hub.port}'}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: hub.v1.json\r\n{extra}\r\n"
         ).encode()
     )
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-    assert head.startswith(b"HTTP/1.1 101")
-    return reader, writer
+    return reader, writer, head
 
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
@@ -162,3 +176,20 @@ async def test_a_member_that_stops_answering_pings_is_released(start_hub: StartH
 async def metrics_text(hub: HubProcess) -> str:
     async with httpx.AsyncClient() as http:
         return (await http.get(f"{hub.http}/metrics")).text
+
+
+async def test_without_origins_only_loopback_pages_may_connect(start_hub: StartHub) -> None:
+    hub = start_hub()
+    # A DNS-rebinding page: its own name resolves to this machine, so Host and Origin agree.
+    rebound = f"rebind.example:{hub.port}"
+    for host, origin, status in [
+        (rebound, f"http://{rebound}", b"403"),
+        (None, f"http://localhost:{hub.port}", b"101"),
+        (None, f"http://127.0.0.1:{hub.port}", b"101"),
+        (None, f"http://[::1]:{hub.port}", b"101"),
+        (None, "null", b"403"),
+    ]:
+        _, writer, head = await handshake(hub, host=host, origin=origin)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 " + status), (origin, head)
+    assert "warning: no --origin given" in hub.stderr()
