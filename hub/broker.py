@@ -183,8 +183,10 @@ class BrokerSettings:
 
     history_size: int = 1000
     presence_ttl: float = 30.0
-    # Redis only: how often the subscriber proves it still hears (a probe on its own channel).
-    probe_interval: float = 2.0
+    # Redis only: how often the subscriber proves it still hears (a probe on its own channel);
+    # three intervals of silence make it not ready and reconnect (a Redis stall shows on /readyz
+    # within 2 s).
+    probe_interval: float = 0.5
     reconnect_cap: float = 5.0
 
 

@@ -175,8 +175,12 @@ class Listener:
         self._rooms.clear()
 
     def ready(self) -> bool:
-        """True while connected, subscribed and caught up (False from a lost connection until
-        the listener has re-subscribed and delivered what it missed)."""
+        """True while connected, subscribed, caught up and hearing (False from a lost or silent
+        connection until the listener has re-subscribed and delivered what it missed)."""
+        session = self._session
+        heard = session.last_heard if session is not None else 0.0
+        if heard and time.monotonic() - heard > 3 * self.settings.probe_interval:
+            return False  # silent: the probe will find it deaf and reconnect
         return self._ready and not self._closed
 
     async def subscribe(self, topic: str) -> None:

@@ -10,15 +10,18 @@ import json
 import os
 import socket
 import struct
+import time
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
 from support.hub_process import HubProcess, mint
+from support.redis_server import RedisServer
 from support.waiting import eventually
 
 from livehub_client import HubClient
 
-from .conftest import StartHub, uid
+from .conftest import StartHub, StartNodes, uid
 
 TIMEOUT = 10.0
 
@@ -193,3 +196,26 @@ async def test_without_origins_only_loopback_pages_may_connect(start_hub: StartH
         writer.close()
         assert head.startswith(b"HTTP/1.1 " + status), (origin, head)
     assert "warning: no --origin given" in hub.stderr()
+
+
+async def test_a_redis_stall_shows_on_readyz_within_two_seconds(
+    start_nodes: StartNodes, redis: RedisServer
+) -> None:
+    [node] = await start_nodes(1)
+    async with httpx.AsyncClient(timeout=1.0) as http:
+
+        async def ready() -> bool:
+            return (await http.get(f"{node.http}/readyz")).status_code == 200
+
+        await eventually(ready, what="the node ready")
+        with redis.paused():
+            stalled = time.monotonic()
+            await eventually(lambda: _not(ready()), within=5.0, what="/readyz saying not ready")
+            noticed = time.monotonic() - stalled
+            assert noticed <= 2.0, f"a 5 s stall took {noticed:.2f} s to show"
+            await asyncio.sleep(5.0 - noticed)  # the rest of the stall (not synchronisation)
+        await eventually(ready, within=15.0, what="the node ready again")
+
+
+async def _not(result: Awaitable[bool]) -> bool:
+    return not await result

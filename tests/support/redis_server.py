@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -207,6 +208,17 @@ class RedisServer:
             return client.execute_command(*args)  # type: ignore[no-untyped-call]
         finally:
             client.close()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the server process (SIGSTOP) for the block: connections stay open, nothing is
+        answered, as in a stall; it continues (SIGCONT) after the block, whatever happens."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     def kill_pubsub_clients(self) -> int:
         """Close every pub/sub connection (``CLIENT KILL TYPE pubsub``); returns how many."""
