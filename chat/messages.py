@@ -193,7 +193,7 @@ class ChatFeature:
         limit = (
             fields.optional_integer(cmd.get("limit"), "limit", 1, HISTORY_MAX) or HISTORY_DEFAULT
         )
-        await self.rooms.directory.require(room)
+        await self.rooms.require_may_enter(ctx, room)
         items = await self.node.store.log_range(log_key(room), before, limit)
         reply: ChatHistoryReply = {"messages": [unpack(item) for _, item in items]}
         if await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR:

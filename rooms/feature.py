@@ -168,6 +168,17 @@ class RoomsFeature:
             reply["recovered"] = position.recovered
         return reply
 
+    async def require_may_enter(self, ctx: CommandContext, room_id: str) -> Room:
+        """The room, once the caller may join it: what reads a room from outside (its history,
+        its members) asks the same as ``join`` does (the join checks: bans, breakout
+        assignments...), capacity aside. ``not_found``, or the check's error (``forbidden``)."""
+        room = await self.directory.require(room_id)
+        if room_id not in ctx.session.rooms:
+            role = await self.roles.current_role(ctx.session, room_id)
+            for check in self.hooks.join_checks:
+                await check(ctx, room, role)
+        return room
+
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Leave a room (``not_found`` if the session is not in it)."""
         room_id = fields.room_id(cmd.get("room"))
@@ -208,9 +219,10 @@ class RoomsFeature:
             self.roles.forget(room_id)
 
     async def presence(self, ctx: CommandContext, cmd: dict[str, Any]) -> PresenceReply:
-        """A page of a room's members, ordered by sid: ``{members, count, next?}``."""
+        """A page of a room's members, ordered by sid: ``{members, count, next?}``, for those
+        who may join it (see :meth:`require_may_enter`)."""
         room_id = fields.room_id(cmd.get("room"))
-        await self.directory.require(room_id)
+        await self.require_may_enter(ctx, room_id)
         after = fields.cursor(cmd.get("after"), "after") or ""
         limit = (
             fields.optional_integer(cmd.get("limit"), "limit", 1, PRESENCE_PAGE_MAX)

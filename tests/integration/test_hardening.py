@@ -15,11 +15,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 import httpx
+import pytest
 from support.hub_process import HubProcess, mint
 from support.redis_server import RedisServer
 from support.waiting import eventually
 
-from livehub_client import HubClient
+from livehub_client import HubClient, HubRequestError
 
 from .conftest import StartHub, StartNodes, uid
 
@@ -219,3 +220,24 @@ async def test_a_redis_stall_shows_on_readyz_within_two_seconds(
 
 async def _not(result: Awaitable[bool]) -> bool:
     return not await result
+
+
+async def test_a_room_is_read_from_outside_only_by_who_may_join_it(start_hub: StartHub) -> None:
+    hub = start_hub()
+    room = uid("panel")
+    async with (
+        HubClient(hub.url, token=mint(uid("org"), "organizer")) as org,
+        HubClient(hub.url, token=mint(uid("ann"))) as ann,
+        HubClient(hub.url, token=mint(banned := uid("mal"))) as mal,
+        HubClient(hub.url, token=mint(uid("eve"))) as eve,
+    ):
+        await org.request("room.create", room=room, kind="panel", title="Panel")
+        await ann.request("join", room=room)
+        await ann.request("chat.send", room=room, text="members only, once banned")
+        await mal.request("join", room=room)
+        await org.request("kick", room=room, user=banned, ban=True)
+        for op in ("chat.history", "presence"):
+            with pytest.raises(HubRequestError) as refused:
+                await mal.request(op, room=room)
+            assert refused.value.code == "forbidden"
+            assert await eve.request(op, room=room)  # not in it, but free to join
