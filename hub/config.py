@@ -24,6 +24,12 @@ class Limits:
     # How long one write may make no progress (the peer stopped reading) before the hub aborts
     # the connection: nothing more can reach it, and it must not hold its session forever.
     write_timeout: float = 15.0
+    # How long a new connection may take to send its first request whole (the WebSocket
+    # upgrade): sockets that send nothing, or half a header, must not hold descriptors.
+    first_request_timeout: float = 10.0
+    # Connections of one client address that may be open and not yet past hello (a flood of
+    # sockets that never authenticate must not crowd out everyone else's).
+    pending_per_address: int = 64
     queue_messages: int = 4096
     queue_bytes: int = 4 * 2**20
     coalesce_bytes: int = 64 * 1024

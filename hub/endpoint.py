@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,18 +69,51 @@ class Endpoint:
         self.decode_limits = DecodeLimits(max_frame_bytes=limits.max_frame_bytes)
         self.coalesce = limits.coalesce_bytes
         self.scheduler = FlushScheduler()
+        # client address -> its connections not yet past hello
+        self.pending: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection from handshake to close (an ASGI app for ``/ws``). Data frames
         go to the raw ASGI ``send``: Starlette's checks would cost on every frame."""
         websocket = WebSocket(scope, receive, send)
         node = self.node
-        if node.draining or not origin_allowed(websocket, node.config.origins):
+        address = _address(scope)
+        if (
+            node.draining
+            or not origin_allowed(websocket, node.config.origins)
+            or (
+                address is not None
+                and self.pending.get(address, 0) >= node.config.limits.pending_per_address
+            )
+        ):
             await websocket.close()  # before accept: the handshake is refused with HTTP 403
             return
+        counted = [True] if address is not None else []
+        if address is not None:
+            self.pending[address] = self.pending.get(address, 0) + 1
+
+        def past_hello() -> None:
+            if counted and address is not None:
+                counted.clear()
+                left = self.pending.get(address, 1) - 1
+                if left > 0:
+                    self.pending[address] = left
+                else:
+                    self.pending.pop(address, None)
+
+        try:
+            await self._serve(websocket, receive, send, past_hello)
+        finally:
+            past_hello()
+
+    async def _serve(
+        self, websocket: WebSocket, receive: Receive, send: Send, past_hello: Callable[[], None]
+    ) -> None:
+        node = self.node
         fmt, subprotocol = WireFormat.negotiate(websocket.scope.get("subprotocols", []))
         await websocket.accept(subprotocol=subprotocol)
         session = Session(node.new_sid(), fmt, node.config.limits)
+        session.on_authenticated = past_hello
         # Counted when it happens: the writer may be stuck in a send to that very consumer.
         session.queue.on_overflow = node.metrics.queue_overflows.inc
         node.add_session(session)
@@ -141,3 +175,17 @@ class Endpoint:
     def _hello_deadline(session: Session) -> None:
         if session.state is SessionState.CONNECTED:
             session.request_close(CloseCode.UNAUTHENTICATED, "no hello within the deadline")
+
+
+def _address(scope: Scope) -> str | None:
+    """The client's address (the proxy's ``X-Forwarded-For`` where uvicorn trusts it), or None
+    for a loopback client: load generators and tests on the hub's machine open hundreds at once,
+    and nobody elsewhere can pose as one."""
+    client = scope.get("client")
+    if not client:
+        return None
+    address = str(client[0])
+    try:
+        return None if ipaddress.ip_address(address).is_loopback else address
+    except ValueError:
+        return address

@@ -17,6 +17,7 @@ import uvicorn
 
 from hub.app import Hub, build_hub, create_app
 from hub.config import HubConfig
+from hub.httpprotocol import DeadlineH11Protocol
 from hub.wsprotocol import WindowedWebSocketProtocol
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,16 @@ def bind(host: str, port: int) -> socket.socket:
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     """The uvicorn settings the contract needs: frame limit 64 KiB (1009 above), pings,
     permessage-deflate off unless configured; uvicorn's sans-I/O WebSocket protocol with a
-    window of inbound messages (:mod:`hub.wsprotocol`)."""
+    window of inbound messages (:mod:`hub.wsprotocol`), and its h11 protocol with a deadline for
+    the first request (:mod:`hub.httpprotocol`)."""
+    http = type(
+        "HubH11Protocol",
+        (DeadlineH11Protocol,),
+        {"first_request_timeout": config.limits.first_request_timeout},
+    )
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
+        http=http,
         ws=WindowedWebSocketProtocol,
         ws_max_size=config.limits.max_frame_bytes,
         ws_ping_interval=config.ping_interval,

@@ -60,6 +60,7 @@ class Session:
         "held",
         "identity",
         "limits",
+        "on_authenticated",
         "on_close_request",
         "queue",
         "rooms",
@@ -80,6 +81,9 @@ class Session:
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.held: list[tuple[object, bytes]] | None = None
+        # Called once, when the session first becomes authenticated (the endpoint's count of
+        # connections not yet past hello).
+        self.on_authenticated: Callable[[], None] | None = None
         # The timer that closes the session when its token expires (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None
         # Called once when a close is first requested (the pump starts its grace period).
@@ -119,6 +123,8 @@ class Session:
         """Become (or, on refresh, stay) the user ``identity`` names."""
         if self.state is SessionState.CONNECTED:
             self.move(SessionState.AUTHENTICATED)
+            if self.on_authenticated is not None:
+                self.on_authenticated()
         elif self.state is not SessionState.AUTHENTICATED:
             raise IllegalTransition(
                 f"session {self.sid}: cannot authenticate while {self.state.value}"

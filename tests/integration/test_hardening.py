@@ -28,11 +28,13 @@ TIMEOUT = 10.0
 
 
 async def upgraded(
-    hub: HubProcess, receive_buffer: int | None = None
+    hub: HubProcess, receive_buffer: int | None = None, forwarded_for: str | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw TCP connection to ``hub`` that completed the WebSocket upgrade (JSON), with a
     kernel receive buffer of ``receive_buffer`` bytes when given."""
-    reader, writer, head = await handshake(hub, receive_buffer=receive_buffer)
+    reader, writer, head = await handshake(
+        hub, receive_buffer=receive_buffer, forwarded_for=forwarded_for
+    )
     assert head.startswith(b"HTTP/1.1 101"), head
     return reader, writer
 
@@ -43,6 +45,7 @@ async def handshake(
     receive_buffer: int | None = None,
     host: str | None = None,
     origin: str | None = None,
+    forwarded_for: str | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     """A raw TCP connection to ``hub`` that sent a WebSocket upgrade request (with ``Host`` and
     ``Origin`` as given) and read the response head."""
@@ -54,6 +57,8 @@ async def handshake(
     reader, writer = await asyncio.open_connection(sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
     extra = f"Origin: {origin}\r\n" if origin is not None else ""
+    if forwarded_for is not None:  # as a proxy on this machine (which the hub trusts) says
+        extra += f"X-Forwarded-For: {forwarded_for}\r\n"
     writer.write(
         (
             f"GET /ws HTTP/1.1\r\nHost: {host or f'127.0.0.1:{hub.port}'}\r\n"
@@ -241,3 +246,44 @@ async def test_a_room_is_read_from_outside_only_by_who_may_join_it(start_hub: St
                 await mal.request(op, room=room)
             assert refused.value.code == "forbidden"
             assert await eve.request(op, room=room)  # not in it, but free to join
+
+
+async def test_sockets_that_never_send_a_whole_request_are_closed(start_hub: StartHub) -> None:
+    hub = start_hub(env={"HUB_LIMIT_FIRST_REQUEST_TIMEOUT": "1"})
+    silent = [await asyncio.open_connection("127.0.0.1", hub.port) for _ in range(10)]
+    halves = [await asyncio.open_connection("127.0.0.1", hub.port) for _ in range(10)]
+    for _, writer in halves:
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")  # and never the rest
+    try:
+        for reader, _ in silent + halves:
+            # The hub ends each one (EOF, or a reset: it aborts); before, none ever ended.
+            with contextlib.suppress(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), TIMEOUT)
+    finally:
+        for _, writer in silent + halves:
+            writer.close()
+    # A whole request in time is served as before.
+    _, writer, head = await handshake(hub)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 101")
+
+
+async def test_connections_not_past_hello_are_capped_per_address(start_hub: StartHub) -> None:
+    hub = start_hub(env={"HUB_LIMIT_PENDING_PER_ADDRESS": "3"})
+    client = "203.0.113.7"  # behind the proxy; loopback clients themselves are not capped
+    waiting = [await upgraded(hub, forwarded_for=client) for _ in range(3)]
+    try:
+        # A fourth that has not said hello yet: refused; from another address, or loopback: not.
+        _, writer, head = await handshake(hub, forwarded_for=client)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 403"), head
+        for other in (await upgraded(hub, forwarded_for="203.0.113.8"), await upgraded(hub)):
+            other[1].close()
+        reader, first = waiting[0]
+        await command(reader, first, id=1, op="hello", token=mint(uid("ann")))
+        # One said hello: its place is free again.
+        reader, writer = await upgraded(hub, forwarded_for=client)
+        writer.close()
+    finally:
+        for _, writer in waiting:
+            writer.close()
