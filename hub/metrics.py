@@ -3,6 +3,7 @@ process in tests)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +41,24 @@ class _TrafficCollector(Collector):
         )
 
 
+class _RestartsCollector(Collector):
+    """The supervisor's count of worker restarts, from the file it keeps (``HUB_RESTARTS_FILE``,
+    set for the workers of ``hub serve --workers N``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with open(self.path) as file:
+                count = int(file.read() or 0)
+        except (OSError, ValueError):
+            return
+        yield CounterMetricFamily(
+            "hub_worker_restarts", "Workers the supervisor started again after they died", count
+        )
+
+
 class _BrokerCollector(Collector):
     def __init__(self, counters: BrokerCounters) -> None:
         self.counters = counters
@@ -69,6 +88,9 @@ class HubMetrics:
         r.register(_TrafficCollector(self.traffic))
         if broker is not None:
             r.register(_BrokerCollector(broker))
+        restarts = os.environ.get("HUB_RESTARTS_FILE")
+        if restarts:
+            r.register(_RestartsCollector(restarts))
         self.queue_overflows = Counter(
             "hub_queue_overflows", "Connections closed as slow consumers (4008)", registry=r
         )

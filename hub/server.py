@@ -11,7 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -107,19 +110,103 @@ def serve(config: HubConfig, argv_for_workers: Sequence[str]) -> int:
     return supervise(config.workers, sock, argv_for_workers)
 
 
+# A worker that dies is started again after a pause that doubles with each death of its slot in
+# a row (from RESTART_FIRST to RESTART_CAP seconds); one that lived RESTART_STABLE seconds starts
+# its slot's series again.
+RESTART_FIRST = 0.5
+RESTART_CAP = 30.0
+RESTART_STABLE = 60.0
+# The file where the supervisor keeps its count of restarts, which every worker exposes on
+# /metrics (hub.metrics reads it when scraped).
+RESTARTS_ENV = "HUB_RESTARTS_FILE"
+
+
 def supervise(workers: int, sock: socket.socket, argv: Sequence[str]) -> int:
-    """Run ``workers`` child processes on the shared socket; forward SIGTERM/SIGINT to them
-    and wait for all of them."""
+    """Run ``workers`` child processes on the shared socket and keep them running: a worker
+    that dies (killed, crashed) is logged with why and started again with back-off, counted in
+    every worker's ``hub_worker_restarts_total``. SIGTERM/SIGINT are forwarded and end it once
+    every worker exited; returns the highest exit code."""
     fd = sock.fileno()
     command = [sys.executable, "-m", "hub", "serve", *argv, "--workers", "1", "--fd", str(fd)]
-    children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="hub-supervisor-") as directory:
+        restarts = Path(directory) / "restarts"
+        restarts.write_text("0")
+        env = {**os.environ, RESTARTS_ENV: str(restarts)}
+        return _Supervisor(command, fd, env, restarts).run(workers)
 
-    def forward(signum: int, frame: object) -> None:
-        for child in children:
+
+class _Supervisor:
+    """The worker slots of :func:`supervise`."""
+
+    def __init__(self, command: list[str], fd: int, env: dict[str, str], restarts: Path) -> None:
+        self.command = command
+        self.fd = fd
+        self.env = env
+        self.restarts = restarts
+        self.stopping = False
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.started_at: dict[int, float] = {}
+        self.deaths: dict[int, int] = {}
+        self.codes: list[int] = []
+        self.count = 0
+
+    def run(self, workers: int) -> int:
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
+        for slot in range(workers):
+            self._start(slot)
+        due: dict[int, float] = {}  # slot -> when to start it again
+        while self.children or (due and not self.stopping):
+            now = time.monotonic()
+            for slot, child in list(self.children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                del self.children[slot]
+                self.codes.append(code)
+                if self.stopping:
+                    continue
+                due[slot] = now + self._pause(slot, now)
+                log.warning(
+                    "hub: worker %d (pid %d) died (%s); starting it again in %.1f s",
+                    slot,
+                    child.pid,
+                    _why(code),
+                    due[slot] - now,
+                )
+            for slot, at in list(due.items()):
+                if self.stopping:
+                    due.clear()
+                elif at <= now:
+                    del due[slot]
+                    self._start(slot)
+                    self.count += 1
+                    self.restarts.write_text(str(self.count))
+            time.sleep(0.1)  # a supervisor's poll, not synchronisation
+        return max(self.codes, default=0)
+
+    def _start(self, slot: int) -> None:
+        self.children[slot] = subprocess.Popen(self.command, pass_fds=(self.fd,), env=self.env)
+        self.started_at[slot] = time.monotonic()
+
+    def _pause(self, slot: int, now: float) -> float:
+        if now - self.started_at.get(slot, now) >= RESTART_STABLE:
+            self.deaths[slot] = 0
+        deaths = self.deaths.get(slot, 0)
+        self.deaths[slot] = deaths + 1
+        return float(min(RESTART_CAP, RESTART_FIRST * 2**deaths))
+
+    def _forward(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    return max(codes, default=0)
+
+def _why(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

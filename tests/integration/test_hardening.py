@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import socket
 import struct
 import time
@@ -287,3 +288,29 @@ async def test_connections_not_past_hello_are_capped_per_address(start_hub: Star
     finally:
         for _, writer in waiting:
             writer.close()
+
+
+def worker_pids(supervisor: HubProcess) -> set[int]:
+    """The pids of a supervisor's worker processes."""
+    assert supervisor.process is not None
+    pid = supervisor.process.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return {int(child) for child in children.read().split()}
+
+
+async def test_a_worker_that_dies_is_started_again_and_counted(start_nodes: StartNodes) -> None:
+    [supervisor] = await start_nodes(1, workers=2)
+    await eventually(lambda: len(worker_pids(supervisor)) == 2, what="two workers")
+    victim = min(worker_pids(supervisor))
+    os.kill(victim, signal.SIGKILL)
+    await eventually(
+        lambda: len(worker_pids(supervisor)) == 2 and victim not in worker_pids(supervisor),
+        within=15.0,
+        what="the worker started again",
+    )
+    assert "died (killed by SIGKILL); starting it again" in supervisor.stderr()
+
+    async def counted() -> bool:
+        return "hub_worker_restarts_total 1.0" in await metrics_text(supervisor)
+
+    await eventually(counted, within=15.0, what="the restart on /metrics")
