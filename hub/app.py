@@ -36,6 +36,7 @@ from hub.store import Store
 from hub.web import web_routes
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
+from rooms.dead_nodes import DeadNodes
 from rooms.directory import default_rooms, load_rooms_file
 from rooms.directory_feed import DirectoryFeed
 from rooms.feature import RoomsFeature
@@ -113,6 +114,7 @@ def build_hub(
         hub.stage,
         hub.breakouts,
         hub.directory_feed,
+        DeadNodes(rooms),
         chat,
         ModerationOps(node, rooms, chat.rules),
         DirectMessages(node),

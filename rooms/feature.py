@@ -322,6 +322,14 @@ class RoomsFeature:
         }
         return {"room": room_id, "joined": joined, "entry": entry}
 
+    async def announce_left(self, room_id: str, sid: str, user: str, name: str) -> None:
+        """Tell ``room_id``'s nodes that session ``sid`` left (its presence entry is gone
+        already): their members get it in the next ``presence`` batch."""
+        entry: PresenceChange = {"sid": sid, "user": user, "name": name}
+        await self.node.signal(
+            room_id, "presence", {"room": room_id, "joined": False, "entry": entry}
+        )
+
     def _presence_signal(self, data: Any) -> None:
         room, entry = data["room"], data["entry"]
         if data["joined"]:

@@ -23,7 +23,7 @@ from support.waiting import eventually
 
 from livehub_client import HubClient, HubRequestError
 
-from .conftest import StartHub, StartNodes, uid
+from .conftest import StartHub, StartNodes, open_member, uid
 
 TIMEOUT = 10.0
 
@@ -314,3 +314,35 @@ async def test_a_worker_that_dies_is_started_again_and_counted(start_nodes: Star
         return "hub_worker_restarts_total 1.0" in await metrics_text(supervisor)
 
     await eventually(counted, within=15.0, what="the restart on /metrics")
+
+
+async def test_a_killed_nodes_members_leave_the_survivors_lists_within_ten_seconds(
+    start_nodes: StartNodes, stack: contextlib.AsyncExitStack
+) -> None:
+    a, b = await start_nodes(2)
+    room = uid("panel")
+    org = await open_member(stack, a, uid("org"), "organizer")
+    await org.request("room.create", room=room, kind="panel", title="Panel")
+    ann = await open_member(stack, a, uid("ann"))
+    await ann.join(room)
+    doomed = [await open_member(stack, b, uid("bob")) for _ in range(3)]
+    for member in doomed:
+        await member.join(room)
+    sids = {member.hello["sid"] for member in doomed}
+    await ann.wait_until(
+        lambda: any(e.get("count") == 4 for e in ann.events("presence", room)), "all four in"
+    )
+    assert b.process is not None
+    b.process.kill()  # kill -9: no leave ever runs on b
+    killed = time.monotonic()
+    await ann.wait_until(
+        lambda: (
+            sids
+            <= {entry["sid"] for e in ann.events("presence", room) for entry in e.get("left", [])}
+        ),
+        "the dead node's members left",
+    )
+    assert time.monotonic() - killed <= 10.0
+    assert ann.events("presence", room)[-1]["count"] == 1
+    page = await ann.request("presence", room=room)
+    assert [member["sid"] for member in page["members"]] == [ann.hello["sid"]]
