@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from support.redis_server import RedisServer
 from support.waiting import eventually
-from unit.helpers import Client, config, connect, running
+from unit.helpers import Client, config, connect, running, started
 
 from hub.app import Hub, build_hub
 from hub.broker import BrokerSettings, BrokerUnavailable
 from hub.codec import unpack
 from hub.redis import redis_node
-from rooms.directory import default_rooms
 
 BACKENDS = [pytest.param("memory"), pytest.param("redis", marks=pytest.mark.redis)]
 ROOM = "panel"
@@ -35,16 +34,8 @@ async def redis_hubs(server: RedisServer) -> AsyncIterator[list[Hub]]:
         build_hub(cfg, redis_node(server.url, node_id, settings, prefix=prefix))
         for node_id in ("n1", "n2")
     ]
-    started: list[Hub] = []
-    try:
-        for hub in hubs:
-            await hub.node.start()
-            started.append(hub)
-        await hubs[0].rooms.directory.ensure(default_rooms())
+    async with started(hubs):
         yield hubs
-    finally:
-        for hub in reversed(started):
-            await hub.node.stop()
 
 
 @pytest.fixture(params=BACKENDS)

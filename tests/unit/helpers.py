@@ -53,15 +53,22 @@ async def running(
         BrokerSettings(history_size=cfg.history_size, presence_ttl=cfg.presence_ttl)
     )
     hubs = [compose(cfg, backend, node_id, extra()) for node_id in node_ids or ("n1",)]
-    started: list[Hub] = []
+    async with started(hubs):
+        yield hubs
+
+
+@contextlib.asynccontextmanager
+async def started(hubs: list[Hub]) -> AsyncIterator[list[Hub]]:
+    """``hubs`` started in order (the lobby exists), stopped in reverse order at the end."""
+    running_ones: list[Hub] = []
     try:
         for hub in hubs:
             await hub.node.start()
-            started.append(hub)
+            running_ones.append(hub)
         await hubs[0].rooms.directory.ensure(default_rooms())
         yield hubs
     finally:
-        for hub in reversed(started):
+        for hub in reversed(running_ones):
             await hub.node.stop()
 
 
