@@ -123,6 +123,10 @@ class Broker(Protocol):
     def ready(self) -> bool:
         """True while the broker can serve: connected, and its subscriber listening."""
 
+    async def persistence_warning(self) -> str | None:
+        """What an operator must hear at start about the shared state outliving a restart of
+        the broker's server (None: nothing to say, or it cannot tell)."""
+
     # --- topics -----------------------------------------------------------------------------
 
     async def subscribe(self, topic: str) -> None:

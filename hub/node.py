@@ -134,6 +134,9 @@ class Node:
     async def start(self) -> None:
         """Connect the broker; the node serves from then on."""
         await self.broker.start(self)
+        warning = await self.broker.persistence_warning()
+        if warning is not None:
+            log.warning("hub: warning: %s", warning)
         for interval, job in self._jobs:
             self.spawn(self._repeat(interval, job))
 

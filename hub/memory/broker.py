@@ -48,6 +48,11 @@ class MemoryBroker:
             await self.unsubscribe(topic)
         self._handler = None
 
+    async def persistence_warning(self) -> str | None:
+        """None: the in-process broker lives and dies with its one process, as a trial hub
+        expects (see :meth:`hub.broker.Broker.persistence_warning`)."""
+        return None
+
     def ready(self) -> bool:
         """See :meth:`hub.broker.Broker.ready`."""
         return self._handler is not None

@@ -54,6 +54,26 @@ class RedisBroker:
         await self.listener.close()
         await self.connection.close()
 
+    async def persistence_warning(self) -> str | None:
+        """A warning when the Redis server keeps nothing on disk (neither AOF nor snapshots):
+        an empty restart then loses polls, ballots, roles, bans, hands, Q&A and rounds. None
+        when it persists, or when it does not say (``CONFIG`` disabled, as on managed Redis)."""
+        try:
+            settings = await self.connection.call(
+                self.connection.redis.config_get("appendonly")
+            ) | await self.connection.call(self.connection.redis.config_get("save"))
+        except Exception:
+            return None
+        appendonly = str(settings.get("appendonly", "")).lower()
+        save = str(settings.get("save", "")).strip()
+        if appendonly == "yes" or save:
+            return None
+        return (
+            "Redis keeps nothing on disk (appendonly no, no save points): if it restarts, "
+            "polls, ballots, roles, bans, hands, Q&A and breakouts are lost; run it with "
+            "appendonly yes (docs/protocol.md, Running the hub)"
+        )
+
     def ready(self) -> bool:
         """True while connected, subscribed and caught up (False from a lost connection until
         the listener has re-subscribed and delivered what it missed)."""

@@ -346,3 +346,18 @@ async def test_a_killed_nodes_members_leave_the_survivors_lists_within_ten_secon
     assert ann.events("presence", room)[-1]["count"] == 1
     page = await ann.request("presence", room=room)
     assert [member["sid"] for member in page["members"]] == [ann.hello["sid"]]
+
+
+async def test_a_node_warns_at_start_when_redis_keeps_nothing_on_disk(
+    start_nodes: StartNodes, redis: RedisServer
+) -> None:
+    [careless] = await start_nodes(1)
+    await eventually(lambda: "Redis keeps nothing on disk" in careless.stderr(), what="a warning")
+    client = redis.client()
+    client.config_set("appendonly", "yes")
+    try:
+        [careful] = await start_nodes(1)  # ready: its start (and any warning) is behind it
+        assert "Redis keeps nothing on disk" not in careful.stderr()
+    finally:
+        client.config_set("appendonly", "no")
+        client.close()
