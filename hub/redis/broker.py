@@ -5,6 +5,8 @@ rooms' stored streams (:class:`~hub.redis.streams.RoomStreams`) and presence
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Collection
 
 from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
@@ -13,6 +15,11 @@ from hub.redis.connection import RedisConnection
 from hub.redis.listener import Listener
 from hub.redis.presence import RedisPresence
 from hub.redis.streams import RoomStreams
+
+log = logging.getLogger(__name__)
+
+# Seconds each step of close() may take (see RedisBroker.close).
+CLOSE_TIMEOUT = 5.0
 
 
 class RedisBroker:
@@ -50,9 +57,20 @@ class RedisBroker:
 
     async def close(self) -> None:
         """Stop delivering, end the listener and release every connection (the store's too).
-        Idempotent."""
-        await self.listener.close()
-        await self.connection.close()
+        Idempotent. Each step is given :data:`CLOSE_TIMEOUT` seconds: a node that stops must
+        not hang on a connection that does not end (seen, rarely, after Redis killed the
+        subscriber's connection); what did not finish is logged and left behind."""
+        for step, closing in (("subscriber", self.listener.close), ("pool", self.connection.close)):
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await closing()
+            except TimeoutError:
+                log.warning(
+                    "broker %s: the %s did not close within %s s; left behind",
+                    self.node_id,
+                    step,
+                    CLOSE_TIMEOUT,
+                )
 
     async def persistence_warning(self) -> str | None:
         """A warning when the Redis server keeps nothing on disk (neither AOF nor snapshots):
