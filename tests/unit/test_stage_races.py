@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
 from hub.errors import CloseCode
@@ -68,6 +69,25 @@ async def test_an_attendees_check_reads_nothing(monkeypatch: pytest.MonkeyPatch)
         assert "roles:p" not in read
 
 
+def hold_roles_read(
+    monkeypatch: pytest.MonkeyPatch, hub: Hub, room: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make ``hub``'s reads of ``room``'s stored roles wait: ``reading`` is set when one starts,
+    and it goes on once ``release`` is set."""
+    store = hub.node.store
+    real_hash_get_all = store.hash_get_all
+    reading, release = asyncio.Event(), asyncio.Event()
+
+    async def held(key: str) -> dict[str, bytes]:
+        if key == f"roles:{room}":
+            reading.set()
+            await release.wait()
+        return await real_hash_get_all(key)
+
+    monkeypatch.setattr(store, "hash_get_all", held)
+    return reading, release
+
+
 # -- one load of a room's roles at a time --------------------------------------------------------
 
 
@@ -81,16 +101,7 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
         x = await connect(hub2, "x")
         ann = await connect(hub2, "ann")
 
-        store = hub2.node.store
-        real_hash_get_all = store.hash_get_all
-        reading, release = asyncio.Event(), asyncio.Event()
-
-        async def slow(key: str) -> dict[str, bytes]:
-            if key == "roles:p":
-                reading.set()
-                await release.wait()
-            return await real_hash_get_all(key)
-
+        reading, release = hold_roles_read(monkeypatch, hub2, "p")
         book = hub2.rooms.roles
         real_load = book.load
         loads: list[str] = []
@@ -102,7 +113,6 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
                 second_load.set()
             await real_load(room)
 
-        monkeypatch.setattr(store, "hash_get_all", slow)
         monkeypatch.setattr(book, "load", counting_load)
         first = asyncio.ensure_future(x.ok("join", room="p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
@@ -124,17 +134,7 @@ async def test_a_room_forgotten_while_its_roles_load_is_not_held(
         boss = await connect(hub, "boss", Role.ORGANIZER)
         await create_room(boss, "p", "panel")
         await boss.ok("role.set", room="p", user="ann", role="moderator")
-        store = hub.node.store
-        real_hash_get_all = store.hash_get_all
-        reading, release = asyncio.Event(), asyncio.Event()
-
-        async def slow(key: str) -> dict[str, bytes]:
-            if key == "roles:p":
-                reading.set()
-                await release.wait()
-            return await real_hash_get_all(key)
-
-        monkeypatch.setattr(store, "hash_get_all", slow)
+        reading, release = hold_roles_read(monkeypatch, hub, "p")
         book = hub.rooms.roles
         load = asyncio.ensure_future(book.load("p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
@@ -154,17 +154,7 @@ async def test_leaving_while_the_join_loads_the_roles_keeps_none_of_them(
         await create_room(boss, "p", "panel")
         await boss.ok("role.set", room="p", user="ann", role="moderator")
         x = await connect(hub, "x")
-        store = hub.node.store
-        real_hash_get_all = store.hash_get_all
-        reading, release = asyncio.Event(), asyncio.Event()
-
-        async def slow(key: str) -> dict[str, bytes]:
-            if key == "roles:p":
-                reading.set()
-                await release.wait()
-            return await real_hash_get_all(key)
-
-        monkeypatch.setattr(store, "hash_get_all", slow)
+        reading, release = hold_roles_read(monkeypatch, hub, "p")
         joining = asyncio.ensure_future(x.call("join", room="p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
         await x.ok("leave", room="p")
