@@ -110,7 +110,7 @@ class DirectMessages:
         if not await store.set_contains(KNOWN_USERS, to):
             raise HubError("not_found", f"no user {to}")
         if identity.role < Role.MODERATOR:
-            check_rate(self.limiter, sender, time.monotonic())
+            check_rate(self.limiter, ctx.session.rate_key, time.monotonic())
         n = await store.incr(counter_key(sender, to))
         ts = round(time.time(), 3)
         event: DmEvent = {

@@ -104,7 +104,7 @@ class ChatFeature:
         moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         await self.rules.check_mute(room, user)
         if not moderator:
-            check_rate(self.limiter, user, time.monotonic())
+            check_rate(self.limiter, ctx.session.rate_key, time.monotonic())
         if reply_to is not None and await store.hash_get(ids_key(room), reply_to) is None:
             raise HubError("not_found", f"no message {reply_to} in {room}")
         if claim is not None:

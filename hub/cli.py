@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     guests.add_argument("--guests", dest="guests", action="store_true", default=None)
     guests.add_argument("--no-guests", dest="guests", action="store_false")
     serve.add_argument("--origin", action="append", help="allowed Origin (HUB_ORIGINS)")
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="proxy address whose X-Forwarded-For is believed (HUB_TRUSTED_PROXIES; 127.0.0.1)",
+    )
     serve.add_argument("--rooms", help="TOML file declaring the event's rooms (HUB_ROOMS)")
     serve.add_argument("--history", type=int, help="stored events kept per room (HUB_HISTORY)")
     serve.add_argument(
@@ -67,6 +72,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         secret=args.secret,
         guests=args.guests,
         origins=tuple(args.origin) if args.origin else None,
+        trusted_proxies=tuple(args.trusted_proxy) if args.trusted_proxy else None,
         rooms_file=args.rooms,
         history_size=args.history,
         chat_history=args.chat_history,

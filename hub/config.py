@@ -30,6 +30,13 @@ class Limits:
     # Connections of one client address that may be open and not yet past hello (a flood of
     # sockets that never authenticate must not crowd out everyone else's).
     pending_per_address: int = 64
+    # Per client address (loopback exempt): hello attempts, and guests made by hello {name}.
+    # A venue's attendees may share one address, so hellos allow a reconnect storm of hundreds;
+    # new guests are slower, since each one would otherwise be a fresh set of budgets.
+    hello_rate: float = 50.0
+    hello_burst: float = 300.0
+    guest_rate: float = 1.0
+    guest_burst: float = 30.0
     queue_messages: int = 4096
     queue_bytes: int = 4 * 2**20
     coalesce_bytes: int = 64 * 1024
@@ -62,6 +69,9 @@ class HubConfig:
     secret: str | None = None
     guests: bool | None = None
     origins: tuple[str, ...] = ()
+    # Proxies whose X-Forwarded-For names the client (addresses or networks; "*" any). The
+    # client address counts towards the per-address limits; loopback by default.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     rooms_file: str | None = None
     history_size: int = 1000
     # Chat messages kept per room for chat.history (beyond the recovery window above).
@@ -118,6 +128,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     config = HubConfig()
     port = env.get("HUB_PORT") or env.get("PORT")
     origins = env.get("HUB_ORIGINS")
+    proxies = env.get("HUB_TRUSTED_PROXIES")
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
@@ -141,6 +152,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         secret=env.get("HUB_SECRET") or None,
         guests=_flag(guests) if guests else None,
         origins=_words(origins) if origins else None,
+        trusted_proxies=_words(proxies) if proxies else None,
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,

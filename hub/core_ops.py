@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ from hub.auth import Identity, TokenAuthority, guest_identity
 from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, HelloHook
+from hub.ratelimit import KeyedLimiter
 from hub.session import Session, SessionState
 from hub.wire import EmptyReply, HelloReply, TokenRenewReply
 
@@ -21,6 +23,9 @@ class SessionOps:
         self.authority = authority
         self.guests = guests
         self.hello_hooks: list[HelloHook] = []
+        # Per client address, made at install from the node's limits.
+        self.hello_attempts = KeyedLimiter(1.0, 1.0)
+        self.new_guests = KeyedLimiter(1.0, 1.0)
 
     def install(self, ctx: FeatureContext) -> None:
         """Register ``hello``, ``ping``, ``refresh`` and ``token.renew``; ``hello`` runs the
@@ -30,6 +35,9 @@ class SessionOps:
         ctx.command("refresh", self.refresh)
         ctx.command("token.renew", self.renew)
         self.hello_hooks = ctx.hello_hooks
+        limits = ctx.node.config.limits
+        self.hello_attempts = KeyedLimiter(limits.hello_rate, limits.hello_burst)
+        self.new_guests = KeyedLimiter(limits.guest_rate, limits.guest_burst)
 
     def identify(
         self, cmd: dict[str, Any], *, guest_ttl: float = 12 * 3600, now: float | None = None
@@ -62,7 +70,10 @@ class SessionOps:
         session = ctx.session
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
+        self._check_address(ctx, self.hello_attempts, "hellos")
         identity, guest_token = self.identify(cmd, guest_ttl=ctx.node.config.guest_ttl)
+        if guest_token is not None:
+            self._check_address(ctx, self.new_guests, "new guests")
         # Hooks run after the bind: what they read (a ban, say) is either seen here or, stored
         # later, reaches this session through the user's topic. A hello that failed in a hook
         # (broker unavailable) may be retried: binding again changes nothing.
@@ -85,6 +96,23 @@ class SessionOps:
             reply["token"] = guest_token
         # The core's keys are checked above; the rest are the hooks' (see HelloReply).
         return cast(HelloReply, reply)
+
+    @staticmethod
+    def _check_address(ctx: CommandContext, limiter: KeyedLimiter, what: str) -> None:
+        """``rate_limited`` (then close 1013: try again later) once the caller's client address
+        has spent ``limiter``'s budget; loopback clients have none to spend."""
+        address = ctx.session.address
+        if address is None:
+            return
+        now = time.monotonic()
+        if not limiter.take(address, now):
+            ctx.node.metrics.rate_limited.inc()
+            wait = max(1, math.ceil(limiter.retry_after(address, now)))
+            raise HubError(
+                "rate_limited",
+                f"too many {what} from this address: try again in {wait} s",
+                close=CloseCode.TRY_AGAIN,
+            )
 
     async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Answer ``{}``: a round trip through the hub."""

@@ -156,7 +156,7 @@ class Dispatcher:
         if identity is None or identity.role is Role.ORGANIZER:
             return
         now = time.monotonic()
-        if session.bucket.take(now) and self.node.user_limiter.take(identity.user_id, now):
+        if session.bucket.take(now) and self.node.user_limiter.take(session.rate_key, now):
             return
         self.node.metrics.rate_limited.inc()
         raise rate_limited(session, now, "commands")

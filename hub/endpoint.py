@@ -112,7 +112,7 @@ class Endpoint:
         node = self.node
         fmt, subprotocol = WireFormat.negotiate(websocket.scope.get("subprotocols", []))
         await websocket.accept(subprotocol=subprotocol)
-        session = Session(node.new_sid(), fmt, node.config.limits)
+        session = Session(node.new_sid(), fmt, node.config.limits, _address(websocket.scope))
         session.on_authenticated = past_hello
         # Counted when it happens: the writer may be stuck in a send to that very consumer.
         session.queue.on_overflow = node.metrics.queue_overflows.inc

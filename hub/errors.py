@@ -30,6 +30,7 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000
     TOO_BIG = 1009
     DRAINING = 1012
+    TRY_AGAIN = 1013
     UNDECODABLE = 4000
     UNAUTHENTICATED = 4001
     BANNED = 4003

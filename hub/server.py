@@ -85,6 +85,8 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
         ws_ping_interval=config.ping_interval,
         ws_ping_timeout=config.ping_timeout,
         ws_per_message_deflate=config.deflate,
+        proxy_headers=True,
+        forwarded_allow_ips=list(config.trusted_proxies),
         lifespan="on",
         log_level=os.environ.get("HUB_LOG_LEVEL", "warning"),
         timeout_graceful_shutdown=int(DRAIN_GRACE),

@@ -51,6 +51,7 @@ class Session:
     """
 
     __slots__ = (
+        "address",
         "bucket",
         "close_code",
         "close_reason",
@@ -68,9 +69,13 @@ class Session:
         "state",
     )
 
-    def __init__(self, sid: str, fmt: WireFormat, limits: Limits) -> None:
+    def __init__(
+        self, sid: str, fmt: WireFormat, limits: Limits, address: str | None = None
+    ) -> None:
         self.sid = sid
         self.fmt = fmt
+        # The client's address where it counts towards per-address limits (None: loopback).
+        self.address = address
         self.limits = limits
         self.state = SessionState.CONNECTED
         self.identity: Identity | None = None
@@ -97,6 +102,18 @@ class Session:
     def user_id(self) -> str:
         """The authenticated user's id ("" before hello)."""
         return self.identity.user_id if self.identity else ""
+
+    @property
+    def rate_key(self) -> str:
+        """Whose per-user budgets this session spends: its user's, except that the guests of
+        one client address share one (a guest who reconnects as a new guest gets no new
+        budget). "" before hello."""
+        identity = self.identity
+        if identity is None:
+            return ""
+        if identity.guest and self.address is not None:
+            return f"guests@{self.address}"
+        return identity.user_id
 
     @property
     def open(self) -> bool:

@@ -114,3 +114,11 @@ class Store(Protocol):
 
     async def set_size(self, key: str) -> int:
         """How many members the set has (0 when it does not exist)."""
+
+    # --- windowed counters ---------------------------------------------------------------------
+
+    async def window_add(self, key: str, amount: int, window: float) -> int:
+        """Add ``amount`` (> 0) to a counter that lives ``window`` seconds from its first add
+        (then it is gone, and the next add starts a new window); returns the total within the
+        current window, this add included. A budget shared by every node: compare the total
+        with the window's allowance."""

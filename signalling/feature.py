@@ -52,6 +52,13 @@ SDP_BURST = 20.0
 # one connection's budget.
 USER_SIGNAL_RATE = 2 * SIGNAL_RATE
 USER_SIGNAL_BURST = 2 * SIGNAL_BURST
+# Byte budgets in the store, shared by every node (Signal.cost bytes per SIGNAL_WINDOW seconds):
+# what one user sends across all their connections, and what one session receives, whoever
+# sends. An ICE burst to a workshop's twenty peers is about 200 KB; a receiver's outbound queue
+# is 4 MiB, so a flood at the receiver's cap takes seconds of reading time to fill it.
+SIGNAL_WINDOW = 1.0
+USER_SIGNAL_BYTES = 512 * 1024
+RECEIVER_SIGNAL_BYTES = 512 * 1024
 # At most this many peers in a join snapshot (a panel's audience is for the SFU).
 MAX_PEERS = 500
 
@@ -131,6 +138,7 @@ class SignallingFeature:
             target = self._role_of_entry(room, unpack(entry))
             if not may_signal(room.kind, sender, target):
                 raise HubError("forbidden", "in a panel the audience signals only the stage")
+        await self._check_bytes(ctx, signal.to, signal.cost())
         # The awaits above may have seen the sender leave (a kick, a closed breakout).
         if signal.room not in session.rooms or not session.open:
             raise HubError("forbidden", f"not in {signal.room} any more")
@@ -166,10 +174,28 @@ class SignallingFeature:
         if bucket is None:
             bucket = buckets[sid] = TokenBucket(rate, burst)
         now = time.monotonic()
-        if bucket.take(now) and (not per_user or self._users.take(identity.user_id, now)):
+        if bucket.take(now) and (not per_user or self._users.take(ctx.session.rate_key, now)):
             return
         self.node.metrics.rate_limited.inc()
         raise rate_limited(ctx.session, now, "signals")
+
+    async def _check_bytes(self, ctx: CommandContext, to: str, cost: int) -> None:
+        """Charge ``cost`` to the sender's byte budget (organizers have none) and then to the
+        receiver's (whoever sends): ``rate_limited`` when either is spent for this window. Only
+        signals that would be delivered are charged, so nobody spends a receiver's budget with
+        signals refused anyway."""
+        store = self.node.store
+        now = time.monotonic()
+        if ctx.identity.role is not Role.ORGANIZER:
+            sender = f"signals:from:{ctx.session.rate_key}"
+            sent = await store.window_add(sender, cost, SIGNAL_WINDOW)
+            if sent > USER_SIGNAL_BYTES:
+                self.node.metrics.rate_limited.inc()
+                raise rate_limited(ctx.session, now, "signals from this user")
+        received = await store.window_add(f"signals:to:{to}", cost, SIGNAL_WINDOW)
+        if received > RECEIVER_SIGNAL_BYTES:
+            self.node.metrics.rate_limited.inc()
+            raise rate_limited(ctx.session, now, f"signals to {to}")
 
     def _role_of_entry(self, room: RoomInfo, entry: PresenceEntry) -> Role:
         try:

@@ -19,6 +19,9 @@ MAX_CANDIDATE: Final = 1024
 MAX_MID: Final = 64
 MAX_UFRAG: Final = 256
 SFU: Final = "sfu"
+# What a signal costs against the byte budgets beyond its SDP or candidate text: the envelope,
+# and the relay's work for it (a presence read, a publish), which a tiny signal costs too.
+SIGNAL_OVERHEAD: Final = 256
 
 
 class SignalType(enum.StrEnum):
@@ -54,6 +57,21 @@ class Signal:
         if self.candidate is not None:
             event["candidate"] = self.candidate.copy()
         return event
+
+    def cost(self) -> int:
+        """What this signal counts against the byte budgets of its sender and its receiver:
+        the UTF-8 bytes of its SDP or candidate texts, plus :data:`SIGNAL_OVERHEAD`."""
+        size = SIGNAL_OVERHEAD
+        if self.sdp is not None:
+            size += len(self.sdp.encode())
+        if self.candidate is not None:
+            texts = (
+                self.candidate["candidate"],
+                self.candidate["sdpMid"] or "",
+                self.candidate.get("usernameFragment", ""),
+            )
+            size += sum(len(text.encode()) for text in texts)
+        return size
 
 
 def parse_signal(cmd: Mapping[str, Any]) -> Signal:

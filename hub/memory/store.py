@@ -148,3 +148,11 @@ class MemoryStore:
     async def set_size(self, key: str) -> int:
         """See :meth:`hub.store.Store.set_size`."""
         return len(self.backend.sets.get(key, ()))
+
+    async def window_add(self, key: str, amount: int, window: float) -> int:
+        """See :meth:`hub.store.Store.window_add`."""
+        current = self.backend.value(key)
+        if current is None:
+            await self.put(key, str(amount).encode(), ttl=window)
+            return amount
+        return await self.incr(key, amount)

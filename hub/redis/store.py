@@ -24,6 +24,14 @@ end
 return 1
 """
 
+# KEYS: the counter. ARGV: amount, window in ms. The expiry is set with the first add (and
+# again should a key ever lack one), so a window never outlives its allowance.
+_WINDOW_ADD_LUA: Final = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return total
+"""
+
 
 class RedisStore:
     """Implements :class:`hub.store.Store` over ``connection`` (the pool of the node's Redis
@@ -37,6 +45,7 @@ class RedisStore:
         self._key = connection.key
         self._call = connection.call
         self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
+        self._window_add_script = self._redis.register_script(_WINDOW_ADD_LUA)
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` (missing = 0; an expiry is kept); returns the new value."""
@@ -192,3 +201,8 @@ class RedisStore:
     async def set_size(self, key: str) -> int:
         """How many members the set has (0 when it does not exist)."""
         return int(await self._call(self._redis.scard(self._key(key))))
+
+    async def window_add(self, key: str, amount: int, window: float) -> int:
+        """INCRBY with the window's expiry set by the first add (one script); the total."""
+        script = self._window_add_script(keys=[self._key(key)], args=[amount, ms(window)])
+        return int(await self._call(script))

@@ -176,3 +176,20 @@ async def test_capped_index_operations(cluster: Cluster) -> None:
     await b.store.delete("i")
     assert await a.store.index_newest("i", 10) == []
     assert await a.store.index_get("i", "w") is None
+
+
+async def test_window_counter_is_shared_and_starts_again_after_its_window(
+    cluster: Cluster,
+) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.store.window_add("w", 5, 0.3) == 5
+    assert await b.store.window_add("w", 7, 0.3) == 12
+    totals = await asyncio.gather(*(n.store.window_add("w", 1, 0.3) for n in (a, b, a, b)))
+    assert sorted(totals) == [13, 14, 15, 16]
+
+    async def restarted() -> bool:
+        return await a.store.window_add("w", 1, 0.3) == 1
+
+    # A later add starts a new window: the count it returns is its own again.
+    await eventually(restarted, what="a new window")
+    assert await a.store.window_add("long", 2, 60) == 2
