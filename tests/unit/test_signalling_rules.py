@@ -18,6 +18,7 @@ from signalling.ice import IceSettings, ice_servers, turn_credentials
 from signalling.rules import (
     MAX_CANDIDATE,
     MAX_SDP,
+    SIGNAL_OVERHEAD,
     Signal,
     SignalType,
     may_signal,
@@ -176,3 +177,19 @@ def test_ice_servers_carry_stun_and_turn_but_never_the_secret() -> None:
     assert "very-secret" not in repr(servers)
     assert ice_servers(IceSettings(turn_urls=("turn:x",)), "bob", 0.0) == []  # no secret
     assert ice_servers(IceSettings(), "bob", 0.0) == []
+
+
+def test_a_signal_costs_its_texts_bytes_plus_the_overhead() -> None:
+    offer = parse_signal({"room": "w", "to": "n.a", "type": "offer", "sdp": "v=0 \u00e9"})
+    assert offer.cost() == SIGNAL_OVERHEAD + len("v=0 \u00e9".encode())
+    candidate = parse_signal(
+        {
+            "room": "w",
+            "to": "n.a",
+            "type": "candidate",
+            "candidate": {"candidate": "c", "sdpMid": "0", "usernameFragment": "uf"},
+        }
+    )
+    assert candidate.cost() == SIGNAL_OVERHEAD + 4
+    bye = parse_signal({"room": "w", "to": "n.a", "type": "bye"})
+    assert bye.cost() == SIGNAL_OVERHEAD
