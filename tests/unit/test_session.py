@@ -324,3 +324,17 @@ def test_the_outbound_bound_counts_encoded_bytes_in_both_formats(fmt: WireFormat
     session.deliver(emoji)  # past 10,000 bytes: the third is refused, the connection closes
     assert session.queue.overflowed
     assert session.close_code is CloseCode.SLOW_CONSUMER
+
+
+def test_guests_of_one_address_spend_one_rate_key() -> None:
+    guest = Identity("g-1", "Guest", Role.ATTENDEE, {}, expires_at=None, guest=True)
+
+    def key(identity: Identity, address: str | None) -> str:
+        session = Session("n.s", WireFormat.JSON, Limits(), address)
+        session.authenticate(identity)
+        return session.rate_key
+
+    assert Session("n.s", WireFormat.JSON, Limits(), "203.0.113.7").rate_key == ""
+    assert key(guest, "203.0.113.7") == "guests@203.0.113.7"
+    assert key(guest, None) == "g-1"  # loopback: per user
+    assert key(_identity("ann"), "203.0.113.7") == "ann"
