@@ -87,6 +87,11 @@ class HubConfig:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl: int = 24 * 3600
+    # The embedded SFU: the addresses it offers ICE candidates on (none: every interface but
+    # loopback, as aiortc does), and what it may forward at once (video streams; audio counts
+    # a tenth of one).
+    media_addresses: tuple[str, ...] = ()
+    relay_capacity: float = 20.0
     # How long the token a guest gets in its hello reply is valid (seconds).
     guest_ttl: int = 12 * 3600
     # token.renew refuses once the original sign-in is older than this (seconds).
@@ -129,6 +134,8 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     port = env.get("HUB_PORT") or env.get("PORT")
     origins = env.get("HUB_ORIGINS")
     proxies = env.get("HUB_TRUSTED_PROXIES")
+    media = env.get("HUB_MEDIA_ADDRESSES")
+    relay_capacity = _bounded(env, "HUB_RELAY_CAPACITY", float, 0.0, 100_000.0)
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
@@ -153,6 +160,8 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         guests=_flag(guests) if guests else None,
         origins=_words(origins) if origins else None,
         trusted_proxies=_words(proxies) if proxies else None,
+        media_addresses=_words(media) if media else None,
+        relay_capacity=relay_capacity,
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,

@@ -135,6 +135,15 @@ class FeatureContext:
         does not stop later runs."""
         self.node.every(interval, job)
 
+    def on_start(self, job: Job) -> None:
+        """Await ``job`` once the node has started (its broker is connected); a failure is
+        logged and does not stop the node."""
+        self.node.add_start_hook(job)
+
+    def on_stop(self, job: Job) -> None:
+        """Await ``job`` when the node stops, before its broker is released."""
+        self.node.add_stop_hook(job)
+
     # --- room hooks -----------------------------------------------------------------------------
 
     def on_snapshot(self, part: SnapshotPart) -> None:

@@ -125,6 +125,8 @@ class Node:
         self._signals: dict[str, SignalHandler] = {}
         self._stored_hooks: dict[str, list[StoredHook]] = {}
         self._close_hooks: list[SessionHook] = []
+        self._start_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._epoch_hooks: list[RoomHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
@@ -139,9 +141,19 @@ class Node:
             log.warning("hub: warning: %s", warning)
         for interval, job in self._jobs:
             self.spawn(self._repeat(interval, job))
+        for hook in self._start_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("a start hook failed")
 
     async def stop(self) -> None:
-        """Stop background work and release the broker."""
+        """Run the stop hooks, stop background work and release the broker."""
+        for hook in self._stop_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("a stop hook failed")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -190,6 +202,14 @@ class Node:
         follows, in seq order, before its members get it (hooks of one ``ev`` in the order they
         were added)."""
         self._stored_hooks.setdefault(ev, []).append(hook)
+
+    def add_start_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook()`` once the node has started (failures are logged)."""
+        self._start_hooks.append(hook)
+
+    def add_stop_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook()`` when the node stops, before the broker is released."""
+        self._stop_hooks.append(hook)
 
     def add_close_hook(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""

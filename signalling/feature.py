@@ -29,7 +29,17 @@ from rooms.feature import RoomsFeature
 from rooms.model import RoomKind, joined_room
 from rooms.wire import PresenceEntry
 from signalling.ice import IceSettings, ice_servers
-from signalling.rules import NO_MEDIA, SignalType, may_signal, parse_media, parse_signal
+from signalling.rules import (
+    NO_MEDIA,
+    SFU,
+    SignalType,
+    may_signal,
+    parse_media,
+    parse_sfu_signal,
+    parse_signal,
+)
+from signalling.sfu import Sfu
+from signalling.stage_media import StageMedia
 from signalling.wire import (
     IceServer,
     IceServersPart,
@@ -82,9 +92,13 @@ def ice_settings(config: HubConfig) -> IceSettings:
 class SignallingFeature:
     """Signalling on one node (see the module docstring)."""
 
-    def __init__(self, node: Node, rooms: RoomsFeature) -> None:
+    def __init__(self, node: Node, rooms: RoomsFeature, sfu: Sfu | None = None) -> None:
         self.node = node
         self.rooms = rooms
+        config = node.config
+        self.stage_media = StageMedia(
+            node, rooms, (lambda: sfu) if sfu else (lambda: _embedded_relay(config))
+        )
         self.ice = ice_settings(node.config)
         # (room, sid of a session of this node) -> sids it exchanged signals with
         self.peers: dict[tuple[str, str], set[str]] = {}
@@ -103,6 +117,7 @@ class SignallingFeature:
         ctx.on_leave(self._left)
         ctx.on_snapshot(self._snapshot)
         ctx.on_hello(self._hello_ice_servers)
+        self.stage_media.install(ctx)
 
     async def _hello_ice_servers(self, ctx: CommandContext, identity: Identity) -> IceServersPart:
         return {"ice_servers": self.ice_servers(identity)}
@@ -121,6 +136,12 @@ class SignallingFeature:
         delivered); in panels :func:`signalling.rules.may_signal` decides who signals whom."""
         session = ctx.session
         self._check_rate(ctx, self._buckets, SIGNAL_RATE, SIGNAL_BURST, per_user=True)
+        if cmd.get("to") == SFU:
+            to_sfu = parse_sfu_signal(cmd)
+            if to_sfu.sdp is not None:
+                self._check_rate(ctx, self._sdp_buckets, SDP_RATE, SDP_BURST)
+            await self._check_sender_bytes(ctx, to_sfu.cost())
+            return await self.stage_media.signal(ctx, to_sfu)
         signal = parse_signal(cmd)
         if signal.sdp is not None:
             self._check_rate(ctx, self._sdp_buckets, SDP_RATE, SDP_BURST)
@@ -138,7 +159,8 @@ class SignallingFeature:
             target = self._role_of_entry(room, unpack(entry))
             if not may_signal(room.kind, sender, target):
                 raise HubError("forbidden", "in a panel the audience signals only the stage")
-        await self._check_bytes(ctx, signal.to, signal.cost())
+        await self._check_sender_bytes(ctx, signal.cost())
+        await self._check_receiver_bytes(ctx, signal.to, signal.cost())
         # The awaits above may have seen the sender leave (a kick, a closed breakout).
         if signal.room not in session.rooms or not session.open:
             raise HubError("forbidden", f"not in {signal.room} any more")
@@ -179,23 +201,24 @@ class SignallingFeature:
         self.node.metrics.rate_limited.inc()
         raise rate_limited(ctx.session, now, "signals")
 
-    async def _check_bytes(self, ctx: CommandContext, to: str, cost: int) -> None:
-        """Charge ``cost`` to the sender's byte budget (organizers have none) and then to the
-        receiver's (whoever sends): ``rate_limited`` when either is spent for this window. Only
-        signals that would be delivered are charged, so nobody spends a receiver's budget with
-        signals refused anyway."""
-        store = self.node.store
-        now = time.monotonic()
-        if ctx.identity.role is not Role.ORGANIZER:
-            sender = f"signals:from:{ctx.session.rate_key}"
-            sent = await store.window_add(sender, cost, SIGNAL_WINDOW)
-            if sent > USER_SIGNAL_BYTES:
-                self.node.metrics.rate_limited.inc()
-                raise rate_limited(ctx.session, now, "signals from this user")
-        received = await store.window_add(f"signals:to:{to}", cost, SIGNAL_WINDOW)
+    async def _check_sender_bytes(self, ctx: CommandContext, cost: int) -> None:
+        """Charge ``cost`` to the sender's byte budget (organizers have none): ``rate_limited``
+        once it is spent for this window. Charged only for signals that passed every check
+        but the receiver's budget."""
+        if ctx.identity.role is Role.ORGANIZER:
+            return
+        sender = f"signals:from:{ctx.session.rate_key}"
+        if await self.node.store.window_add(sender, cost, SIGNAL_WINDOW) > USER_SIGNAL_BYTES:
+            self.node.metrics.rate_limited.inc()
+            raise rate_limited(ctx.session, time.monotonic(), "signals from this user")
+
+    async def _check_receiver_bytes(self, ctx: CommandContext, to: str, cost: int) -> None:
+        """Charge ``cost`` to the receiver's byte budget, whoever sends: ``rate_limited`` once
+        it is spent for this window, so nobody spends it with signals refused anyway."""
+        received = await self.node.store.window_add(f"signals:to:{to}", cost, SIGNAL_WINDOW)
         if received > RECEIVER_SIGNAL_BYTES:
             self.node.metrics.rate_limited.inc()
-            raise rate_limited(ctx.session, now, f"signals to {to}")
+            raise rate_limited(ctx.session, time.monotonic(), f"signals to {to}")
 
     def _role_of_entry(self, room: RoomInfo, entry: PresenceEntry) -> Role:
         try:
@@ -366,3 +389,12 @@ class SignallingFeature:
                 }
             )
         return {"peers": peers}
+
+
+def _embedded_relay(config: HubConfig) -> Sfu:
+    # Loads aiortc: only once a stage is used.
+    from signalling.relay import EmbeddedRelay, offer_addresses
+
+    if config.media_addresses:
+        offer_addresses(config.media_addresses)
+    return EmbeddedRelay(config.relay_capacity)

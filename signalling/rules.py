@@ -10,8 +10,8 @@ from typing import Any, Final
 
 from hub import fields
 from hub.auth import Role
-from hub.errors import HubError
 from rooms.model import RoomKind
+from signalling.sfu import Leg
 from signalling.wire import IceCandidate, MediaState, SignalEvent
 
 MAX_SDP: Final = 32 * 1024  # characters; a video offer with many candidates is a few KiB
@@ -31,6 +31,7 @@ class SignalType(enum.StrEnum):
     ANSWER = "answer"
     CANDIDATE = "candidate"
     BYE = "bye"
+    SUBSCRIBE = "subscribe"  # to the SFU only
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +80,13 @@ def parse_signal(cmd: Mapping[str, Any]) -> Signal:
     and required there) at most :data:`MAX_SDP` characters, ``candidate`` (candidate only, and
     required there) a map ``{candidate, sdpMid?, sdpMLineIndex?, usernameFragment?}``. Any other
     field is ignored (``from`` and ``user`` included). ``bad_request`` naming the field, or
-    ``too_large``; ``not_found`` for the SFU, which this hub does not have yet."""
+    ``too_large``. Signals to the SFU are :func:`parse_sfu_signal`'s."""
     room = fields.room_id(cmd.get("room"))
     to = fields.session_id(cmd.get("to"), "to")
     kind = cmd.get("type")
-    if to == SFU:
-        raise HubError("not_found", "this hub has no SFU yet: signal peers directly")
     signal_type = fields.choice(kind, "type", SignalType)
+    if signal_type is SignalType.SUBSCRIBE:
+        raise fields.bad("type", 'subscribe goes to the SFU (to: "sfu")')
     if signal_type in (SignalType.OFFER, SignalType.ANSWER):
         sdp = fields.payload(cmd.get("sdp"), "sdp", MAX_SDP)
         return Signal(room, to, signal_type, sdp=sdp)
@@ -138,3 +139,54 @@ def parse_media(cmd: Mapping[str, Any]) -> MediaState:
 
 
 NO_MEDIA: Final[MediaState] = {"audio": False, "video": False, "screen": False}
+
+
+@dataclass(frozen=True, slots=True)
+class SfuSignal:
+    """A validated ``signal`` to the SFU: ``offer`` publishes, ``subscribe`` watches (``tracks``:
+    the publishing sessions to watch, None for the whole stage), ``answer`` answers the SFU's
+    offer, ``candidate`` and ``bye`` are about one ``leg`` (None: inferred, or both)."""
+
+    room: str
+    type: SignalType
+    sdp: str | None = None
+    candidate: IceCandidate | None = None
+    leg: Leg | None = None
+    tracks: frozenset[str] | None = None
+
+    def cost(self) -> int:
+        """What it counts against the sender's byte budget (as :meth:`Signal.cost`)."""
+        return Signal(self.room, SFU, self.type, self.sdp, self.candidate).cost()
+
+
+MAX_WATCHED: Final = 64
+
+
+def parse_sfu_signal(cmd: Mapping[str, Any]) -> SfuSignal:
+    """Validate ``signal {room, to: "sfu", type, sdp?, candidate?, leg?, tracks?}``: ``type``
+    ``offer`` (publish; ``sdp``), ``answer`` (to the SFU's offer; ``sdp``), ``candidate``
+    (``candidate``, ``leg``), ``bye`` (``leg``: absent for both) or ``subscribe`` (``tracks``:
+    absent, or a list of at most :data:`MAX_WATCHED` session ids). ``leg`` is ``publish`` or
+    ``watch``. ``bad_request`` naming the field."""
+    room = fields.room_id(cmd.get("room"))
+    signal_type = fields.choice(cmd.get("type"), "type", SignalType)
+    raw_leg = cmd.get("leg")
+    leg = None if raw_leg is None else fields.choice(raw_leg, "leg", Leg)
+    if signal_type in (SignalType.OFFER, SignalType.ANSWER):
+        sdp = fields.payload(cmd.get("sdp"), "sdp", MAX_SDP)
+        implied = Leg.PUBLISH if signal_type is SignalType.OFFER else Leg.WATCH
+        if leg not in (None, implied):
+            raise fields.bad("leg", f"an {signal_type.value} to the SFU is on {implied.value}")
+        return SfuSignal(room, signal_type, sdp=sdp, leg=implied)
+    if signal_type is SignalType.CANDIDATE:
+        candidate = parse_candidate(cmd.get("candidate"))
+        return SfuSignal(room, signal_type, candidate=candidate, leg=leg)
+    if signal_type is SignalType.SUBSCRIBE:
+        raw = cmd.get("tracks")
+        tracks = None
+        if raw is not None:
+            if not isinstance(raw, list) or len(raw) > MAX_WATCHED:
+                raise fields.bad("tracks", f"must be a list of at most {MAX_WATCHED} sids")
+            tracks = frozenset(fields.session_id(sid, f"tracks[{i}]") for i, sid in enumerate(raw))
+        return SfuSignal(room, signal_type, leg=Leg.WATCH, tracks=tracks)
+    return SfuSignal(room, signal_type, leg=leg)

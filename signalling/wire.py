@@ -19,6 +19,34 @@ class IceCandidate(TypedDict):
     usernameFragment: NotRequired[str]
 
 
+class StageTrackWire(TypedDict):
+    """A track on a panel's stage: ``{sid, user, kind}`` (``kind``: ``audio`` or ``video``)."""
+
+    sid: str
+    user: str
+    kind: str
+
+
+class WatchedTrackWire(StageTrackWire):
+    """A stage track in the SFU's offer to a viewer: the ``mid`` that carries it."""
+
+    mid: str
+
+
+class StageEvent(TypedDict):
+    """``stage {room, seq, tracks}`` (stored): what a panel's stage publishes through the SFU."""
+
+    ev: Literal["stage"]
+    room: str
+    tracks: list[StageTrackWire]
+
+
+class TracksPart(TypedDict):
+    """The join snapshot part ``tracks`` (panels only): the stage's tracks now."""
+
+    tracks: NotRequired[list[StageTrackWire]]
+
+
 # ``from`` is a Python keyword: spelt the functional way.
 SignalEvent = TypedDict(
     "SignalEvent",
@@ -30,10 +58,15 @@ SignalEvent = TypedDict(
         "type": str,
         "sdp": NotRequired[str],
         "candidate": NotRequired[IceCandidate],
+        "leg": NotRequired[str],
+        "tracks": NotRequired[list[WatchedTrackWire]],
+        "reason": NotRequired[str],
     },
 )
 SignalEvent.__doc__ = """``signal {room, from, user, type, sdp?, candidate?}``: to one session
-(``from``: the sender's sid, ``user`` its user id; both the hub's, never the client's)."""
+(``from``: the sender's sid, ``user`` its user id; both the hub's, never the client's). From the
+SFU (``from`` and ``user`` ``"sfu"``) it also carries ``leg``, an offer ``tracks`` and a bye
+``reason``."""
 
 
 class MediaState(TypedDict):

@@ -1,5 +1,7 @@
 """The client package stays apart from the server: importing every server module loads neither
-``livehub_client`` nor ``aiortc``, and the client loads aiortc only for its rtc names.
+``livehub_client`` nor ``aiortc`` (but the embedded SFU's module, which a node imports only
+once a panel's stage is used, and which loads aiortc alone), and the client loads aiortc only
+for its rtc names.
 
 Each check runs in a fresh interpreter (``sys.executable``), since this test process has long
 imported both.
@@ -20,6 +22,7 @@ from livehub_client import connection, rtc
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVER_PACKAGES = ("hub", "rooms", "chat", "polls", "signalling")
+MEDIA_MODULES = ("signalling.relay",)
 
 # Imports every module of the server's packages (but ``__main__``, which runs the CLI), then
 # prints the modules walked and those of the client side that got loaded.
@@ -31,14 +34,17 @@ for name in {SERVER_PACKAGES!r}:
     package = importlib.import_module(name)
     walked.append(name)
     for info in pkgutil.walk_packages(package.__path__, name + "."):
-        if info.name.rpartition(".")[2] != "__main__":
+        if info.name.rpartition(".")[2] != "__main__" and info.name not in {MEDIA_MODULES!r}:
             importlib.import_module(info.name)
             walked.append(info.name)
 loaded = sorted(
     m for m in sys.modules
     if m.partition(".")[0] in ("livehub_client", "aiortc")
 )
-print(json.dumps({{"walked": walked, "loaded": loaded}}))
+for name in {MEDIA_MODULES!r}:
+    importlib.import_module(name)
+media = sorted(m for m in sys.modules if m.partition(".")[0] == "livehub_client")
+print(json.dumps({{"walked": walked, "loaded": loaded, "media": media}}))
 """
 
 _IMPORT_THE_CLIENT = """
@@ -75,6 +81,7 @@ def test_the_server_imports_neither_the_client_nor_aiortc() -> None:
     walked = set(result["walked"])
     assert {"hub.app", "hub.cli", "hub.server", "rooms.feature", "signalling.feature"} <= walked
     assert result["loaded"] == []
+    assert result["media"] == []  # the embedded SFU: aiortc, never the client
 
 
 def test_the_client_loads_aiortc_only_for_its_rtc_names() -> None:

@@ -23,8 +23,10 @@ from signalling.rules import (
     SignalType,
     may_signal,
     parse_media,
+    parse_sfu_signal,
     parse_signal,
 )
+from signalling.sfu import Leg
 
 CANDIDATE = {"candidate": "candidate:1 1 UDP 2122252543 127.0.0.1 50000 typ host", "sdpMid": "0"}
 
@@ -90,7 +92,6 @@ def test_the_event_carries_the_hubs_from_and_user_never_the_clients() -> None:
         ({"type": "candidate", "candidate": {"candidate": "", "sdpMLineIndex": -1}}, "bad_request"),
         ({"type": "candidate", "candidate": {"candidate": "", "sdpMLineIndex": True}}, "bad_request"),  # noqa: E501
         ({"type": "candidate", "candidate": {"candidate": "", "usernameFragment": 3}}, "bad_request"),  # noqa: E501
-        ({"type": "offer", "sdp": "v=0", "to": "sfu"}, "not_found"),
     ],
 )  # fmt: skip
 def test_bad_signal_fields_are_refused(fields: dict[str, Any], code: str) -> None:
@@ -193,3 +194,49 @@ def test_a_signal_costs_its_texts_bytes_plus_the_overhead() -> None:
     assert candidate.cost() == SIGNAL_OVERHEAD + 4
     bye = parse_signal({"room": "w", "to": "n.a", "type": "bye"})
     assert bye.cost() == SIGNAL_OVERHEAD
+
+
+# -- signals to the SFU ---------------------------------------------------------------------------
+
+
+def _sfu(**fields: Any) -> Any:
+    return parse_sfu_signal({"room": "panel", "to": "sfu", **fields})
+
+
+def test_sfu_signals_name_their_leg() -> None:
+    assert _sfu(type="offer", sdp="v=0").leg is Leg.PUBLISH
+    assert _sfu(type="answer", sdp="v=0", leg="watch").leg is Leg.WATCH
+    assert _sfu(type="subscribe").tracks is None
+    assert _sfu(type="subscribe", tracks=["n.a", "n.b"]).tracks == {"n.a", "n.b"}
+    assert _sfu(type="candidate", candidate=CANDIDATE).leg is None
+    assert _sfu(type="candidate", candidate=CANDIDATE, leg="publish").leg is Leg.PUBLISH
+    assert _sfu(type="bye").leg is None
+    assert _sfu(type="bye", leg="watch").leg is Leg.WATCH
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"type": "offer"},
+        {"type": "offer", "sdp": "v=0", "leg": "watch"},
+        {"type": "answer", "sdp": "v=0", "leg": "publish"},
+        {"type": "bye", "leg": "both"},
+        {"type": "subscribe", "tracks": "n.a"},
+        {"type": "subscribe", "tracks": [""]},
+        {"type": "subscribe", "tracks": ["n.a"] * 65},
+        {"type": "candidate"},
+        {"type": "hello"},
+    ],
+)
+def test_bad_sfu_signals_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(HubError) as refused:
+        _sfu(**fields)
+    assert refused.value.code == "bad_request"
+
+
+@given(st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8)))
+def test_parse_sfu_signal_never_fails_other_than_with_a_hub_error(fields: dict[str, Any]) -> None:
+    try:
+        parse_sfu_signal(fields)
+    except HubError as error:
+        assert error.code in {"bad_request", "too_large"}
