@@ -35,6 +35,7 @@ class Lounge:
         self.lost: list[str] = []
         self.pings: list[Any] = []
         self.ticks = 0
+        self.life: list[str] = []
 
     def install(self, ctx: FeatureContext) -> None:
         self.node = ctx.node
@@ -49,6 +50,14 @@ class Lounge:
         ctx.on_session_closed(self._closed)
         ctx.on_history_lost(self._lost)
         ctx.every(3600.0, self.tick)
+        ctx.on_start(self._started)
+        ctx.on_stop(self._stopping)
+
+    async def _started(self) -> None:
+        self.life.append("started")
+
+    async def _stopping(self) -> None:
+        self.life.append("stopping")
 
     async def _closed(self, session: Session) -> None:
         self.closed.append(session.user_id)
@@ -120,6 +129,9 @@ async def test_a_toy_feature_plugs_in_with_one_install() -> None:
         a.node.receive_epoch("lounge-1", "a-new-epoch")  # ada follows it on a
         await eventually(lambda: lounge_a.lost == ["lounge-1"], what="the history-lost hook")
         assert (3600.0, lounge_b.tick) in b.node._jobs
+        assert lounge_b.life == ["started"]
+    # Stopped with its node.
+    assert lounge_b.life == ["started", "stopping"]
 
 
 async def test_hello_hooks_add_to_the_reply() -> None:
