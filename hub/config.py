@@ -88,10 +88,9 @@ class HubConfig:
     turn_secret: str | None = None
     turn_ttl: int = 24 * 3600
     # The embedded SFU: the addresses it offers ICE candidates on (none: every interface but
-    # loopback, as aiortc does), and what it may forward at once (video streams; audio counts
-    # a tenth of one).
+    # loopback, as aiortc does), and the streams (a track to a viewer each) it encodes at once.
     media_addresses: tuple[str, ...] = ()
-    relay_capacity: float = 20.0
+    relay_capacity: int = 12
     # How long the token a guest gets in its hello reply is valid (seconds).
     guest_ttl: int = 12 * 3600
     # token.renew refuses once the original sign-in is older than this (seconds).
@@ -135,7 +134,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     origins = env.get("HUB_ORIGINS")
     proxies = env.get("HUB_TRUSTED_PROXIES")
     media = env.get("HUB_MEDIA_ADDRESSES")
-    relay_capacity = _bounded(env, "HUB_RELAY_CAPACITY", float, 0.0, 100_000.0)
+    relay_capacity = _bounded(env, "HUB_RELAY_CAPACITY", int, 0, 100_000)
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")

@@ -34,12 +34,12 @@ from signalling.wire import IceCandidate
 
 log = logging.getLogger(__name__)
 
-# What one viewer's tracks cost against the capacity: aiortc encodes video for each viewer,
-# which is what bounds it; Opus is far cheaper. Measured: benchmarks/relay.py.
-VIDEO_COST = 1.0
-AUDIO_COST = 0.1
-# The default capacity of a node's relay, in those units (video streams encoded at 360p).
-DEFAULT_CAPACITY = 20.0
+# The streams (one track to one viewer) a node's relay encodes at once by default. Measured
+# with benchmarks/relay.py: one core carries about 14 streams of 360p video, or of audio, at
+# full rate (aiortc decodes, resamples and encodes audio in Python too), and the node's own
+# work needs the rest.
+DEFAULT_CAPACITY = 12
+JANUS_HINT = "run the hub with --sfu janus+ws://HOST:8188 for larger audiences"
 
 
 def offer_addresses(addresses: Sequence[str]) -> None:
@@ -53,13 +53,6 @@ def offer_addresses(addresses: Sequence[str]) -> None:
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = host_addresses
-
-
-JANUS_HINT = "run the hub with --sfu janus+ws://HOST:8188 for larger audiences"
-
-
-def _cost(kind: str) -> float:
-    return VIDEO_COST if kind == "video" else AUDIO_COST
 
 
 @dataclass(eq=False)
@@ -98,7 +91,7 @@ class EmbeddedRelay:
 
     name = "embedded"
 
-    def __init__(self, capacity: float = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         self._relay = MediaRelay()
         self._listener: SfuListener | None = None
@@ -118,13 +111,9 @@ class EmbeddedRelay:
         """Never: the relay is part of the node."""
         return None
 
-    def load(self) -> float:
-        """What the viewers' tracks cost now, in capacity units."""
-        return sum(
-            _cost(carried.track.kind)
-            for viewer in self._viewers.values()
-            for carried in viewer.carried.values()
-        )
+    def load(self) -> int:
+        """The streams the relay encodes now (a track to a viewer each)."""
+        return sum(len(viewer.carried) for viewer in self._viewers.values())
 
     # --- publishing -----------------------------------------------------------------------------
 
@@ -164,10 +153,9 @@ class EmbeddedRelay:
         if missing:
             raise unavailable(f"the embedded relay serves one node: {JANUS_HINT}")
         await self.hangup(room, sid, Leg.WATCH)
-        cost = sum(_cost(t.kind) for t in tracks)
-        if self.load() + cost > self.capacity:
+        if self.load() + len(tracks) > self.capacity:
             raise unavailable(
-                f"the embedded relay is at its capacity of {self.capacity:g} streams: {JANUS_HINT}"
+                f"the embedded relay is at its capacity of {self.capacity} streams: {JANUS_HINT}"
             )
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         viewer = self._viewers[(room, sid)] = _Viewer(pc, list(tracks))
