@@ -193,6 +193,8 @@ class EmbeddedRelay:
                 viewer.stale = True
                 return
             self._carry(room, viewer)
+            if not pc.getTransceivers():
+                return  # nothing on stage yet: an offer without media is no offer
             await pc.setLocalDescription(await pc.createOffer())
             offered = [
                 WatchedTrack(c.transceiver.mid or "", c.track.sid, c.track.user, c.track.kind)

@@ -85,7 +85,10 @@ def write_rooms(directory: Path) -> Path:
 def web_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A memory-mode hub with a secret that admits guests too, shared by the module."""
     rooms = write_rooms(tmp_path_factory.mktemp("rooms"))
-    process = HubProcess(args=["--guests", "--rooms", str(rooms)])
+    # The embedded SFU offers loopback candidates, as Chromium does here.
+    process = HubProcess(
+        args=["--guests", "--rooms", str(rooms)], env={"HUB_MEDIA_ADDRESSES": "127.0.0.1"}
+    )
     try:
         yield process.start()
     finally:

@@ -117,6 +117,14 @@ def test_a_speaker_goes_live_and_shares_the_screen_for_the_audience(
     speaker.page.get_by_role("button", name="Go live").click()
     tile = stage.get_by_role("figure", name=re.compile("^Sam"))
     expect(tile).to_contain_text("Microphone on · Camera on", timeout=WAIT_MS)
+    # The speaker's camera reaches the audience through the SFU, and keeps playing.
+    video = tile.locator("video")
+    expect(video).to_be_visible(timeout=3 * WAIT_MS)
+    handle = video.element_handle()
+    viewer.page.wait_for_function("video => video.videoWidth > 0", arg=handle, timeout=3 * WAIT_MS)
+    viewer.page.wait_for_function(
+        "video => Number(video.dataset.framesDecoded || 0) > 0", arg=handle, timeout=WAIT_MS
+    )
     share = speaker.page.get_by_role("button", name="Share screen")
     share.click()
     expect(share).to_have_attribute("aria-pressed", "true", timeout=WAIT_MS)

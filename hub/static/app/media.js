@@ -3,7 +3,6 @@
  * signalling with perfect negotiation: `LocalMedia` holds one's own tracks, a `Mesh` one
  * `PeerLink` (an RTCPeerConnection) per member media is exchanged with.
  */
-import { rank, roleOf } from "./roomstate.js";
 import { t } from "./strings.js";
 
 /** What each source of one's own media captures: its slot, its kind, how to open it. */
@@ -88,10 +87,10 @@ export class LocalMedia {
   }
 }
 
-/** Whether the person and a peer exchange media in `room`: everyone in workshops and breakouts;
- * in panels the stage among itself (the audience watches through the SFU). */
-export function exchangesMedia(room, peer) {
-  return room.kind !== "panel" || (rank(room.role) >= 1 && rank(roleOf(room, peer.user)) >= 1);
+/** Whether the person and a peer exchange media in `room` peer to peer: everyone in workshops
+ * and breakouts; nobody in panels, whose stage goes through the SFU (sfu.js). */
+export function exchangesMedia(room) {
+  return room.kind !== "panel";
 }
 
 /**
@@ -104,7 +103,7 @@ export function exchangesMedia(room, peer) {
 export class Mesh {
   constructor(session, local, roomId) {
     Object.assign(this, { session, local, roomId, links: new Map(), closed: false, sid: session.hub.sid });
-    this._stops = [session.onSignal((ev) => ev.room === roomId && this._signal(ev)), local.onChange(() => this._localChanged())];
+    this._stops = [session.onSignal((ev) => ev.room === roomId && ev.from !== "sfu" && this._signal(ev)), local.onChange(() => this._localChanged())];
     const stats = setInterval(() => this._readStats(), 2000);
     this._stops.push(() => clearInterval(stats));
   }
@@ -115,9 +114,9 @@ export class Mesh {
     if (!room || this.closed) return;
     // Links end with `bye` (the hub sends one when a peer leaves); a peer not listed yet (its
     // offer came before its presence) keeps its link; one no longer allowed loses it.
-    for (const [sid, link] of this.links) if (room.peers.has(sid) && !exchangesMedia(room, room.peers.get(sid))) this._hangUp(sid, link);
+    for (const [sid, link] of this.links) if (room.peers.has(sid) && !exchangesMedia(room)) this._hangUp(sid, link);
     for (const peer of room.peers.values()) {
-      if (this.session.hub.sid > peer.sid && !this.links.has(peer.sid) && exchangesMedia(room, peer)) this.links.set(peer.sid, new PeerLink(this, peer.sid, true));
+      if (this.session.hub.sid > peer.sid && !this.links.has(peer.sid) && exchangesMedia(room)) this.links.set(peer.sid, new PeerLink(this, peer.sid, true));
     }
   }
 
@@ -162,7 +161,7 @@ export class Mesh {
     if (link) return link.receive(ev);
     const room = this.session.room(this.roomId);
     // A candidate or answer of a link hung up already is dropped; an offer makes a link.
-    if (ev.type !== "offer" || !room || !exchangesMedia(room, room.peers.get(ev.from) || ev)) return;
+    if (ev.type !== "offer" || !room || !exchangesMedia(room)) return;
     const made = new PeerLink(this, ev.from, false);
     this.links.set(ev.from, made);
     made.receive(ev);

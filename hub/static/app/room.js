@@ -9,6 +9,7 @@ import { mountChat } from "./chat.js";
 import { mountMessages } from "./dm.js";
 import { button, h, setText } from "./dom.js";
 import { Mesh } from "./media.js";
+import { StageFeed } from "./sfu.js";
 import { mountNotices } from "./notices.js";
 import { mountPeople } from "./people.js";
 import { mountPolls } from "./polls.js";
@@ -47,15 +48,24 @@ export function mountRoom(main, session, roomId) {
     stops.push(mountNotices(stage, session, roomId));
     stops.push((room.kind === "breakout" ? mountChildBanner : mountBreakoutBanner)(stage, session, roomId));
     const mesh = new Mesh(session, session.localMedia, roomId);
+    const feed = room.kind === "panel" ? new StageFeed(session, session.localMedia, roomId) : null;
     stops.push(
       () => mesh.close(),
       session.store.watch(`stage:${roomId}`, () => mesh.sync()),
       // A new connection is a new session: the links of the old one are gone on both sides.
       session.store.watch(`rejoined:${roomId}`, () => mesh.rejoined()),
-      mountTiles(stage, session, roomId, mesh),
+      mountTiles(stage, session, roomId, mesh, feed),
       mountMediaControls(stage, session, roomId),
       mountHands(stage, session, roomId),
     );
+    if (feed) {
+      stops.push(
+        () => feed.close(),
+        session.store.watch(`room:${roomId}`, () => feed.sync()),
+        session.store.watch(`rejoined:${roomId}`, () => feed.rejoined()),
+      );
+      feed.sync();
+    }
     mesh.sync();
     if (session.localMedia.camera || session.localMedia.microphone) mesh.publish();
 

@@ -44,19 +44,22 @@ function me(session, room) {
   return { key: session.hub.sid, label: t("media.you", { name }), person: name, role: room.role, media: local.state, source: local.stream, mine: true };
 }
 
-function remote(room, peer, mesh) {
+function remote(room, peer, mesh, feed) {
+  const role = roleOf(room, peer.user);
+  const base = { key: peer.sid, label: peer.name, person: peer.name, role, media: peer.media || {} };
+  if (feed) return { ...base, source: feed.streams.get(peer.sid) ?? null, stats: feed.stats.get(peer.sid) };
   const link = mesh.links.get(peer.sid);
-  return { key: peer.sid, label: peer.name, person: peer.name, role: roleOf(room, peer.user), media: peer.media || {}, source: link?.remote ?? null, stats: link?.stats };
+  return { ...base, source: link?.remote ?? null, stats: link?.stats };
 }
 
 /** A grid of tiles: a workshop's or breakout's everyone (oneself first), or a panel's stage
- * (its speakers, moderators while live, oneself while on it). */
-export function mountTiles(container, session, roomId, mesh) {
+ * (its speakers, moderators while live, oneself while on it), whose media comes through the SFU
+ * (`feed`). */
+export function mountTiles(container, session, roomId, mesh, feed) {
   const panel = session.room(roomId).kind === "panel";
   const grid = h("div", { class: "grid", role: "region", "aria-label": t(panel ? "stage.title" : "media.grid") });
   const empty = h("div", { class: "stage-empty", hidden: true }, h("p", { text: t("stage.empty") }));
-  const note = h("p", { class: "hint", hidden: true, text: t("stage.videoSoon") });
-  container.append(empty, grid, note);
+  container.append(empty, grid);
   const tiles = new Map();
   return watchAll(session.store, [`stage:${roomId}`, `media:${roomId}`, `room:${roomId}`, "local-media"], () => {
     const room = session.room(roomId);
@@ -64,11 +67,10 @@ export function mountTiles(container, session, roomId, mesh) {
     const local = session.localMedia;
     const live = Boolean(local.camera || local.microphone || local.screen);
     const showMe = !panel || room.role === "speaker" || (onStage(room) && live);
-    const people = [...(showMe ? [me(session, room)] : []), ...(panel ? stageMembers(room) : room.peers.values())].map((p) => (p.key ? p : remote(room, p, mesh)));
+    const people = [...(showMe ? [me(session, room)] : []), ...(panel ? stageMembers(room) : room.peers.values())].map((p) => (p.key ? p : remote(room, p, mesh, feed)));
     keyed(grid, tiles, people, (p) => p.key, tile);
     grid.dataset.count = String(Math.min(people.length, 9));
     empty.hidden = !panel || people.length > 0;
-    note.hidden = !panel || onStage(room);
   });
 }
 

@@ -156,7 +156,6 @@ export const catalogue = {
 
   "stage.title": "Stage",
   "stage.empty": "Nobody is on stage yet.",
-  "stage.videoSoon": "Speakers' video appears here when they go live.",
   "stage.goLive": "Go live",
   "stage.endLive": "End live",
   "stage.leave": "Leave stage",
