@@ -102,8 +102,10 @@ class _StageLink:
             self._retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrying
-        with contextlib.suppress(HubClosed, HubRequestError):
-            await self._signal("bye", leg=self.leg)
+        # A client that is not connected has no session, nor legs, with the SFU to end.
+        if getattr(self.client, "connected", True):
+            with contextlib.suppress(HubClosed, HubRequestError, TimeoutError):
+                await self._signal("bye", leg=self.leg)
         await self._drop_pc()
 
     async def _signal(self, kind: str, **fields: Any) -> None:

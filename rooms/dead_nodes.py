@@ -82,6 +82,7 @@ class DeadNodes:
         prefix = f"{dead}."
         broker = self.node.broker
         swept = 0
+        rooms: list[str] = []
         for room in await self.rooms.directory.all():
             after = ""
             gone: list[tuple[str, bytes]] = []
@@ -98,5 +99,11 @@ class DeadNodes:
                 entry = unpack(info)
                 await self.rooms.announce_left(room.id, sid, entry["user"], entry["name"])
             swept += len(gone)
+            rooms.append(room.id)
         log.warning("node %s is gone: %d presence entries swept", dead, swept)
+        for hook in self.rooms.node_swept_hooks:
+            try:
+                await hook(dead, rooms)
+            except Exception:
+                log.exception("a hook after sweeping node %s failed", dead)
         return swept

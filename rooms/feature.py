@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -64,6 +65,8 @@ class RoomsFeature:
         self.roles = RoleBook(node.store)
         self.hooks = RoomHooks()
         self.authority: TokenAuthority | None = None
+        # Awaited with (dead node, rooms it had members in) once a survivor swept it.
+        self.node_swept_hooks: list[Callable[[str, list[str]], Awaitable[None]]] = []
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the room ops, their HTTP API, the presence jobs and the staff record."""
@@ -321,6 +324,11 @@ class RoomsFeature:
             "name": identity.name,
         }
         return {"room": room_id, "joined": joined, "entry": entry}
+
+    def on_node_swept(self, hook: Callable[[str, list[str]], Awaitable[None]]) -> None:
+        """Await ``hook(node, rooms)`` on the survivor that swept a dead node's sessions out
+        of ``rooms`` (what features hold for those sessions goes too)."""
+        self.node_swept_hooks.append(hook)
 
     async def announce_left(self, room_id: str, sid: str, user: str, name: str) -> None:
         """Tell ``room_id``'s nodes that session ``sid`` left (its presence entry is gone

@@ -68,6 +68,7 @@ class StageMedia:
         ctx.on_session_closed(self._closed)
         ctx.on_snapshot(self._snapshot)
         ctx.on_stop(self._stop)
+        self.rooms.on_node_swept(self._node_gone)
 
     @property
     def sfu(self) -> Sfu:
@@ -203,6 +204,17 @@ class StageMedia:
     async def _closed(self, session: Session) -> None:
         for room, sid in [key for key in self.viewers if key[1] == session.sid]:
             await self._hangup(room, sid, None)
+
+    async def _node_gone(self, dead: str, rooms: list[str]) -> None:
+        """A dead node's publishers leave the stages they were on."""
+        store = self.node.store
+        for room in rooms:
+            entries = await store.hash_get_all(tracks_key(room))
+            gone = [sid for sid in entries if sid.startswith(f"{dead}.")]
+            for sid in gone:
+                await store.hash_delete(tracks_key(room), sid)
+            if gone:
+                await self._publish_stage(room)
 
     def _role_changed(self, event: Mapping[str, Any]) -> None:
         if self._sfu is None:

@@ -21,7 +21,7 @@ from support.waiting import eventually
 from livehub_client import HubClient, HubRequestError
 from livehub_client.stage import StagePublisher, StageViewer, run_stage
 
-from .conftest import StartHub, uid
+from .conftest import StartHub, StartNodes, uid
 
 MEDIA_T = 20.0
 MEDIA_ENV = {"HUB_MEDIA_ADDRESSES": "127.0.0.1"}
@@ -50,6 +50,11 @@ class Member:
     def sid(self) -> str:
         assert self.client.hello is not None
         return str(self.client.hello["sid"])
+
+    @property
+    def user(self) -> str:
+        assert self.client.hello is not None
+        return str(self.client.hello["user"]["id"])
 
     def stages(self) -> list[list[dict[str, Any]]]:
         """The ``tracks`` of every ``stage`` event received, in order."""
@@ -123,9 +128,7 @@ async def test_viewers_get_a_speakers_video_and_the_stage_is_announced(
         assert speaker.publisher is not None and viewer.viewer is not None
         await speaker.publisher.publish()
         await viewer.wait(lambda: bool(viewer.stages()), "a stage event")
-        assert viewer.stages()[-1] == [
-            {"sid": speaker.sid, "user": speaker.client.hello["user"]["id"], "kind": "video"}
-        ]
+        assert viewer.stages()[-1] == [{"sid": speaker.sid, "user": speaker.user, "kind": "video"}]
         await viewer.viewer.subscribe()
         await viewer.wait(lambda: viewer.viewer.offers >= 1, "the SFU's offer")
         assert [t["sid"] for t in viewer.viewer.tracks] == [speaker.sid]
@@ -155,9 +158,7 @@ async def test_a_speaker_who_leaves_is_taken_off_every_viewers_connection(
         await viewer.wait(
             lambda: [t["sid"] for t in viewer.viewer.tracks] == [first.sid], "a new offer"
         )
-        assert viewer.stages()[-1] == [
-            {"sid": first.sid, "user": first.client.hello["user"]["id"], "kind": "video"}
-        ]
+        assert viewer.stages()[-1] == [{"sid": first.sid, "user": first.user, "kind": "video"}]
 
 
 async def test_only_the_stage_publishes_and_only_in_panels(start_hub: StartHub) -> None:
@@ -193,3 +194,16 @@ async def test_the_relay_refuses_viewers_beyond_its_capacity(start_hub: StartHub
         assert refused.value.code == "unavailable"
         assert "--sfu janus" in refused.value.msg
         await first.wait(lambda: sum(first.frames.values()) >= 3, "the first viewer's frames")
+
+
+async def test_a_dead_nodes_speakers_leave_the_stage(start_nodes: StartNodes) -> None:
+    a, b = await start_nodes(2, env=MEDIA_ENV)
+    room = await panel(a)
+    async with member(a, room) as watcher, member(b, room, "speaker") as speaker:
+        assert speaker.publisher is not None
+        await speaker.publisher.publish()
+        on_stage = [{"sid": speaker.sid, "user": speaker.user, "kind": "video"}]
+        await watcher.wait(lambda: watcher.stages()[-1:] == [on_stage], "the speaker on stage")
+        assert b.process is not None
+        b.process.kill()  # kill -9: the speaker's node never takes it off the stage
+        await watcher.wait(lambda: watcher.stages()[-1] == [], "the stage emptied")
