@@ -117,8 +117,9 @@ class EmbeddedRelay:
 
     # --- publishing -----------------------------------------------------------------------------
 
-    async def publish(self, room: str, sid: str, user: str, sdp: str) -> tuple[str, list[str]]:
-        """Answer a speaker's offer; a second offer replaces the first connection."""
+    async def publish(self, room: str, sid: str, user: str, sdp: str) -> str:
+        """Answer a speaker's offer (a second offer replaces the first connection); its tracks
+        are published at once, after the answer is returned."""
         await self.hangup(room, sid, Leg.PUBLISH)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         publisher = _Publisher(pc, user)
@@ -143,7 +144,11 @@ class EmbeddedRelay:
         if not publisher.tracks:
             await self.hangup(room, sid, Leg.PUBLISH)
             raise HubError("bad_request", "sdp: the offer sends no audio or video")
-        return pc.localDescription.sdp, sorted(publisher.tracks)
+        if self._listener is not None:
+            # Relayed from the first frame: watchable now, but announced after the answer.
+            published = self._listener.sfu_published(room, sid, user, sorted(publisher.tracks))
+            publisher.drains.append(asyncio.ensure_future(published))
+        return str(pc.localDescription.sdp)
 
     # --- watching -------------------------------------------------------------------------------
 

@@ -57,6 +57,10 @@ class SfuListener(Protocol):
     ) -> None:
         """Send a viewer the SFU's (new) offer for the tracks it now carries."""
 
+    async def sfu_published(self, room: str, sid: str, user: str, kinds: Sequence[str]) -> None:
+        """A speaker's tracks of ``kinds`` can be watched now (its connection is up): they join
+        the stage."""
+
     async def sfu_bye(self, room: str, sid: str, leg: Leg, reason: str) -> None:
         """A peer connection of ``sid`` with the SFU has ended (failed, the server went away):
         tell the session, which may publish or subscribe again."""
@@ -79,8 +83,9 @@ class Sfu(Protocol):
     def degraded(self) -> str | None:
         """None while the server can serve, else why not (``/readyz`` reports it)."""
 
-    async def publish(self, room: str, sid: str, user: str, sdp: str) -> tuple[str, list[str]]:
-        """Take a speaker's offer: the SFU's answer, and the kinds of track it publishes."""
+    async def publish(self, room: str, sid: str, user: str, sdp: str) -> str:
+        """Take a speaker's offer: the SFU's answer. Once its tracks can be watched, the SFU
+        says so through :meth:`SfuListener.sfu_published` (after this returns)."""
 
     async def subscribe(self, room: str, sid: str, tracks: Sequence[StageTrack]) -> None:
         """Start (or restart) a viewer's connection for ``tracks``: the offer follows through

@@ -131,13 +131,8 @@ class StageMedia:
         session = ctx.session
         if await self.rooms.roles.current_role(session, room.id) < Role.SPEAKER:
             raise HubError("forbidden", "only the stage (speakers, moderators) may publish")
-        answer, kinds = await self.sfu.publish(
-            room.id, session.sid, session.user_id, signal.sdp or ""
-        )
+        answer = await self.sfu.publish(room.id, session.sid, session.user_id, signal.sdp or "")
         session.send(self._event(room.id, SignalType.ANSWER, Leg.PUBLISH, sdp=answer))
-        entry = pack({"user": session.user_id, "kinds": kinds})
-        await self.node.store.hash_set(tracks_key(room.id), session.sid, entry)
-        await self._publish_stage(room.id)
 
     async def _hangup(self, room: str, sid: str, leg: Leg | None) -> None:
         if leg in (None, Leg.WATCH):
@@ -243,6 +238,17 @@ class StageMedia:
         event = self._event(room, SignalType.OFFER, Leg.WATCH, sdp=sdp)
         event["tracks"] = watched  # type: ignore[typeddict-item]
         session.send(event)
+
+    async def sfu_published(self, room: str, sid: str, user: str, kinds: Sequence[str]) -> None:
+        """Put the speaker's tracks on the stage, if it is still publishing there."""
+        if Leg.PUBLISH not in self.sfu.legs(room, sid):
+            return
+        entry = pack({"user": user, "kinds": list(kinds)})
+        await self.node.store.hash_set(tracks_key(room), sid, entry)
+        if Leg.PUBLISH not in self.sfu.legs(room, sid):
+            # It hung up while the entry was being written: its hang-up found nothing to take.
+            await self.node.store.hash_delete(tracks_key(room), sid)
+        await self._publish_stage(room)
 
     async def sfu_bye(self, room: str, sid: str, leg: Leg, reason: str) -> None:
         """A connection with the SFU ended: tell the session; a publisher leaves the stage."""
