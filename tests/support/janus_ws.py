@@ -81,6 +81,8 @@ class JanusWs:
                     if not future.done():
                         future.set_result(message)
                     continue
+                if message.get("janus") == "ack":
+                    continue  # late: Janus may send a plugin's event before its ack
                 self._events.append(message)
                 self._arrived.set()
         except ConnectionClosed:
