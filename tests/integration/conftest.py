@@ -191,7 +191,8 @@ async def new_room(stack: contextlib.AsyncExitStack, node: HubProcess, kind: str
 def janus() -> Iterator[JanusServer]:
     """A private Janus (VideoRoom, string ids) in its own network namespace, shared by the module;
     ends the test with one line where Janus or namespaces are missing (tests/support/system.py).
-    WebRTC peers of the test gather ``janus.peer_address`` only (``host_addresses_only``)."""
+    WebRTC peers of the test gather ``janus.peer_address`` only (``host_addresses_only``). A test
+    that kills or restarts Janus makes its own ``JanusServer`` instead."""
     require_netns()
     server = JanusServer(binary=require_janus())
     try:

@@ -169,6 +169,11 @@ class JanusServer:
         return f"ws://{self.address}:{self.ws_port}"
 
     @property
+    def sfu_url(self) -> str:
+        """:attr:`ws_url` as ``hub serve --sfu`` takes it (``janus+ws://...``)."""
+        return f"janus+{self.ws_url}"
+
+    @property
     def admin_url(self) -> str:
         """The URL of the HTTP admin API (``POST`` JSON with ``admin_secret``)."""
         return f"http://{self.address}:{self.admin_port}/admin"

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-__all__ = ["VIDEOROOM", "JanusRequestError", "JanusWs"]
+__all__ = ["VIDEOROOM", "JanusRequestError", "JanusWs", "Message"]
 
 VIDEOROOM = "janus.plugin.videoroom"
 Message = dict[str, Any]
