@@ -7,6 +7,8 @@ special flags or ``HUB_LIMIT_*`` settings, stopped when the test ends.
 Nodes sharing the run's private Redis (``redis_server`` of tests/conftest.py): ``start_nodes``
 starts a test's own nodes on it, flushed first (``redis``); ``nodes`` is a pair shared by a
 module. ``stack`` closes a test's clients before its nodes stop; ``http`` is an HTTP client.
+
+``janus`` is a private Janus server in its own network namespace, shared by a module.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import pytest
 from tests.conftest import TIMEOUT
 from tests.support import recording
 from tests.support.hub_process import TEST_SECRET, HubProcess, mint
+from tests.support.janus import JanusServer
 from tests.support.redis_server import RedisServer
+from tests.support.system import require_janus, require_netns
 
 # The module hub's limits: the fan-out test's moderator announces 100 notices in a burst, more
 # than the default per-connection burst (60) allows a person.
@@ -178,3 +182,20 @@ async def new_room(stack: contextlib.AsyncExitStack, node: HubProcess, kind: str
     room = uid(kind)
     await org.request("room.create", room=room, kind=kind, title=kind.title())
     return room
+
+
+# --- Janus (an SFU) in a network namespace ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def janus() -> Iterator[JanusServer]:
+    """A private Janus (VideoRoom, string ids) in its own network namespace, shared by the module;
+    ends the test with one line where Janus or namespaces are missing (tests/support/system.py).
+    WebRTC peers of the test gather ``janus.peer_address`` only (``host_addresses_only``). A test
+    that kills or restarts Janus makes its own ``JanusServer`` instead."""
+    require_netns()
+    server = JanusServer(binary=require_janus())
+    try:
+        yield server
+    finally:
+        server.close()

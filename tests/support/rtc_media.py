@@ -1,4 +1,5 @@
-"""Media for WebRTC tests: a synthetic video track, and ICE kept on the loopback interface.
+"""Media for WebRTC tests: a synthetic video track, and ICE kept on the loopback interface (or
+on given addresses, such as the host end of a test namespace's veth).
 
 Test peer connections are built as ``RTCPeerConnection(RTCConfiguration(iceServers=[]))``:
 aiortc's default STUN server is unreachable here and would stall gathering for 5 s. Inside
@@ -11,11 +12,15 @@ aiortc's default STUN server is unreachable here and would stall gathering for 5
         ...
         await pc.close()
         track.stop()
+
+With a peer (Janus) that ignores loopback, in a test network namespace, use
+``host_addresses_only(janus.peer_address)`` instead (:mod:`support.janus`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Iterator
 from unittest import mock
 
@@ -23,7 +28,7 @@ import aioice.ice
 from aiortc.mediastreams import VideoStreamTrack
 from av import VideoFrame
 
-__all__ = ["SyntheticVideoTrack", "loopback_only"]
+__all__ = ["SyntheticVideoTrack", "host_addresses_only", "loopback_only"]
 
 
 class SyntheticVideoTrack(VideoStreamTrack):
@@ -66,4 +71,21 @@ def loopback_only() -> Iterator[None]:
     ``Connection.gather_candidates`` looks up at call time; no STUN or TURN server is implied:
     build peer connections with ``iceServers=[]``."""
     with mock.patch.object(aioice.ice, "get_host_addresses", _loopback_addresses):
+        yield
+
+
+@contextlib.contextmanager
+def host_addresses_only(*addresses: str) -> Iterator[None]:
+    """While open, aioice gathers host candidates on ``addresses`` only (each must be an address
+    of this host; its sockets are bound to it, so checks and media leave through its interface).
+    aiortc offers no interface filter of its own: this patches ``aioice.ice.get_host_addresses``
+    like :func:`loopback_only`, for every peer connection that gathers inside the block
+    (``setLocalDescription``). Build them with ``iceServers=[]``."""
+    versions = {address: ipaddress.ip_address(address).version for address in addresses}
+
+    def only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        wanted = {4: use_ipv4, 6: use_ipv6}
+        return [address for address, version in versions.items() if wanted[version]]
+
+    with mock.patch.object(aioice.ice, "get_host_addresses", only):
         yield

@@ -1,4 +1,5 @@
-"""System components that some tests need and the machine may lack (Chromium today): such a
+"""System components that some tests need and the machine may lack (Chromium, Janus, network
+namespaces): such a
 test is skipped with one line that says what to install, or fails with that same line where
 every component must be there (``LIVEHUB_TEST_REQUIRE_ALL=1``, as ``.ci/run`` sets it), so that
 CI never passes by skipping.
@@ -6,7 +7,9 @@ CI never passes by skipping.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 
 import pytest
 
@@ -15,6 +18,9 @@ REQUIRE_ALL = "LIVEHUB_TEST_REQUIRE_ALL"
 
 # Debian's Chromium; LIVEHUB_CHROMIUM names another binary.
 CHROMIUM: str = os.environ.get("LIVEHUB_CHROMIUM") or "/usr/bin/chromium"
+
+# Debian's Janus; LIVEHUB_JANUS names another binary.
+JANUS: str = os.environ.get("LIVEHUB_JANUS") or "/usr/bin/janus"
 
 
 def _require_all() -> bool:
@@ -40,3 +46,33 @@ def require_chromium() -> str:
     present = os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)
     require(f"Chromium ({CHROMIUM})", present, "apt-get install chromium")
     return CHROMIUM
+
+
+def require_janus() -> str:
+    """The path of the Janus binary (:data:`JANUS`), once :func:`require` has checked that it
+    is an executable file."""
+    present = os.path.isfile(JANUS) and os.access(JANUS, os.X_OK)
+    require(f"Janus ({JANUS})", present, "apt-get install janus")
+    return JANUS
+
+
+@functools.cache
+def _namespace_probe() -> str | None:
+    from tests.support.netns import probe
+
+    return probe()
+
+
+def require_netns() -> None:
+    """Return once this process can make network namespaces joined by veth pairs
+    (:mod:`tests.support.netns`): root, ``ip`` from iproute2, and a kernel that makes a veth
+    pair inside a namespace (tried once per run). Otherwise end the test as :func:`require`
+    does, with the first thing missing."""
+    require("ip (iproute2)", shutil.which("ip") is not None, "apt-get install iproute2")
+    require("root, for network namespaces", os.geteuid() == 0, "run the tests as root")
+    failure = _namespace_probe()
+    require(
+        f"network namespaces with veth ({failure})",
+        failure is None,
+        "a kernel with network namespaces and veth",
+    )

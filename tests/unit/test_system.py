@@ -92,3 +92,58 @@ def test_chromium_path_defaults_to_debians_and_is_overridable(
     assert importlib.reload(system).CHROMIUM == "/usr/bin/chromium"
     reloaded.setenv("LIVEHUB_CHROMIUM", "/opt/chromium/chrome")
     assert importlib.reload(system).CHROMIUM == "/opt/chromium/chrome"
+
+
+@pytest.mark.usefixtures("strict")
+def test_require_janus_returns_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    janus = str(executable(tmp_path / "janus"))
+    monkeypatch.setattr(system, "JANUS", janus)
+    assert system.require_janus() == janus
+
+
+@pytest.mark.usefixtures("lenient")
+def test_require_janus_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(system, "JANUS", str(tmp_path / "missing"))
+    with pytest.raises(pytest.skip.Exception) as outcome:
+        system.require_janus()
+    assert outcome.value.msg == f"needs Janus ({tmp_path / 'missing'}): apt-get install janus"
+
+
+@pytest.mark.usefixtures("lenient")
+def test_require_netns_names_the_first_thing_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def which(name: str) -> str | None:
+        return f"/usr/sbin/{name}"
+
+    monkeypatch.setattr(system.shutil, "which", lambda name: None)
+    with pytest.raises(pytest.skip.Exception) as outcome:
+        system.require_netns()
+    assert outcome.value.msg == "needs ip (iproute2): apt-get install iproute2"
+
+    monkeypatch.setattr(system.shutil, "which", which)
+    monkeypatch.setattr(system.os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.skip.Exception) as outcome:
+        system.require_netns()
+    assert outcome.value.msg == "needs root, for network namespaces: run the tests as root"
+
+    monkeypatch.setattr(system.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(system, "_namespace_probe", lambda: "ip netns add x: Permission denied")
+    with pytest.raises(pytest.skip.Exception) as outcome:
+        system.require_netns()
+    assert outcome.value.msg == (
+        "needs network namespaces with veth (ip netns add x: Permission denied): "
+        "a kernel with network namespaces and veth"
+    )
+
+    monkeypatch.setattr(system, "_namespace_probe", lambda: None)
+    system.require_netns()  # neither skips nor fails
+
+
+def test_janus_path_defaults_to_debians_and_is_overridable(
+    reloaded: pytest.MonkeyPatch,
+) -> None:
+    reloaded.delenv("LIVEHUB_JANUS", raising=False)
+    assert importlib.reload(system).JANUS == "/usr/bin/janus"
+    reloaded.setenv("LIVEHUB_JANUS", "/opt/janus/bin/janus")
+    assert importlib.reload(system).JANUS == "/opt/janus/bin/janus"
