@@ -150,12 +150,15 @@ def redis_pid(server: Any) -> int | None:
     return None
 
 
-def start_redis(stack: contextlib.ExitStack, cpu: int | None) -> tuple[Any, list[int]]:
-    """A private redis-server, closed with ``stack`` and pinned to ``cpu`` (if not None);
+def start_redis(
+    stack: contextlib.ExitStack, cpu: int | None, *, appendfsync: str | None = None
+) -> tuple[Any, list[int]]:
+    """A private redis-server, closed with ``stack`` and pinned to ``cpu`` (if not None), with
+    persistence off, or its append-only file on with ``appendfsync`` (``everysec``, ``always``);
     returns it and its pid (none if it was not found)."""
     from tests.support.redis_server import RedisServer
 
-    redis = RedisServer()
+    redis = RedisServer(appendfsync=appendfsync)
     stack.callback(redis.close)
     pid = redis_pid(redis)
     if pid is None:

@@ -8,6 +8,12 @@ runs the load generator as a separate process pinned to the other core, and prin
   each its own process and port, sharing the Redis); voters are split evenly across them;
 * ``memory``  -- one ``hub serve`` on its in-process broker (every voter on that node).
 
+``--appendfsync off,everysec,always`` runs ``redis2`` once per policy: ``off`` is Redis with
+persistence off (the row ``redis2``), ``everysec`` and ``always`` run it with ``appendonly yes``
+and that ``appendfsync`` (the rows ``redis2+everysec``, ``redis2+always``): what an event's
+durable Redis costs in acknowledged votes. The append-only file is written in the server's
+temporary directory (``$TMPDIR``, else ``/tmp``): point ``TMPDIR`` at the disk to measure.
+
 The load generator connects an organizer, who creates a workshop room (``room.create``) and a
 poll in it (4 options, ``show: "live"``, ``allow_change: true``), and N voters (attendee tokens,
 ``hello``, ``join``). For ``--duration`` seconds (after ``--warmup``) every voter keeps voting,
@@ -22,7 +28,8 @@ one ``ok``; each voter's ``mine`` is checked too. EXACT or MISMATCH is printed.
 Usage::
 
     python benchmarks/votes.py [--voters 1000] [--duration 10] [--window 2] [--pace 15]
-                               [--modes memory,redis2] [--raise-limits] [--json]
+                               [--modes memory,redis2] [--appendfsync off,everysec,always]
+                               [--raise-limits] [--json]
 
 ``--loadgen`` (internal) runs the load generator itself; it prints one JSON object on stdout.
 """
@@ -79,6 +86,8 @@ from fanout import (  # noqa: E402
 from tests.support.hub_process import HubProcess, mint  # noqa: E402
 
 MODES = ("memory", "redis2")
+# Redis's persistence for the redis2 runs: off, or the append-only file with this appendfsync.
+APPENDFSYNC = ("off", "everysec", "always")
 OPTIONS = 4
 TARGET_VOTES = 5_000
 # Raised command limits for --raise-limits (the hub's defaults: 20/s burst 60 per connection,
@@ -315,8 +324,22 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def runs(modes: list[str], appendfsync: list[str]) -> list[str]:
+    """The runs of ``modes``: ``redis2`` once per persistence policy (``redis2+always`` ...)."""
+    return [
+        run
+        for mode in modes
+        for run in (
+            [mode]
+            if mode != "redis2"
+            else [mode if fsync == "off" else f"{mode}+{fsync}" for fsync in appendfsync]
+        )
+    ]
+
+
 def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]:
-    """Start the server side of ``mode``, run the load generator against it, stop everything."""
+    """Start the server side of ``mode`` (a run of :func:`runs`), run the load generator
+    against it, stop everything."""
     with contextlib.ExitStack() as stack:
         setup: dict[str, Any] = {"mode": mode}
         if options.wait_quiet:
@@ -324,11 +347,17 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
         redis_pids: list[int] = []
         redis_url: str | None = None
         nodes = 1
-        if mode == "redis2":
-            redis, redis_pids = start_redis(stack, options.server_cpu)
+        base, _, fsync = mode.partition("+")
+        if base == "redis2":
+            redis, redis_pids = start_redis(stack, options.server_cpu, appendfsync=fsync or None)
             redis_url = redis.url
             nodes = 2
-            setup["redis"] = {"binary": str(redis.binary), "cpu": fmt(options.server_cpu)}
+            setup["redis"] = {
+                "binary": str(redis.binary),
+                "cpu": fmt(options.server_cpu),
+                "appendfsync": fsync or "off",
+                "dir": redis.directory,
+            }
         env = RAISED_LIMITS if options.raise_limits else None
         hubs = []
         for _ in range(nodes):
@@ -439,7 +468,7 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
                 f"{mode}: the load generator was near saturation (cpu {r['loadgen_cpu']:.0%}): "
                 "votes/s may be a floor"
             )
-        if mode == "redis2":
+        if mode.startswith("redis2"):
             met = r["votes_per_s"] >= TARGET_VOTES and r["exact"]
             lines.append(
                 f"{mode} target (>= {TARGET_VOTES:,} votes/s, exact counts): "
@@ -457,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=15.0, help="max votes/s per voter")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
+        "--appendfsync",
+        default="off",
+        help="redis2 once per Redis persistence policy, comma-separated: off (no persistence), "
+        "everysec, always (appendonly yes with that appendfsync)",
+    )
+    parser.add_argument(
         "--raise-limits", action="store_true", help="start the hubs with raised command limits"
     )
     add_run_arguments(parser)
@@ -467,7 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     if options.loadgen:
         return loadgen_main(loadgen, options)
 
-    modes = parse_modes(parser, options.modes, MODES)
+    modes = runs(
+        parse_modes(parser, options.modes, MODES),
+        parse_modes(parser, options.appendfsync, APPENDFSYNC),
+    )
     cpus = pin_cpus(options)
     nofile = raise_nofile(options.voters + 256)
 
@@ -480,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"votes: {options.voters} voters, one workshop poll ({OPTIONS} options, live, changes "
         f"allowed); {options.warmup:g}s warm-up then {options.duration:g}s measured; window "
-        f"{options.window}, pace <= {options.pace:g} votes/s per voter; {limits}; hubs and "
+        f"{options.window}, pace <= {options.pace:g} votes/s per voter; {limits}; redis2 "
+        f"persistence: {options.appendfsync}; hubs and "
         f"redis-server on cpu {fmt(options.server_cpu, '', 'unpinned')}, load generator on cpu "
         f"{fmt(options.loadgen_cpu, '', 'unpinned')} (of {len(cpus)}); RLIMIT_NOFILE {nofile}",
         file=out,

@@ -42,6 +42,8 @@ HISTORY_MAX: Final = 200
 KEY_TTL: Final = 24 * 3600.0
 CLAIM_TTL: Final = 30.0
 _PENDING: Final = b""
+# How many claims left behind a node remembers before it forgets the expired ones.
+LEFT_KEPT: Final = 1000
 
 
 def log_key(room: str) -> str:
@@ -70,6 +72,8 @@ class ChatFeature:
         self.rooms = rooms
         self.rules = ChatRules(node.store)
         self.limiter = chat_limiter(node)
+        # Claims that this node's attempts could not free -> when (monotonic seconds).
+        self._left: dict[str, float] = {}
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the chat ops (the moderation ops that share :attr:`rules` are
@@ -86,7 +90,9 @@ class ChatFeature:
         With ``key``, a retry (on any node) returns the first ``{id, seq}`` and posts nothing;
         while the first attempt is still in flight a retry gets ``conflict``. The message is
         published once per key (``publish_event_once``), so even a retry after an attempt that
-        stored the message and failed before recording its result posts nothing new.
+        stored the message and failed before recording its result posts nothing new. A failed
+        attempt frees its key; one that could not (Redis failed under it) leaves its claim to the
+        next attempt on this node (elsewhere the claim frees itself after :data:`CLAIM_TTL`).
         """
         room = fields.room_id(cmd.get("room"))
         text = fields.text(cmd.get("text"), "text", MAX_TEXT)
@@ -99,7 +105,7 @@ class ChatFeature:
         claim = idempotency_key(room, user, key) if key is not None else None
         if claim is not None:
             earlier = await store.get(claim)
-            if earlier is not None:
+            if earlier is not None and not self._left_here(claim, earlier):
                 return _earlier_result(earlier)
         moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         await self.rules.check_mute(room, user)
@@ -108,8 +114,12 @@ class ChatFeature:
         if reply_to is not None and await store.hash_get(ids_key(room), reply_to) is None:
             raise HubError("not_found", f"no message {reply_to} in {room}")
         if claim is not None:
-            earlier = await store.set_if_absent(claim, _PENDING, ttl=CLAIM_TTL)
-            if earlier is not None:
+            try:
+                earlier = await store.set_if_absent(claim, _PENDING, ttl=CLAIM_TTL)
+            except Exception:
+                self._leave(claim)  # its reply was lost: the claim may be set
+                raise
+            if earlier is not None and not self._take_over(claim, earlier):
                 return _earlier_result(earlier)
 
         msg_id = secrets.token_hex(6)
@@ -152,13 +162,38 @@ class ChatFeature:
             # per key, so the retry never posts it twice. (A cancelled send keeps its claim
             # until it expires.) The slow-mode slot is given back only if nothing was posted.
             if claim is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await store.delete(claim)
+                except Exception:
+                    self._leave(claim)
             if slotted and not posted:
                 with contextlib.suppress(Exception):
                     await self.rules.release_slot(room, user)
             raise
         return result
+
+    def _leave(self, claim: str) -> None:
+        """Remember a claim that an attempt of this node could not free (Redis failed under it):
+        no attempt holds it any more, so the next one on this node may take it over instead of
+        getting ``conflict`` until it expires."""
+        now = time.monotonic()
+        self._left[claim] = now
+        if len(self._left) > LEFT_KEPT:
+            self._left = {c: at for c, at in self._left.items() if now - at < CLAIM_TTL}
+
+    def _left_here(self, claim: str, stored: bytes) -> bool:
+        """Whether ``stored`` is a pending claim this node left behind (younger than
+        :data:`CLAIM_TTL`: an older one expired, and what is pending now is another's)."""
+        at = self._left.get(claim)
+        return stored == _PENDING and at is not None and time.monotonic() - at < CLAIM_TTL
+
+    def _take_over(self, claim: str, stored: bytes) -> bool:
+        """Take a claim this node left behind over for the attempt at hand (once: a concurrent
+        attempt on this node gets ``conflict``)."""
+        if not self._left_here(claim, stored):
+            return False
+        del self._left[claim]
+        return True
 
     async def _stored_message(self, room: str, seq: int, fallback: ChatFields) -> ChatFields:
         """The fields of the chat event stored at ``seq`` (an earlier attempt's), or

@@ -8,11 +8,18 @@ claims it first: its sessions' entries (their sids start with its id) leave ever
 presence, and the rooms' nodes are told as for any leave, so members get ``presence`` with the
 new count and ``left``. A death shows within ``BEAT_TTL + BEAT_INTERVAL`` seconds, plus the
 presence batch interval.
+
+A heartbeat also expires while Redis is away (stopped, restarted from its append-only file):
+then no node could beat, and every node would find every other one dead. So a missing heartbeat
+counts only once this node has itself beaten without a break for :data:`BEAT_TTL` seconds: by
+then every live node has beaten again too.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from hub.auth import Identity
@@ -44,6 +51,11 @@ class DeadNodes:
         self.rooms = rooms
         self.node = rooms.node
         self.beaten = False
+        #: Seconds, monotonic (tests replace it to step time).
+        self.clock: Callable[[], float] = time.monotonic
+        # When this node's beats last succeeded, and since when they have without a break.
+        self._last_beat: float | None = None
+        self._steady_since: float | None = None
 
     def install(self, ctx: FeatureContext) -> None:
         """Beat and check on a timer, and beat before the first session's hello completes (a
@@ -59,13 +71,33 @@ class DeadNodes:
         """Keep this node's heartbeat alive for :data:`BEAT_TTL` seconds."""
         store = self.node.store
         me = self.node.node_id
-        await store.put(beat_key(me), b"1", ttl=BEAT_TTL)
-        await store.set_add(NODES, me)
+        try:
+            await store.put(beat_key(me), b"1", ttl=BEAT_TTL)
+            await store.set_add(NODES, me)
+        except BaseException:
+            self._last_beat = None
+            raise
+        now = self.clock()
+        if self._last_beat is None or now - self._last_beat > 2 * BEAT_INTERVAL:
+            # The first beat, or one after a failed or late one: Redis may have been away in the
+            # gap, long enough for a live node's heartbeat to run out before its next beat.
+            self._steady_since = now
+        self._last_beat = now
         self.beaten = True
 
+    def steady(self) -> bool:
+        """Whether this node has beaten without a break for :data:`BEAT_TTL` seconds: only then
+        is another node's missing heartbeat a sign of its death (see the module docstring)."""
+        since = self._steady_since
+        return (
+            self._last_beat is not None and since is not None and self.clock() - since >= BEAT_TTL
+        )
+
     async def tick(self) -> None:
-        """Beat, then sweep the nodes whose heartbeat expired."""
+        """Beat, then sweep the nodes whose heartbeat expired (once this node is steady)."""
         await self.beat()
+        if not self.steady():
+            return
         store = self.node.store
         me = self.node.node_id
         for other in await store.set_members(NODES):

@@ -48,3 +48,18 @@ def test_the_votes_benchmark_runs_with_exact_counts() -> None:
     assert isinstance(results, list) and len(results) == 1
     assert "error" not in results[0], results[0]
     assert results[0]["exact"] is True, results[0]
+
+
+@pytest.mark.redis
+def test_the_votes_benchmark_runs_on_a_redis_with_its_append_only_file() -> None:
+    report = run_benchmark(
+        "votes.py",
+        *("--voters", "20", "--duration", "1", "--warmup", "0.2"),
+        *("--modes", "redis2", "--appendfsync", "always"),
+    )
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 1
+    assert "error" not in results[0], results[0]
+    assert results[0]["mode"] == "redis2+always"
+    assert results[0]["redis"]["appendfsync"] == "always"
+    assert results[0]["exact"] is True, results[0]

