@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.broker import Broker, StoredEvent, user_topic
+from hub.broker import Broker, BrokerUnavailable, StoredEvent, user_topic
 from hub.codec import EncodedEvent, pack, unpack
 from hub.config import HubConfig
 from hub.errors import CloseCode
@@ -174,6 +174,10 @@ class Node:
             await asyncio.sleep(interval)
             try:
                 await job()
+            except BrokerUnavailable:
+                # Every job fails each round while the broker is away: one line each, no trace.
+                name = getattr(job, "__qualname__", job)
+                log.warning("periodic job %s: broker unavailable", name)
             except Exception:
                 log.exception("periodic job failed")
 
