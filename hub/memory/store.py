@@ -126,6 +126,15 @@ class MemoryStore:
         ranked = sorted(index, key=lambda name: (index[name][0], name), reverse=True)
         return [(name, *index[name]) for name in ranked[: max(limit, 0)]]
 
+    async def index_remove(self, key: str, member: str) -> bool:
+        """See :meth:`hub.store.Store.index_remove`."""
+        index = self.backend.indexes.get(key)
+        if index is None or index.pop(member, None) is None:
+            return False
+        if not index:
+            del self.backend.indexes[key]
+        return True
+
     async def set_add(self, key: str, member: str) -> bool:
         """See :meth:`hub.store.Store.set_add`."""
         members = self.backend.sets.setdefault(key, set())
