@@ -20,7 +20,7 @@ sends one with every message, and then their count grows for the whole run.
 
 Usage::
 
-    python benchmarks/soak.py [--minutes 3] [--guests 300] [--rooms 4] [--session 20]
+    python benchmarks/soak.py [--minutes 3] [--guests 300] [--rooms 4] [--session 10]
                               [--chat-every 5] [--ask-every 120] [--sample 5] [--redis] [--json]
 
 ``--loadgen`` (internal) runs the load generator itself; it prints one JSON object on stdout.
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--guests", type=int, default=300, help="guests online at once")
     parser.add_argument("--rooms", type=int, default=4, help="panels the guests spread over")
-    parser.add_argument("--session", type=float, default=20.0, help="mean seconds of a visit")
+    parser.add_argument("--session", type=float, default=10.0, help="mean seconds of a visit")
     parser.add_argument("--chat-every", type=float, default=5.0, help="mean seconds per message")
     parser.add_argument("--ask-every", type=float, default=120.0, help="mean seconds per question")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between RSS samples")
