@@ -8,6 +8,13 @@ it back with ``dm.history``. Each user has an index of their conversations (a ca
 index: the other user -> the last message's ``n`` and ``ts``, and the other's name as last seen
 in a message they sent), updated for both sides at every ``dm.send``, which
 ``dm.conversations`` reads. Text is plain text, stored and sent as given (trimmed).
+
+Who may be sent a DM: every user who said hello with a token of the event, for good (the event's
+people are a list its organizers keep), and a guest while they are connected and for
+``HubConfig.guest_ttl`` after that. Guests come and go by the thousand, each under a fresh id:
+keeping each for good would grow the store by one per guest hello; so a guest's standing is a
+key with that ttl, written at their hello, kept alive while a session of theirs is open and
+written once more when one ends.
 """
 
 from __future__ import annotations
@@ -34,11 +41,16 @@ from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext
 from hub.node import Node
+from hub.session import Session
 
 log = logging.getLogger(__name__)
 
-# The broker set of every user id that ever said hello: direct messages go to known users only.
+# The store set of every user id that ever said hello with a token of the event (not a guest):
+# direct messages go to known users only.
 KNOWN_USERS: Final = "users"
+# The longest time between two writes of a connected guest's standing (shorter when
+# HubConfig.guest_ttl is short: a third of it).
+GUEST_REFRESH: Final = 600.0
 
 MAX_TEXT: Final = 2000
 KEPT_PER_CONVERSATION: Final = 1000
@@ -55,6 +67,11 @@ def conversation(a: str, b: str) -> str:
     name."""
     low, high = sorted((a, b))
     return f"{len(low)}:{low}|{high}"
+
+
+def guest_key(user: str) -> str:
+    """The store value that makes guest ``user`` known to ``dm.send`` while it lasts."""
+    return f"dm:guest:{user}"
 
 
 def counter_key(a: str, b: str) -> str:
@@ -81,8 +98,8 @@ def conversation_entry(other: str, record: Mapping[str, Any]) -> Conversation:
 class DirectMessages:
     """``dm.send`` delivers to every session of a known user and keeps the message;
     ``dm.history`` pages one conversation of the caller. DMs to oneself are ``bad_request``,
-    to a user who never said hello ``not_found``; the per-user chat rate applies to senders
-    below moderator."""
+    to a user who never said hello (or a guest gone for longer than ``guest_ttl``)
+    ``not_found``; the per-user chat rate applies to senders below moderator."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -96,6 +113,8 @@ class DirectMessages:
         ctx.command("dm.conversations", self.conversations)
         ctx.on_history_lost(self.restore_users)
         ctx.on_hello(self._know_user)
+        ctx.on_session_closed(self._guest_left)
+        ctx.every(min(GUEST_REFRESH, ctx.config.guest_ttl / 3), self.keep_guests_known)
 
     async def send(self, ctx: CommandContext, cmd: dict[str, Any]) -> DmSendReply:
         """Send ``text`` to user ``to`` -> ``{id, ts, n}``, acknowledged once kept (the
@@ -107,7 +126,7 @@ class DirectMessages:
         if to == sender:
             raise HubError("bad_request", "a direct message needs someone else")
         store = self.node.store
-        if not await store.set_contains(KNOWN_USERS, to):
+        if not await self._known(to):
             raise HubError("not_found", f"no user {to}")
         if identity.role < Role.MODERATOR:
             check_rate(self.limiter, ctx.session.rate_key, time.monotonic())
@@ -182,9 +201,42 @@ class DirectMessages:
         items = await self.node.store.log_range(log_key(me, other), before, limit)
         return {"messages": [unpack(item) for _, item in items]}
 
+    async def _known(self, user: str) -> bool:
+        store = self.node.store
+        return (
+            await store.set_contains(KNOWN_USERS, user)
+            or await store.get(guest_key(user)) is not None
+        )
+
     async def _know_user(self, ctx: CommandContext, identity: Identity) -> None:
         # Known from now on, on every node: dm.send refuses unknown users.
-        await self.node.store.set_add(KNOWN_USERS, identity.user_id)
+        await self._know(identity.user_id, guest=identity.guest)
+
+    async def _know(self, user: str, *, guest: bool) -> None:
+        if guest:
+            await self.node.store.put(guest_key(user), b"1", ttl=self.node.config.guest_ttl)
+        else:
+            await self.node.store.set_add(KNOWN_USERS, user)
+
+    async def _guest_left(self, session: Session) -> None:
+        # Known for guest_ttl from the end of their last session, not from the last refresh.
+        identity = session.identity
+        if identity is not None and identity.guest:
+            await self._know(identity.user_id, guest=True)
+
+    def _local_guests(self) -> list[str]:
+        """The guests with a session on this node."""
+        return [
+            user
+            for user, sessions in self.node.users.items()
+            if any(s.identity is not None and s.identity.guest for s in sessions.values())
+        ]
+
+    async def keep_guests_known(self) -> None:
+        """The periodic job: the guests connected to this node stay known for ``guest_ttl``
+        from now."""
+        for user in self._local_guests():
+            await self._know(user, guest=True)
 
     async def restore_users(self, room: str) -> None:
         """The broker lost its data (the history-lost hook): the users connected to this node are
@@ -194,5 +246,6 @@ class DirectMessages:
         if now - self._restored_at < RESTORE_SPACING:
             return
         self._restored_at = now
+        guests = set(self._local_guests())
         for user in list(self.node.users):
-            await self.node.store.set_add(KNOWN_USERS, user)
+            await self._know(user, guest=user in guests)

@@ -5,7 +5,9 @@ A message is a stored event of its room, ``chat {room, seq, id, user, name, text
 reply_to?}``, so every member on every node sees it in seq order and recovers it with ``join
 {since}``. Each one is also kept, exactly as sent, in the room's chat log, which outlasts the
 core's recovery window: the newest ``HubConfig.chat_history`` messages of the room. Deleting a
-message takes it out of the log. Text is plain text, stored and sent as given (trimmed).
+message takes it out of the log. The ids that ``reply_to`` and ``chat.delete`` name are looked up
+in an index capped like the log, so an id lives as long as its message stays in the log and no
+longer. Text is plain text, stored and sent as given (trimmed).
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def log_key(room: str) -> str:
 
 
 def ids_key(room: str) -> str:
-    """The broker hash of a room's live messages: id -> ``{seq, user}``."""
-    return f"chat:{room}:ids"
+    """The store's capped index of the messages in a room's chat log: id -> ``{seq, user}``
+    under score seq, capped like the log, so the ids of trimmed messages go with them."""
+    return f"chat:{room}:index"
 
 
 def idempotency_key(room: str, user: str, key: str) -> str:
@@ -111,7 +114,7 @@ class ChatFeature:
         await self.rules.check_mute(room, user)
         if not moderator:
             check_rate(self.limiter, ctx.session.rate_key, time.monotonic())
-        if reply_to is not None and await store.hash_get(ids_key(room), reply_to) is None:
+        if reply_to is not None and await store.index_get(ids_key(room), reply_to) is None:
             raise HubError("not_found", f"no message {reply_to} in {room}")
         if claim is not None:
             try:
@@ -150,10 +153,11 @@ class ChatFeature:
             # (not_found) or finds the message in the log; it never leaves a deleted message
             # behind in history.
             wire: ChatEvent = {"ev": "chat", "room": room, "seq": seq, **message}
-            await store.log_append(
-                log_key(room), seq, pack(wire), max_len=self.node.config.chat_history
+            cap = self.node.config.chat_history
+            await store.log_append(log_key(room), seq, pack(wire), max_len=cap)
+            await store.index_put(
+                ids_key(room), msg_id, seq, pack({"seq": seq, "user": user}), max_len=cap
             )
-            await store.hash_set(ids_key(room), msg_id, pack({"seq": seq, "user": user}))
             result: ChatSendReply = {"id": msg_id, "seq": seq}
             if claim is not None:
                 await store.put(claim, pack(result), ttl=KEY_TTL)
@@ -239,29 +243,33 @@ class ChatFeature:
 
     async def delete(self, ctx: CommandContext, cmd: dict[str, Any]) -> ChatDeleteReply:
         """Delete a message (its author, or a moderator of the room) -> ``{seq}`` of the stored
-        event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown or deleted already."""
+        event ``chat.deleted {room, seq, msg}``; ``not_found`` if unknown, deleted already or
+        no longer in the room's chat log."""
         room = fields.room_id(cmd.get("room"))
         msg = fields.key(cmd.get("msg"), "msg")
         await self.rooms.directory.require(room)
         store = self.node.store
-        raw = await store.hash_get(ids_key(room), msg)
-        if raw is None:
+        entry = await store.index_get(ids_key(room), msg)
+        if entry is None:
             raise HubError("not_found", f"no message {msg} in {room}")
+        msg_seq, raw = entry
         info = unpack(raw)
         moderator = await self.rooms.roles.current_role(ctx.session, room) >= Role.MODERATOR
         if info["user"] != ctx.identity.user_id and not moderator:
             raise HubError("forbidden", "only its author or a moderator may delete a message")
         # Removing the id decides between concurrent deletes: one wins, the others not_found.
-        if not await store.hash_delete(ids_key(room), msg):
+        if not await store.index_remove(ids_key(room), msg):
             raise HubError("not_found", f"no message {msg} in {room}")
-        await store.log_remove(log_key(room), info["seq"])
+        await store.log_remove(log_key(room), msg_seq)
         try:
             deleted: ChatDeletedFields = {"msg": msg}
             seq = await self.node.publish_event(room, "chat.deleted", deleted)
         except Exception:
             # Put the id back: a retry then finishes the delete and tells the members.
             with contextlib.suppress(Exception):
-                await store.hash_set(ids_key(room), msg, raw)
+                await store.index_put(
+                    ids_key(room), msg, msg_seq, raw, max_len=self.node.config.chat_history
+                )
             raise
         return {"seq": seq}
 

@@ -5,12 +5,19 @@ Shared state lives in the node's store, so every node sees the same questions an
 
 * ``qa:{room}`` (hash): question id -> the packed :class:`Question` record;
 * ``qa:{room}:asked`` (counter): the room's ask order, exact across nodes;
-* ``qa:{room}:closed`` (hash): question id -> the state it closed with; the first moderator to set
-  the field decides, and the steps after it (the record, the ``qa`` event published once) may
-  run again, so a question closes once even when two nodes close it at the same time or a close
-  fails halfway;
+* ``qa:{room}:open`` (set): the ids of the open questions, at most :data:`OPEN_MAX`: an ask
+  takes a place by adding its id and counting the set in one step, and gives it back if it
+  went over; a close frees it;
+* ``qa:{room}:closed`` (hash): question id -> ``"<state>:<ms>"``, the state it closed with and
+  when (unix milliseconds); the first moderator to set the field decides, and the steps after it
+  (the record, the ``qa`` event published once) may run again, so a question closes once even
+  when two nodes close it at the same time or a close fails halfway;
 * ``qa:{room}:{question}:voters`` (set): who voted; a vote is one step, adding the user, and the
   count is the set's size, so each user counts once whichever node and session they vote from.
+
+A room keeps at most :data:`OPEN_MAX` open questions (another ask is refused) and
+:data:`CLOSED_KEPT` closed ones: each close that passes that forgets the questions closed
+earliest (their records, voters and claims), which commands then find no more.
 
 Vote counts go out in two steps, both from one periodic job per node (every
 :data:`VOTES_INTERVAL`): the node that took votes tells the room's nodes which questions changed
@@ -23,7 +30,10 @@ a member never sees a count drop, and the last ``qa.votes`` it gets is read afte
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final, cast
@@ -48,7 +58,13 @@ from hub.node import Node
 from rooms.feature import RoomsFeature
 from rooms.model import joined_room
 
+log = logging.getLogger(__name__)
+
 MAX_QUESTION = 500
+# Open questions a room holds: every join snapshot lists them all.
+OPEN_MAX = 1000
+# Closed questions a room keeps (for qa.vote's and a close's answers); older ones are forgotten.
+CLOSED_KEPT = 1000
 # How often a node sends its vote changes and its members' qa.votes: at most this often per
 # question, and always once after the last change. Read when the feature is installed.
 VOTES_INTERVAL = 0.25
@@ -138,16 +154,28 @@ class QaFeature:
 
     async def ask(self, ctx: CommandContext, cmd: dict[str, Any]) -> QuestionReply:
         """Ask a question in a room the caller is in: it is stored open with no votes, and the
-        stored event ``qa`` goes to the room. Replies ``{question, seq}``."""
+        stored event ``qa`` goes to the room. Replies ``{question, seq}``; ``conflict`` while
+        the room has :data:`OPEN_MAX` open questions."""
         room = joined_room(cmd.get("room"), ctx.session.rooms)
         text = fields.text(cmd.get("text"), "text", MAX_QUESTION)
         identity = ctx.identity
-        order = await self.store.incr(f"qa:{room}:asked")
-        question = Question(
-            secrets.token_urlsafe(9), identity.user_id, identity.name, text, OPEN, order
-        )
-        # Stored before it is announced, so whoever sees the event can vote for it at once.
-        await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        qid = secrets.token_urlsafe(9)
+        _, open_now = await self.store.set_add_counted(_open(room), qid)
+        if open_now > OPEN_MAX:
+            await self.store.set_remove(_open(room), qid)
+            raise HubError(
+                "conflict",
+                f"{room} has {OPEN_MAX} open questions: ask again once some are answered",
+            )
+        try:
+            order = await self.store.incr(f"qa:{room}:asked")
+            question = Question(qid, identity.user_id, identity.name, text, OPEN, order)
+            # Stored before it is announced, so whoever sees the event can vote for it at once.
+            await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.store.set_remove(_open(room), qid)
+            raise
         wire = question.wire(0)
         published: QaFields = {"question": wire}
         seq = await self.node.publish_event(room, "qa", published)
@@ -196,13 +224,13 @@ class QaFeature:
         question = await self._question(room, cmd)
         if question.state == OPEN:
             closes = _closes(room)
-            if not await self.store.hash_set(
-                closes, question.id, state.encode(), only_if_absent=True
-            ):
+            claim = f"{state}:{round(time.time() * 1000)}".encode()
+            if not await self.store.hash_set(closes, question.id, claim, only_if_absent=True):
                 claimed = await self.store.hash_get(closes, question.id)
-                state = cast(State, claimed.decode()) if claimed is not None else state
+                state = _claimed_state(claimed) if claimed is not None else state
             question = replace(question, state=state)
             await self.store.hash_set(f"qa:{room}", question.id, pack(question.to_record()))
+        await self.store.set_remove(_open(room), question.id)
         # Also for a question already closed: its event may not be out yet (a close that
         # failed halfway), and only the close that publishes it succeeds.
         wire = question.wire(await self._votes(room, question.id))
@@ -212,7 +240,26 @@ class QaFeature:
         )
         if not published:
             raise HubError("closed", f"question {question.id} is not open")
+        try:
+            await self.forget_closed(room)
+        except Exception:
+            # The close is done; the next one forgets what this one could not.
+            log.warning("closed questions of %s not trimmed", room, exc_info=True)
         return {"question": wire, "seq": seq}
+
+    async def forget_closed(self, room: str) -> None:
+        """Forget the closed questions beyond :data:`CLOSED_KEPT`, those closed earliest first:
+        their record, voters and close claim (the claim last, so a forget cut short is taken up
+        by the next one)."""
+        closes = await self.store.hash_get_all(_closes(room))
+        extra = len(closes) - CLOSED_KEPT
+        if extra <= 0:
+            return
+        earliest = sorted(closes, key=lambda qid: (_claimed_at(closes[qid]), qid))[:extra]
+        for qid in earliest:
+            await self.store.hash_delete(f"qa:{room}", qid)
+            await self.store.delete(_voters(room, qid))
+            await self.store.hash_delete(_closes(room), qid)
 
     # --- snapshot -----------------------------------------------------------------------------
 
@@ -266,3 +313,18 @@ def _voters(room: str, question: str) -> str:
 
 def _closes(room: str) -> str:
     return f"qa:{room}:closed"
+
+
+def _open(room: str) -> str:
+    return f"qa:{room}:open"
+
+
+def _claimed_state(claim: bytes) -> State:
+    """The state of a close claim ``"<state>:<ms>"``."""
+    return cast(State, claim.decode().partition(":")[0])
+
+
+def _claimed_at(claim: bytes) -> int:
+    """When a close claim was made, unix milliseconds (0 for a claim written without it)."""
+    _, _, at = claim.decode().partition(":")
+    return int(at) if at.isdigit() else 0

@@ -81,7 +81,10 @@ class TokenBucket:
 class KeyedLimiter:
     """One TokenBucket per key (e.g. per user id on this node), bounded: at most max_keys buckets;
     when full, the least recently used bucket is dropped (a dropped bucket was idle longest, so it
-    would be nearly full anyway).
+    would be nearly full anyway). Below that bound too, a new key drops up to two of the least
+    recently used buckets that have refilled to their burst, which a fresh bucket equals: so the
+    buckets held follow the keys active within about ``burst / rate`` seconds, not every key
+    ever seen.
 
     Each :meth:`take` is O(1). A key seen for the first time, or again after being dropped,
     gets a full bucket.
@@ -103,12 +106,24 @@ class KeyedLimiter:
         """Take ``cost`` from ``key``'s bucket as :meth:`TokenBucket.take` does; marks it recent."""
         bucket = self._buckets.get(key)
         if bucket is None:
+            self._drop_refilled(now)
             if len(self._buckets) >= self.max_keys:
                 self._buckets.popitem(last=False)
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now, cost)
+
+    def _drop_refilled(self, now: float) -> None:
+        # Two per new key: the held buckets shrink back to the active keys however many came.
+        buckets = self._buckets
+        for _ in range(2):
+            if not buckets:
+                return
+            oldest = next(iter(buckets.values()))
+            if oldest.retry_after(now, oldest.burst) > 0:
+                return
+            buckets.popitem(last=False)
 
     def retry_after(self, key: str, now: float, cost: float = 1.0) -> float:
         """Seconds until ``key`` could take ``cost``, as :meth:`TokenBucket.retry_after`.

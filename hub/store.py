@@ -94,6 +94,10 @@ class Store(Protocol):
         """The ``limit`` highest-scored entries of an index as ``(member, score, value)``,
         highest first (ties: the highest member first)."""
 
+    async def index_remove(self, key: str, member: str) -> bool:
+        """Remove ``member``'s entry from an index; returns whether it had one (of concurrent
+        removes of one entry, exactly one gets True)."""
+
     # --- sets ----------------------------------------------------------------------------------
 
     async def set_add(self, key: str, member: str) -> bool:

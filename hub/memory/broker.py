@@ -39,14 +39,19 @@ class MemoryBroker:
 
     async def start(self, handler: BrokerHandler) -> None:
         """See :meth:`hub.broker.Broker.start`."""
+        first = self._handler is None
         self._handler = handler
         await self.subscribe(node_topic(self.node_id))
+        if first:
+            self.backend.start_sweeping()
 
     async def close(self) -> None:
         """See :meth:`hub.broker.Broker.close`."""
         for topic in list(self._topics):
             await self.unsubscribe(topic)
-        self._handler = None
+        if self._handler is not None:
+            self._handler = None
+            await self.backend.stop_sweeping()
 
     async def persistence_warning(self) -> str | None:
         """None: the in-process broker lives and dies with its one process, as a trial hub
@@ -95,13 +100,11 @@ class MemoryBroker:
     ) -> tuple[int, bool]:
         """See :meth:`hub.broker.Broker.publish_once`."""
         stream = self.backend.stream(room)
-        now = time.monotonic()
         prior = stream.once.get(key)
-        if prior is not None and (prior[1] is None or prior[1] > now):
+        if prior is not None and (prior[1] is None or prior[1] > self.backend.clock()):
             return prior[0], False
         event = await self.publish(room, body)
-        stream.once.pop(key, None)
-        stream.once[key] = (event.seq, None if ttl is None else now + ttl)
+        self.backend.set_once(room, key, event.seq, ttl)
         if len(stream.once) > ONCE_KEPT:
             # The in-process broker serves one small event: the oldest keys go first.
             del stream.once[next(iter(stream.once))]
@@ -124,7 +127,7 @@ class MemoryBroker:
 
     async def presence_add(self, room: str, sid: str, info: bytes) -> int:
         """See :meth:`hub.broker.Broker.presence_add`."""
-        self.backend.presence.setdefault(room, {})[sid] = (info, time.monotonic())
+        self.backend.presence.setdefault(room, {})[sid] = (info, self.backend.clock())
         return len(self.backend.live_presence(room))
 
     async def presence_remove(self, room: str, sids: Collection[str]) -> int:
@@ -137,7 +140,7 @@ class MemoryBroker:
     async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
         """See :meth:`hub.broker.Broker.presence_refresh`."""
         entries = self.backend.presence.get(room, {})
-        now = time.monotonic()
+        now = self.backend.clock()
         for sid in sids:
             if sid in entries:
                 entries[sid] = (entries[sid][0], now)
@@ -149,7 +152,7 @@ class MemoryBroker:
     async def presence_get(self, room: str, sid: str) -> bytes | None:
         """See :meth:`hub.broker.Broker.presence_get`."""
         entry = self.backend.presence.get(room, {}).get(sid)
-        if entry is None or entry[1] < time.monotonic() - self.backend.settings.presence_ttl:
+        if entry is None or entry[1] < self.backend.clock() - self.backend.settings.presence_ttl:
             return None
         return entry[0]
 

@@ -1,10 +1,9 @@
 """The in-process store: one node's view of the key families of a
 :class:`~hub.memory.backend.MemoryBackend`. Each call runs without awaiting, which makes it atomic
-on the one event loop the backend serves."""
+on the one event loop the backend serves. As on Redis, a hash, set, log or index whose last entry
+goes is gone, and expired values leave memory at the backend's next sweep."""
 
 from __future__ import annotations
-
-import time
 
 from hub.memory.backend import MemoryBackend
 
@@ -20,6 +19,7 @@ class MemoryStore:
         """See :meth:`hub.store.Store.incr`."""
         current = self.backend.value(key)
         value = (int(current) if current is not None else 0) + amount
+        # Redis keeps a counter's expiry: the expiry queued for it still holds.
         expires = self.backend.values.get(key, (b"", None))[1]
         self.backend.values[key] = (str(value).encode(), expires)
         return value
@@ -30,8 +30,8 @@ class MemoryStore:
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """See :meth:`hub.store.Store.put`."""
-        expires = time.monotonic() + ttl if ttl is not None else None
-        self.backend.values[key] = (value, expires)
+        expires = self.backend.clock() + ttl if ttl is not None else None
+        self.backend.set_value(key, value, expires)
 
     async def set_if_absent(
         self, key: str, value: bytes, *, ttl: float | None = None
@@ -71,7 +71,12 @@ class MemoryStore:
 
     async def hash_delete(self, key: str, field: str) -> bool:
         """See :meth:`hub.store.Store.hash_delete`."""
-        return self.backend.hashes.get(key, {}).pop(field, None) is not None
+        fields = self.backend.hashes.get(key)
+        if fields is None or fields.pop(field, None) is None:
+            return False
+        if not fields:
+            del self.backend.hashes[key]
+        return True
 
     async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
         """See :meth:`hub.store.Store.log_append`."""
@@ -89,7 +94,12 @@ class MemoryStore:
 
     async def log_remove(self, key: str, score: int) -> bool:
         """See :meth:`hub.store.Store.log_remove`."""
-        return self.backend.logs.get(key, {}).pop(score, None) is not None
+        log = self.backend.logs.get(key)
+        if log is None or log.pop(score, None) is None:
+            return False
+        if not log:
+            del self.backend.logs[key]
+        return True
 
     async def index_put(
         self, key: str, member: str, score: int, value: bytes, *, max_len: int
@@ -116,6 +126,15 @@ class MemoryStore:
         ranked = sorted(index, key=lambda name: (index[name][0], name), reverse=True)
         return [(name, *index[name]) for name in ranked[: max(limit, 0)]]
 
+    async def index_remove(self, key: str, member: str) -> bool:
+        """See :meth:`hub.store.Store.index_remove`."""
+        index = self.backend.indexes.get(key)
+        if index is None or index.pop(member, None) is None:
+            return False
+        if not index:
+            del self.backend.indexes[key]
+        return True
+
     async def set_add(self, key: str, member: str) -> bool:
         """See :meth:`hub.store.Store.set_add`."""
         members = self.backend.sets.setdefault(key, set())
@@ -135,6 +154,8 @@ class MemoryStore:
         if members is None or member not in members:
             return False
         members.discard(member)
+        if not members:
+            del self.backend.sets[key]
         return True
 
     async def set_members(self, key: str) -> set[str]:

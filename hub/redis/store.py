@@ -173,6 +173,14 @@ class RedisStore:
             if value is not None
         ]
 
+    async def index_remove(self, key: str, member: str) -> bool:
+        """ZREM and HDEL in one transaction; whether ZREM removed the member."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(self._key(key), member)
+        pipe.hdel(self._index_values(key), member)
+        removed, _ = cast("list[Any]", await self._call(pipe.execute()))
+        return bool(removed)
+
     async def set_add(self, key: str, member: str) -> bool:
         """Add ``member``; True if it was not there."""
         return bool(await self._call(self._redis.sadd(self._key(key), member)))

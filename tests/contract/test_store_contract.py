@@ -193,3 +193,25 @@ async def test_window_counter_is_shared_and_starts_again_after_its_window(
     # A later add starts a new window: the count it returns is its own again.
     await eventually(restarted, what="a new window")
     assert await a.store.window_add("long", 2, 60) == 2
+
+
+async def test_index_remove(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.store.index_remove("i", "x") is False
+    for member, score in (("x", 3), ("y", 2), ("z", 1)):
+        await a.store.index_put("i", member, score, member.encode(), max_len=3)
+    assert await b.store.index_remove("i", "y") is True
+    assert await a.store.index_get("i", "y") is None
+    assert await a.store.index_newest("i", 10) == [("x", 3, b"x"), ("z", 1, b"z")]
+    # The cap counts what is left: a new entry drops nothing now.
+    await a.store.index_put("i", "w", 4, b"w", max_len=3)
+    assert [m for m, _, _ in await b.store.index_newest("i", 10)] == ["w", "x", "z"]
+    # Of concurrent removes of one entry, exactly one finds it.
+    results = await asyncio.gather(*(n.store.index_remove("i", "x") for n in (a, b, a, b)))
+    assert sorted(results) == [False, False, False, True]
+    # Put back after its removal, an entry starts afresh (a lower score than before is fine).
+    await b.store.index_put("i", "x", 1, b"again", max_len=3)
+    assert await a.store.index_get("i", "x") == (1, b"again")
+    for member in ("w", "x", "z"):
+        assert await a.store.index_remove("i", member) is True
+    assert await b.store.index_newest("i", 10) == []

@@ -63,3 +63,18 @@ def test_the_votes_benchmark_runs_on_a_redis_with_its_append_only_file() -> None
     assert results[0]["mode"] == "redis2+always"
     assert results[0]["redis"]["appendfsync"] == "always"
     assert results[0]["exact"] is True, results[0]
+
+
+def test_the_soak_benchmark_runs_and_samples_the_hubs_memory() -> None:
+    report = run_benchmark(
+        "soak.py",
+        *("--minutes", "0.1", "--guests", "10", "--rooms", "2", "--session", "3"),
+        *("--chat-every", "0.5", "--sample", "1", "--max-slope", "1e9"),
+    )
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 1
+    result = results[0]
+    assert "error" not in result, result
+    assert len(result["samples"]) >= 5 and all(s["hub_kb"] > 0 for s in result["samples"])
+    assert result["done"]["hello"] > 10 and result["done"]["chat.send"] > 0  # guests came again
+    assert result["levels_off"] is True and result["hub_slope_kb_min"] is not None

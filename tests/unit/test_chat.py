@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import Client, connect, running
 
-from chat.messages import ChatFeature, idempotency_key, log_key
+from chat.messages import ChatFeature, idempotency_key, ids_key, log_key
 from chat.moderation import (
     CHAT_BURST,
     ChatRules,
@@ -380,6 +380,31 @@ async def test_the_author_or_a_moderator_deletes_and_every_node_sees_it() -> Non
         assert await mod.err("chat.delete", room=ROOM, msg="nope") == "not_found"
         assert await mod.err("chat.delete", room="nowhere", msg=two["id"]) == "not_found"
         assert await mod.err("chat.delete", room=ROOM) == "bad_request"
+
+
+async def test_ids_go_with_their_messages_out_of_the_chat_log() -> None:
+    async with running(history_size=5, chat_history=20) as [hub]:
+        mod = await member(hub, "mod", Role.MODERATOR)
+        sent = [await mod.ok("chat.send", room=ROOM, text=f"m{i}") for i in range(30)]
+        # m0 .. m9 were trimmed from the log: their ids are unknown as an unknown id is.
+        for gone in (sent[0], sent[9]):
+            assert await mod.err("chat.send", room=ROOM, text="re", reply_to=gone["id"]) == (
+                "not_found"
+            )
+            assert await mod.err("chat.delete", room=ROOM, msg=gone["id"]) == "not_found"
+        # The oldest message still in the log is as alive as the newest.
+        await mod.ok("chat.send", room=ROOM, text="re", reply_to=sent[10]["id"])
+        await mod.ok("chat.delete", room=ROOM, msg=sent[11]["id"])
+        history = await mod.ok("chat.history", room=ROOM, limit=200)
+        in_log = {m["id"] for m in history["messages"]}
+        assert len(in_log) == 19
+        assert set(await index_ids(hub)) == in_log
+
+
+async def index_ids(hub: Hub) -> list[str]:
+    """The ids the room's message index holds."""
+    entries = await hub.node.store.index_newest(ids_key(ROOM), 10**6)
+    return [member for member, _, _ in entries]
 
 
 async def test_a_delete_whose_event_failed_can_be_retried(monkeypatch: pytest.MonkeyPatch) -> None:

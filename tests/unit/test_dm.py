@@ -9,12 +9,12 @@ import pytest
 from helpers import Client, connect, new_session, running, token
 
 import chat.dm
-from chat.dm import KNOWN_USERS, DirectMessages, conversation
+from chat.dm import KNOWN_USERS, DirectMessages, conversation, guest_key
 from chat.moderation import CHAT_BURST
 from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
-from hub.memory import MemoryBroker
+from hub.memory import MemoryBackend, MemoryBroker
 
 
 def dms(client: Client) -> list[dict[str, Any]]:
@@ -129,6 +129,79 @@ async def test_known_users_come_back_after_the_broker_lost_them() -> None:
         assert await ada.err("dm.send", to="bob", text="hi") == "not_found"
         await dm_feature(hub).restore_users("main")  # what the history-lost hook runs
         await ada.ok("dm.send", to="bob", text="hi")
+
+
+# --- guests -------------------------------------------------------------------------------------
+
+
+class Monotonic:
+    """The memory backend's clock, stepped by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stepped_backend(hub: Hub) -> tuple[MemoryBackend, Monotonic]:
+    broker = hub.node.broker
+    assert isinstance(broker, MemoryBroker)
+    clock = Monotonic()
+    broker.backend.clock = clock
+    return broker.backend, clock
+
+
+async def guest(hub: Hub, name: str = "Gus") -> tuple[Client, str]:
+    client = Client(hub, new_session(hub))
+    ok = await client.ok("hello", name=name)
+    return client, ok["user"]["id"]
+
+
+async def test_a_guest_is_known_while_connected_and_for_the_guest_ttl_after() -> None:
+    async with running(guests=True, guest_ttl=3600) as [hub]:
+        backend, clock = stepped_backend(hub)
+        ada = await connect(hub, "ada", Role.MODERATOR)  # no chat rate
+        gus, gus_id = await guest(hub)
+        await ada.ok("dm.send", to=gus_id, text="hi")
+        # Connected, the guest stays known past the ttl: each node keeps its guests known.
+        clock.now += 3000
+        await dm_feature(hub).keep_guests_known()
+        clock.now += 3000
+        await ada.ok("dm.send", to=gus_id, text="still there?")
+        await hub.node.remove_session(gus.session)
+        clock.now += 3599
+        await ada.ok("dm.send", to=gus_id, text="read it when you are back")
+        clock.now += 1
+        assert await ada.err("dm.send", to=gus_id, text="gone") == "not_found"
+        backend.sweep()
+        assert guest_key(gus_id) not in backend.values
+
+
+async def test_guests_are_not_kept_for_good_however_many_say_hello() -> None:
+    async with running(guests=True, guest_ttl=60) as [hub]:
+        backend, clock = stepped_backend(hub)
+        await connect(hub, "ada")
+        for i in range(200):
+            client, _ = await guest(hub, f"guest {i}")
+            await hub.node.remove_session(client.session)
+        assert await hub.node.store.set_members(KNOWN_USERS) == {"ada"}
+        clock.now += 60
+        backend.sweep()
+        assert not [key for key in backend.values if key.startswith("dm:guest:")]
+
+
+async def test_connected_guests_come_back_after_the_broker_lost_them() -> None:
+    async with running(guests=True) as [hub]:
+        ada = await connect(hub, "ada")
+        _, gus_id = await guest(hub)
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        broker.backend.values.clear()
+        assert await ada.err("dm.send", to=gus_id, text="hi") == "not_found"
+        await dm_feature(hub).restore_users("main")
+        await ada.ok("dm.send", to=gus_id, text="hi")
+        assert await hub.node.store.set_members(KNOWN_USERS) == {"ada"}
 
 
 @pytest.mark.parametrize("role", [Role.ATTENDEE, Role.SPEAKER])

@@ -245,6 +245,85 @@ async def test_two_moderators_closing_at_once_on_two_nodes_close_it_once(
     assert len(of(asker, "qa")) == 1
 
 
+# --- bounds ---------------------------------------------------------------------------------------
+
+
+class Ticking:
+    """Stands in for the ``time`` module of chat.qa: wall time moves 1 s per reading."""
+
+    def __init__(self) -> None:
+        self.now = 1_750_000_000.0
+
+    def time(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_a_room_holds_a_bounded_number_of_open_questions(
+    nodes: tuple[Hub, Hub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat.qa, "OPEN_MAX", 3)
+    a, b = nodes
+    askers = [await member(a, "ada"), await member(b, "bob")]
+    asked = [await ask(askers[i % 2], f"q{i}") for i in range(3)]
+    for asker in askers:
+        assert await asker.err("qa.ask", room=ROOM, text="one more") == "conflict"
+    # An answered or dismissed question frees its place, on any node.
+    mod = await connect(b, "mod", "moderator")
+    await mod.ok("qa.answer", room=ROOM, question=asked[0])
+    fourth = await ask(askers[0], "q3")
+    assert await askers[1].err("qa.ask", room=ROOM, text="q4") == "conflict"
+    snapshot = await askers[1].ok("join", room=ROOM)
+    assert [q["id"] for q in snapshot["snapshot"]["questions"]] == [*asked[1:], fourth]
+
+
+async def test_concurrent_asks_never_pass_the_bound(
+    nodes: tuple[Hub, Hub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat.qa, "OPEN_MAX", 5)
+    a, b = nodes
+    askers = [await member(hub, f"u{i}") for i, hub in enumerate((a, b) * 4)]
+    replies = await asyncio.gather(
+        *(asker.call("qa.ask", room=ROOM, text="me first") for asker in askers)
+    )
+    assert sorted("ok" if "ok" in r else r["err"]["code"] for r in replies) == [
+        *["conflict"] * 3,
+        *["ok"] * 5,
+    ]
+    assert len(await qa_of(a).open_questions(ROOM)) == 5
+
+
+async def test_closed_questions_beyond_the_kept_ones_are_forgotten_earliest_closed_first(
+    nodes: tuple[Hub, Hub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chat.qa, "CLOSED_KEPT", 2)
+    monkeypatch.setattr(chat.qa, "time", Ticking())
+    a, b = nodes
+    asker = await member(a, "ada")
+    voter = await member(b, "bob")
+    mod = await connect(b, "mod", "moderator")
+    asked = [await ask(asker, f"q{i}") for i in range(5)]
+    for question in asked:
+        await voter.ok("qa.vote", room=ROOM, question=question)
+    # Closed in another order than asked: the earliest closed go first.
+    for question in (asked[3], asked[0], asked[4]):
+        await mod.ok("qa.dismiss", room=ROOM, question=question)
+    assert await mod.err("qa.answer", room=ROOM, question=asked[3]) == "not_found"
+    assert await voter.err("qa.vote", room=ROOM, question=asked[3]) == "not_found"
+    assert await mod.err("qa.answer", room=ROOM, question=asked[0]) == "closed"
+    await mod.ok("qa.answer", room=ROOM, question=asked[1])
+    assert await mod.err("qa.answer", room=ROOM, question=asked[1]) == "closed"
+    assert await mod.err("qa.answer", room=ROOM, question=asked[0]) == "not_found"
+    # What a room holds: the open question, the two kept closed ones, and their voters.
+    store = a.node.store
+    assert set(await store.hash_get_all(f"qa:{ROOM}")) == {asked[1], asked[2], asked[4]}
+    assert set(await store.hash_get_all(f"qa:{ROOM}:closed")) == {asked[1], asked[4]}
+    assert await store.set_members(f"qa:{ROOM}:open") == {asked[2]}
+    for gone in (asked[0], asked[3]):
+        assert await store.set_size(f"qa:{ROOM}:{gone}:voters") == 0
+    assert [q["id"] for q in await qa_of(b).open_questions(ROOM)] == [asked[2]]
+
+
 # --- the join snapshot ----------------------------------------------------------------------------
 
 

@@ -189,9 +189,27 @@ def test_keyed_limiter_drops_the_least_recently_used() -> None:
 def test_keyed_limiter_stays_bounded() -> None:
     limiter = KeyedLimiter(rate=1.0, burst=1.0, max_keys=3)
     for i in range(1000):
-        limiter.take(f"user-{i}", float(i))
+        limiter.take(f"user-{i}", 0.0)  # no bucket refills: only max_keys bounds them
         assert len(limiter) <= 3
     assert len(limiter) == 3
+
+
+def test_keyed_limiter_lets_go_of_buckets_that_refilled() -> None:
+    limiter = KeyedLimiter(rate=1.0, burst=2.0)
+    for i in range(10_000):
+        assert limiter.take(f"guest-{i}", i * 0.5)  # each refills within 1 s
+    assert len(limiter) <= 3
+    # A bucket not yet full again is kept: its key still gets only what is left.
+    limiter = KeyedLimiter(rate=1.0, burst=2.0)
+    assert limiter.take("a", 0.0) and limiter.take("a", 0.0)
+    assert limiter.take("b", 1.0) and limiter.take("c", 1.0)
+    assert len(limiter) == 3
+    assert limiter.take("a", 1.0)
+    assert not limiter.take("a", 1.0)
+    # Once full, it goes when new keys come, and its key starts afresh.
+    for key in ("d", "e"):
+        assert limiter.take(key, 5.0)
+    assert len(limiter) <= 3
 
 
 def test_keyed_limiter_needs_a_key() -> None:
