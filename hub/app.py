@@ -184,7 +184,8 @@ async def _healthz(request: Request) -> Response:
 async def _readyz(request: Request) -> Response:
     node = _hub(request).node
     ready = node.ready()
-    return JSONResponse({"ready": ready, "node": node.node_id}, status_code=200 if ready else 503)
+    body = {**node.readiness_report(), "ready": ready, "node": node.node_id}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def _metrics(request: Request) -> Response:
