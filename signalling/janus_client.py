@@ -360,6 +360,11 @@ class JanusHandle:
         """The connection this handle is on."""
         return self.session.client
 
+    @property
+    def ended(self) -> bool:
+        """Whether the handle is detached (or being detached), or its connection done."""
+        return self._why is not None
+
     def _ids(self) -> Message:
         return {"session_id": self.session.id, "handle_id": self.id}
 

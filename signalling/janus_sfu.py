@@ -149,8 +149,10 @@ class _Viewer:
     asked: dict[str, int] = field(default_factory=dict)
     # An offer went to the viewer and waits for its answer.
     offer_out: bool = False
-    # Janus postponed an update: its offer will come on its own.
+    # Janus postponed an update: its offer will come on its own. Until an offer lists them, the
+    # feeds that update added are ``pending`` (asking for them again would add them twice).
     offer_due: bool = False
+    pending: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pump: asyncio.Task[None] | None = None
 
@@ -296,17 +298,17 @@ class JanusSfu:
             offer = {"type": "offer", "sdp": sdp}
             data, jsep = await handle.message({"request": "publish"}, jsep=offer)
         except (JanusError, JanusGone, TimeoutError) as error:
-            self._forget(self._publishers, key, publisher)
+            self._drop(self._publishers, key, publisher)
             raise _refusal(error) from None
         except BaseException:
-            self._forget(self._publishers, key, publisher)
+            self._drop(self._publishers, key, publisher)
             raise
         kinds = published_kinds(data.get("streams") or [])
         if self._publishers.get(key) is not publisher:
-            self._forget(self._publishers, key, publisher)
+            self._drop(self._publishers, key, publisher)
             raise HubError("conflict", "the publishing connection was ended meanwhile")
         if jsep is None or not kinds:
-            self._forget(self._publishers, key, publisher)
+            self._drop(self._publishers, key, publisher)
             raise HubError("bad_request", "sdp: the offer sends no audio or video")
         publisher.kinds = kinds
         publisher.pump = self._spawn(self._pump_publisher(publisher, handle))
@@ -357,10 +359,10 @@ class JanusSfu:
             async with viewer.lock:
                 await self._sync(viewer)
         except (JanusError, JanusGone, TimeoutError) as error:
-            self._forget(self._viewers, key, viewer)
+            self._drop(self._viewers, key, viewer)
             raise _refusal(error) from None
         except BaseException:
-            self._forget(self._viewers, key, viewer)
+            self._drop(self._viewers, key, viewer)
             raise
 
     async def answer(self, room: str, sid: str, sdp: str) -> None:
@@ -404,14 +406,17 @@ class JanusSfu:
 
     async def _sync(self, viewer: _Viewer) -> None:
         """Bring the viewer's handle to what it should carry (its lock held)."""
-        if self._viewers.get((viewer.room, viewer.sid)) is not viewer:
+        if not self._current(viewer):
             return
         if viewer.handle is None:
             if viewer.wanted:
                 await self._join(viewer)
             return
         if not viewer.offer_out and not viewer.offer_due:
-            change = update(feeds_of(viewer.wanted), carried_feeds(viewer.streams))
+            wanted = feeds_of(viewer.wanted)
+            viewer.pending &= set(wanted)  # a feed that left Janus left its subscribers too
+            carried = carried_feeds(viewer.streams)
+            change = update(wanted, carried + sorted(viewer.pending - set(carried)))
             if change:
                 await self._update(viewer, change)
         await self._move_layers(viewer)
@@ -428,6 +433,9 @@ class JanusSfu:
         feeds = feeds_of(viewer.wanted)
         wanted = layers(viewer.order, viewer.wanted)
         handle = viewer.handle = await server.session.attach(VIDEOROOM)
+        if not self._current(viewer):
+            self._spawn(self._detach(handle))  # hung up while attaching
+            return
         viewer.pump = self._spawn(self._pump_viewer(viewer, handle))
         while feeds:
             body = {"request": "join", "ptype": "subscriber", "room": viewer.room}
@@ -467,7 +475,9 @@ class JanusSfu:
             if jsep is not None:
                 await self._offered(viewer, data, jsep)
             elif data.get("videoroom") == "updating":
-                viewer.offer_due = True  # Janus offers once its last offer is answered
+                # Janus offers once its last offer is answered.
+                viewer.offer_due = True
+                viewer.pending.update(subscribe)
             return
 
     async def _move_layers(self, viewer: _Viewer) -> None:
@@ -482,10 +492,11 @@ class JanusSfu:
 
     async def _offered(self, viewer: _Viewer, data: Message, jsep: Message | None) -> None:
         """Relay Janus's offer to the viewer, with which ``mid`` carries whose track."""
-        if jsep is None or jsep.get("type") != "offer":
+        if jsep is None or jsep.get("type") != "offer" or not self._current(viewer):
             return
         viewer.streams = list(data.get("streams") or [])
         viewer.offer_out, viewer.offer_due = True, False
+        viewer.pending -= set(carried_feeds(viewer.streams))
         tracks = watched_tracks(viewer.streams)
         await self._tell(self._listener, "sfu_offer", viewer.room, viewer.sid,
                          str(jsep.get("sdp", "")), tracks)  # fmt: skip
@@ -578,13 +589,25 @@ class JanusSfu:
             self._spawn(self._detach(leg.handle))
         return True
 
+    def _current(self, viewer: _Viewer) -> bool:
+        return self._viewers.get((viewer.room, viewer.sid)) is viewer
+
+    def _drop(
+        self, legs: dict[tuple[str, str], Any], key: tuple[str, str], leg: _Publisher | _Viewer
+    ) -> None:
+        """End a leg whose setup failed or was overtaken: forget it if it is still the
+        session's; its handle is detached either way (a hang-up meanwhile may not have seen
+        it)."""
+        if not self._forget(legs, key, leg) and leg.handle is not None:
+            self._spawn(self._detach(leg.handle))
+
     def _release(self, handle: JanusHandle, pump: asyncio.Task[None] | None) -> None:
         if pump is not None and pump is not asyncio.current_task():
             pump.cancel()
         self._spawn(self._detach(handle))
 
     async def _detach(self, handle: JanusHandle | None) -> None:
-        if handle is None or handle.client.closed:
+        if handle is None or handle.ended:
             return
         try:
             await handle.detach()
