@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.system import require_janus, require_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -48,3 +49,16 @@ def test_the_votes_benchmark_runs_with_exact_counts() -> None:
     assert isinstance(results, list) and len(results) == 1
     assert "error" not in results[0], results[0]
     assert results[0]["exact"] is True, results[0]
+
+
+def test_the_janus_benchmark_runs_and_every_viewer_gets_frames() -> None:
+    require_netns()
+    require_janus()
+    report = run_benchmark(
+        "janus.py", "--speakers", "1", "--viewers", "2", "--window", "1", "--settle", "0.2"
+    )
+    rows = report["rows"]
+    assert isinstance(rows, list) and len(rows) == 1
+    assert rows[0]["missing_first_frames"] == 0 and rows[0]["fps_min"] > 0, rows[0]
+    extrapolation = report["extrapolation"]
+    assert isinstance(extrapolation, dict) and extrapolation["panel"]["video_streams"] == 3600
