@@ -41,6 +41,7 @@ from signalling.rules import (
     parse_signal,
 )
 from signalling.sfu import Sfu
+from signalling.sfu_metrics import JanusCollector
 from signalling.stage_media import StageMedia
 from signalling.wire import (
     IceServer,
@@ -99,6 +100,8 @@ class SignallingFeature:
         self.rooms = rooms
         config = node.config
         sfu = sfu or _janus(config)
+        if isinstance(sfu, JanusSfu):
+            node.metrics.registry.register(JanusCollector(sfu))
         self.stage_media = StageMedia(
             node,
             rooms,

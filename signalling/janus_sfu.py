@@ -174,6 +174,8 @@ class JanusSfu:
         self._viewers: dict[tuple[str, str], _Viewer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        # Connections to a server that dropped (every leg on them ended), for /metrics.
+        self.losses = 0
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -206,6 +208,14 @@ class JanusSfu:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def servers(self) -> list[tuple[str, bool]]:
+        """Each server's name (``janus 1/2``...) and whether this node is connected to it."""
+        return [(server.name, server.up) for server in self._servers]
+
+    def leg_counts(self) -> dict[Leg, int]:
+        """How many connections this node's sessions have with Janus, by leg."""
+        return {Leg.PUBLISH: len(self._publishers), Leg.WATCH: len(self._viewers)}
 
     def degraded(self) -> str | None:
         """None while every server is connected, else which are not and why."""
@@ -250,6 +260,7 @@ class JanusSfu:
         if self._closing:
             return None
         self._down(server, f"{why}; reconnecting")
+        self.losses += 1
         await self._lost(server)
         return f"{why}; reconnecting"
 

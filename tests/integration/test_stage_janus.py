@@ -222,6 +222,11 @@ async def readyz(node: HubProcess) -> httpx.Response:
         return await http.get(f"{node.http}/readyz")
 
 
+async def scrape(node: HubProcess) -> str:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return (await http.get(f"{node.http}/metrics")).text
+
+
 async def sfu_state(node: HubProcess) -> str:
     return str((await readyz(node)).json().get("sfu"))
 
@@ -469,6 +474,11 @@ async def test_a_panel_survives_janus_killed_and_restarted_and_leaves_nothing_be
                     assert viewer.stage() == speaker.on_stage()
                 for node in (a, b):
                     assert await sfu_state(node) == "ok"
+                    metrics = await scrape(node)
+                    assert 'hub_sfu_up{server="janus 1/1"} 1.0' in metrics
+                    assert "hub_sfu_connection_losses_total 1.0" in metrics
+                assert 'hub_sfu_legs{leg="publish"} 1.0' in await scrape(a)
+                assert 'hub_sfu_legs{leg="watch"} 1.0' in await scrape(b)
         await no_handles_left(janus)
         assert len(await asyncio.to_thread(janus.sessions)) == 2
         for node in (a, b):

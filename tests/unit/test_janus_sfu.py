@@ -345,6 +345,8 @@ async def test_janus_going_away_ends_every_leg_and_it_comes_back(
     assert sorted(listener.byes) == [("p", "a", Leg.PUBLISH, GONE), ("p", "v", Leg.WATCH, GONE)]
     assert hub.legs("p", "a") == hub.legs("p", "v") == set()
     await eventually(lambda: hub.degraded() is None, TIMEOUT, "connected again")
+    assert hub.losses == 1 and hub.servers() == [("janus 1/1", True)]
+    assert hub.leg_counts() == {Leg.PUBLISH: 0, Leg.WATCH: 0}
     janus.rooms.clear()  # a restarted Janus has no rooms: the next publisher makes it again
     await publish(janus, hub, listener, "a")
     assert "p" in janus.rooms
