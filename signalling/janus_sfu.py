@@ -440,7 +440,8 @@ class JanusSfu:
 
     async def _join(self, viewer: _Viewer) -> None:
         server = viewer.server
-        assert server.session is not None
+        if server.session is None:  # its legs are ending with the connection
+            raise JanusGone(server.why or "not connected")
         feeds = feeds_of(viewer.wanted)
         wanted = layers(viewer.order, viewer.wanted)
         handle = viewer.handle = await server.session.attach(VIDEOROOM)
