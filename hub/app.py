@@ -43,6 +43,7 @@ from rooms.feature import RoomsFeature
 from rooms.model import Room
 from rooms.stage_ops import StageFeature
 from signalling.feature import SignallingFeature
+from signalling.feature import sfu_servers as signalling_sfu_servers
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,12 @@ def event_rooms(config: HubConfig) -> list[Room]:
     """The rooms a new hub starts with: the lobby and those of ``--rooms FILE``; raises
     ValueError naming what is wrong in the file."""
     return default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
+
+
+def sfu_servers(config: HubConfig) -> tuple[str, ...]:
+    """The WebSocket URLs of the Janus servers ``--sfu`` names (none: the embedded relay);
+    raises ValueError naming the first that is not a ``janus+ws://`` or ``janus+wss://`` URL."""
+    return signalling_sfu_servers(config)
 
 
 def build_hub(
@@ -184,7 +191,8 @@ async def _healthz(request: Request) -> Response:
 async def _readyz(request: Request) -> Response:
     node = _hub(request).node
     ready = node.ready()
-    return JSONResponse({"ready": ready, "node": node.node_id}, status_code=200 if ready else 503)
+    body = {**node.readiness_report(), "ready": ready, "node": node.node_id}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def _metrics(request: Request) -> Response:

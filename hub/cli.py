@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--turn-ttl", type=int, help="TURN credential lifetime, seconds (HUB_TURN_TTL; 86400)"
     )
+    serve.add_argument(
+        "--sfu",
+        action="append",
+        metavar="URL",
+        help="Janus for panels' stages, janus+ws://HOST:8188 (HUB_SFU; several: repeat or "
+        "comma-separate); default: the embedded relay",
+    )
     serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a token signed with the hub's secret")
@@ -80,6 +87,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         turn_urls=tuple(args.turn_url) if args.turn_url else None,
         turn_secret=args.turn_secret,
         turn_ttl=args.turn_ttl,
+        sfu=tuple(args.sfu) if args.sfu else None,
     )
     if config.turn_urls and not config.turn_secret:
         print("hub: --turn-url needs --turn-secret (TURN REST credentials)", file=sys.stderr)
@@ -120,12 +128,17 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             flush=True,
         )
     from hub import server  # uvicorn and Starlette load only when serving
-    from hub.app import event_rooms
+    from hub.app import event_rooms, sfu_servers
 
     try:
         event_rooms(config)
     except (OSError, ValueError) as error:
         print(f"hub: --rooms: {error}", file=sys.stderr)
+        return 2
+    try:
+        sfu_servers(config)
+    except ValueError as error:
+        print(f"hub: --sfu: {error}", file=sys.stderr)
         return 2
 
     if args.fd is not None:

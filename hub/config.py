@@ -91,6 +91,13 @@ class HubConfig:
     # loopback, as aiortc does), and the streams (a track to a viewer each) it encodes at once.
     media_addresses: tuple[str, ...] = ()
     relay_capacity: int = 12
+    # Janus servers (janus+ws://HOST:PORT or janus+wss://...) instead of the embedded relay; the
+    # Janus API secret, the VideoRoom's admin key for creating rooms (each when Janus has one),
+    # and the secret rooms are created with.
+    sfu: tuple[str, ...] = ()
+    sfu_api_secret: str | None = None
+    sfu_admin_key: str | None = None
+    sfu_room_secret: str | None = None
     # How long the token a guest gets in its hello reply is valid (seconds).
     guest_ttl: int = 12 * 3600
     # token.renew refuses once the original sign-in is older than this (seconds).
@@ -126,8 +133,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end; ``HUB_GUEST_TTL``,
     ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``, ``HUB_PING_INTERVAL``,
     ``HUB_PING_TIMEOUT``: :class:`HubConfig`'s ``guest_ttl``, ``token_renew_max``,
-    ``rooms_interval``, ``ping_interval`` and ``ping_timeout``). Raises ValueError for a value
-    that is not valid."""
+    ``rooms_interval``, ``ping_interval`` and ``ping_timeout``; ``HUB_SFU``, a list, and
+    ``HUB_SFU_API_SECRET``, ``HUB_SFU_ADMIN_KEY``, ``HUB_SFU_ROOM_SECRET``: the Janus
+    settings). Raises ValueError for a value that is not valid."""
     env = os.environ if env is None else env
     config = HubConfig()
     port = env.get("HUB_PORT") or env.get("PORT")
@@ -135,6 +143,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     proxies = env.get("HUB_TRUSTED_PROXIES")
     media = env.get("HUB_MEDIA_ADDRESSES")
     relay_capacity = _bounded(env, "HUB_RELAY_CAPACITY", int, 0, 100_000)
+    sfu = env.get("HUB_SFU")
     guests = env.get("HUB_GUESTS")
     history = env.get("HUB_HISTORY")
     drain = env.get("HUB_DRAIN_RECONNECT_MAX")
@@ -161,6 +170,10 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         trusted_proxies=_words(proxies) if proxies else None,
         media_addresses=_words(media) if media else None,
         relay_capacity=relay_capacity,
+        sfu=_words(sfu) if sfu else None,
+        sfu_api_secret=env.get("HUB_SFU_API_SECRET") or None,
+        sfu_admin_key=env.get("HUB_SFU_ADMIN_KEY") or None,
+        sfu_room_secret=env.get("HUB_SFU_ROOM_SECRET") or None,
         rooms_file=env.get("HUB_ROOMS") or None,
         history_size=int(history) if history else None,
         drain_reconnect_max=float(drain) if drain else None,

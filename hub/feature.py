@@ -3,9 +3,10 @@
 A feature (chat, polls, the stage...) is built by the composition root (:mod:`hub.app`) with what
 it needs, then installed once with a :class:`FeatureContext`. Everything a feature hooks into goes
 through that context: its commands, the node's hooks (signals, stored events, closed sessions,
-lost history, timers), the room hooks the rooms feature runs (join snapshot, join check, leave),
-hello hooks and HTTP routes. Registration methods are named ``on_*`` (and ``command``, ``every``,
-``route``); the callbacks a broker makes on the node are named ``receive_*``.
+lost history, timers, start and stop, readiness reports), the room hooks the rooms feature runs
+(join snapshot, join check, leave), hello hooks and HTTP routes. Registration methods are named
+``on_*`` (and ``command``, ``every``, ``route``); the callbacks a broker makes on the node are
+named ``receive_*``.
 
 A second handler for one command or one signal kind is refused with ValueError at install time,
 so two features can never silently answer the same thing.
@@ -67,6 +68,9 @@ StoredHook = Callable[[dict[str, Any]], None]
 SessionHook = Callable[[Session], Awaitable[None]]
 RoomHook = Callable[[str], Awaitable[None]]
 Job = Callable[[], Awaitable[None]]
+# () -> fields for the body of /readyz (each a component's state, e.g. {"sfu": "ok"}); must not
+# block, and never changes whether the node is ready.
+ReadinessReport = Callable[[], Mapping[str, str]]
 HttpEndpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -143,6 +147,11 @@ class FeatureContext:
     def on_stop(self, job: Job) -> None:
         """Await ``job`` when the node stops, before its broker is released."""
         self.node.add_stop_hook(job)
+
+    def on_readiness(self, report: ReadinessReport) -> None:
+        """Add ``report()``'s fields to every ``/readyz`` answer (a component that is degraded
+        says so there; the node's readiness, and the status code, stay the node's own)."""
+        self.node.add_readiness_report(report)
 
     # --- room hooks -----------------------------------------------------------------------------
 

@@ -128,6 +128,7 @@ class Node:
         self._start_hooks: list[Callable[[], Awaitable[None]]] = []
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._epoch_hooks: list[RoomHook] = []
+        self._readiness_reports: list[Callable[[], Mapping[str, str]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: list[tuple[float, Callable[[], Awaitable[None]]]] = []
 
@@ -162,6 +163,17 @@ class Node:
     def ready(self) -> bool:
         """True while the node can serve (its broker is connected and listening)."""
         return not self.draining and self.broker.ready()
+
+    def readiness_report(self) -> dict[str, str]:
+        """What the features report of their components for ``/readyz`` (a failing report is
+        logged and left out)."""
+        fields: dict[str, str] = {}
+        for report in self._readiness_reports:
+            try:
+                fields.update(report())
+            except Exception:
+                log.exception("a readiness report failed")
+        return fields
 
     def every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` every ``interval`` seconds from start until the node stops; failures are
@@ -214,6 +226,10 @@ class Node:
     def add_stop_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Await ``hook()`` when the node stops, before the broker is released."""
         self._stop_hooks.append(hook)
+
+    def add_readiness_report(self, report: Callable[[], Mapping[str, str]]) -> None:
+        """Add ``report()``'s fields to :meth:`readiness_report`."""
+        self._readiness_reports.append(report)
 
     def add_close_hook(self, hook: SessionHook) -> None:
         """Await ``hook(session)`` when a session ends (to leave rooms, lower hands...)."""

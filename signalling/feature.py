@@ -29,6 +29,8 @@ from rooms.feature import RoomsFeature
 from rooms.model import RoomKind, joined_room
 from rooms.wire import PresenceEntry
 from signalling.ice import IceSettings, ice_servers
+from signalling.janus_rules import janus_urls
+from signalling.janus_sfu import JanusSettings, JanusSfu
 from signalling.rules import (
     NO_MEDIA,
     SFU,
@@ -39,6 +41,7 @@ from signalling.rules import (
     parse_signal,
 )
 from signalling.sfu import Sfu
+from signalling.sfu_metrics import JanusCollector
 from signalling.stage_media import StageMedia
 from signalling.wire import (
     IceServer,
@@ -96,8 +99,16 @@ class SignallingFeature:
         self.node = node
         self.rooms = rooms
         config = node.config
+        sfu = sfu or _janus(config)
+        if isinstance(sfu, JanusSfu):
+            node.metrics.registry.register(JanusCollector(sfu))
         self.stage_media = StageMedia(
-            node, rooms, (lambda: sfu) if sfu else (lambda: _embedded_relay(config))
+            node,
+            rooms,
+            (lambda: sfu) if sfu else (lambda: _embedded_relay(config)),
+            # A media server of its own is connected at start (readiness reports on it); the
+            # embedded relay loads aiortc only once a stage is used.
+            at_start=sfu is not None,
         )
         self.ice = ice_settings(node.config)
         # (room, sid of a session of this node) -> sids it exchanged signals with
@@ -389,6 +400,25 @@ class SignallingFeature:
                 }
             )
         return {"peers": peers}
+
+
+def sfu_servers(config: HubConfig) -> tuple[str, ...]:
+    """The WebSocket URLs of the Janus servers of ``--sfu`` (ValueError for one that is not a
+    ``janus+ws://`` or ``janus+wss://`` URL); none: the embedded relay serves."""
+    return janus_urls(config.sfu)
+
+
+def _janus(config: HubConfig) -> Sfu | None:
+    urls = sfu_servers(config)
+    if not urls:
+        return None
+    settings = JanusSettings(
+        urls,
+        api_secret=config.sfu_api_secret,
+        admin_key=config.sfu_admin_key,
+        room_secret=config.sfu_room_secret,
+    )
+    return JanusSfu(settings)
 
 
 def _embedded_relay(config: HubConfig) -> Sfu:

@@ -50,24 +50,37 @@ def wire_tracks(tracks: Sequence[StageTrack]) -> list[StageTrackWire]:
 class StageMedia:
     """The node's side of the SFU (see the module docstring); the SFU's listener."""
 
-    def __init__(self, node: Node, rooms: RoomsFeature, make_sfu: Callable[[], Sfu]) -> None:
-        """``make_sfu`` is called when the stage is first used (the embedded relay loads aiortc,
-        which a node that never sees a stage need not hold)."""
+    def __init__(
+        self,
+        node: Node,
+        rooms: RoomsFeature,
+        make_sfu: Callable[[], Sfu],
+        *,
+        at_start: bool = False,
+    ) -> None:
+        """``make_sfu`` is called when the node starts (``at_start``), or else when the stage is
+        first used (the embedded relay loads aiortc, which a node that never sees a stage need
+        not hold)."""
         self.node = node
         self.rooms = rooms
         self._make_sfu = make_sfu
+        self._at_start = at_start
         self._sfu: Sfu | None = None
         # (room, sid of a viewer of this node) -> the publishers it asked for (None: all)
         self.viewers: dict[tuple[str, str], frozenset[str] | None] = {}
 
     def install(self, ctx: FeatureContext) -> None:
-        """Hook the stage into the node: its event, leaves, closes, role changes, snapshots."""
+        """Hook the stage into the node: its event, leaves, closes, role changes, snapshots,
+        the SFU's start, stop and readiness."""
         ctx.on_stored("stage", self._stage_event)
         ctx.on_stored("role", self._role_changed)
         ctx.on_leave(self._left)
         ctx.on_session_closed(self._closed)
         ctx.on_snapshot(self._snapshot)
         ctx.on_stop(self._stop)
+        ctx.on_readiness(self._readiness)
+        if self._at_start:
+            ctx.on_start(self._start)
         self.rooms.on_node_swept(self._node_gone)
 
     @property
@@ -77,6 +90,15 @@ class StageMedia:
             self._sfu = self._make_sfu()
             self._sfu.start(self)
         return self._sfu
+
+    async def _start(self) -> None:
+        self.sfu  # noqa: B018 -- made and started: it connects in the background
+
+    def _readiness(self) -> dict[str, str]:
+        """``sfu``: ``ok``, or ``degraded: <why>`` while the media server cannot serve (an SFU
+        not made yet, the embedded relay's, is never degraded)."""
+        why = self._sfu.degraded() if self._sfu is not None else None
+        return {"sfu": "ok" if why is None else f"degraded: {why}"}
 
     async def _stop(self) -> None:
         if self._sfu is not None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.system import require_janus, require_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -78,3 +79,16 @@ def test_the_soak_benchmark_runs_and_samples_the_hubs_memory() -> None:
     assert len(result["samples"]) >= 5 and all(s["hub_kb"] > 0 for s in result["samples"])
     assert result["done"]["hello"] > 10 and result["done"]["chat.send"] > 0  # guests came again
     assert result["levels_off"] is True and result["hub_slope_kb_min"] is not None
+
+
+def test_the_janus_benchmark_runs_and_every_viewer_gets_frames() -> None:
+    require_netns()
+    require_janus()
+    report = run_benchmark(
+        "janus.py", "--speakers", "1", "--viewers", "2", "--window", "1", "--settle", "0.2"
+    )
+    rows = report["rows"]
+    assert isinstance(rows, list) and len(rows) == 1
+    assert rows[0]["missing_first_frames"] == 0 and rows[0]["fps_min"] > 0, rows[0]
+    extrapolation = report["extrapolation"]
+    assert isinstance(extrapolation, dict) and extrapolation["panel"]["video_streams"] == 3600

@@ -179,6 +179,12 @@ class JanusServer:
         return f"http://{self.address}:{self.admin_port}/admin"
 
     @property
+    def pid(self) -> int | None:
+        """The Janus process's id while it runs (``ip netns exec`` execs in place: it is
+        Janus's own), for benchmarks that read its CPU time and memory."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the Janus process is alive."""
         return self._process is not None and self._process.poll() is None

@@ -127,6 +127,31 @@ def test_serve_refuses_a_bad_rooms_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert "rooms[0]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("urls", "named"),
+    [
+        (["ws://janus:8188"], "'ws://janus:8188'"),
+        (["janus+ws://a:8188,janus+ws://"], "'janus+ws://'"),
+        (["janus+ws://a:8188", "janus+wss://b:99999"], "'janus+wss://b:99999'"),
+        (["janus+http://a:8188"], "'janus+http://a:8188'"),
+    ],
+)
+def test_serve_refuses_an_sfu_that_is_not_a_janus_url_in_one_line(
+    urls: list[str],
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HUB_SFU", raising=False)
+    args = [arg for url in urls for arg in ("--sfu", url)]
+    assert main(["serve", "--secret", SECRET, "--origin", "https://x.example", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hub: --sfu: ") and named in err
+    monkeypatch.setenv("HUB_SFU", ",".join(urls))
+    assert main(["serve", "--secret", SECRET, "--origin", "https://x.example"]) == 2
+    assert named in capsys.readouterr().err
+
+
 def test_settings_from_the_environment() -> None:
     config = from_environment(
         {
@@ -140,6 +165,10 @@ def test_settings_from_the_environment() -> None:
             "HUB_CHAT_HISTORY": "70",
             "HUB_LIMIT_QUEUE_MESSAGES": "10",
             "HUB_LIMIT_HELLO_TIMEOUT": "0.5",
+            "HUB_SFU": "janus+ws://10.0.0.5:8188, janus+wss://janus.example/ws",
+            "HUB_SFU_ADMIN_KEY": "admin-key",
+            "HUB_SFU_ROOM_SECRET": "room-secret",
+            "HUB_SFU_API_SECRET": "api-secret",
         }
     )
     assert (config.host, config.port, config.workers) == ("0.0.0.0", 9000, 3)
@@ -148,6 +177,12 @@ def test_settings_from_the_environment() -> None:
     assert config.origins == ("https://a.example", "https://b.example")
     assert (config.history_size, config.chat_history) == (50, 70)
     assert config.limits.queue_messages == 10 and config.limits.hello_timeout == 0.5
+    assert config.sfu == ("janus+ws://10.0.0.5:8188", "janus+wss://janus.example/ws")
+    assert (config.sfu_admin_key, config.sfu_room_secret, config.sfu_api_secret) == (
+        "admin-key",
+        "room-secret",
+        "api-secret",
+    )
 
 
 def test_guests_default_to_allowed_only_on_a_trial_hub() -> None:

@@ -25,8 +25,8 @@ from hub.session import Session
 class Lounge:
     """A toy feature: ``lounge.wave`` stores a ``wave`` event in a room the caller joined; the
     node counts waves from the stored events, joins carry the count, a hello says the lounge is
-    open, leaving is noted, ``GET /api/lounge`` reports, and people named "grumpy" may not join
-    a lounge room."""
+    open, leaving is noted, ``GET /api/lounge`` reports, ``/readyz`` says whether the lounge is
+    open, and people named "grumpy" may not join a lounge room."""
 
     def __init__(self) -> None:
         self.waves: dict[str, int] = {}
@@ -52,6 +52,10 @@ class Lounge:
         ctx.every(3600.0, self.tick)
         ctx.on_start(self._started)
         ctx.on_stop(self._stopping)
+        ctx.on_readiness(self._readiness)
+
+    def _readiness(self) -> dict[str, str]:
+        return {"lounge": "open" if self.life == ["started"] else "closed"}
 
     async def _started(self) -> None:
         self.life.append("started")
@@ -118,6 +122,10 @@ async def test_a_toy_feature_plugs_in_with_one_install() -> None:
         transport = httpx.ASGITransport(app=create_app(b.config, b))
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
             assert (await http.get("/api/lounge")).json() == {"waves": {"lounge-1": 1}}
+            # A readiness report adds to /readyz (signalling's: the embedded SFU, never made).
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"ready": True, "node": "n2", "lounge": "open", "sfu": "ok"}
         # Node hooks: a signal on the room's topic reaches both nodes' handler; a closed session,
         # a room's lost history and the timer reach theirs.
         await a.node.signal("lounge-1", "lounge.ping", {"n": 1})
