@@ -289,7 +289,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rooms = Path(tmp) / "rooms.toml"
         rooms.write_text(ROOMS_TOML, encoding="utf-8")
-        hub = HubProcess(args=["--rooms", str(rooms)], cpu=options.server_cpu)
+        hub = HubProcess(
+            args=["--rooms", str(rooms)],
+            cpu=options.server_cpu,
+            env={"HUB_MEDIA_ADDRESSES": "127.0.0.1"},  # the stage's media stays on loopback
+        )
         with hub, sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS

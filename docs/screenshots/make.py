@@ -29,7 +29,10 @@ PHONE = {"width": 375, "height": 740}
 def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        HubProcess(args=["--guests", "--rooms", str(write_rooms(Path(tmp)))]) as hub,
+        HubProcess(
+            args=["--guests", "--rooms", str(write_rooms(Path(tmp)))],
+            env={"HUB_MEDIA_ADDRESSES": "127.0.0.1"},  # the stage's media stays on loopback
+        ) as hub,
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(
