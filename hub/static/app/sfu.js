@@ -22,6 +22,9 @@ export class StageFeed {
     this._pauses = { publish: RETRY_FIRST_MS, watch: RETRY_FIRST_MS };
     this._timers = {};
     this._mids = new Map(); // mid -> {sid, user, kind} of the watch leg's last offer
+    // Legs whose (re)starting signal is not answered yet: a `bye` before that answer is about the
+    // connection it replaced (events and replies come in order on the socket).
+    this._starting = new Set();
     this._stops = [session.onSignal((ev) => ev.room === roomId && ev.from === SFU && this._signal(ev)), local.onChange(() => this.sync())];
     const stats = setInterval(() => this._readStats(), 2000);
     this._stops.push(() => clearInterval(stats));
@@ -74,7 +77,7 @@ export class StageFeed {
     this._sendTracks();
     try {
       await pc.setLocalDescription();
-      await this._send({ type: "offer", sdp: pc.localDescription.sdp }, "publish");
+      await this._start("publish", { type: "offer", sdp: pc.localDescription.sdp });
     } catch (error) {
       this._refused("publish", pc, error);
     }
@@ -94,9 +97,18 @@ export class StageFeed {
     const pc = this._newPc("watch");
     pc.ontrack = () => this._place();
     try {
-      await this._send({ type: "subscribe" }, "watch");
+      await this._start("watch", { type: "subscribe" });
     } catch (error) {
       this._refused("watch", pc, error);
+    }
+  }
+
+  async _start(leg, fields) {
+    this._starting.add(leg);
+    try {
+      await this._send(fields, leg);
+    } finally {
+      this._starting.delete(leg);
     }
   }
 
@@ -104,7 +116,7 @@ export class StageFeed {
     const pc = this.legs[ev.leg];
     if (this.closed || !pc) return;
     try {
-      if (ev.type === "bye") return this._again(ev.leg);
+      if (ev.type === "bye") return this._starting.has(ev.leg) || this._again(ev.leg);
       if (ev.leg === "publish" && ev.type === "answer") {
         await pc.setRemoteDescription({ type: "answer", sdp: ev.sdp });
         this._pauses.publish = RETRY_FIRST_MS;
