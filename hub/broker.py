@@ -166,9 +166,10 @@ class Broker(Protocol):
     async def presence_remove(self, room: str, sids: Collection[str]) -> int:
         """Remove sessions from ``room``'s presence; returns the member count after it."""
 
-    async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+    async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Keep these sessions' entries alive: entries not refreshed for ``presence_ttl`` seconds
-        (their node died) stop counting."""
+        (their node died) stop counting. Returns the sids that had no live entry to refresh
+        (it expired while the broker could not be reached): refreshing never adds one."""
 
     async def presence_count(self, room: str) -> int:
         """Sessions present in ``room`` (live entries only)."""

@@ -356,11 +356,20 @@ class RoomsFeature:
         return Derived(batch.event(count)) if batch is not None else None
 
     async def refresh_presence(self) -> None:
-        """Keep this node's presence entries alive in the broker."""
+        """Keep this node's presence entries alive in the broker; members whose entries expired
+        meanwhile (the broker was out of reach for longer than their ttl) are put back, and
+        their rooms told they are there again."""
         for room, members in list(self.node.streams.items()):
-            sids = [session.sid for session in members.all()]
-            if sids:
-                await self.node.broker.presence_refresh(room, sids)
+            sessions = {session.sid: session for session in members.all()}
+            if not sessions:
+                continue
+            for sid in await self.node.broker.presence_refresh(room, list(sessions)):
+                session = sessions[sid]
+                if session.identity is None or room not in session.rooms:
+                    continue
+                entry = self._entry(session, self.roles.cached_role(session, room))
+                await self.node.broker.presence_add(room, sid, entry)
+                await self.node.signal(room, "presence", self._delta(session, room, True))
 
     async def restore(self, room_id: str) -> None:
         """The broker lost its data (Redis came back empty): put back the rooms this node knows

@@ -137,13 +137,18 @@ class MemoryBroker:
             entries.pop(sid, None)
         return len(self.backend.live_presence(room))
 
-    async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+    async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """See :meth:`hub.broker.Broker.presence_refresh`."""
+        live = self.backend.live_presence(room)  # expired entries go, as on Redis
         entries = self.backend.presence.get(room, {})
         now = self.backend.clock()
+        missing = []
         for sid in sids:
-            if sid in entries:
+            if sid in live:
                 entries[sid] = (entries[sid][0], now)
+            else:
+                missing.append(sid)
+        return missing
 
     async def presence_count(self, room: str) -> int:
         """See :meth:`hub.broker.Broker.presence_count`."""

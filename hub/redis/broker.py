@@ -148,10 +148,10 @@ class RedisBroker:
         """Remove sessions from the room's presence; returns the live count after it."""
         return await self._presence.remove(room, sids)
 
-    async def presence_refresh(self, room: str, sids: Collection[str]) -> None:
+    async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Extend the live entries of ``sids`` by ``presence_ttl`` from now (expired ones stay
-        gone)."""
-        await self._presence.refresh(room, sids)
+        gone); the sids that had none."""
+        return await self._presence.refresh(room, sids)
 
     async def presence_count(self, room: str) -> int:
         """Live sessions present in ``room``."""

@@ -36,9 +36,18 @@ elseif op == 'remove' then
     redis.call('HDEL', KEYS[3], ARGV[i])
   end
 elseif op == 'refresh' then
+  local missing = {}
   for i = 3, #ARGV do
-    redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i])
+    if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+      redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+    else
+      missing[#missing + 1] = ARGV[i]
+    end
   end
+  for i = 1, 3 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl + 1000) end
+  end
+  return missing
 elseif op == 'page' then
   local sids = redis.call('ZRANGEBYLEX', KEYS[2], '(' .. ARGV[3], '+', 'LIMIT', 0, ARGV[4])
   local out = {}
@@ -89,11 +98,13 @@ class RedisPresence:
         """Remove sessions from the room's presence; returns the live count after it."""
         return int(await self._run(room, "remove", *sids))
 
-    async def refresh(self, room: str, sids: Collection[str]) -> None:
+    async def refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Extend the live entries of ``sids`` by ``presence_ttl`` from now (expired ones stay
-        gone)."""
-        if sids:
-            await self._run(room, "refresh", *sids)
+        gone); returns the sids that had none."""
+        if not sids:
+            return []
+        missing = await self._run(room, "refresh", *sids)
+        return [sid.decode() if isinstance(sid, bytes) else str(sid) for sid in missing]
 
     async def count(self, room: str) -> int:
         """Live sessions present in ``room``."""

@@ -299,14 +299,16 @@ async def test_presence_entries_expire_unless_refreshed(cluster: Cluster) -> Non
     a = await cluster.node("a")
     assert await a.broker.presence_add("r", "keep", b"k") == 1
     assert await a.broker.presence_add("r", "drop", b"d") == 2
-    await a.broker.presence_refresh("r", ["ghost"])  # refreshing never adds
+    # Refreshing never adds: it says which sids had no entry to refresh.
+    assert await a.broker.presence_refresh("r", ["ghost", "keep"]) == ["ghost"]
     assert await a.broker.presence_count("r") == 2
 
     async def only_kept_left() -> bool:
-        await a.broker.presence_refresh("r", ["keep"])
+        assert await a.broker.presence_refresh("r", ["keep"]) == []
         return await a.broker.presence_count("r") == 1
 
     await eventually(only_kept_left, what="unrefreshed entry expired")
+    assert await a.broker.presence_refresh("r", ["drop", "keep"]) == ["drop"]
     assert await a.broker.presence_page("r", "", 10) == [("keep", b"k")]
     assert await a.broker.presence_get("r", "drop") is None
     assert await a.broker.presence_add("r", "drop", b"d2") == 2  # back after expiry

@@ -1049,3 +1049,23 @@ async def test_a_hello_that_finds_the_broker_down_may_be_tried_again() -> None:
         hub.node.broker.subscribe = subscribe  # type: ignore[method-assign]
         await client.ok("hello", token=token(hub, "u1"))
         assert list(hub.node.users["u1"]) == [client.sid]
+
+
+async def test_members_whose_entries_expired_while_the_broker_was_away_are_put_back() -> None:
+    async with running() as [hub]:
+        a = await connect(hub, "a")
+        b = await connect(hub, "b")
+        await a.ok("join", room="main")
+        await b.ok("join", room="main")
+        await hub.rooms.flush_presence()
+        a.collect()
+        # As after an outage longer than the ttl: b's entry expired, b is still connected.
+        await hub.node.broker.presence_remove("main", [b.sid])
+        assert await hub.node.broker.presence_count("main") == 1
+        await hub.rooms.refresh_presence()
+        assert await hub.node.broker.presence_count("main") == 2
+        page = await a.ok("presence", room="main")
+        assert {member["sid"] for member in page["members"]} == {a.sid, b.sid}
+        # The room is told b is there again, in its next presence batch.
+        [batch] = hub.rooms.batcher.due(time.monotonic() + hub.config.presence_interval)
+        assert batch.room == "main" and [e["sid"] for e in batch.joined] == [b.sid]
