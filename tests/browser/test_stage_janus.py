@@ -11,7 +11,6 @@ machine whatever interfaces Chromium gathers on.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,21 +35,11 @@ def janus() -> Iterator[JanusServer]:
     require_netns()
     server = JanusServer(binary=require_janus(), room_admin_key=ADMIN_KEY)
     try:
-        # Chromium takes an address that appears later on the host (the veth's IPv6 link-local
-        # one, once its duplicate detection ends) for a network change, failing page loads.
-        link = server.namespace.host_link
-        until(lambda: not _tentative(link), TIMEOUT, f"the addresses of {link} settled")
+        # Chromium starts after the veth's addresses settled (NetNamespace.settled).
+        until(server.namespace.settled, TIMEOUT, "the veth's addresses settled")
         yield server
     finally:
         server.close()
-
-
-def _tentative(link: str) -> bool:
-    shown = subprocess.run(
-        ["ip", "-6", "-o", "addr", "show", "dev", link, "tentative"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return bool(shown.stdout.strip())
 
 
 @pytest.fixture(scope="module")

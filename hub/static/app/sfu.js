@@ -13,7 +13,7 @@ const RETRY_CAP_MS = 10_000;
 /** The simulcast layers of a speaker's video, highest first (Janus reads rids in that order):
  * the camera's 640x360 and half of it. Chromium sends at most two layers of a 640x360 picture
  * (three from 960x540 up), so two it is: the viewer's main speaker at 360p, the others at 180p. */
-const SIMULCAST = [
+export const SIMULCAST = [
   { rid: "h", maxBitrate: 500_000 },
   { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 150_000 },
 ];
