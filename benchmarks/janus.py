@@ -210,7 +210,8 @@ BROWSER_PUBLISH = """async ({token, room, width, height, single}) => {
   const hub = new Hub({ token });
   const hello = await hub.connect();
   await hub.join(room);
-  const media = await navigator.mediaDevices.getUserMedia({ video: { width, height } });
+  const media = await navigator.mediaDevices.getUserMedia(
+    { video: { width, height, frameRate: 30 } });
   const pc = new RTCPeerConnection({ iceServers: hello.ice_servers || [] });
   const layered = Boolean(hello.sfu?.simulcast) && !single;
   pc.addTransceiver(media.getVideoTracks()[0],
@@ -457,10 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured a step")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--browser", action="store_true",
-                        help="speakers are Chromium pages, simulcasting as the web app does")
-    parser.add_argument("--single-layer", action="store_true",
-                        help="with --browser: one layer, no simulcast")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="speakers are Chromium pages, simulcasting as the web app does",
+    )
+    parser.add_argument(
+        "--single-layer", action="store_true", help="with --browser: one layer, no simulcast"
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
