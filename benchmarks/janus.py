@@ -30,7 +30,16 @@ bitrate browsers actually send (``kbps`` here is aiortc's) and by simulcast (thu
 low layer are fewer packets); audio adds a stream per speaker and viewer at ~50 packets/s; the
 fit holds as far as the steps reach (the load generator's one core limits V here).
 
+Browser speakers (``--browser``): the S speakers are pages of Debian's Chromium (Playwright,
+fake camera at ``--width`` x ``--height``, 640x360 by default as the web app captures) that
+publish their video through the hub as the web app does: with the simulcast layers of
+``hub/static/app/sfu.js`` (``SIMULCAST``) when the hello says the SFU takes them, or one layer
+with ``--single-layer``. The viewers stay aiortc, counting frames: each gets its newest speaker
+(the last to come on stage) at the high layer and the S-1 others at the low one, as the hub
+asks Janus. Chromium runs on the second core with the hub and the viewers.
+
     sudo .venv/bin/python benchmarks/janus.py                          # S = 1 and 4, V = 5..40
+    sudo .venv/bin/python benchmarks/janus.py --browser --speakers 4 --viewers 10,20,40
     sudo .venv/bin/python benchmarks/janus.py --speakers 4 --viewers 10,20,40,80 --window 20
     sudo .venv/bin/python benchmarks/janus.py --speakers 1 --viewers 2 --window 2 --json
 """
@@ -67,6 +76,7 @@ from livehub_client.stage import StagePublisher, StageViewer, run_stage  # noqa:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PANEL_SPEAKERS = 4
 PANEL_VIEWERS = 900
+FAKE_DEVICE = "--use-fake-device-for-media-stream"
 
 
 class _CountingDecoder:
@@ -191,6 +201,72 @@ async def until(condition: Any, within: float) -> bool:
     return True
 
 
+# A page at the hub's origin publishes its fake camera to the panel's stage as the web app's
+# StageFeed does (hub/static/app/sfu.js), through livehub.js: video only, like the aiortc
+# speakers, in the app's simulcast layers where the hello says the SFU takes them.
+BROWSER_PUBLISH = """async ({token, room, width, height, single}) => {
+  const { Hub } = await import("/static/livehub.js");
+  const { SIMULCAST } = await import("/static/app/sfu.js");
+  const hub = new Hub({ token });
+  const hello = await hub.connect();
+  await hub.join(room);
+  const media = await navigator.mediaDevices.getUserMedia(
+    { video: { width, height, frameRate: 30 } });
+  const pc = new RTCPeerConnection({ iceServers: hello.ice_servers || [] });
+  const layered = Boolean(hello.sfu?.simulcast) && !single;
+  pc.addTransceiver(media.getVideoTracks()[0],
+    { direction: "sendonly", ...(layered && { sendEncodings: SIMULCAST }) });
+  pc.onicecandidate = ({ candidate }) => {
+    if (!candidate) return;
+    const { candidate: line, sdpMid = null, sdpMLineIndex = null } = candidate.toJSON();
+    hub.request("signal", { room, to: "sfu", type: "candidate", leg: "publish",
+      candidate: { candidate: line, sdpMid, sdpMLineIndex } }).catch(() => {});
+  };
+  const answer = new Promise((resolve) => hub.on("signal", (ev) => {
+    if (ev.from === "sfu" && ev.leg === "publish" && ev.type === "answer") resolve(ev.sdp);
+  }));
+  await pc.setLocalDescription();
+  await hub.request("signal", { room, to: "sfu", type: "offer", sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: "answer", sdp: await answer });
+  window.livehubStage = { hub, pc };
+  return pc.getSenders()[0].getParameters().encodings.length;
+}"""
+
+
+async def browser_on_stage(
+    options: argparse.Namespace, hub: HubProcess, room: str, speakers: int, browser: Any
+) -> list[Any]:
+    """``speakers`` Chromium pages publishing on ``room``'s stage (:data:`BROWSER_PUBLISH`),
+    once the stage event lists them all, one after the other (the last is every viewer's
+    newest speaker): their pages."""
+    watcher = await joined(hub, "watcher", "attendee", room)
+    stages: list[list[Any]] = []
+
+    def seen(event: dict[str, Any]) -> None:
+        if event.get("ev") == "stage":
+            stages.append(event["tracks"])
+
+    watching = asyncio.ensure_future(run_stage(watcher, room, on_event=seen))
+    pages = []
+    try:
+        for n in range(speakers):
+            page = await browser.new_page()
+            pages.append(page)
+            await page.goto(f"{hub.http}/static/livehub.js")
+            layers = await page.evaluate(
+                BROWSER_PUBLISH,
+                {"token": mint(f"speaker-{n}", "speaker"), "room": room, "width": SIZE["width"],
+                 "height": SIZE["height"], "single": options.single_layer},
+            )  # fmt: skip
+            if not await until(lambda n=n: bool(stages) and len(stages[-1]) == n + 1, 30):
+                raise RuntimeError(f"speaker {n} did not reach the stage in 30 s")
+            print(f"  speaker {n}: Chromium sends {layers} layer(s)", file=sys.stderr)
+    finally:
+        watching.cancel()
+        await watcher.close()
+    return pages
+
+
 async def on_stage(hub: HubProcess, room: str, speakers: int) -> list[Any]:
     """``speakers`` publishers on ``room``'s stage, once the stage event lists them all: their
     (client, link, router) each."""
@@ -221,14 +297,48 @@ async def on_stage(hub: HubProcess, room: str, speakers: int) -> list[Any]:
 async def measure(
     options: argparse.Namespace, hub: HubProcess, hub_pid: int, janus_pid: int
 ) -> list[dict[str, Any]]:
+    if not options.browser:
+        return await _measure(options, hub, hub_pid, janus_pid, None)
+    from playwright.async_api import async_playwright
+    from support.system import CHROMIUM
+
+    from tests.browser.conftest import CHROMIUM_ARGS
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            # A camera's 30 frames a second (the fake one's default is 20), as the aiortc
+            # speakers send.
+            args=[
+                "--use-fake-device-for-media-stream=fps=30" if arg == FAKE_DEVICE else arg
+                for arg in CHROMIUM_ARGS
+            ],
+        )
+        try:
+            return await _measure(options, hub, hub_pid, janus_pid, browser)
+        finally:
+            await browser.close()
+
+
+async def _measure(
+    options: argparse.Namespace, hub: HubProcess, hub_pid: int, janus_pid: int, browser: Any
+) -> list[dict[str, Any]]:
     rows = []
     for speakers in options.speakers:
         room = f"panel-{speakers}-{secrets.token_hex(3)}"
         async with HubClient(hub.url, token=mint("org", "organizer")) as org:
             await org.request("room.create", room=room, kind="panel", title="Bench")
-        publishers = await on_stage(hub, room, speakers)
+        if browser is not None:
+            pages = await browser_on_stage(options, hub, room, speakers, browser)
+        else:
+            publishers = await on_stage(hub, room, speakers)
         for count in options.viewers:
             rows.append(await step(options, hub, hub_pid, janus_pid, room, speakers, count))
+        if browser is not None:
+            for page in pages:
+                await page.close()
+            continue
         for client, link, router in publishers:
             await link.close()
             router.cancel()
@@ -348,6 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured a step")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="speakers are Chromium pages, simulcasting as the web app does",
+    )
+    parser.add_argument(
+        "--single-layer", action="store_true", help="with --browser: one layer, no simulcast"
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
@@ -358,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     pin = not options.no_pin and len(cpus) >= 2
     with JanusServer(binary=JANUS, debug_level=3) as janus:
         assert janus.pid is not None
+        deadline = time.monotonic() + 10
+        while options.browser and not janus.namespace.settled() and time.monotonic() < deadline:
+            time.sleep(0.1)  # poll: Chromium must start once the veth's addresses are settled
         if pin:
             pin_janus(janus.pid, cpus[0])
         env = {"HUB_SFU": janus.sfu_url}

@@ -61,7 +61,7 @@ class PublicLimits(TypedDict):
 class HelloReply(TypedDict):
     """The core's part of the ``hello`` reply: ``{sid, user, node, limits, token?}`` (``token``
     only for a guest: the token the hub signed for them). Hello hooks add their features'
-    fields (``ice_servers``: :class:`signalling.wire.IceServersPart`)."""
+    fields (``ice_servers`` and ``sfu``: :class:`signalling.wire.SignallingHelloPart`)."""
 
     sid: str
     user: HelloUser

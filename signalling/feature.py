@@ -45,12 +45,13 @@ from signalling.sfu_metrics import JanusCollector
 from signalling.stage_media import StageMedia
 from signalling.wire import (
     IceServer,
-    IceServersPart,
     MediaEvent,
     MediaState,
     Peer,
     PeersPart,
+    SfuInfo,
     SignalEvent,
+    SignallingHelloPart,
 )
 
 # Signals per session: an ICE burst (an offer and a few dozen candidates to each of a handful of
@@ -111,6 +112,13 @@ class SignallingFeature:
             at_start=sfu is not None,
         )
         self.ice = ice_settings(node.config)
+        # What the hello reply says of the SFU; the embedded relay (made on a stage's first use,
+        # so as not to load aiortc before) takes no simulcast: it decodes one stream per speaker.
+        self.sfu_info: SfuInfo = (
+            {"name": sfu.name, "simulcast": sfu.simulcast}
+            if sfu
+            else {"name": "embedded", "simulcast": False}
+        )
         # (room, sid of a session of this node) -> sids it exchanged signals with
         self.peers: dict[tuple[str, str], set[str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -127,11 +135,11 @@ class SignallingFeature:
         ctx.on_history_lost(self._restore_stage)
         ctx.on_leave(self._left)
         ctx.on_snapshot(self._snapshot)
-        ctx.on_hello(self._hello_ice_servers)
+        ctx.on_hello(self._hello)
         self.stage_media.install(ctx)
 
-    async def _hello_ice_servers(self, ctx: CommandContext, identity: Identity) -> IceServersPart:
-        return {"ice_servers": self.ice_servers(identity)}
+    async def _hello(self, ctx: CommandContext, identity: Identity) -> SignallingHelloPart:
+        return {"ice_servers": self.ice_servers(identity), "sfu": self.sfu_info.copy()}
 
     def ice_servers(self, identity: Identity) -> list[IceServer]:
         """The ``ice_servers`` of a hello reply: no TURN for guests (anyone could get relay

@@ -162,6 +162,7 @@ class JanusSfu:
     :class:`signalling.sfu.Sfu`."""
 
     name = "janus"
+    simulcast = True
 
     def __init__(self, settings: JanusSettings) -> None:
         if not settings.urls:

@@ -90,6 +90,7 @@ class EmbeddedRelay:
     """The in-process SFU (see the module docstring); implements :class:`signalling.sfu.Sfu`."""
 
     name = "embedded"
+    simulcast = False
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity

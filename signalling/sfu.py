@@ -72,6 +72,9 @@ class Sfu(Protocol):
     (``unavailable`` when the server is down or full)."""
 
     name: str
+    # Whether speakers may simulcast to it (layers it forwards one per viewer): the hello reply
+    # tells clients, so that they offer simulcast only where it is taken.
+    simulcast: bool
 
     def start(self, listener: SfuListener) -> None:
         """Begin: connect in the background (a server that is down is retried, and the hub

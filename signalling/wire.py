@@ -1,6 +1,7 @@
 """The wire shapes of the signalling feature (``docs/protocol.md``: WebRTC signalling): the
 ``signal`` and ``media`` events, the join snapshot's ``peers`` and the hello reply's
-``ice_servers``. Its ops (``signal``, ``media``) reply ``{}`` (:class:`hub.wire.EmptyReply`).
+``ice_servers`` and ``sfu``. Its ops (``signal``, ``media``) reply ``{}``
+(:class:`hub.wire.EmptyReply`).
 """
 
 # Annotations are evaluated here (no ``from __future__ import annotations``): on Python 3.11
@@ -112,7 +113,17 @@ class IceServer(TypedDict):
     credential: NotRequired[str]
 
 
-class IceServersPart(TypedDict):
-    """The hello reply's ``ice_servers`` (a hello hook's part)."""
+class SfuInfo(TypedDict):
+    """The hello reply's ``sfu``: which SFU serves panels' stages (``janus`` or ``embedded``) and
+    whether it takes simulcast from speakers (Janus does; the embedded relay does not)."""
+
+    name: str
+    simulcast: bool
+
+
+class SignallingHelloPart(TypedDict):
+    """The signalling feature's part of the hello reply (a hello hook's): ``ice_servers`` and
+    ``sfu``."""
 
     ice_servers: list[IceServer]
+    sfu: SfuInfo

@@ -280,6 +280,9 @@ async def test_three_viewers_on_two_nodes_get_a_speakers_video(
             async with HubClient(b.url, token=mint(uid("late"))) as late:
                 joined = await late.request("join", room=room)
                 assert joined["snapshot"]["tracks"] == speaker.on_stage()
+                # The hello tells clients that this SFU takes simulcast.
+                assert late.hello is not None
+                assert late.hello["sfu"] == {"name": "janus", "simulcast": True}
             # Janus: one session per node, one handle per connection with it.
             assert len(await asyncio.to_thread(janus.sessions)) == 2
             assert await asyncio.to_thread(janus.handle_count) == 4

@@ -210,6 +210,12 @@ class NetNamespace:
                 _delete(self.name, self.host_link)
                 raise
 
+    def settled(self) -> bool:
+        """Whether the host end of the veth has all its addresses: none is still tentative (its
+        IPv6 link-local one, until duplicate detection ends). A browser started before takes
+        that address appearing for a network change and fails the page loads under way."""
+        return not _ip("-6", "-o", "addr", "show", "dev", self.host_link, "tentative").strip()
+
     def command(self, args: Sequence[str]) -> list[str]:
         """``args`` prefixed so that they run inside the namespace (``ip netns exec``, which
         execs in place: the process of ``popen`` is the program itself)."""

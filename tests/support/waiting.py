@@ -27,3 +27,18 @@ async def eventually(
         if time.monotonic() > deadline:
             pytest.fail(f"{what} not reached in {within}s")
         await asyncio.sleep(interval)  # the poll interval, not synchronisation
+
+
+def until(
+    condition: Callable[[], bool],
+    within: float = 5.0,
+    what: str = "condition",
+    interval: float = 0.1,
+) -> None:
+    """:func:`eventually` for synchronous tests (Playwright's): poll ``condition`` until it
+    holds; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reached in {within}s")
+        time.sleep(interval)  # the poll interval, not synchronisation

@@ -180,6 +180,7 @@ async def test_hello_reply_fields() -> None:
             "user": {"id": "alice", "name": "Alice A", "role": "speaker"},
             "node": hub.node.node_id,
             "ice_servers": [],
+            "sfu": {"name": "embedded", "simulcast": False},
             "limits": hub.config.limits.public(),
         }
         assert client.sid.startswith(hub.node.node_id + ".")

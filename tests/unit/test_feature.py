@@ -148,6 +148,7 @@ async def test_hello_hooks_add_to_the_reply() -> None:
         reply = await client.ok("hello", token=token(hub, "eve"))
         assert reply["lounge"] == "open"
         assert reply["ice_servers"] == []  # signalling's hello hook (no STUN/TURN configured)
+        assert reply["sfu"] == {"name": "embedded", "simulcast": False}
 
 
 def test_a_second_handler_for_a_signal_or_an_op_is_refused() -> None:

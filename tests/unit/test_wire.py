@@ -28,7 +28,7 @@ from rooms.wire import (
     RoomsPart,
     StagePart,
 )
-from signalling.wire import IceServersPart, MediaEvent, PeersPart, SignalEvent
+from signalling.wire import MediaEvent, PeersPart, SignalEvent, SignallingHelloPart
 from tests.unit.helpers import Client, connect, create_room, new_session, next_event, running
 
 # The TypedDicts whose keys make up a join snapshot, one per snapshot part.
@@ -56,7 +56,7 @@ async def test_hello_and_join_replies_and_every_snapshot_key_are_declared() -> N
         hello = await guest.call("hello", name="Guest")
         assert_shape(OkReply, hello)
         assert set(hello["ok"]) == set(HelloReply.__annotations__) | set(
-            IceServersPart.__annotations__
+            SignallingHelloPart.__annotations__
         )
 
         org = await connect(hub, "org", Role.ORGANIZER)

@@ -10,6 +10,13 @@ import { onStage } from "./roomstate.js";
 const SFU = "sfu";
 const RETRY_FIRST_MS = 500;
 const RETRY_CAP_MS = 10_000;
+/** The simulcast layers of a speaker's video, highest first (Janus reads rids in that order):
+ * the camera's 640x360 and half of it. Chromium sends at most two layers of a 640x360 picture
+ * (three from 960x540 up), so two it is: the viewer's main speaker at 360p, the others at 180p. */
+export const SIMULCAST = [
+  { rid: "h", maxBitrate: 500_000 },
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+];
 
 export class StageFeed {
   constructor(session, local, roomId) {
@@ -73,7 +80,11 @@ export class StageFeed {
 
   async _publish() {
     const pc = this._newPc("publish");
-    for (const kind of ["audio", "video"]) pc.addTransceiver(kind, { direction: "sendonly" });
+    pc.addTransceiver("audio", { direction: "sendonly" });
+    // Where the SFU takes simulcast (the hello's `sfu`), the video goes in layers it picks from
+    // for each viewer; the camera or screen is swapped on the same sender either way.
+    const simulcast = Boolean(this.session.hub.hello?.sfu?.simulcast);
+    pc.addTransceiver("video", { direction: "sendonly", ...(simulcast && { sendEncodings: SIMULCAST }) });
     this._sendTracks();
     try {
       await pc.setLocalDescription();
