@@ -63,6 +63,10 @@ def server_index(room: str, servers: int) -> int:
     return int.from_bytes(digest[:8], "big") % servers
 
 
+# How often Janus asks each speaker for a keyframe (seconds): what a layer switch may wait.
+FIR_SECONDS = 3
+
+
 def create_room(
     room: str, *, secret: str | None = None, admin_key: str | None = None
 ) -> dict[str, Any]:
@@ -78,6 +82,9 @@ def create_room(
         "videocodec": "vp8",
         "audiocodec": "opus",
         "notify_joining": False,
+        # Janus switches a viewer's simulcast layer on a keyframe of the new layer; browsers
+        # ignore most one-off requests, so Janus asks every speaker for one every few seconds.
+        "fir_freq": FIR_SECONDS,
     }
     if secret is not None:
         body["secret"] = secret

@@ -174,7 +174,6 @@ def test_speakers_simulcast_and_each_viewer_gets_the_layers_the_hub_chose(
     # Janus sends Vic Tia's highest layer, the full 640x360.
     until(lambda: vic_layers(janus, sam_feed, tia_feed)[tia_feed] == (2, 1), TIMEOUT, "Tia high")
     plays_at(vic, tia_video, 640)
-    # Not asserted: Janus moving Sam down to the low layer for Vic (substream 0, 320x180). It
-    # switches on a keyframe of that layer, which it asks for as the hub lowers it; Chromium
-    # throttles such requests (here often a handful of keyframes for a dozen requests) and
-    # Janus asks no more once one went out, so the switch may wait for a later keyframe.
+    # Janus moves Sam down to the low layer for Vic (320x180) at that layer's next keyframe,
+    # which it asks Sam for every few seconds.
+    until(lambda: vic_layers(janus, sam_feed, tia_feed)[sam_feed] == (0, 0), 4 * TIMEOUT, "Sam low")

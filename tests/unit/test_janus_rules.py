@@ -72,6 +72,7 @@ def test_rooms_are_created_for_a_stage_with_the_hubs_secrets() -> None:
     body = create_room("panel-1", secret="s", admin_key="k")
     assert body["request"] == "create" and body["room"] == "panel-1"
     assert (body["videocodec"], body["publishers"]) == ("vp8", 16)
+    assert body["fir_freq"] == 3  # what a viewer's layer switch may wait for
     assert (body["secret"], body["admin_key"]) == ("s", "k")
     bare = create_room("panel-1")
     assert "secret" not in bare and "admin_key" not in bare
