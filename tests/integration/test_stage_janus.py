@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError
 from support.hub_process import HubProcess, free_port, mint
 from support.janus import JanusServer
 from support.redis_server import RedisServer
-from support.rtc_media import SyntheticVideoTrack, host_addresses_only
+from support.rtc_media import host_addresses_only
+from support.stage_member import StageMember, new_panel, stage_member
 from support.system import require_janus, require_netns
 from support.waiting import eventually
 
 from livehub_client import HubClient, HubRequestError
-from livehub_client.stage import StagePublisher, StageViewer, run_stage
+from livehub_client.stage import StagePublisher
 from signalling.janus_rules import server_index
 
 from .conftest import StartHub, StartNodes, uid
@@ -79,75 +77,16 @@ def janus_nodes(
             node.stop()
 
 
-@dataclass
-class Member:
-    """A client in a panel, its stage links, and what it saw."""
+def member(
+    node: HubProcess, room: str, role: str = "attendee", **options: Any
+) -> contextlib.AbstractAsyncContextManager[StageMember]:
+    """A :func:`stage_member` of ``room`` on ``node``."""
+    return stage_member(node.url, room, role, **options)
 
-    client: HubClient
-    room: str
-    publisher: StagePublisher = field(init=False)
-    viewer: StageViewer = field(init=False)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    frames: dict[str, int] = field(default_factory=dict)  # received track id -> frames
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    sources: list[MediaStreamTrack] = field(default_factory=list)
 
-    @property
-    def sid(self) -> str:
-        assert self.client.hello is not None
-        return str(self.client.hello["sid"])
-
-    @property
-    def user(self) -> str:
-        assert self.client.hello is not None
-        return str(self.client.hello["user"]["id"])
-
-    def on_stage(self) -> list[dict[str, str]]:
-        """This member's video as the stage event lists it."""
-        return [{"sid": self.sid, "user": self.user, "kind": "video"}]
-
-    def stages(self) -> list[list[dict[str, Any]]]:
-        """The ``tracks`` of every ``stage`` event received, in order."""
-        return [e["tracks"] for e in self.events if e.get("ev") == "stage"]
-
-    def stage(self) -> list[dict[str, Any]] | None:
-        """The last stage event's tracks (None before any)."""
-        stages = self.stages()
-        return stages[-1] if stages else None
-
-    def offered(self) -> list[str]:
-        """The sids whose tracks the SFU's last offer carries."""
-        return [t["sid"] for t in self.viewer.tracks]
-
-    def total(self) -> int:
-        return sum(self.frames.values())
-
-    def publish_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        source = SyntheticVideoTrack()
-        self.sources.append(source)
-        pc.addTrack(source)
-        return pc
-
-    def watch_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self.tasks.append(asyncio.ensure_future(self._consume(track)))
-
-        return pc
-
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        # Read every frame: aiortc queues them without bound otherwise.
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
-                self.frames[track.id] = self.frames.get(track.id, 0) + 1
-
-    async def wait(self, condition: Callable[[], bool], what: str) -> None:
-        """Until ``condition`` holds (media and events arrive on their own tasks)."""
-        await eventually(condition, within=MEDIA_T, what=what)
+async def panel(node: HubProcess, room: str | None = None) -> str:
+    """A new panel on ``node``."""
+    return await new_panel(node.url, room)
 
 
 def simulcast_offer(sdp: str) -> str:
@@ -177,44 +116,6 @@ class SimulcastPublisher(StagePublisher):
         pc = self.pc = self.make_pc()
         await pc.setLocalDescription(await pc.createOffer())
         await self._signal("offer", sdp=simulcast_offer(pc.localDescription.sdp))
-
-
-@contextlib.asynccontextmanager
-async def member(
-    node: HubProcess,
-    room: str,
-    role: str = "attendee",
-    *,
-    retry: bool = False,
-    publisher: type[StagePublisher] = StagePublisher,
-) -> AsyncIterator[Member]:
-    """A member of ``room`` on ``node`` whose SFU signals a :func:`run_stage` task routes."""
-    async with HubClient(node.url, token=mint(uid(role), role)) as client:
-        await client.request("join", room=room)
-        joined = Member(client, room)
-        joined.publisher = publisher(client, room, joined.publish_pc, retry=retry)
-        joined.viewer = StageViewer(client, room, joined.watch_pc, retry=retry)
-        router = asyncio.ensure_future(
-            run_stage(client, room, joined.publisher, joined.viewer, on_event=joined.events.append)
-        )
-        try:
-            yield joined
-        finally:
-            for link in (joined.viewer, joined.publisher):
-                await link.close()
-            router.cancel()
-            for task in joined.tasks:
-                task.cancel()
-            await asyncio.gather(router, *joined.tasks, return_exceptions=True)
-            for source in joined.sources:
-                source.stop()
-
-
-async def panel(node: HubProcess, room: str | None = None) -> str:
-    room = room or uid("panel")
-    async with HubClient(node.url, token=mint(uid("org"), "organizer")) as org:
-        await org.request("room.create", room=room, kind="panel", title="Panel")
-    return room
 
 
 async def readyz(node: HubProcess) -> httpx.Response:

@@ -5,25 +5,19 @@ hub's ``HUB_MEDIA_ADDRESSES``, the test's :func:`loopback_only`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
-from aiortc.mediastreams import MediaStreamError
 from support.hub_process import HubProcess, mint
-from support.rtc_media import SyntheticVideoTrack, loopback_only
-from support.waiting import eventually
+from support.rtc_media import loopback_only
+from support.stage_member import StageMember, new_panel, stage_member
 
 from livehub_client import HubClient, HubRequestError
-from livehub_client.stage import StagePublisher, StageViewer, run_stage
 
 from .conftest import StartHub, StartNodes, uid
 
-MEDIA_T = 20.0
 MEDIA_ENV = {"HUB_MEDIA_ADDRESSES": "127.0.0.1"}
 
 
@@ -33,90 +27,16 @@ def _loopback() -> Iterator[None]:
         yield
 
 
-@dataclass
-class Member:
-    """A client in the panel with its stage links and what it saw."""
-
-    client: HubClient
-    room: str
-    publisher: StagePublisher | None = None
-    viewer: StageViewer | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    frames: dict[str, int] = field(default_factory=dict)  # track id -> frames received
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    sources: list[MediaStreamTrack] = field(default_factory=list)
-
-    @property
-    def sid(self) -> str:
-        assert self.client.hello is not None
-        return str(self.client.hello["sid"])
-
-    @property
-    def user(self) -> str:
-        assert self.client.hello is not None
-        return str(self.client.hello["user"]["id"])
-
-    def stages(self) -> list[list[dict[str, Any]]]:
-        """The ``tracks`` of every ``stage`` event received, in order."""
-        return [e["tracks"] for e in self.events if e.get("ev") == "stage"]
-
-    def publish_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        source = SyntheticVideoTrack()
-        self.sources.append(source)
-        pc.addTrack(source)
-        return pc
-
-    def watch_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self.tasks.append(asyncio.ensure_future(self._consume(track)))
-
-        return pc
-
-    async def _consume(self, track: MediaStreamTrack) -> None:
-        # Read every frame: aiortc queues them without bound otherwise.
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
-                self.frames[track.id] = self.frames.get(track.id, 0) + 1
-
-    async def wait(self, condition: Callable[[], bool], what: str) -> None:
-        """Until ``condition`` holds (media and events arrive on their own tasks)."""
-        await eventually(condition, within=MEDIA_T, what=what)
+def member(
+    node: HubProcess, room: str, role: str = "attendee", **options: Any
+) -> contextlib.AbstractAsyncContextManager[StageMember]:
+    """A :func:`stage_member` of ``room`` on ``node``."""
+    return stage_member(node.url, room, role, **options)
 
 
-@contextlib.asynccontextmanager
-async def member(hub: HubProcess, room: str, role: str = "attendee") -> AsyncIterator[Member]:
-    """A member of ``room`` whose events a :func:`run_stage` task routes."""
-    async with HubClient(hub.url, token=mint(uid(role), role)) as client:
-        await client.request("join", room=room)
-        joined = Member(client, room)
-        joined.publisher = StagePublisher(client, room, joined.publish_pc, retry=False)
-        joined.viewer = StageViewer(client, room, joined.watch_pc, retry=False)
-        router = asyncio.ensure_future(
-            run_stage(client, room, joined.publisher, joined.viewer, on_event=joined.events.append)
-        )
-        try:
-            yield joined
-        finally:
-            for link in (joined.viewer, joined.publisher):
-                await link.close()
-            router.cancel()
-            for task in joined.tasks:
-                task.cancel()
-            await asyncio.gather(router, *joined.tasks, return_exceptions=True)
-            for source in joined.sources:
-                source.stop()
-
-
-async def panel(hub: HubProcess) -> str:
-    room = uid("panel")
-    async with HubClient(hub.url, token=mint(uid("org"), "organizer")) as org:
-        await org.request("room.create", room=room, kind="panel", title="Panel")
-    return room
+async def panel(node: HubProcess, room: str | None = None) -> str:
+    """A new panel on ``node``."""
+    return await new_panel(node.url, room)
 
 
 async def test_viewers_get_a_speakers_video_and_the_stage_is_announced(
