@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
@@ -62,108 +61,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import aiortc.rtcrtpreceiver  # noqa: E402
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection  # noqa: E402
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
+from stage_viewers import (  # noqa: E402
+    CountingDecoder,
+    Viewer,
+    cpu_seconds,
+    no_decoding,
+    percentile,
+    rss_bytes,
+)
 from support.hub_process import HubProcess, mint  # noqa: E402
 from support.janus import JanusServer  # noqa: E402
 from support.rtc_media import SyntheticVideoTrack, host_addresses_only  # noqa: E402
 from support.system import JANUS  # noqa: E402
 
 from livehub_client import HubClient  # noqa: E402
-from livehub_client.stage import StagePublisher, StageViewer, run_stage  # noqa: E402
+from livehub_client.stage import StagePublisher, run_stage  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PANEL_SPEAKERS = 4
 PANEL_VIEWERS = 900
 FAKE_DEVICE = "--use-fake-device-for-media-stream"
-
-
-class _CountingDecoder:
-    """Stands in for aiortc's decoders on the viewers' side: hands each encoded frame on as it
-    is, counting its bytes, so a viewer counts frames without decoding them."""
-
-    received_bytes = 0
-
-    def decode(self, encoded: Any) -> list[Any]:
-        _CountingDecoder.received_bytes += len(encoded.data)
-        return [encoded]
-
-
-def _no_decoding() -> None:
-    aiortc.rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of process ``pid`` so far: the sum of its live threads' run times
-    (``/proc/PID/task/*/schedstat``, in nanoseconds: the hub's few milliseconds per subscribe
-    are below ``/proc/PID/stat``'s clock ticks), or ``stat``'s user plus system time."""
-    total = 0
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                total += int((task / "schedstat").read_text().split()[0])
-    except OSError:
-        total = 0
-    if total:
-        return total / 1e9
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of process ``pid``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
-
-
-class Viewer:
-    """One viewer: its client, its stage link and the frames it counted."""
-
-    def __init__(self, client: HubClient, room: str) -> None:
-        self.client = client
-        self.frames = 0
-        self.first_frame: float | None = None
-        self.subscribed_at = 0.0
-        self.readers: list[asyncio.Task[None]] = []
-        self.link = StageViewer(client, room, self._pc, retry=False)
-        self.router = asyncio.ensure_future(run_stage(client, room, viewer=self.link))
-
-    def _pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self.readers.append(asyncio.ensure_future(self._read(track)))
-
-        return pc
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
-                if self.first_frame is None:
-                    self.first_frame = time.monotonic()
-                self.frames += 1
-
-    async def subscribe(self) -> None:
-        self.subscribed_at = time.monotonic()
-        await self.link.subscribe()
-
-    async def close(self) -> None:
-        await self.link.close()
-        for task in [self.router, *self.readers]:
-            task.cancel()
-        await asyncio.gather(self.router, *self.readers, return_exceptions=True)
-        await self.client.close()
 
 
 # The synthetic video of the speakers (stopped after each S), and its size.
@@ -369,12 +287,12 @@ async def step(
     hub_per_subscribe = (cpu_seconds(hub_pid) - hub_before) / count
     await asyncio.sleep(options.settle)  # let Janus and the viewers reach their steady state
     frames_before = [v.frames for v in viewers]
-    bytes_before = _CountingDecoder.received_bytes
+    bytes_before = CountingDecoder.received_bytes
     janus_before, wall_before = cpu_seconds(janus_pid), time.monotonic()
     await asyncio.sleep(options.window)  # the measuring window
     wall = time.monotonic() - wall_before
     cores = (cpu_seconds(janus_pid) - janus_before) / wall
-    received = _CountingDecoder.received_bytes - bytes_before
+    received = CountingDecoder.received_bytes - bytes_before
     janus_rss_after = rss_bytes(janus_pid)
     streams = speakers * count
     fps = [(v.frames - b) / wall / speakers for v, b in zip(viewers, frames_before, strict=True)]
@@ -490,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.sched_setaffinity(0, {cpus[1]})
             print(f"$ {' '.join(hub.command)}  (env {env}); Janus pid {janus.pid}"
                   f"{f' on cpu {cpus[0]}' if pin else ''}", file=sys.stderr)  # fmt: skip
-            _no_decoding()
+            no_decoding()
             with host_addresses_only(janus.peer_address):
                 rows = asyncio.run(measure(options, hub, hub.process.pid, janus.pid))
         finally:

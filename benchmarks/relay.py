@@ -8,7 +8,7 @@ the viewers count the frames they get without decoding them (aiortc would otherw
 the load generator's core), and time from ``subscribe`` to their first frame.
 
     .venv/bin/python benchmarks/relay.py                 # S = 1 and 4, V = 2, 4, 8, 16
-    .venv/bin/python benchmarks/relay.py --speakers 1 --viewers 5,10,20 --window 10 --json
+    .venv/bin/python benchmarks/relay.py --speakers 1 --viewers 5,10,20 --window 10 --json  # {"rows": [...]}
     .venv/bin/python benchmarks/relay.py --kind audio --speakers 4 --viewers 4,8,16
 
 A row's ``streams/core`` is the streams the relay encoded (tracks x V) divided by the cores it
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import json
 import os
@@ -34,83 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import aiortc.rtcrtpreceiver  # noqa: E402
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection  # noqa: E402
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError  # noqa: E402
+from aiortc.mediastreams import AudioStreamTrack  # noqa: E402
+from stage_viewers import Viewer, cpu_seconds, no_decoding, rss_bytes  # noqa: E402
 from support.hub_process import HubProcess, mint  # noqa: E402
 from support.rtc_media import SyntheticVideoTrack, loopback_only  # noqa: E402
 
 from livehub_client import HubClient  # noqa: E402
-from livehub_client.stage import StagePublisher, StageViewer, run_stage  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class _CountingDecoder:
-    """Stands in for aiortc's decoders on the viewers' side: hands each encoded frame on
-    as it is, so a viewer counts frames without spending the load generator's core on them."""
-
-    def decode(self, encoded: Any) -> list[Any]:
-        return [encoded]
-
-
-def _no_decoding() -> None:
-    aiortc.rtcrtpreceiver.get_decoder = lambda codec: _CountingDecoder()  # type: ignore[assignment]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of process ``pid``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-class Viewer:
-    """One viewer: its client, its stage link and the frames it counted."""
-
-    def __init__(self, client: HubClient, room: str) -> None:
-        self.client = client
-        self.frames = 0
-        self.first_frame: float | None = None
-        self.subscribed_at = 0.0
-        self.readers: list[asyncio.Task[None]] = []
-        self.link = StageViewer(client, room, self._pc, retry=False)
-        self.router = asyncio.ensure_future(run_stage(client, room, viewer=self.link))
-
-    def _pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self.readers.append(asyncio.ensure_future(self._read(track)))
-
-        return pc
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                await track.recv()
-                if self.first_frame is None:
-                    self.first_frame = time.monotonic()
-                self.frames += 1
-
-    async def subscribe(self) -> None:
-        self.subscribed_at = time.monotonic()
-        await self.link.subscribe()
-
-    async def close(self) -> None:
-        await self.link.close()
-        for task in [self.router, *self.readers]:
-            task.cancel()
-        await asyncio.gather(self.router, *self.readers, return_exceptions=True)
-        await self.client.close()
+from livehub_client.stage import StagePublisher, run_stage  # noqa: E402
 
 
 def publisher_pc(options: argparse.Namespace, sources: list[MediaStreamTrack]) -> RTCPeerConnection:
@@ -235,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         if pin:
             os.sched_setaffinity(0, {cpus[1]})
         print(f"$ {' '.join(hub.command)}  (env {env})", file=sys.stderr)
-        _no_decoding()
+        no_decoding()
         with loopback_only():
             rows = asyncio.run(measure(options, hub, hub.process.pid))
     finally:
         hub.stop()
     if options.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"rows": rows}, indent=2))
     else:
         header = list(rows[0]) if rows else []
         print(" | ".join(header))

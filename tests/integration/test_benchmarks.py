@@ -92,3 +92,12 @@ def test_the_janus_benchmark_runs_and_every_viewer_gets_frames() -> None:
     assert rows[0]["missing_first_frames"] == 0 and rows[0]["fps_min"] > 0, rows[0]
     extrapolation = report["extrapolation"]
     assert isinstance(extrapolation, dict) and extrapolation["panel"]["video_streams"] == 3600
+
+
+def test_the_relay_benchmark_runs_and_every_viewer_gets_frames() -> None:
+    report = run_benchmark(
+        "relay.py", "--speakers", "1", "--viewers", "2", "--window", "1", "--settle", "0.2"
+    )
+    rows = report["rows"]
+    assert isinstance(rows, list) and len(rows) == 1
+    assert rows[0]["missing_first_frames"] == 0 and rows[0]["fps_min"] > 0, rows[0]
