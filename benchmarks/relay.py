@@ -8,7 +8,7 @@ the viewers count the frames they get without decoding them (aiortc would otherw
 the load generator's core), and time from ``subscribe`` to their first frame.
 
     .venv/bin/python benchmarks/relay.py                 # S = 1 and 4, V = 2, 4, 8, 16
-    .venv/bin/python benchmarks/relay.py --speakers 1 --viewers 5,10,20 --window 10 --json  # {"rows": [...]}
+    .venv/bin/python benchmarks/relay.py --speakers 1 --viewers 5,10,20 --json  # {"rows": [...]}
     .venv/bin/python benchmarks/relay.py --kind audio --speakers 4 --viewers 4,8,16
 
 A row's ``streams/core`` is the streams the relay encoded (tracks x V) divided by the cores it
