@@ -264,7 +264,8 @@ async def test_a_speaker_is_announced_once_janus_has_its_connection_up(
     await publish(janus, hub, listener, "b")
     assert janus.publishers("p")["a"].requests[0] == {
         "request": "create", "room": "p", "description": "p", "publishers": 16,
-        "videocodec": "vp8", "audiocodec": "opus", "notify_joining": False, "secret": "s",
+        "videocodec": "vp8", "audiocodec": "opus", "notify_joining": False, "fir_freq": 3,
+        "secret": "s",
     }  # fmt: skip
     assert hub.legs("p", "a") == {Leg.PUBLISH}
     # Janus hangs up on a speaker: its leg ends with a bye.
