@@ -384,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--single-layer", action="store_true", help="with --browser: one layer, no simulcast"
     )
+    parser.add_argument(
+        "--event-loops",
+        type=int,
+        default=None,
+        help="Janus's event_loops (default: its own, a thread per handle)",
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
@@ -392,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     SIZE.update(width=options.width, height=options.height)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not options.no_pin and len(cpus) >= 2
-    with JanusServer(binary=JANUS, debug_level=3) as janus:
+    with JanusServer(binary=JANUS, debug_level=3, event_loops=options.event_loops) as janus:
         assert janus.pid is not None
         deadline = time.monotonic() + 10
         while options.browser and not janus.namespace.settled() and time.monotonic() < deadline:

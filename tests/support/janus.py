@@ -127,6 +127,7 @@ class JanusServer:
         room_admin_key: str | None = None,
         debug_level: int = 4,
         start_timeout: float = 15.0,
+        event_loops: int | None = None,
     ) -> None:
         found = shutil.which(os.fspath(binary))
         if found is None:
@@ -141,6 +142,8 @@ class JanusServer:
         self.room_admin_key = room_admin_key
         self.debug_level = debug_level
         self.start_timeout = start_timeout
+        # Janus's threading: None, a thread per handle (its default); N, N shared event loops.
+        self.event_loops = event_loops
         self._process: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="hub-janus-"))
         self._log = self._dir / "janus.log"
@@ -207,6 +210,7 @@ class JanusServer:
                     "admin_secret": self.admin_secret,
                     "server_name": "livehub-test",
                     "session_timeout": self.session_timeout,
+                    **({"event_loops": self.event_loops} if self.event_loops else {}),
                     "hide_dependencies": True,
                     # The address put in SDP; otherwise Janus probes for a "public" one.
                     "interface": self.address,
