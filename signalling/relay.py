@@ -62,7 +62,8 @@ class _Publisher:
     pc: RTCPeerConnection
     user: str
     tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)
-    drains: list[asyncio.Task[None]] = field(default_factory=list)
+    # Its background work (the drains of its tracks, its announcement), ended with it.
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -133,7 +134,7 @@ class EmbeddedRelay:
                 # Nobody may watch yet, and aiortc queues what it receives without bound
                 # until someone reads: one copy is always read, which keeps the source drained.
                 copy = self._relay.subscribe(track, buffered=False)
-                publisher.drains.append(asyncio.ensure_future(_drain(copy)))
+                publisher.tasks.append(asyncio.ensure_future(_drain(copy)))
 
         self._watch_state(room, sid, Leg.PUBLISH, pc)
         try:
@@ -148,7 +149,7 @@ class EmbeddedRelay:
         if self._listener is not None:
             # Relayed from the first frame: watchable now, but announced after the answer.
             published = self._listener.sfu_published(room, sid, user, sorted(publisher.tracks))
-            publisher.drains.append(asyncio.ensure_future(published))
+            publisher.tasks.append(asyncio.ensure_future(published))
         return str(pc.localDescription.sdp)
 
     # --- watching -------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ class EmbeddedRelay:
             publisher = self._publishers.pop((room, sid), None)
             if publisher is not None:
                 published = bool(publisher.tracks)
-                for task in publisher.drains:
+                for task in publisher.tasks:
                     task.cancel()
                 await publisher.pc.close()
         return published
