@@ -12,10 +12,16 @@ through the hub, every peer's ICE on the namespace's veth. For each (S, V) step:
 - ``hub_ms_per_subscribe``: the hub's CPU time from the step's ``subscribe``s until every viewer
   has its first frame, per viewer (the hub only signals: this is what a viewer joining the
   stage costs it; ``hello`` and ``join`` come before and are not counted);
-- ``first_frame_p50_ms``/``_p99_ms``: from ``subscribe`` to the viewer's first frame;
+- ``first_frame_p50_ms``/``_p99_ms``: from ``subscribe`` to the viewer's first frame, and
+  ``offer_ice_dtls_p50_ms`` the medians of the steps on the way (the SFU's offer received and
+  applied, ICE connected, DTLS connected), which say where the time goes;
 - ``janus_kb_per_viewer``: Janus's resident memory added by the step's viewers, per viewer;
 - ``fps`` (per stream; 30 at full rate: lower means the load generator fell behind and the row
   says little of Janus) and ``kbps`` (per stream, what the viewers received).
+
+A step's viewers subscribe all at once by default: a burst, where their own connection set-up
+on the load generator's one core is most of what they wait for. ``--arrival-rate R`` makes them
+arrive as an audience does, one by one at R a second on average (exponential gaps).
 
 Viewers count frames without decoding them (aiortc's decoder is replaced), so the load
 generator's core goes to receiving.
@@ -41,6 +47,7 @@ asks Janus. Chromium runs on the second core with the hub and the viewers.
     sudo .venv/bin/python benchmarks/janus.py                          # S = 1 and 4, V = 5..40
     sudo .venv/bin/python benchmarks/janus.py --browser --speakers 4 --viewers 10,20,40
     sudo .venv/bin/python benchmarks/janus.py --speakers 4 --viewers 10,20,40,80 --window 20
+    sudo .venv/bin/python benchmarks/janus.py --browser --speakers 4 --viewers 20 --arrival-rate 15
     sudo .venv/bin/python benchmarks/janus.py --speakers 1 --viewers 2 --window 2 --json
 """
 
@@ -50,6 +57,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -282,7 +290,9 @@ async def step(
     )
     viewers = [Viewer(client, room) for client in clients]
     hub_before = cpu_seconds(hub_pid)
-    await asyncio.gather(*(v.subscribe() for v in viewers))
+    await asyncio.gather(*(v.subscribe() for v in viewers)) if not options.arrival_rate else (
+        await arrive(viewers, options.arrival_rate, random.Random(count))
+    )
     await until(lambda: all(v.first_frame is not None for v in viewers), 30)
     hub_per_subscribe = (cpu_seconds(hub_pid) - hub_before) / count
     await asyncio.sleep(options.settle)  # let Janus and the viewers reach their steady state
@@ -297,6 +307,11 @@ async def step(
     streams = speakers * count
     fps = [(v.frames - b) / wall / speakers for v, b in zip(viewers, frames_before, strict=True)]
     first = [(v.first_frame - v.subscribed_at) * 1000 for v in viewers if v.first_frame is not None]
+    phases = {
+        phase: round(statistics.median(
+            (v.phases[phase] - v.subscribed_at) * 1000 for v in viewers if phase in v.phases))
+        for phase in ("signal", "offer", "ice", "dtls") if any(phase in v.phases for v in viewers)
+    }  # fmt: skip
     for viewer in viewers:
         await viewer.close()
     row = {
@@ -309,6 +324,7 @@ async def step(
         "first_frame_p50_ms": round(statistics.median(first)) if first else None,
         "first_frame_p99_ms": round(percentile(first, 0.99)) if first else None,
         "missing_first_frames": count - len(first),
+        "offer_ice_dtls_p50_ms": phases,
         "janus_kb_per_viewer": round((janus_rss_after - janus_rss_before) / count / 1024),
         "fps_mean": round(statistics.mean(fps), 1),
         "fps_min": round(min(fps), 1),
@@ -317,12 +333,22 @@ async def step(
     print(
         "  S={speakers} V={viewers}: Janus {janus_cores} cores ({streams_per_core} streams/core), "
         "hub {hub_ms_per_subscribe} ms/subscribe, first frame p50 {first_frame_p50_ms} ms "
-        "p99 {first_frame_p99_ms} ms, {janus_kb_per_viewer} KB/viewer, {fps_mean} fps "
+        "p99 {first_frame_p99_ms} ms (p50 offer/ICE/DTLS {offer_ice_dtls_p50_ms}), "
+        "{janus_kb_per_viewer} KB/viewer, {fps_mean} fps "
         "(min {fps_min}), {kbps} kbps".format(**row),
         file=sys.stderr,
         flush=True,
     )
     return row
+
+
+async def arrive(viewers: list[Viewer], rate: float, rng: random.Random) -> None:
+    """Subscribe ``viewers`` one after the other as people arrive at a panel: at ``rate`` a
+    second on average, at random (exponential gaps, a Poisson process). The gaps are the
+    arrivals being modelled, not synchronisation."""
+    for viewer in viewers:
+        await asyncio.sleep(rng.expovariate(rate))
+        await viewer.subscribe()
 
 
 def fit(rows: list[dict[str, Any]]) -> tuple[float, float]:
@@ -389,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="Janus's event_loops (default: its own, a thread per handle)",
+    )
+    parser.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=0.0,
+        help="viewers subscribe one by one at this rate a second (Poisson); default: at once",
     )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--json", action="store_true")

@@ -75,16 +75,36 @@ class Viewer:
         self.frames = 0
         self.first_frame: float | None = None
         self.subscribed_at = 0.0
+        # When each step towards the first frame happened (monotonic seconds): the SFU's offer
+        # applied, ICE connected, DTLS connected, the first video packet.
+        self.phases: dict[str, float] = {}
         self.readers: list[asyncio.Task[None]] = []
         self.link = StageViewer(client, room, self._pc, retry=False)
-        self.router = asyncio.ensure_future(run_stage(client, room, viewer=self.link))
+        self.router = asyncio.ensure_future(
+            run_stage(client, room, viewer=self.link, on_event=self._seen)
+        )
+
+    def _seen(self, event: dict[str, Any]) -> None:
+        if event.get("ev") == "signal" and event.get("type") == "offer":
+            self.phases.setdefault("signal", time.monotonic())
 
     def _pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            self.phases.setdefault("offer", time.monotonic())
             self.readers.append(asyncio.ensure_future(self._read(track)))
+
+        @pc.on("iceconnectionstatechange")
+        def on_ice() -> None:
+            if pc.iceConnectionState == "completed":
+                self.phases.setdefault("ice", time.monotonic())
+
+        @pc.on("connectionstatechange")
+        def on_connection() -> None:
+            if pc.connectionState == "connected":
+                self.phases.setdefault("dtls", time.monotonic())
 
         return pc
 
