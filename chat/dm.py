@@ -42,6 +42,7 @@ from hub.errors import HubError
 from hub.feature import FeatureContext
 from hub.node import Node
 from hub.session import Session
+from rooms.event_state import EventState
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,10 @@ class DirectMessages:
     to a user who never said hello (or a guest gone for longer than ``guest_ttl``)
     ``not_found``; the per-user chat rate applies to senders below moderator."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, event: EventState | None = None) -> None:
         self.node = node
+        # Once the event is over (rooms.event_state), sending is refused with ``closed``.
+        self.event = event or EventState(node.store)
         self.limiter = chat_limiter(node)
         self._restored_at = -math.inf
 
@@ -122,6 +125,8 @@ class DirectMessages:
         to = fields.user_id(cmd.get("to"), "to")
         text = fields.text(cmd.get("text"), "text", MAX_TEXT)
         identity = ctx.identity
+        if identity.role < Role.ORGANIZER:
+            self.event.require_open("direct messages are")
         sender = identity.user_id
         if to == sender:
             raise HubError("bad_request", "a direct message needs someone else")

@@ -124,7 +124,7 @@ def build_hub(
         DeadNodes(rooms),
         chat,
         ModerationOps(node, rooms, chat.rules),
-        DirectMessages(node),
+        DirectMessages(node, rooms.event),
         QaFeature(node, rooms),
         hub.polls,
         hub.signalling,

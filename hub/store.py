@@ -64,6 +64,11 @@ class Store(Protocol):
     async def hash_delete(self, key: str, field: str) -> bool:
         """Remove one field; returns whether it existed."""
 
+    async def hash_take(self, key: str, fields: list[str]) -> dict[str, bytes] | None:
+        """Remove ``fields`` of a hash only if every one of them is there, in one atomic step:
+        their values, or None (and nothing removed) when one is missing. Of concurrent takes
+        sharing a field, at most one succeeds (a queue that pairs people exactly)."""
+
     # --- capped logs ---------------------------------------------------------------------------
 
     async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:

@@ -23,11 +23,15 @@ from hub.node import Node
 from hub.session import Session
 from hub.wire import EmptyReply
 from rooms.directory import RoomDirectory, default_rooms
-from rooms.model import Room, parse_room
+from rooms.event_state import POLL_INTERVAL, EventClosed, EventState
+from rooms.model import LOBBY, Room, parse_room
 from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
 from rooms.wire import (
     AnnounceReply,
+    EventClosedEvent,
+    EventCloseReply,
+    EventHello,
     JoinReply,
     NoticeEvent,
     NoticeFields,
@@ -40,6 +44,7 @@ from rooms.wire import (
 )
 
 MAX_ANNOUNCE = 2000
+EVENT_CLOSED_TEXT = "The event is over. Thank you for taking part!"
 # The newest notices of a room the join snapshot carries (a log kept apart from the history).
 NOTICES_KEPT = 20
 PRESENCE_PAGE_DEFAULT = 100
@@ -63,6 +68,7 @@ class RoomsFeature:
         self.directory = RoomDirectory(node.store)
         self.batcher = PresenceBatcher(node.config.presence_interval)
         self.roles = RoleBook(node.store)
+        self.event = EventState(node.store)
         self.hooks = RoomHooks()
         self.authority: TokenAuthority | None = None
         # Awaited with (dead node, rooms it had members in) once a survivor swept it.
@@ -79,6 +85,11 @@ class RoomsFeature:
         ctx.command("announce", self.announce)
         ctx.route("/api/rooms", api(self._http_create_room), methods=["POST"])
         ctx.route("/api/rooms/{room}/announce", api(self._http_announce), methods=["POST"])
+        ctx.route("/api/event/close", api(self._http_close_event), methods=["POST"])
+        ctx.on_start(self.event.poll)
+        ctx.every(POLL_INTERVAL, self.event.poll)
+        ctx.on_hello(self._event_hello)
+        self.event.on_close(self._tell_sessions)
         ctx.on_session_closed(self._session_closed)
         ctx.on_history_lost(self.restore)
         ctx.on_snapshot(self._notices)
@@ -266,6 +277,32 @@ class RoomsFeature:
             log.warning("notice %s of %s left out of its snapshot log", seq, room_id, exc_info=True)
         return seq
 
+    async def close_event(self, by: str, text: str) -> EventCloseReply:
+        """Close the event (see :mod:`rooms.event_state`) and post its notice in the lobby,
+        once however often this runs (a retry completes a close a failure interrupted)."""
+        record, first = await self.event.close(by, text)
+        published: NoticeFields = {"text": record["text"], "from": record["by"]}
+        seq, _ = await self.node.publish_event_once(LOBBY, "notice", published, "event-closed")
+        event: NoticeEvent = {"ev": "notice", "room": LOBBY, "seq": seq, **published}
+        await self.node.store.log_append(notices_key(LOBBY), seq, pack(event), max_len=NOTICES_KEPT)
+        return {"closed_at": record["closed_at"], "closed": first}
+
+    async def _tell_sessions(self, record: EventClosed) -> None:
+        closed: EventClosedEvent = {
+            "ev": "event.closed",
+            "closed_at": record["closed_at"],
+            "text": record["text"],
+        }
+        for sessions in list(self.node.users.values()):
+            for session in list(sessions.values()):
+                session.send(closed)
+
+    async def _event_hello(self, ctx: CommandContext, identity: Identity) -> dict[str, Any] | None:
+        if self.event.record is None:
+            return None
+        event: EventHello = {"closed_at": self.event.record["closed_at"]}
+        return {"event": event}
+
     async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> NoticesPart:
         items = await self.node.store.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
@@ -289,6 +326,12 @@ class RoomsFeature:
         text = fields.text((await json_body(request)).get("text"), "text", MAX_ANNOUNCE)
         announced: AnnounceReply = {"seq": await self.post_notice(room.id, text, user)}
         return JSONResponse(announced)
+
+    async def _http_close_event(self, request: Request) -> Response:
+        user = organizer(request, self._authority())
+        body = await json_body(request) if await request.body() else {}
+        text = fields.text(body.get("text", EVENT_CLOSED_TEXT), "text", MAX_ANNOUNCE)
+        return JSONResponse(await self.close_event(user, text))
 
     async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
         """Passes a bearer token of a moderator (or more) of ``room``, judged as room commands

@@ -27,6 +27,10 @@ class RoomKind(enum.StrEnum):
     PANEL = "panel"
     WORKSHOP = "workshop"
     BREAKOUT = "breakout"
+    # A private video room of two or three people the match queue paired (networking).
+    MEETING = "meeting"
+    # A lounge table: a video room with a few seats anyone may take (networking).
+    TABLE = "table"
 
 
 def joined_room(value: object, joined: Collection[str]) -> str:

@@ -154,6 +154,29 @@ NoticeEvent.__doc__ = """``notice {room, seq, text, from}`` (stored), as members
 join snapshot's ``notices`` keeps it."""
 
 
+class EventClosedEvent(TypedDict):
+    """``event.closed {closed_at, text}`` (ephemeral): the organizers closed the event; every
+    connected session gets it once, whatever rooms it is in."""
+
+    ev: Literal["event.closed"]
+    closed_at: float
+    text: str
+
+
+class EventCloseReply(TypedDict):
+    """``POST /api/event/close`` -> ``{closed_at, closed}`` (``closed``: whether this request
+    closed it, rather than an earlier one)."""
+
+    closed_at: float
+    closed: bool
+
+
+class EventHello(TypedDict):
+    """The hello reply's ``event`` once the event is over: ``{closed_at}``."""
+
+    closed_at: float
+
+
 class NoticesPart(TypedDict):
     """The join snapshot part ``notices``: the room's newest notices, oldest first."""
 

@@ -78,6 +78,16 @@ class MemoryStore:
             del self.backend.hashes[key]
         return True
 
+    async def hash_take(self, key: str, fields: list[str]) -> dict[str, bytes] | None:
+        """See :meth:`hub.store.Store.hash_take`."""
+        present = self.backend.hashes.get(key, {})
+        if not fields or any(field not in present for field in fields):
+            return None
+        taken = {field: present.pop(field) for field in fields}
+        if not present:
+            del self.backend.hashes[key]
+        return taken
+
     async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
         """See :meth:`hub.store.Store.log_append`."""
         log = self.backend.logs.setdefault(key, {})

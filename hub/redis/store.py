@@ -32,6 +32,17 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) 
 return total
 """
 
+# KEYS: the hash. ARGV: the fields. Returns their values in order, or nil (and removes nothing)
+# when one of them is missing.
+_HASH_TAKE_LUA: Final = """
+local values = redis.call('HMGET', KEYS[1], unpack(ARGV))
+for i = 1, #ARGV do
+  if not values[i] then return nil end
+end
+redis.call('HDEL', KEYS[1], unpack(ARGV))
+return values
+"""
+
 
 class RedisStore:
     """Implements :class:`hub.store.Store` over ``connection`` (the pool of the node's Redis
@@ -46,6 +57,7 @@ class RedisStore:
         self._call = connection.call
         self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
         self._window_add_script = self._redis.register_script(_WINDOW_ADD_LUA)
+        self._hash_take_script = self._redis.register_script(_HASH_TAKE_LUA)
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` (missing = 0; an expiry is kept); returns the new value."""
@@ -96,6 +108,15 @@ class RedisStore:
     async def hash_delete(self, key: str, field: str) -> bool:
         """Remove one field; whether it existed."""
         return bool(await self._call(self._redis.hdel(self._key(key), field)))
+
+    async def hash_take(self, key: str, fields: list[str]) -> dict[str, bytes] | None:
+        """HMGET then HDEL in one script, only when every field is there."""
+        if not fields:
+            return None
+        values = await self._call(self._hash_take_script(keys=[self._key(key)], args=fields))
+        if values is None:
+            return None
+        return dict(zip(fields, cast("list[bytes]", values), strict=True))
 
     async def log_append(self, key: str, score: int, item: bytes, *, max_len: int) -> None:
         """ZADD under ``score`` (replacing what it held) and trim, in one transaction."""

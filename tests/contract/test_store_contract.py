@@ -92,6 +92,30 @@ async def test_hash_operations(cluster: Cluster) -> None:
     assert await b.store.hash_get_all("h") == {"g": b"9"}
 
 
+async def test_hash_take_removes_all_fields_or_none(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    await a.store.hash_set("q", "x", b"1")
+    await a.store.hash_set("q", "y", b"2")
+    await a.store.hash_set("q", "z", b"3")
+    assert await b.store.hash_take("q", ["x", "missing"]) is None
+    assert await a.store.hash_get_all("q") == {"x": b"1", "y": b"2", "z": b"3"}
+    assert await b.store.hash_take("q", ["x", "y"]) == {"x": b"1", "y": b"2"}
+    assert await a.store.hash_take("q", ["y", "z"]) is None  # y is gone: z stays
+    assert await a.store.hash_get_all("q") == {"z": b"3"}
+    assert await a.store.hash_take("q", []) is None
+
+
+async def test_concurrent_takes_of_a_shared_field_succeed_once(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    for field in "pqr":
+        await a.store.hash_set("queue", field, field.encode())
+    results = await asyncio.gather(
+        a.store.hash_take("queue", ["p", "q"]), b.store.hash_take("queue", ["q", "r"])
+    )
+    assert sum(result is not None for result in results) == 1
+    assert len(await a.store.hash_get_all("queue")) == 1
+
+
 async def test_set_operations(cluster: Cluster) -> None:
     a, b = await cluster.node("a"), await cluster.node("b")
     assert await a.store.set_members("s") == set()

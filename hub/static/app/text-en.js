@@ -17,6 +17,8 @@ export const catalogue = {
   "kind.panel": "Panel",
   "kind.workshop": "Workshop",
   "kind.breakout": "Breakout",
+  "kind.meeting": "Meeting",
+  "kind.table": "Table",
 
   "account.messages": "Messages",
   "account.messagesUnread": "Messages ({count} unread)",

@@ -1,0 +1,2 @@
+"""Networking: profiles and the people directory, the match queue that pairs people for short
+video meetings, and the lounge tables."""
