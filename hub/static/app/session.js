@@ -110,6 +110,10 @@ export class Session {
         return this._setDirectory(ev.rooms);
       case "kicked":
         return this._gone(ev.room, t("room.kicked", { title: room?.title || ev.room }));
+      case "event.closed":
+        // The organizers closed the event: what stays is the lobby, with their notice.
+        this.toast(ev.text, "info");
+        return this.current && this.navigate(null);
       case "breakout.closed":
         return this._gone(ev.room, t("breakout.closedToast"), ev.parent);
       case "breakout.assigned":
