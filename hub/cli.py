@@ -1,4 +1,5 @@
-"""The ``hub`` command: ``hub serve`` runs the hub, ``hub token`` mints a token."""
+"""The ``hub`` command: ``hub serve`` runs the hub, ``hub token`` mints a token, ``hub
+rehearse`` plays a dress rehearsal against a running deployment."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="livehub: a real-time event hub")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    # Listed here for --help; main() hands its arguments to livehub_client.rehearsal.cli.
+    commands.add_parser(
+        "rehearse", help="play a conference in miniature against a deployment (--help)"
+    )
     serve = commands.add_parser("serve", help="run the hub")
     serve.add_argument("--host", help="address to listen on (HUB_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (PORT/HUB_PORT; default 8000; 0: any)")
@@ -215,6 +220,10 @@ def _token(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hub`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rehearse"]:
+        from livehub_client.rehearsal.cli import main as rehearse  # a client: loaded only here
+
+        return rehearse(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args, argv)

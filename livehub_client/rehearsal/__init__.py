@@ -1,0 +1,2 @@
+"""``hub rehearse``: a conference in miniature against a running deployment (the scenario,
+its figures, their report)."""
