@@ -5,23 +5,31 @@ directory needs a sign-in."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.browser.actions import expect
 from tests.browser.conftest import ROOMS_TOML, WAIT_MS, People, Person
-from tests.support.hub_process import HubProcess
+from tests.conftest import TIMEOUT
+from tests.support.hub_process import HubProcess, mint
 
 INTERESTS = 'interests = ["AI", "Energy", "Climate"]\n'
 
 
+def interests_hub(directory: Path) -> HubProcess:
+    """A hub whose rooms file lists the event's interests, admitting guests too."""
+    rooms = directory / "rooms.toml"
+    rooms.write_text(INTERESTS + ROOMS_TOML, encoding="utf-8")
+    return HubProcess(args=["--guests", "--rooms", str(rooms)])
+
+
 @pytest.fixture(scope="module")
 def directory_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """A hub whose rooms file lists the event's interests, admitting guests too."""
-    rooms = tmp_path_factory.mktemp("rooms") / "rooms.toml"
-    rooms.write_text(INTERESTS + ROOMS_TOML, encoding="utf-8")
-    process = HubProcess(args=["--guests", "--rooms", str(rooms)])
+    """The module's hub (:func:`interests_hub`)."""
+    process = interests_hub(tmp_path_factory.mktemp("rooms"))
     try:
         yield process.start()
     finally:
@@ -104,3 +112,26 @@ def test_a_guest_is_told_the_directory_needs_a_sign_in(
     section = people_section(gus)
     expect(section).to_contain_text("The people directory needs a sign-in", timeout=WAIT_MS)
     expect(section.get_by_role("form")).to_have_count(0)
+
+
+def test_the_directory_says_it_is_closed_once_the_event_is_over(
+    tmp_path: Path, people: People
+) -> None:
+    hub = interests_hub(tmp_path)  # a hub of its own: closing the event is for good
+    try:
+        hub.start()
+        ada = people.open(hub, name="Ada")
+        section = people_section(ada)
+        expect(section.get_by_role("form", name="Your profile")).to_be_visible(timeout=WAIT_MS)
+        httpx.post(
+            f"{hub.http}/api/event/close",
+            headers={"Authorization": f"Bearer {mint('org', 'organizer')}"},
+            timeout=TIMEOUT,
+        ).raise_for_status()
+        expect(section).to_contain_text("The event is over", timeout=WAIT_MS)
+        expect(section.get_by_role("form")).to_have_count(0)
+        # Someone who comes in later is told at once.
+        late = people.open(hub, name="Late")
+        expect(people_section(late)).to_contain_text("The event is over", timeout=WAIT_MS)
+    finally:
+        hub.stop()

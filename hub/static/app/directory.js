@@ -47,6 +47,10 @@ export function mountDirectory(container, session) {
   let stopBuilt = null;
   const status = h("p", { class: "hint", text: t("directory.loading") });
   container.append(status);
+  if (session.hub.hello?.event?.closed_at) {
+    status.textContent = t("directory.closed");
+    return () => {};
+  }
   session.hub.request("profile.get").then(
     ({ profile, interests }) => {
       if (!stopped) stopBuilt = build(container, session, profile, interests);
@@ -94,7 +98,7 @@ function build(container, session, mine, interests) {
       more.hidden = !next;
       summary.textContent = results.childElementCount ? "" : t("directory.none");
     } catch (error) {
-      if (ask === asked) summary.textContent = errorText(error);
+      if (ask === asked) summary.textContent = error.code === "closed" ? t("directory.closed") : errorText(error);
     }
   };
 
@@ -174,10 +178,14 @@ function build(container, session, mine, interests) {
   );
 
   replace(container, searchForm, summary, results, more, profileForm);
-  const stopHidden = session.hub.on("profile.hidden", ({ hidden }) => {
-    hiddenNote.hidden = !hidden;
-    session.announce(t(hidden ? "profile.hiddenNote" : "profile.shownAgain"));
-  });
+  const stops = [
+    session.hub.on("profile.hidden", ({ hidden }) => {
+      hiddenNote.hidden = !hidden;
+      session.announce(t(hidden ? "profile.hiddenNote" : "profile.shownAgain"));
+    }),
+    // Once the event is over the directory answers no more: say so instead of a stale list.
+    session.hub.on("event.closed", () => replace(container, h("p", { class: "hint", text: t("directory.closed") }))),
+  ];
   search(true);
-  return stopHidden;
+  return () => stops.forEach((stop) => stop());
 }
