@@ -268,3 +268,16 @@ def test_the_interests_are_read_from_the_rooms_file(rooms_file: str, tmp_path: P
     bad.write_text('interests = ["AI", "AI"]\n', encoding="utf-8")
     with pytest.raises(ValueError, match=re.escape("bad.toml: interests[1]")):
         event_interests(config(rooms_file=str(bad)))
+
+
+def test_hub_serve_refuses_a_wrong_interests_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import SECRET
+
+    from hub.cli import main
+
+    rooms = tmp_path / "rooms.toml"
+    rooms.write_text('interests = ["AI", "x\\ny"]\n', encoding="utf-8")
+    assert main(["serve", "--secret", SECRET, "--rooms", str(rooms)]) == 2
+    assert "interests[1]: must not contain control characters" in capsys.readouterr().err
