@@ -34,6 +34,7 @@ from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from hub.store import Store
 from hub.web import web_routes
+from networking.profile_feature import ProfileFeature, event_interests
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
 from rooms.dead_nodes import DeadNodes
@@ -71,6 +72,7 @@ class Hub:
 def event_rooms(config: HubConfig) -> list[Room]:
     """The rooms a new hub starts with: the lobby and those of ``--rooms FILE``; raises
     ValueError naming what is wrong in the file."""
+    event_interests(config)  # the file's interests too: hub serve refuses a wrong list at once
     return default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
 
 
@@ -128,6 +130,7 @@ def build_hub(
         QaFeature(node, rooms),
         hub.polls,
         hub.signalling,
+        ProfileFeature(node, rooms),
         *extra,
     ]
     ctx = FeatureContext(node, authority, registry)

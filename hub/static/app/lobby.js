@@ -4,6 +4,7 @@
  * moderators the lobby's announcements.
  */
 
+import { mountDirectory } from "./directory.js";
 import { mountMessages } from "./dm.js";
 import { h, replace } from "./dom.js";
 import { mountNotices } from "./notices.js";
@@ -25,12 +26,13 @@ export function mountLobby(main, session) {
   const [pollsSection, polls] = section("lobby-polls", t("lobby.polls"));
   const [messagesSection, messages] = section("lobby-messages", t("dm.title"));
   const [manageSection, manage] = section("lobby-manage", t("manage.title"));
+  const [peopleSection, people] = section("lobby-people", t("directory.title"));
   manageSection.hidden = true;
   main.replaceChildren(
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
-    h("div", { class: "lobby-grid" }, sessionsSection, pollsSection, messagesSection, manageSection),
+    h("div", { class: "lobby-grid" }, sessionsSection, pollsSection, messagesSection, manageSection, peopleSection),
   );
-  const stops = [mountMessages(messages, session)];
+  const stops = [mountMessages(messages, session), mountDirectory(people, session)];
   if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
   stops.push(
     watchAll(session.store, [`room:${lobby}`], () => {
