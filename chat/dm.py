@@ -23,7 +23,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from chat.moderation import chat_limiter, check_rate
@@ -102,8 +102,16 @@ class DirectMessages:
     to a user who never said hello (or a guest gone for longer than ``guest_ttl``)
     ``not_found``; the per-user chat rate applies to senders below moderator."""
 
-    def __init__(self, node: Node, event: EventState | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        event: EventState | None = None,
+        takes_messages: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.node = node
+        # Whether a user takes new conversations (their profile's ``contact``); the composition
+        # root passes it in, as chat knows nothing of profiles.
+        self.takes_messages = takes_messages
         # Once the event is over (rooms.event_state), sending is refused with ``closed``.
         self.event = event or EventState(node.store)
         self.limiter = chat_limiter(node)
@@ -134,6 +142,7 @@ class DirectMessages:
         if not await self._known(to):
             raise HubError("not_found", f"no user {to}")
         if identity.role < Role.MODERATOR:
+            await self._may_write(sender, to)
             check_rate(self.limiter, ctx.session.rate_key, time.monotonic())
         n = await store.incr(counter_key(sender, to))
         ts = round(time.time(), 3)
@@ -151,6 +160,14 @@ class DirectMessages:
         await self._index(sender, identity.name, to, n, ts)
         await self.node.send_to_user(to, event)
         return {"id": event["id"], "ts": event["ts"], "n": n}
+
+    async def _may_write(self, sender: str, to: str) -> None:
+        """``forbidden`` when ``to`` takes no new conversations and has none with ``sender``
+        (a conversation once started stays open both ways)."""
+        if self.takes_messages is None or await self.takes_messages(to):
+            return
+        if await self.node.store.index_get(conversations_key(sender), to) is None:
+            raise HubError("forbidden", f"{to} does not take messages from people they do not know")
 
     async def _index(self, sender: str, name: str, to: str, n: int, ts: float) -> None:
         """Note the message in both users' conversation indexes. The message is kept already:

@@ -101,6 +101,7 @@ def build_hub(
     registry = CommandRegistry()
     rooms = RoomsFeature(node)
     chat = ChatFeature(node, rooms)
+    profiles = ProfileFeature(node, rooms)
     hub = Hub(
         config,
         node,
@@ -126,11 +127,11 @@ def build_hub(
         DeadNodes(rooms),
         chat,
         ModerationOps(node, rooms, chat.rules),
-        DirectMessages(node, rooms.event),
+        DirectMessages(node, rooms.event, profiles.takes_messages),
         QaFeature(node, rooms),
         hub.polls,
         hub.signalling,
-        ProfileFeature(node, rooms),
+        profiles,
         *extra,
     ]
     ctx = FeatureContext(node, authority, registry)

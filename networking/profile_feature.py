@@ -171,6 +171,12 @@ class ProfileFeature:
 
     # --- reading --------------------------------------------------------------------------------
 
+    async def takes_messages(self, user: str) -> bool:
+        """Whether others may start a conversation with ``user``: False only when ``user``
+        published a profile without ``contact`` (direct messages ask this, see hub/app.py)."""
+        record = await self._record(user)
+        return record is None or record.contact
+
     async def _record(self, user: str) -> ProfileRecord | None:
         raw = await self.node.store.hash_get(PROFILES_KEY, user)
         return None if raw is None else ProfileRecord.from_record(unpack(raw))

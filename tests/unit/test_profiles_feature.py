@@ -281,3 +281,23 @@ def test_hub_serve_refuses_a_wrong_interests_list(
     rooms.write_text('interests = ["AI", "x\\ny"]\n', encoding="utf-8")
     assert main(["serve", "--secret", SECRET, "--rooms", str(rooms)]) == 2
     assert "interests[1]: must not contain control characters" in capsys.readouterr().err
+
+
+async def test_a_profile_without_contact_takes_no_new_conversations(rooms_file: str) -> None:
+    async with two_nodes(rooms_file) as [hub1, hub2]:
+        ada = await connect(hub1, "ada")
+        bob = await connect(hub2, "bob")
+        carol = await connect(hub2, "carol")
+        mod = await connect(hub1, "mod", Role.MODERATOR)
+        # No profile: messages welcome, as before profiles existed.
+        await bob.ok("dm.send", to="ada", text="hello before you had a profile")
+        await ada.ok("profile.set", listed=True, contact=False)
+        assert await carol.err("dm.send", to="ada", text="hi, stranger") == "forbidden"
+        # A conversation once started stays open both ways; moderators may always write.
+        await bob.ok("dm.send", to="ada", text="still here")
+        await ada.ok("dm.send", to="carol", text="I write first")
+        await carol.ok("dm.send", to="ada", text="and I answer")
+        await mod.ok("dm.send", to="ada", text="a word from the moderators")
+        await ada.ok("profile.set", contact=True)
+        dave = await connect(hub1, "dave")
+        await dave.ok("dm.send", to="ada", text="now anyone may")
