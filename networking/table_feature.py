@@ -96,6 +96,8 @@ class TableFeature:
         # Seat tokens nobody held at the last check, (table, token): removed if still so at the
         # next one. At most the tokens of the tables' sets.
         self._orphans: set[tuple[str, str]] = set()
+        # The read of the lobby's list under way, shared by every caller meanwhile.
+        self._reading: asyncio.Future[list[TableEntry]] | None = None
         #: Seconds, monotonic (tests replace it to step time).
         self.clock = time.monotonic
 
@@ -337,7 +339,20 @@ class TableFeature:
 
     async def listing(self) -> list[TableEntry]:
         """Every table, the declared ones first in the file's order, with its seats taken and
-        who sits there."""
+        who sits there. Calls made while a read is under way share it: a burst of lobby joins
+        costs a few reads of the tables, not one each."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read_listing())
+            self._reading.add_done_callback(self._read_done)
+        return await asyncio.shield(self._reading)
+
+    def _read_done(self, reading: asyncio.Future[list[TableEntry]]) -> None:
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved here too: every caller may have gone meanwhile
+
+    async def _read_listing(self) -> list[TableEntry]:
         rooms = await self._table_rooms()
         return list(await asyncio.gather(*(self._entry(room) for room in rooms)))
 
@@ -371,5 +386,7 @@ class TableFeature:
         return {"tables": await self.listing()}
 
     async def _read(self, mark: Mark) -> Derived:
-        event: TablesEvent = {"ev": "tables", "room": mark[0], "tables": await self.listing()}
+        # A read of its own: one shared with a join may have started before the change.
+        listed = await self._read_listing()
+        event: TablesEvent = {"ev": "tables", "room": mark[0], "tables": listed}
         return Derived(event)

@@ -51,7 +51,7 @@ def tables_of(hub: Hub) -> TableFeature:
 
 async def seated(hub: Hub, table: str) -> set[str]:
     """The users the store shows at ``table`` (through the lobby's list)."""
-    for entry in await tables_of(hub).listing():
+    for entry in await tables_of(hub)._read_listing():
         if entry["id"] == table:
             return {person["user"] for person in entry["occupants"]}
     raise AssertionError(f"no table {table}")
