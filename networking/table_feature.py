@@ -45,6 +45,7 @@ from hub.session import Session
 from networking.table_wire import (
     TableEntry,
     TableLeftEvent,
+    TableListReply,
     TablesEvent,
     TableSitReply,
     TablesPart,
@@ -105,6 +106,7 @@ class TableFeature:
         """Register ``table.sit``, the table rooms' join check, the lobby's snapshot part and
         event, the seat releases and the end of the tables at the event's close."""
         ctx.command("table.sit", self.sit)
+        ctx.command("table.list", self.table_list)
         ctx.on_join_check(self._check_seated)
         ctx.on_snapshot(self._snapshot)
         ctx.on_leave(self._left)
@@ -119,6 +121,11 @@ class TableFeature:
     async def ensure_rooms(self) -> None:
         """Create the rooms of the declared tables unless they exist."""
         await self.rooms.directory.ensure([table.room() for table in self.tables])
+
+    async def table_list(self, ctx: CommandContext, cmd: dict[str, Any]) -> TableListReply:
+        """The lobby's list of tables, as its snapshot part has it (for a view that comes
+        back to the lobby)."""
+        return {"tables": await self.listing()}
 
     # --- sitting --------------------------------------------------------------------------------
 

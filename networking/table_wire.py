@@ -31,6 +31,12 @@ class TablesPart(TypedDict, total=False):
     tables: list[TableEntry]
 
 
+class TableListReply(TypedDict):
+    """``table.list`` -> ``{tables}``."""
+
+    tables: list[TableEntry]
+
+
 class TablesEvent(TypedDict):
     """``tables {room, tables}``: the lobby's list after a change (ephemeral, coalesced)."""
 

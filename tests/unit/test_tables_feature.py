@@ -232,6 +232,7 @@ async def test_the_lobby_shows_the_tables_and_who_sits_there_live(rooms_file: st
             },
             {"id": "t2", "title": "Duo", "topic": None, "seats": 2, "taken": 0, "occupants": []},
         ]
+        assert (await watcher.ok("table.list"))["tables"] == snapshot["tables"]
         ada = await connect(hub2, "ada")
         await sit_and_join(ada, "t2")
         event = await tables_event_showing(watcher, "t2", {"ada"})
