@@ -97,6 +97,9 @@ class TableFeature:
         # Seat tokens nobody held at the last check, (table, token): removed if still so at the
         # next one. At most the tokens of the tables' sets.
         self._orphans: set[tuple[str, str]] = set()
+        # Seats of this node's sessions it has no record of, (table, sid, seat), seen at the last
+        # check: released if still so at the next one. At most the tables' holders.
+        self._unknown: set[tuple[str, str, str]] = set()
         # The read of the lobby's list under way, shared by every caller meanwhile.
         self._reading: asyncio.Future[list[TableEntry]] | None = None
         #: Seconds, monotonic (tests replace it to step time).
@@ -308,19 +311,29 @@ class TableFeature:
 
     async def reconcile(self) -> None:
         """Check this node's seats against the store: release those whose session is gone, that
-        were never used within :data:`SIT_GRACE` (or all of them once the event is over), or
-        whose release failed; take out sessions whose seat moved without them hearing it;
-        remove seat tokens nobody held at two checks in a row."""
+        were never used within :data:`SIT_GRACE` (or all of them once the event is over), and
+        those this node no longer knows of at two checks in a row (a release a broker failure
+        cut short); take out sessions whose seat moved without them hearing it; remove seat
+        tokens nobody held at two checks in a row."""
         me = f"{self.node.node_id}."
         now = self.clock()
         orphaned: set[tuple[str, str]] = set()
+        unknown: set[tuple[str, str, str]] = set()
         for room in await self._table_rooms():
             table_id = room.id
             holders = await self._holders(table_id)
-            for sid in holders:
-                if sid.startswith(me) and self._stale(sid, table_id, now):
+            for sid, holder in holders.items():
+                if not sid.startswith(me):
+                    continue
+                if self._stale(sid, table_id, now):
                     self._held.pop(sid, None)
                     await self._release_in_store(table_id, sid)
+                elif sid not in self._held:
+                    # Seen twice with the same seat: no sit of this session is under way.
+                    if (table_id, sid, holder.seat) in self._unknown:
+                        await self._release_in_store(table_id, sid)
+                    else:
+                        unknown.add((table_id, sid, holder.seat))
             for sid, (held_at, since) in list(self._held.items()):
                 if held_at == table_id and sid not in holders and now - since > SIT_GRACE:
                     self._moved({"table": table_id, "sid": sid})
@@ -332,12 +345,17 @@ class TableFeature:
                 else:
                     orphaned.add((table_id, token))
         self._orphans = orphaned
+        self._unknown = unknown
 
     def _stale(self, sid: str, table_id: str, now: float) -> bool:
+        """Whether this node's session ``sid`` holds a seat at ``table_id`` it will not use:
+        the session is gone, the event is over, or it never joined within the grace."""
         held = self._held.get(sid)
         session = self.node.sessions.get(sid)
-        if held is None or held[0] != table_id or session is None:
+        if session is None:
             return True
+        if held is None or held[0] != table_id:
+            return False  # judged by the two-check rule
         if self.rooms.event.is_closed:
             return True
         return table_id not in session.rooms and now - held[1] > SIT_GRACE
@@ -388,6 +406,13 @@ class TableFeature:
         }
 
     async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> TablesPart:
+        if room.kind == RoomKind.TABLE:
+            held = self._held.get(ctx.session.sid)
+            if held is None or held[0] != room.id:
+                # The seat went while this join was under way (unused past the grace, moved, the
+                # event's close): the join fails and takes the session back out.
+                raise HubError("forbidden", f"your seat at {room.id} is gone: sit down again")
+            return {}
         if room.kind != RoomKind.LOBBY:
             return {}
         return {"tables": await self.listing()}

@@ -275,3 +275,42 @@ async def test_closing_the_event_empties_the_tables_with_a_notice(rooms_file: st
         assert await ada.err("table.sit", table="t1") == "closed"
         assert await org.err("table.sit", table="t1") == "closed"
         assert await cy.err("join", room="t2") == "closed"
+
+
+async def test_a_seat_that_goes_while_its_join_is_under_way_fails_the_join(
+    rooms_file: str,
+) -> None:
+    async with lounge(rooms_file) as [hub]:
+        feature = tables_of(hub)
+        ada = await connect(hub, "ada")
+        await ada.ok("table.sit", table="t2")
+        real_add = hub.node.broker.presence_add
+
+        async def seat_gone_meanwhile(room: str, sid: str, entry: bytes) -> Any:
+            await feature.release(sid)  # the grace ran out, the seat moved, the event closed...
+            return await real_add(room, sid, entry)
+
+        hub.node.broker.presence_add = seat_gone_meanwhile  # type: ignore[method-assign]
+        assert await ada.err("join", room="t2") == "forbidden"
+        hub.node.broker.presence_add = real_add  # type: ignore[method-assign]
+        assert "t2" not in ada.session.rooms
+        assert await hub.node.broker.presence_count("t2") == 0
+        assert await seated(hub, "t2") == set()
+
+
+async def test_a_seat_whose_release_failed_is_released_at_the_second_check(
+    rooms_file: str,
+) -> None:
+    async with lounge(rooms_file) as [hub]:
+        feature = tables_of(hub)
+        ada = await connect(hub, "ada")
+        await sit_and_join(ada, "t2")
+        await ada.ok("leave", room="t2")
+        # As if the leave's release had reached the store only in part: the holder stays.
+        await ada.ok("table.sit", table="t2")
+        del feature._held[ada.sid]
+        await feature.reconcile()
+        assert await seated(hub, "t2") == {"ada"}
+        await feature.reconcile()
+        assert await seated(hub, "t2") == set()
+        assert await hub.node.store.set_size(seats_key("t2")) == 0
