@@ -275,15 +275,18 @@ class TableFeature:
     async def _take_out(
         self, session: Session, table_id: str, reason: Literal["closed", "moved"], text: str
     ) -> None:
-        """Tell ``session`` it is no longer at the table, then take it out of the room."""
+        """Take ``session`` out of the table's room, then tell it so (told even when the
+        broker failed to drop its presence: the node follows the room for it no more)."""
         left: TableLeftEvent = {
             "ev": "table.left",
             "room": table_id,
             "reason": reason,
             "text": text,
         }
-        session.send(left)
-        await self.rooms.leave_room(session, table_id)
+        try:
+            await self.rooms.leave_room(session, table_id)
+        finally:
+            session.send(left)
 
     async def _event_closed(self, record: EventClosed) -> None:
         """The event is over: everyone seated on this node is taken out of the tables (with
