@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.browser.actions import expect
-from tests.browser.conftest import WAIT_MS, People
-from tests.support.hub_process import HubProcess
+from tests.browser.conftest import WAIT_MS, People, unique
+from tests.support.hub_process import HubProcess, mint
 
 ROOMS_TOML = """
 [[tables]]
@@ -88,3 +89,28 @@ def test_people_sit_at_a_table_and_the_lobby_shows_it_live(
     )
     expect(ada_duo).to_contain_text("2 of 2 seats taken", timeout=WAIT_MS)
     expect(ada_duo.get_by_role("list", name="At Duo table")).to_contain_text("Bob")
+
+
+def test_closing_the_event_brings_the_table_back_to_the_lobby(
+    lounge_hub: HubProcess, people: People
+) -> None:
+    # Runs last in this module: the event stays closed.
+    dee = people.open(lounge_hub, name="Dee")
+    dee.page.get_by_role("button", name="Join table Big table").click()
+    expect(dee.page.get_by_role("heading", level=1, name="Big table")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    response = httpx.post(
+        f"{lounge_hub.http}/api/event/close",
+        headers={"Authorization": f"Bearer {mint(unique('org'), 'organizer')}"},
+        timeout=WAIT_MS / 1000,
+    )
+    response.raise_for_status()
+    expect(dee.page.get_by_role("heading", level=1, name="Lobby")).to_be_visible(timeout=WAIT_MS)
+    expect(dee.page.get_by_text("the lounge tables are closed")).to_be_visible()
+    lounge = dee.page.get_by_role("region", name="Lounge")
+    expect(lounge).to_contain_text("The lounge is closed.")
+    expect(lounge.get_by_role("listitem").filter(has_text="Big table")).to_contain_text(
+        "0 of 6 seats taken", timeout=WAIT_MS
+    )
+    expect(lounge.get_by_role("button")).to_have_count(0)

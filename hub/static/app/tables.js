@@ -6,7 +6,7 @@
  * to the lobby with its sentence.
  */
 
-import { h, replace, setText } from "./dom.js";
+import { h, replace } from "./dom.js";
 import { errorText } from "./session.js";
 import { t } from "./strings.js";
 import { watchAll } from "./store.js";
@@ -94,6 +94,5 @@ export function mountLounge(session) {
     ({ tables }) => ((session.state.tables = tables), session.store.touch("tables")),
     () => {},
   );
-  setText(closed, t("tables.closed"));
   return [section, stop];
 }
