@@ -212,9 +212,15 @@ class TableFeature:
                 moved = True
                 mine = Holder(seat, identity.user_id, identity.name, round(time.time(), 3))
                 self._held[session.sid] = (table_id, self.clock())
-                await self.store.hash_set(
-                    holders_key(table_id), session.sid, pack(mine.to_record())
-                )
+                try:
+                    await self.store.hash_set(
+                        holders_key(table_id), session.sid, pack(mine.to_record())
+                    )
+                except BaseException:
+                    self._held.pop(session.sid, None)
+                    with contextlib.suppress(Exception):
+                        await self.store.set_remove(seats_key(table_id), seat)
+                    raise
             await self.node.signal(
                 user_topic(identity.user_id), "table.moved", {"table": table_id, "sid": sid}
             )
@@ -229,6 +235,8 @@ class TableFeature:
         if room.kind != RoomKind.TABLE:
             return
         self.rooms.event.require_open("the lounge tables are")
+        if ctx.session.sid in self._sitting:
+            raise HubError("conflict", "a table.sit of this session is under way")
         held = self._held.get(ctx.session.sid)
         if held is not None and held[0] == room.id:
             return
@@ -328,10 +336,11 @@ class TableFeature:
             for sid, holder in holders.items():
                 if not sid.startswith(me):
                     continue
+                held = self._held.get(sid)
                 if self._stale(sid, table_id, now):
                     self._held.pop(sid, None)
                     await self._release_in_store(table_id, sid)
-                elif sid not in self._held:
+                elif held is None or held[0] != table_id:
                     # Seen twice with the same seat: no sit of this session is under way.
                     if (table_id, sid, holder.seat) in self._unknown:
                         await self._release_in_store(table_id, sid)
