@@ -19,7 +19,8 @@ Seats are released when their session leaves the table room, closes, or (a seat 
 :data:`SIT_GRACE` seconds after ``table.sit`` without a join; for the sessions of a dead node by
 the survivor that sweeps it; and once the event closes, when everyone seated is taken out with
 ``table.left`` (``closed``). A periodic check on each node (:meth:`TableFeature.reconcile`)
-completes releases a broker failure interrupted, and removes tokens nobody holds.
+completes releases a broker failure interrupted, and removes tokens nobody holds. A broker that
+lost its data (Redis back empty) gets the seats of the tables' members back from their nodes.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class TableFeature:
         ctx.on_session_closed(self._session_closed)
         ctx.on_signal("table.moved", self._moved)
         ctx.on_start(self.ensure_rooms)
+        ctx.on_history_lost(self.restore)
         ctx.every(RECONCILE_INTERVAL, self.reconcile)
         self.rooms.event.on_close(self._event_closed)
         self.rooms.on_node_swept(self._node_swept)
@@ -371,6 +373,26 @@ class TableFeature:
         if self.rooms.event.is_closed:
             return True
         return table_id not in session.rooms and now - held[1] > SIT_GRACE
+
+    async def restore(self, room_id: str) -> None:
+        """The broker lost its data (Redis came back empty): put back the seats this node's
+        sessions hold at table ``room_id`` (people seated before the loss were at most the
+        seats, so the count stays exact once every node restored its own)."""
+        room = await self.rooms.directory.get(room_id)
+        if room is None or room.kind is not RoomKind.TABLE:
+            return
+        for sid, (table_id, _) in list(self._held.items()):
+            session = self.node.sessions.get(sid)
+            if table_id != room_id or session is None or session.identity is None:
+                continue
+            if await self.store.hash_get(holders_key(room_id), sid) is not None:
+                continue
+            token = secrets.token_hex(8)
+            identity = session.identity
+            holder = Holder(token, identity.user_id, identity.name, round(time.time(), 3))
+            await self.store.set_add(seats_key(room_id), token)
+            await self.store.hash_set(holders_key(room_id), sid, pack(holder.to_record()))
+            self.feed.changed_here((LOBBY,))
 
     # --- the lobby's list -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 
 from hub.app import Hub
 from hub.auth import Role
+from hub.memory import MemoryBroker
 from networking.table_feature import SIT_GRACE, TableFeature, holders_key, seats_key
 from rooms.dead_nodes import DeadNodes
 from tests.unit.helpers import Client, connect, new_session, next_event, running
@@ -314,3 +315,20 @@ async def test_a_seat_whose_release_failed_is_released_at_the_second_check(
         await feature.reconcile()
         assert await seated(hub, "t2") == set()
         assert await hub.node.store.set_size(seats_key("t2")) == 0
+
+
+async def test_seats_come_back_after_the_broker_lost_them(rooms_file: str) -> None:
+    async with lounge(rooms_file) as [hub]:
+        ada, bo = await connect(hub, "ada"), await connect(hub, "bo")
+        await sit_and_join(ada, "t2")
+        await sit_and_join(bo, "t2")
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        broker.backend.hashes.clear()  # what an empty Redis looks like
+        broker.backend.sets.clear()
+        await hub.rooms.restore("t2")
+        await tables_of(hub).restore("t2")  # what the hook runs in the background
+        assert await seated(hub, "t2") == {"ada", "bo"}
+        assert await hub.node.store.set_size(seats_key("t2")) == 2
+        cy = await connect(hub, "cy")
+        assert await cy.err("table.sit", table="t2") == "conflict"
