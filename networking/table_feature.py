@@ -239,9 +239,15 @@ class TableFeature:
         self.rooms.event.require_open("the lounge tables are")
         if ctx.session.sid in self._sitting:
             raise HubError("conflict", "a table.sit of this session is under way")
-        held = self._held.get(ctx.session.sid)
+        sid = ctx.session.sid
+        held = self._held.get(sid)
         if held is not None and held[0] == room.id:
-            return
+            if await self.store.hash_get(holders_key(room.id), sid) is not None:
+                return
+            # Gone from the store (a broker that lost its data): no seat after all.
+            if self._held.get(sid) == held:
+                del self._held[sid]
+            held = None
         if held is None and await self._take_over(ctx.session, room.id):
             return
         raise HubError("forbidden", f"take a seat first: table.sit {{table: {room.id}}}")

@@ -332,3 +332,16 @@ async def test_seats_come_back_after_the_broker_lost_them(rooms_file: str) -> No
         assert await hub.node.store.set_size(seats_key("t2")) == 2
         cy = await connect(hub, "cy")
         assert await cy.err("table.sit", table="t2") == "conflict"
+
+
+async def test_a_seat_the_broker_lost_before_its_join_is_no_seat(rooms_file: str) -> None:
+    async with lounge(rooms_file) as [hub]:
+        ada = await connect(hub, "ada")
+        await ada.ok("table.sit", table="t2")
+        broker = hub.node.broker
+        assert isinstance(broker, MemoryBroker)
+        broker.backend.hashes.pop(holders_key("t2"))
+        broker.backend.sets.pop(seats_key("t2"))
+        assert await ada.err("join", room="t2") == "forbidden"
+        await sit_and_join(ada, "t2")
+        assert await seated(hub, "t2") == {"ada"}
