@@ -18,7 +18,7 @@ from hub.auth import Role
 from hub.memory import MemoryBroker
 from networking.table_feature import SIT_GRACE, TableFeature, holders_key, seats_key
 from rooms.dead_nodes import DeadNodes
-from tests.unit.helpers import Client, connect, new_session, next_event, running
+from tests.unit.helpers import TIMEOUT, Client, connect, new_session, next_event, running
 
 ROOMS_FILE = """
 [[tables]]
@@ -80,7 +80,20 @@ async def test_twenty_people_on_two_nodes_sitting_at_once_fill_exactly_six_seats
 ) -> None:
     async with lounge(rooms_file, "n1", "n2") as [hub1, hub2]:
         people = [await connect((hub1, hub2)[i % 2], f"u{i}") for i in range(20)]
+        # Every claim reaches the store before any is counted: all 20 adds, then the refusals.
+        barrier = asyncio.Barrier(20)
+        real = [(hub, hub.node.store.set_add_counted) for hub in (hub1, hub2)]
+        for hub, real_add in real:
+
+            async def together(key: str, member: str, _real: Any = real_add) -> tuple[bool, int]:
+                await asyncio.wait_for(barrier.wait(), TIMEOUT)
+                result: tuple[bool, int] = await _real(key, member)
+                return result
+
+            hub.node.store.set_add_counted = together  # type: ignore[method-assign]
         replies = await asyncio.gather(*(person.call("table.sit", table="t1") for person in people))
+        for hub, real_add in real:
+            hub.node.store.set_add_counted = real_add  # type: ignore[method-assign]
         sat = [person for person, reply in zip(people, replies, strict=True) if "ok" in reply]
         refused = [reply["err"]["code"] for reply in replies if "err" in reply]
         assert len(sat) == 6
