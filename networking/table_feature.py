@@ -13,7 +13,8 @@ then removes its token.
 
 A session holds at most one seat. A person holds at most one seat per table: when another
 session of theirs sits down (or joins the table, as a reconnecting client does), the seat moves
-to it and the older session is taken out of the table with ``table.left`` (``moved``).
+to it and the older session is taken out of the table with ``table.left`` (``moved``); two
+sessions of one person sitting at the same instant may each get a seat, both counted.
 
 Seats are released when their session leaves the table room, closes, or (a seat never used)
 :data:`SIT_GRACE` seconds after ``table.sit`` without a join; for the sessions of a dead node by
