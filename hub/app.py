@@ -35,6 +35,8 @@ from hub.node import Node
 from hub.store import Store
 from hub.web import web_routes
 from networking.profile_feature import ProfileFeature, event_interests
+from networking.table_feature import TableFeature
+from networking.tables import TableDef, load_tables_file
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
 from rooms.dead_nodes import DeadNodes
@@ -70,10 +72,21 @@ class Hub:
 
 
 def event_rooms(config: HubConfig) -> list[Room]:
-    """The rooms a new hub starts with: the lobby and those of ``--rooms FILE``; raises
-    ValueError naming what is wrong in the file."""
+    """The rooms a new hub starts with: the lobby and those of ``--rooms FILE`` (its
+    ``[[rooms]]`` and its lounge ``[[tables]]``); raises ValueError naming what is wrong in the
+    file."""
     event_interests(config)  # the file's interests too: hub serve refuses a wrong list at once
-    return default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
+    rooms = default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
+    return rooms + [table.room() for table in event_tables(config, rooms)]
+
+
+def event_tables(config: HubConfig, rooms: Sequence[Room] = ()) -> list[TableDef]:
+    """The lounge tables of ``--rooms FILE`` (none without one); ValueError as
+    :func:`event_rooms`."""
+    if not config.rooms_file:
+        return []
+    taken = [room.id for room in rooms or default_rooms() + load_rooms_file(config.rooms_file)]
+    return load_tables_file(config.rooms_file, taken)
 
 
 def sfu_servers(config: HubConfig) -> tuple[str, ...]:
@@ -132,6 +145,7 @@ def build_hub(
         hub.polls,
         hub.signalling,
         profiles,
+        TableFeature(node, rooms, event_tables(config)),
         *extra,
     ]
     ctx = FeatureContext(node, authority, registry)

@@ -12,6 +12,7 @@ import { mountPolls } from "./polls.js";
 import { moderates } from "./roomstate.js";
 import { t } from "./strings.js";
 import { watchAll } from "./store.js";
+import { mountLounge } from "./tables.js";
 
 /** A titled section of the lobby: `[section, its body]`. */
 function section(id, title, body = h("div")) {
@@ -27,12 +28,13 @@ export function mountLobby(main, session) {
   const [messagesSection, messages] = section("lobby-messages", t("dm.title"));
   const [manageSection, manage] = section("lobby-manage", t("manage.title"));
   const [peopleSection, people] = section("lobby-people", t("directory.title"));
+  const [loungeSection, stopLounge] = mountLounge(session);
   manageSection.hidden = true;
   main.replaceChildren(
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
-    h("div", { class: "lobby-grid" }, sessionsSection, pollsSection, messagesSection, manageSection, peopleSection),
+    h("div", { class: "lobby-grid" }, sessionsSection, loungeSection, pollsSection, messagesSection, manageSection, peopleSection),
   );
-  const stops = [mountMessages(messages, session), mountDirectory(people, session)];
+  const stops = [mountMessages(messages, session), mountDirectory(people, session), stopLounge];
   if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
   stops.push(
     watchAll(session.store, [`room:${lobby}`], () => {

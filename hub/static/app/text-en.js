@@ -58,6 +58,17 @@ export const catalogue = {
   "lobby.inBreakouts": { one: "{count} person in breakouts", other: "{count} people in breakouts" },
   "lobby.polls": "Polls and votes",
 
+  "tables.title": "Lounge",
+  "tables.taken": { one: "{taken} of {count} seat taken", other: "{taken} of {count} seats taken" },
+  "tables.join": "Join",
+  "tables.joinLabel": "Join table {title}",
+  "tables.full": "Full",
+  "tables.occupants": "At {title}",
+  "tables.nobody": "Nobody yet.",
+  "tables.closed": "The lounge is closed.",
+  "tables.left": "You left the table.",
+  "tables.sitFailed": "You could not sit at {title}: {reason}",
+
   "room.backToLobby": "← Lobby",
   "room.joining": "Joining…",
   "room.members": { one: "{count} person here", other: "{count} people here" },
