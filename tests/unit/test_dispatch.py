@@ -487,6 +487,7 @@ async def test_join_reply_fields() -> None:
                         "members": 1,
                     }
                 ],
+                "tables": [],
             },
         }
         assert isinstance(ok["epoch"], str) and ok["epoch"]

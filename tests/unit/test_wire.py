@@ -17,6 +17,7 @@ from chat.wire import (
 )
 from hub.auth import Role
 from hub.wire import ErrorReply, HelloReply, OkReply
+from networking.table_wire import TablesPart
 from polls.wire import PollEvent, PollReply, PollsPart, PollView
 from rooms.wire import (
     BreakoutsPart,
@@ -41,6 +42,7 @@ SNAPSHOT_PARTS: tuple[Any, ...] = (
     QuestionsPart,
     PollsPart,
     PeersPart,
+    TablesPart,
 )
 
 
