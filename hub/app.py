@@ -34,6 +34,7 @@ from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from hub.store import Store
 from hub.web import web_routes
+from networking.match_feature import MatchFeature
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
 from rooms.dead_nodes import DeadNodes
@@ -128,6 +129,7 @@ def build_hub(
         QaFeature(node, rooms),
         hub.polls,
         hub.signalling,
+        MatchFeature(node, rooms),
         *extra,
     ]
     ctx = FeatureContext(node, authority, registry)
