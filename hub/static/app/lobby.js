@@ -6,6 +6,7 @@
 
 import { mountMessages } from "./dm.js";
 import { h, replace } from "./dom.js";
+import { mountMeet } from "./meet.js";
 import { mountNotices } from "./notices.js";
 import { mountPolls } from "./polls.js";
 import { moderates } from "./roomstate.js";
@@ -30,7 +31,7 @@ export function mountLobby(main, session) {
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
     h("div", { class: "lobby-grid" }, sessionsSection, pollsSection, messagesSection, manageSection),
   );
-  const stops = [mountMessages(messages, session)];
+  const stops = [mountMessages(messages, session), mountMeet(main.querySelector(".lobby-head"), session)];
   if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
   stops.push(
     watchAll(session.store, [`room:${lobby}`], () => {
