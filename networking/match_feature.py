@@ -65,6 +65,7 @@ from networking.match_wire import (
     MatchPartner,
     MatchShareReply,
     MatchStatusReply,
+    MeetingPart,
     MeetingView,
 )
 from networking.matching import parse_interests, plan_round
@@ -336,7 +337,9 @@ class MatchFeature:
         if ctx.identity.user_id in await self.store.set_members(keys.gone_key(room.id)):
             raise HubError("closed", "you left this meeting")
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
+    async def _snapshot(
+        self, ctx: CommandContext, room: RoomInfo, role: Role
+    ) -> MeetingPart | EmptyReply:
         if room.kind != RoomKind.MEETING.value:
             return {}
         meeting = await self._meeting(room.id)
@@ -358,6 +361,9 @@ class MatchFeature:
         room = meeting.room
         if await keys.read_ended(self.store, room) is not None:
             raise HubError("closed", "this meeting is over")
+        gone = await self.store.set_members(keys.gone_key(room))
+        if user in gone:
+            raise HubError("closed", "you left this meeting")
         if await self.store.get(keys.extended_key(room)) is not None:
             raise HubError("conflict", "this meeting was extended once already")
         if await self.store.set_add(keys.extend_key(room), user):
@@ -369,7 +375,7 @@ class MatchFeature:
             for other in meeting.others(user):
                 await self.node.send_to_user(other["user"], requested)
         asked = await self.store.set_members(keys.extend_key(room))
-        gone = await self.store.set_members(keys.gone_key(room))
+        gone = await self.store.set_members(keys.gone_key(room))  # again: one may have left
         present = [member for member in meeting.users if member not in gone]
         if not extension_due(asked, present):
             return {"extended": False, "ends_at": meeting.ends_at}

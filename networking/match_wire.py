@@ -39,6 +39,12 @@ MeetingView.__doc__ = """A running meeting as ``match.status`` shows it: ``{room
 (``with``: the other members)."""
 
 
+class MeetingPart(TypedDict):
+    """A meeting room's part of the ``join`` snapshot: ``{meeting: {room, with, ends_at}}``."""
+
+    meeting: MeetingView
+
+
 class MatchStatusReply(TypedDict):
     """``match.status`` -> ``{queued, meeting}``: whether the caller waits in the queue, and
     their running meeting or null."""

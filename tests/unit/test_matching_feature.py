@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from helpers import Client, connect, create_room, next_event, running
+from helpers import Client, connect, create_room, new_session, next_event, running
 
 from hub.app import Hub
 from networking import match_store as keys
@@ -230,6 +230,7 @@ async def test_an_odd_person_makes_a_group_of_three_who_may_leave_one_by_one() -
         await eventually(lambda: room not in a.session.rooms)
         assert room in b.session.rooms and room in c.session.rooms
         assert await a.err("join", room=room) == "closed"
+        assert await a.err("match.extend", room=room) == "closed"
         # The two left extend between them.
         await b.ok("match.extend", room=room)
         assert (await c.ok("match.extend", room=room))["extended"] is True
@@ -274,3 +275,14 @@ async def test_a_queue_entry_keeps_its_session_node_and_time() -> None:
             1234.5,
             ("ai",),
         )
+
+
+async def test_a_guest_may_meet_someone() -> None:
+    async with running(guests=True) as [hub]:
+        gus = Client(hub, new_session(hub))
+        await gus.ok("hello", name="Gus")
+        ada = await connect(hub, "ada")
+        await gus.ok("match.join")
+        await ada.ok("match.join")
+        assert (await found(gus))["with"] == [{"user": "ada", "name": "ada"}]
+        assert (await found(ada))["with"][0]["name"] == "Gus"
