@@ -286,3 +286,33 @@ async def test_a_guest_may_meet_someone() -> None:
         await ada.ok("match.join")
         assert (await found(gus))["with"] == [{"user": "ada", "name": "ada"}]
         assert (await found(ada))["with"][0]["name"] == "Gus"
+
+
+async def test_a_claim_fails_whole_when_someone_left_and_the_others_stay_queued() -> None:
+    async with running() as [hub]:
+        feature = matcher(hub)
+        # The lease is held elsewhere: no round runs here, the test claims by hand.
+        await hub.node.store.put(keys.LEASE, b"elsewhere", ttl=3600)
+        clients = [await connect(hub, user) for user in ("ada", "bob", "cat")]
+        for client in clients:
+            await client.ok("match.join")
+        entries = [
+            QueueEntry.unpack(user, raw)
+            for user, raw in (await hub.node.store.hash_get_all(keys.QUEUE)).items()
+        ]
+        await clients[1].ok("match.leave")
+        await feature._claim(entries)
+        assert await queued(hub) == {"ada", "cat"}
+        assert all(e.get("ev") != "match.found" for c in clients for e in c.collect())
+
+
+async def test_the_sweep_ends_a_meeting_whose_timer_is_gone() -> None:
+    async def no_timer(meeting: object) -> None:
+        """As if the node that made the meeting died: no timer ends it."""
+
+    async with running("n1", "n2", meet_minutes=0.01) as [hub1, hub2]:
+        for hub in (hub1, hub2):
+            matcher(hub)._timer = no_timer  # type: ignore[method-assign,assignment]
+        ada, bob, room = await pair(hub1, hub2)
+        assert (await next_event(ada, "match.ended"))["reason"] == "time"
+        await eventually(lambda: room not in bob.session.rooms)
