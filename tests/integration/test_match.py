@@ -10,10 +10,11 @@ import contextlib
 import pytest
 
 from livehub_client import HubClient, HubRequestError
-from livehub_client.meet import Match, meet
+from livehub_client.meet import Match, meet, wait_for_match
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartNodes, uid
 from tests.support.hub_process import mint
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
 
@@ -67,3 +68,29 @@ async def test_a_meeting_across_nodes_extends_and_ends_for_both(
     for client in (ada, bob):
         ended = await client.wait_for(lambda ev: ev.get("ev") == "match.ended", TIMEOUT)
         assert ended["reason"] == "left"
+
+
+async def test_a_killed_nodes_people_leave_the_queue_and_are_never_paired(
+    start_nodes: StartNodes, stack: contextlib.AsyncExitStack
+) -> None:
+    a, b = await start_nodes(2)
+    ann, cat = await open_clients(stack, [a.url, a.url], "s")
+    xav = HubClient(b.url, token=mint(uid("x")), reconnect=False, request_timeout=TIMEOUT)
+    await xav.__aenter__()
+    await xav.join("main")
+    await xav.request("match.join")
+    xav_id = xav.user["id"]  # type: ignore[index]
+    assert b.process is not None
+    b.process.kill()  # kill -9: the session never closes on b
+
+    async def xav_is_gone() -> bool:
+        page = await ann.request("presence", room="main")
+        return all(member["user"] != xav_id for member in page["members"])
+
+    await eventually(xav_is_gone, within=3 * TIMEOUT, what="the dead node swept", interval=0.5)
+    await ann.request("match.join")
+    await cat.request("match.join")
+    match = await wait_for_match(ann, TIMEOUT)
+    assert [other["user"] for other in match.others] == [cat.user["id"]]  # type: ignore[index]
+    with contextlib.suppress(Exception):
+        await xav.close()
