@@ -132,7 +132,7 @@ class MatchFeature:
         :func:`networking.matching.parse_interests`) -> ``{interests, waiting}``. ``closed``
         once the event is over; ``conflict`` while the user waits from another session, is in
         a running meeting, or the queue is full. Joining again from the same session changes
-        nothing but the interests."""
+        nothing (the reply has the interests kept)."""
         interests = parse_interests(cmd.get("interests"))
         self.rooms.event.require_open("the match queue is")
         identity = ctx.identity
@@ -153,18 +153,15 @@ class MatchFeature:
         )
         if not await self.store.hash_set(keys.QUEUE, user, entry.pack(), only_if_absent=True):
             raw = await self.store.hash_get(keys.QUEUE, user)
-            if raw is not None:
-                earlier = QueueEntry.unpack(user, raw)
-                if earlier.sid != ctx.session.sid:
-                    raise HubError("conflict", "you are waiting in the queue from another session")
-                # The same session again: keep its place, take the new interests.
-                kept = QueueEntry(
-                    user, earlier.sid, earlier.node, earlier.name, entry.interests, earlier.since
-                )
-                await self.store.hash_set(keys.QUEUE, user, kept.pack())
-            else:
+            if raw is None:
                 # Claimed for a group in between: the match.found is on its way.
                 raise HubError("conflict", "you were just paired")
+            earlier = QueueEntry.unpack(user, raw)
+            if earlier.sid != ctx.session.sid:
+                raise HubError("conflict", "you are waiting in the queue from another session")
+            # The same session again (a retry): its place and interests stand. Rewriting the
+            # entry could put back someone a round claimed meanwhile.
+            return {"interests": list(earlier.interests), "waiting": waiting}
         return {"interests": interests, "waiting": waiting}
 
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
@@ -259,18 +256,31 @@ class MatchFeature:
         return met
 
     async def _claim(self, group: list[QueueEntry]) -> None:
-        """Take ``group`` out of the queue (all or none) and open its meeting."""
+        """Take ``group`` out of the queue (all or none), open its meeting and tell them."""
         users = [entry.user for entry in group]
         if await self.store.hash_take(keys.QUEUE, users) is None:
             return  # someone left meanwhile: the others wait for the next round
         try:
-            await self._open_meeting(group)
+            meeting = await self._open_meeting(group)
         except Exception:
+            # Nobody was told: they wait for the next round as if nothing happened.
             log.exception("meeting of %s not opened: back to the queue", users)
             for entry in group:
                 await self.store.hash_set(keys.QUEUE, entry.user, entry.pack(), only_if_absent=True)
+            return
+        self.node.spawn(self._timer(meeting))
+        for user in users:
+            found: MatchFoundEvent = {
+                "ev": "match.found",
+                "room": meeting.room,
+                "with": meeting.others(user),
+                "ends_at": meeting.ends_at,
+            }
+            # A failure here is logged by the round; match.status shows the meeting anyway.
+            await self.node.send_to_user(user, found)
 
     async def _open_meeting(self, group: list[QueueEntry]) -> Meeting:
+        """Record who met whom, make the room and the meeting, mark its members as in it."""
         for a in group:
             for b in group:
                 if a.user != b.user:
@@ -286,15 +296,6 @@ class MatchFeature:
         self._remember(meeting)
         for entry in group:
             await self.store.hash_set(keys.CURRENT, entry.user, room.id.encode())
-        for entry in group:
-            found: MatchFoundEvent = {
-                "ev": "match.found",
-                "room": room.id,
-                "with": meeting.others(entry.user),
-                "ends_at": meeting.ends_at,
-            }
-            await self.node.send_to_user(entry.user, found)
-        self.node.spawn(self._timer(meeting))
         return meeting
 
     # --- meetings ---------------------------------------------------------------------------

@@ -128,8 +128,9 @@ async def test_leaving_or_disconnecting_leaves_the_queue() -> None:
     async with running("n1", "n2") as [hub1, hub2]:
         ada = await connect(hub1, "ada")
         assert await ada.err("match.leave") == "not_found"
-        await ada.ok("match.join")
-        await ada.ok("match.join")  # the same session again: still one place
+        await ada.ok("match.join", interests=["ai"])
+        # The same session again (a retry): still one place, with its interests.
+        assert (await ada.ok("match.join", interests=["go"]))["interests"] == ["ai"]
         ada_2 = await connect(hub2, "ada")
         assert await ada_2.err("match.join") == "conflict"
         await ada_2.ok("match.leave")  # any session of the user may leave
