@@ -84,7 +84,7 @@ LEASE_TTL: Final = 3.0
 SWEEP_INTERVAL: Final = 1.0
 # The users whose "met" sets the matcher keeps in memory (the oldest read go first beyond).
 MET_CACHED: Final = 20_000
-# The meetings a node keeps in memory (records never change; the oldest go first beyond).
+# The ends of meetings the sweep keeps in memory (the oldest go first beyond).
 MEETINGS_CACHED: Final = 5_000
 # A meeting timer wakes at least this often (seconds), whatever the end.
 TIMER_STEP: Final = 60.0
@@ -102,7 +102,8 @@ class MatchFeature:
         self.store = node.store
         self.length = node.config.meet_minutes * 60.0
         self._met: OrderedDict[str, set[str]] = OrderedDict()
-        self._meetings: OrderedDict[str, Meeting] = OrderedDict()
+        # The lease holder's sweep: room -> when its meeting ended (epoch seconds).
+        self._ended: OrderedDict[str, float] = OrderedDict()
         self._holding = False
         #: Epoch seconds (tests replace it to step time).
         self.clock = time.time
@@ -293,25 +294,16 @@ class MatchFeature:
         members = tuple(MatchPartner(user=entry.user, name=entry.name) for entry in group)
         meeting = Meeting(room.id, members, round(self.clock() + self.length, 3), self.length)
         await self.store.hash_set(keys.MEETINGS, room.id, pack(meeting.to_record()))
-        self._remember(meeting)
         for entry in group:
             await self.store.hash_set(keys.CURRENT, entry.user, room.id.encode())
         return meeting
 
     # --- meetings ---------------------------------------------------------------------------
 
-    def _remember(self, meeting: Meeting) -> None:
-        self._meetings[meeting.room] = meeting
-        while len(self._meetings) > MEETINGS_CACHED:
-            self._meetings.popitem(last=False)
-
     async def _meeting(self, room: str) -> Meeting | None:
-        meeting = self._meetings.get(room)
-        if meeting is None:
-            meeting = await keys.read_meeting(self.store, room)
-            if meeting is not None:
-                self._remember(meeting)
-        return meeting
+        # Read each time, never cached: the record's presence is what says the meeting still
+        # counts (the sweep removes it once its cards window is over).
+        return await keys.read_meeting(self.store, room)
 
     async def _running_meeting(self, user: str) -> Meeting | None:
         raw = await self.store.hash_get(keys.CURRENT, user)
@@ -462,21 +454,31 @@ class MatchFeature:
 
     async def sweep(self) -> None:
         """On the lease holder: end the meetings whose time is up (their node may be gone), and
-        forget those whose cards window is over."""
+        forget those whose cards window is over. A meeting before its planned end costs no
+        read (an extension only moves the end later, and an early end is cleaned up well after
+        the planned one); an end once read is kept in memory."""
         if not self._holding:
             return
         now = self.clock()
         for room, raw in (await self.store.hash_get_all(keys.MEETINGS)).items():
             meeting = Meeting.from_record(unpack(raw))
-            ended = await keys.read_ended(self.store, room)
-            if ended is None:
-                if await keys.current_end(self.store, meeting) <= now:
-                    await self.finish(meeting, Ended("time", None, round(now, 3)))
-            elif not cards_open(ended.at, now):
+            if meeting.ends_at > now:
+                continue
+            ended_at = self._ended.get(room)
+            if ended_at is None:
+                ended = await keys.read_ended(self.store, room)
+                if ended is None:
+                    if await keys.current_end(self.store, meeting) <= now:
+                        await self.finish(meeting, Ended("time", None, round(now, 3)))
+                    continue
+                ended_at = self._ended[room] = ended.at
+                while len(self._ended) > MEETINGS_CACHED:
+                    self._ended.popitem(last=False)
+            if not cards_open(ended_at, now):
                 for key in keys.meeting_keys(room):
                     await self.store.delete(key)
                 await self.store.hash_delete(keys.MEETINGS, room)
-                self._meetings.pop(room, None)
+                self._ended.pop(room, None)
 
     # --- contact cards ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ do in a hub (a round every quarter second on the lease holder)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from helpers import Client, connect, create_room, new_session, next_event, running
@@ -11,6 +12,7 @@ from helpers import Client, connect, create_room, new_session, next_event, runni
 from hub.app import Hub
 from networking import match_store as keys
 from networking.match_feature import MatchFeature
+from networking.match_meeting import CARDS_WINDOW
 from networking.match_store import QueueEntry
 from tests.support.waiting import eventually
 
@@ -317,3 +319,20 @@ async def test_the_sweep_ends_a_meeting_whose_timer_is_gone() -> None:
         ada, bob, room = await pair(hub1, hub2)
         assert (await next_event(ada, "match.ended"))["reason"] == "time"
         await eventually(lambda: room not in bob.session.rooms)
+
+
+async def test_a_meeting_is_forgotten_once_its_cards_window_is_over() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada, bob, room = await pair(hub1, hub2)
+        await ada.ok("match.end", room=room)
+        await next_event(bob, "match.ended")
+        store = hub1.node.store
+        assert await store.hash_get(keys.MEETINGS, room) is not None
+        later = time.time() + CARDS_WINDOW + 1
+        for hub in (hub1, hub2):
+            matcher(hub).clock = lambda: later
+            await matcher(hub).sweep()
+        assert await store.hash_get(keys.MEETINGS, room) is None
+        assert await store.get(keys.ended_key(room)) is None
+        assert await store.set_members(keys.gone_key(room)) == set()
+        assert await bob.err("match.share", room=room, card={}) == "not_found"
