@@ -20,6 +20,14 @@ each member gets ``match.found``. A meeting ends at its time (a timer on the nod
 and the lease holder's sweep, so it ends even if that node died), when a member ends it, or
 when the event closes; the end is a claim (``set_if_absent``), so it happens once, and every
 node then takes its sessions out of the room (a signal on the room's topic).
+
+Bounds: the queue refuses ``match.join`` once it held :data:`~networking.match_store.MAX_QUEUE`
+people at the last round (``conflict``), and a round looks at the oldest that many only; a
+person has one entry. The matcher keeps the "met" sets of at most :data:`MET_CACHED` users in
+memory (the oldest read go, and are read again when needed) and the sweep the ends of at most
+:data:`MEETINGS_CACHED` meetings (likewise). In the store, a meeting's keys go once its cards
+window is over; "met" sets last for the event (one per person who met someone, as long as the
+meetings they had); each node runs one timer per meeting it made, until that meeting ends.
 """
 
 from __future__ import annotations
