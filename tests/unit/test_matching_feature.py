@@ -97,10 +97,10 @@ async def test_overlapping_matchers_never_put_anyone_in_two_groups() -> None:
             return True
 
         # Both run rounds at once, as two lease holders would after a lease expired.
-        m1._hold_lease = always  # type: ignore[method-assign]
-        m2._hold_lease = always  # type: ignore[method-assign]
+        m1.matcher._hold_lease = always  # type: ignore[method-assign]
+        m2.matcher._hold_lease = always  # type: ignore[method-assign]
         joins = [client.ok("match.join") for client in clients]
-        rounds = [m.round() for _ in range(5) for m in (m1, m2)]
+        rounds = [m.matcher.round() for _ in range(5) for m in (m1, m2)]
         await asyncio.gather(*joins, *rounds)
         events = [await found(client) for client in clients]
         for client in clients:
@@ -304,7 +304,7 @@ async def test_a_claim_fails_whole_when_someone_left_and_the_others_stay_queued(
             for user, raw in (await hub.node.store.hash_get_all(keys.QUEUE)).items()
         ]
         await clients[1].ok("match.leave")
-        await feature._claim(entries)
+        await feature.matcher.claim(entries)
         assert await queued(hub) == {"ada", "cat"}
         assert all(e.get("ev") != "match.found" for c in clients for e in c.collect())
 
@@ -315,7 +315,7 @@ async def test_the_sweep_ends_a_meeting_whose_timer_is_gone() -> None:
 
     async with running("n1", "n2", meet_minutes=0.01) as [hub1, hub2]:
         for hub in (hub1, hub2):
-            matcher(hub)._timer = no_timer  # type: ignore[method-assign,assignment]
+            matcher(hub).meetings._timer = no_timer  # type: ignore[method-assign,assignment]
         ada, bob, room = await pair(hub1, hub2)
         assert (await next_event(ada, "match.ended"))["reason"] == "time"
         await eventually(lambda: room not in bob.session.rooms)
@@ -330,7 +330,7 @@ async def test_a_meeting_is_forgotten_once_its_cards_window_is_over() -> None:
         assert await store.hash_get(keys.MEETINGS, room) is not None
         later = time.time() + CARDS_WINDOW + 1
         for hub in (hub1, hub2):
-            matcher(hub).clock = lambda: later
+            matcher(hub).meetings.clock = lambda: later
             await matcher(hub).sweep()
         assert await store.hash_get(keys.MEETINGS, room) is None
         assert await store.get(keys.ended_key(room)) is None
