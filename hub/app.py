@@ -34,6 +34,7 @@ from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from hub.store import Store
 from hub.web import web_routes
+from networking.match_feature import MatchFeature
 from networking.profile_feature import ProfileFeature, event_interests
 from networking.table_feature import TableFeature
 from networking.tables import TableDef, load_tables_file
@@ -146,6 +147,7 @@ def build_hub(
         hub.signalling,
         profiles,
         TableFeature(node, rooms, event_tables(config)),
+        MatchFeature(node, rooms),
         *extra,
     ]
     ctx = FeatureContext(node, authority, registry)

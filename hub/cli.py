@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--chat-history", type=int, help="chat messages kept per room (HUB_CHAT_HISTORY)"
     )
+    serve.add_argument(
+        "--meet-minutes",
+        type=float,
+        help="length of a match-queue meeting, 0.05 to 120 minutes (HUB_MEET_MINUTES; 5)",
+    )
     serve.add_argument("--stun-url", action="append", help="STUN url for clients (HUB_STUN_URLS)")
     serve.add_argument("--turn-url", action="append", help="TURN url for clients (HUB_TURN_URLS)")
     serve.add_argument("--turn-secret", help="secret shared with the TURN server (HUB_TURN_SECRET)")
@@ -93,7 +98,11 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         turn_secret=args.turn_secret,
         turn_ttl=args.turn_ttl,
         sfu=tuple(args.sfu) if args.sfu else None,
+        meet_minutes=args.meet_minutes,
     )
+    if not 0.05 <= config.meet_minutes <= 120:
+        print("hub: --meet-minutes must be 0.05 to 120", file=sys.stderr)
+        return 2
     if config.turn_urls and not config.turn_secret:
         print("hub: --turn-url needs --turn-secret (TURN REST credentials)", file=sys.stderr)
         return 2

@@ -106,6 +106,8 @@ class HubConfig:
     rooms_interval: float = 2.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
+    # How long a meeting the match queue made lasts (minutes; an extension adds as much again).
+    meet_minutes: float = 5.0
     deflate: bool = False
     limits: Limits = field(default_factory=Limits)
 
@@ -132,8 +134,9 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     """Settings from ``HUB_*``, ``PORT``, ``WEB_CONCURRENCY`` and ``REDIS_URL``
     (``HUB_BREAKOUT_WARNING``: seconds of warning before timed breakouts end; ``HUB_GUEST_TTL``,
     ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``, ``HUB_PING_INTERVAL``,
-    ``HUB_PING_TIMEOUT``: :class:`HubConfig`'s ``guest_ttl``, ``token_renew_max``,
-    ``rooms_interval``, ``ping_interval`` and ``ping_timeout``; ``HUB_SFU``, a list, and
+    ``HUB_PING_TIMEOUT``, ``HUB_MEET_MINUTES``: :class:`HubConfig`'s ``guest_ttl``,
+    ``token_renew_max``, ``rooms_interval``, ``ping_interval``, ``ping_timeout`` and
+    ``meet_minutes``; ``HUB_SFU``, a list, and
     ``HUB_SFU_API_SECRET``, ``HUB_SFU_ADMIN_KEY``, ``HUB_SFU_ROOM_SECRET``: the Janus
     settings). Raises ValueError for a value that is not valid."""
     env = os.environ if env is None else env
@@ -157,6 +160,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     rooms_interval = _bounded(env, "HUB_ROOMS_INTERVAL", float, 0.1, 3600)
     ping_interval = _bounded(env, "HUB_PING_INTERVAL", float, 0.5, 3600)
     ping_timeout = _bounded(env, "HUB_PING_TIMEOUT", float, 0.5, 3600)
+    meet_minutes = _bounded(env, "HUB_MEET_MINUTES", float, 0.05, 120)
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -188,6 +192,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         rooms_interval=rooms_interval,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        meet_minutes=meet_minutes,
     )
 
 

@@ -101,3 +101,11 @@ def test_the_relay_benchmark_runs_and_every_viewer_gets_frames() -> None:
     rows = report["rows"]
     assert isinstance(rows, list) and len(rows) == 1
     assert rows[0]["missing_first_frames"] == 0 and rows[0]["fps_min"] > 0, rows[0]
+
+
+def test_the_match_benchmark_runs_and_pairs_exactly() -> None:
+    report = run_benchmark("match.py", "--people", "21", "--spread", "0.5", "--modes", "memory")
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 1
+    assert "error" not in results[0], results[0]
+    assert results[0]["exact"] is True and results[0]["paired"] == 21, results[0]

@@ -7,6 +7,7 @@
 import { mountDirectory } from "./directory.js";
 import { mountMessages } from "./dm.js";
 import { h, replace } from "./dom.js";
+import { mountMeet } from "./meet.js";
 import { mountNotices } from "./notices.js";
 import { mountPolls } from "./polls.js";
 import { moderates } from "./roomstate.js";
@@ -34,7 +35,7 @@ export function mountLobby(main, session) {
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
     h("div", { class: "lobby-grid" }, sessionsSection, loungeSection, pollsSection, messagesSection, manageSection, peopleSection),
   );
-  const stops = [mountMessages(messages, session), mountDirectory(people, session), stopLounge];
+  const stops = [mountMessages(messages, session), mountDirectory(people, session), stopLounge, mountMeet(main.querySelector(".lobby-head"), session)];
   if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
   stops.push(
     watchAll(session.store, [`room:${lobby}`], () => {
