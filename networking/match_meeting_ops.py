@@ -53,7 +53,6 @@ from networking.match_wire import (
     MeetingPart,
     MeetingView,
 )
-from rooms.directory import ROOMS_KEY
 from rooms.feature import RoomsFeature
 from rooms.model import Room, RoomKind
 
@@ -233,7 +232,7 @@ class Meetings:
             await self._clear_current(user, room)
         await self.node.signal(room, OUT_SIGNAL, {"room": room, "users": None})
         # The room record goes (lobby listings); a join now finds no room or a closed meeting.
-        await self.store.hash_delete(ROOMS_KEY, room)
+        await self.rooms.directory.remove(room)
         return True
 
     async def _clear_current(self, user: str, room: str) -> None:

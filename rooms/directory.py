@@ -17,7 +17,8 @@ ROOMS_KEY = "rooms"
 
 class RoomDirectory:
     """Looks rooms up and creates them, the same on every node. Rooms are cached for good,
-    except breakouts, whose titles change from round to round: those are read each time."""
+    except breakouts, whose titles change from round to round, and meetings, which end: those
+    are read each time."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -31,7 +32,8 @@ class RoomDirectory:
             if record is None:
                 return None
             room = Room.from_record(unpack(record))
-            if room.kind is not RoomKind.BREAKOUT:
+            # Breakouts change titles from round to round and meetings end: read each time.
+            if room.kind not in (RoomKind.BREAKOUT, RoomKind.MEETING):
                 self._cache[room_id] = room
         return room
 
@@ -55,19 +57,27 @@ class RoomDirectory:
         """Create or replace a breakout room's record (a new round's title for a child id)."""
         await self.store.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
 
+    async def remove(self, room_id: str) -> None:
+        """Take a room out of the directory on every node (a meeting that ended): its record
+        goes, and this node forgets it; other nodes' caches may still name it, as rooms are
+        never looked up again once cached, so removed rooms must refuse joins by other means
+        (a meeting's join check does)."""
+        await self.store.hash_delete(ROOMS_KEY, room_id)
+        self._cache.pop(room_id, None)
+
     def cached(self, room_id: str) -> Room | None:
         """The room if this node has seen it (no read: breakouts are never cached)."""
         return self._cache.get(room_id)
 
     def known(self) -> list[Room]:
-        """The rooms this node has seen (its cache)."""
-        return list(self._cache.values())
+        """The rooms this node has seen (its cache), meetings aside: they end for good."""
+        return [room for room in self._cache.values() if room.kind is not RoomKind.MEETING]
 
     async def all(self) -> list[Room]:
         """Every room, ordered by id."""
         records = await self.store.hash_get_all(ROOMS_KEY)
         rooms = [Room.from_record(unpack(record)) for record in records.values()]
-        self._cache.update((room.id, room) for room in rooms)
+        self._cache.update((room.id, room) for room in rooms if room.kind is not RoomKind.MEETING)
         return sorted(rooms, key=lambda room: room.id)
 
     async def ensure(self, rooms: list[Room]) -> None:

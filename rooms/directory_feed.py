@@ -108,7 +108,8 @@ class DirectoryFeed:
             reading.exception()  # retrieved here too: every caller may have gone meanwhile
 
     async def _read(self) -> Listing:
-        rooms = await self.rooms.directory.all()
+        # Meetings are private, and many at a coffee break: they are not listed.
+        rooms = [r for r in await self.rooms.directory.all() if r.kind is not RoomKind.MEETING]
         broker = self.node.broker
         panels = [room for room in rooms if room.kind is RoomKind.PANEL]
         counts, entries = await asyncio.gather(

@@ -63,6 +63,8 @@ async def test_two_people_on_two_nodes_meet_in_a_private_room() -> None:
         await bob.ok("join", room=room)
         carol = await connect(hub1, "carol")
         assert await carol.err("join", room=room) == "forbidden"
+        # Private: not in the rooms list, whoever asks.
+        assert room not in {entry["id"] for entry in (await carol.ok("room.list"))["rooms"]}
         status = await ada.ok("match.status")
         assert status == {
             "queued": False,
@@ -198,6 +200,7 @@ async def test_ending_early_ends_it_for_both_and_empties_the_room() -> None:
             assert event == {"ev": "match.ended", "room": room, "reason": "left", "by": "bob"}
         await eventually(lambda: room not in ada.session.rooms and room not in bob.session.rooms)
         assert await ada.err("join", room=room) in {"closed", "not_found"}
+        assert await hub2.rooms.directory.get(room) is None  # gone on every node
         assert await ada.err("match.end", room=room) == "closed"
         # Free to meet someone else now.
         await ada.ok("match.join")
