@@ -37,6 +37,10 @@ def test_two_people_meet_extend_leave_and_exchange_cards(
         bar = meeting_bar(person)
         expect(bar.get_by_text(f"Meeting with {other}")).to_be_visible()
         expect(bar.get_by_role("timer")).to_have_text(re.compile(r"^Ends in [0-9]:[0-5][0-9]$"))
+    # A reload inside the meeting finds it again, its bar and all.
+    ada.page.reload()
+    ada.expect_connected()
+    expect(meeting_bar(ada).get_by_text("Meeting with Bob")).to_be_visible(timeout=WAIT_MS)
     # Both ask for more time: the meeting is extended for both.
     ada.page.get_by_role("button", name="Extend 5 minutes").click()
     expect(meeting_bar(bob).get_by_text("Ada would like more time.")).to_be_visible(timeout=WAIT_MS)
@@ -51,11 +55,13 @@ def test_two_people_meet_extend_leave_and_exchange_cards(
         expect(page.get_by_role("heading", level=1, name="Lobby")).to_be_visible(timeout=WAIT_MS)
         expect(page.get_by_text(f"You met {other}.")).to_be_visible()
     # Cards: nothing shows until both shared.
-    ada.page.get_by_role("textbox", name="Email").fill("ada@example.org")
-    ada.page.get_by_role("button", name="Share my contact card").click()
+    meet_of_ada = ada.page.get_by_role("region", name="Meet someone")
+    meet_of_ada.get_by_role("textbox", name="Email").fill("ada@example.org")
+    meet_of_ada.get_by_role("button", name="Share my contact card").click()
     expect(ada.page.get_by_text("Your card is ready")).to_be_visible(timeout=WAIT_MS)
-    bob.page.get_by_role("textbox", name="Organisation").fill("<b>ACME</b>")
-    bob.page.get_by_role("button", name="Share my contact card").click()
+    meet_of_bob = bob.page.get_by_role("region", name="Meet someone")
+    meet_of_bob.get_by_role("textbox", name="Organisation").fill("<b>ACME</b>")
+    meet_of_bob.get_by_role("button", name="Share my contact card").click()
     cards_of_ada = ada.page.get_by_role("list").filter(has_text="Bob")
     expect(cards_of_ada.get_by_text("<b>ACME</b>")).to_be_visible(timeout=WAIT_MS)
     expect(bob.page.get_by_text("ada@example.org")).to_be_visible(timeout=WAIT_MS)

@@ -6,6 +6,7 @@
 import { Hub } from "../livehub.js";
 import { mountEntry } from "./entry.js";
 import { mountLobby } from "./lobby.js";
+import { followMeetings } from "./meet.js";
 import { mountRoom } from "./room.js";
 import { Session, errorText } from "./session.js";
 import { mountShell } from "./shell.js";
@@ -77,6 +78,7 @@ class App {
     }
     this.session = session;
     this.shell.setSession(session);
+    followMeetings(session);
     session.loadConversations();
     await hub.join(LOBBY).then(() => (session.lobby = LOBBY), (error) => session.toast(errorText(error), "error"));
     this.show(null);

@@ -83,6 +83,12 @@ function meetOf(session) {
   return meet;
 }
 
+/** Follow the match queue's events for `session` from its start, so that a page loaded in a
+ * meeting's room (a reload) gets its bar without passing through the lobby. */
+export function followMeetings(session) {
+  meetOf(session);
+}
+
 /** The lobby's "Meet someone" card, inside `container`; returns the function that removes it. */
 export function mountMeet(container, session) {
   const meet = meetOf(session);
