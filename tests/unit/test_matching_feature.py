@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from helpers import Client, connect, create_room, new_session, next_event, running
 
 from hub.app import Hub
@@ -339,3 +340,16 @@ async def test_a_meeting_is_forgotten_once_its_cards_window_is_over() -> None:
         assert await store.get(keys.ended_key(room)) is None
         assert await store.set_members(keys.gone_key(room)) == set()
         assert await bob.err("match.share", room=room, card={}) == "not_found"
+
+
+async def test_a_full_queue_refuses_newcomers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys, "MAX_QUEUE", 1)
+    async with running("n1") as [hub]:
+        bob = await connect(hub, "bob")
+        await bob.ok("match.join")
+        await matcher(hub).matcher.round()  # a round counts the queue: one waits, it is full
+        ada = await connect(hub, "ada")
+        assert await ada.err("match.join") == "conflict"
+        await bob.ok("match.leave")
+        await matcher(hub).matcher.round()
+        await ada.ok("match.join")
