@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from livehub_client import HubClient, HubRequestError
+from livehub_client.tables import sit_at
 from tests.conftest import TIMEOUT
 from tests.integration.conftest import StartNodes, uid
 from tests.support.hub_process import mint
@@ -53,8 +54,7 @@ def client(url: str, user: str, role: str = "attendee") -> HubClient:
 async def sit(person: HubClient, table: str) -> str:
     """``ok`` once seated and in the table's room, else the error code."""
     try:
-        await person.request("table.sit", table=table)
-        await person.join(table)
+        await sit_at(person, table)
     except HubRequestError as error:
         return error.code
     return "ok"
