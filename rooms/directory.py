@@ -13,6 +13,8 @@ from hub.store import Store
 from rooms.model import LOBBY, Room, RoomKind, parse_room
 
 ROOMS_KEY = "rooms"
+# The keys a [[rooms]] entry of the rooms file may have.
+ROOM_KEYS = frozenset({"id", "kind", "title", "capacity", "parent"})
 
 
 class RoomDirectory:
@@ -112,6 +114,14 @@ def load_rooms_file(path: str | Path) -> list[Room]:
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ValueError(f"{path}: rooms[{index}] must be a table")
+        unknown = sorted(set(entry) - ROOM_KEYS)
+        if unknown:
+            # The usual cause: a top-level key (interests = [...]) written after a [[rooms]]
+            # table, which TOML makes a key of that room.
+            raise ValueError(
+                f"{path}: rooms[{index}]: unknown key {unknown[0]!r} (keys of the whole event, "
+                "such as interests, go before the first [[rooms]] or [[tables]])"
+            )
         fields = {**entry, "room": entry.get("id")}
         try:
             rooms.append(parse_room(fields, allow_breakout=True))

@@ -8,8 +8,10 @@ Needs Debian's Chromium (/usr/bin/chromium). Writes docs/screenshots/*.png.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +20,67 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.browser.conftest import CHROMIUM_ARGS, write_rooms  # noqa: E402
+from livehub_client import HubClient  # noqa: E402
+from tests.browser.conftest import CHROMIUM_ARGS, ROOMS_TOML  # noqa: E402
 from tests.support.hub_process import HubProcess, mint  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 DESKTOP = {"width": 1280, "height": 800}
+# The demo event: the tests' rooms, the event's interests and two lounge tables.
+DEMO_ROOMS = (
+    """
+interests = ["Energy", "Digital twins", "Funding", "Mobility"]
+"""
+    + ROOMS_TOML
+    + """
+
+[[tables]]
+id = "coffee"
+title = "Coffee corner"
+topic = "Meet the cluster managers"
+seats = 4
+
+[[tables]]
+id = "startups"
+title = "Startups"
+seats = 2
+"""
+)
+# People who published a profile for the directory: (user, name, organisation, country,
+# interests, bio).
+PROFILES = [
+    ("maria", "Maria Rossi", "Cluster Lombardia", "IT", ["Energy", "Funding"],
+     "Runs an energy cluster of 140 companies."),
+    ("jan", "Jan Novák", "Moravian Mobility Cluster", "CZ", ["Mobility", "Energy"],
+     "Electric buses, charging and the people who build them."),
+]  # fmt: skip
+
+
+async def publish_profiles(url: str) -> None:
+    """The demo's profiles, published as their owners would (``profile.set``)."""
+    for user, name, organisation, country, interests, bio in PROFILES:
+        async with HubClient(url, token=mint(user, name=name)) as client:
+            await client.request(
+                "profile.set", organisation=organisation, country=country,
+                interests=interests, bio=bio, listed=True, contact=True,
+            )  # fmt: skip
+
+
 PHONE = {"width": 375, "height": 740}
+
+
+def write_demo_rooms(directory: Path) -> Path:
+    """The demo event's rooms file."""
+    path = directory / "rooms.toml"
+    path.write_text(DEMO_ROOMS, encoding="utf-8")
+    return path
 
 
 def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         HubProcess(
-            args=["--guests", "--rooms", str(write_rooms(Path(tmp)))],
+            args=["--guests", "--rooms", str(write_demo_rooms(Path(tmp)))],
             env={"HUB_MEDIA_ADDRESSES": "127.0.0.1"},  # the stage's media stays on loopback
         ) as hub,
         sync_playwright() as playwright,
@@ -101,7 +151,16 @@ def main() -> None:
         ballot.get_by_role("button", name="Vote", exact=True).click()
         ada.get_by_role("button", name="Raise hand").click()
 
+        # Playwright's sync API holds this thread's event loop: the client runs in another.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, publish_profiles(hub.url)).result()
+        tom = person("tom", "Tom Weber")
+        tom.get_by_role("button", name="Join table Coffee corner").click()
+        tom.get_by_role("heading", level=1, name="Coffee corner").wait_for()
         lobby = person("lena", "Lena Fischer")
+        lobby.get_by_label("Interest", exact=True).select_option("Energy")
+        lobby.get_by_role("button", name="Search", exact=True).click()
+        lobby.get_by_text("Cluster Lombardia").wait_for()
         lobby.wait_for_timeout(2500)  # the lobby's live counts arrive every 2 s
         lobby.screenshot(path=OUT / "lobby.png", full_page=True)
         ada.get_by_role("tab", name="Chat").click()

@@ -198,6 +198,11 @@ def test_a_file_without_rooms_declares_none(tmp_path: Path) -> None:
         ('[[rooms]]\nid = "p"\nkind = "theatre"\n', "kind"),
         ('[[rooms]]\nid = "p"\nkind = "breakout"\n', "parent"),
         ('[[rooms]]\nid = "p"\nkind = "panel"\ncapacity = 0\n', "capacity"),
+        # A key of the whole event written after a room belongs, in TOML, to that room.
+        (
+            '[[rooms]]\nid = "p"\nkind = "panel"\ninterests = ["AI"]\n',
+            "unknown key 'interests' (keys of the whole event",
+        ),
         ('[[rooms]]\nid = "p"\nkind = "panel"\ntitle = ""\n', "title"),
     ],
 )

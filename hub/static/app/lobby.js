@@ -33,7 +33,9 @@ export function mountLobby(main, session) {
   manageSection.hidden = true;
   main.replaceChildren(
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
-    h("div", { class: "lobby-grid" }, sessionsSection, loungeSection, pollsSection, messagesSection, manageSection, peopleSection),
+    // Two columns on a wide screen (the sessions and the people; the lounge, votes, messages and
+    // tools beside), one on a phone, where the stylesheet orders the sections by what matters.
+    h("div", { class: "lobby-grid" }, h("div", { class: "lobby-column" }, sessionsSection, peopleSection), h("div", { class: "lobby-column" }, pollsSection, loungeSection, messagesSection, manageSection)),
   );
   const stops = [mountMessages(messages, session), mountDirectory(people, session), stopLounge, mountMeet(main.querySelector(".lobby-head"), session)];
   if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
