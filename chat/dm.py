@@ -105,15 +105,15 @@ class DirectMessages:
     def __init__(
         self,
         node: Node,
-        event: EventState | None = None,
+        event: EventState,
         takes_messages: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.node = node
         # Whether a user takes new conversations (their profile's ``contact``); the composition
         # root passes it in, as chat knows nothing of profiles.
         self.takes_messages = takes_messages
-        # Once the event is over (rooms.event_state), sending is refused with ``closed``.
-        self.event = event or EventState(node.store)
+        # Once the event is over (the rooms feature's event state), sending is ``closed``.
+        self.event = event
         self.limiter = chat_limiter(node)
         self._restored_at = -math.inf
 

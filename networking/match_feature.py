@@ -136,11 +136,7 @@ class MatchFeature:
         view: MeetingView | None = None
         meeting = await self.meetings.running_meeting(user)
         if meeting is not None:
-            view = {
-                "room": meeting.room,
-                "with": meeting.others(user),
-                "ends_at": await keys.current_end(self.store, meeting),
-            }
+            view = await self.meetings.view(meeting, user)
         return {"queued": queued, "meeting": view}
 
     async def _session_closed(self, session: Session) -> None:

@@ -102,6 +102,7 @@ class Meetings:
                 "room": meeting.room,
                 "with": meeting.others(user),
                 "ends_at": meeting.ends_at,
+                "minutes": round(meeting.length / 60, 2),
             }
             # A failure here is logged by the round; match.status shows the meeting anyway.
             await self.node.send_to_user(user, found)
@@ -144,12 +145,18 @@ class Meetings:
         meeting = await self._meeting(room.id)
         if meeting is None:
             return {}
-        view: MeetingView = {
+        return {"meeting": await self.view(meeting, ctx.identity.user_id)}
+
+    async def view(self, meeting: Meeting, user: str) -> MeetingView:
+        """``meeting`` as ``user`` sees it (``match.status``, the room's snapshot)."""
+        ends_at = await keys.current_end(self.store, meeting)
+        return {
             "room": meeting.room,
-            "with": meeting.others(ctx.identity.user_id),
-            "ends_at": await keys.current_end(self.store, meeting),
+            "with": meeting.others(user),
+            "ends_at": ends_at,
+            "minutes": round(meeting.length / 60, 2),
+            "extended": ends_at != meeting.ends_at,
         }
-        return {"meeting": view}
 
     async def extend(self, ctx: CommandContext, cmd: dict[str, Any]) -> MatchExtendReply:
         """Ask to extend a meeting one is in: once every member still there asked, it ends one
@@ -220,7 +227,7 @@ class Meetings:
         node takes their sessions out of the room, and the room leaves the directory. Returns
         whether this call ended it."""
         room = meeting.room
-        if await keys.claim_end(self.store, room, ended) is not None:
+        if await keys.claim_end(self.store, meeting, ended) is not None:
             return False
         event: MatchEndedEvent = {"ev": "match.ended", "room": room, "reason": ended.reason}
         if ended.by is not None:
@@ -229,11 +236,19 @@ class Meetings:
         for user in meeting.users:
             if user not in gone or user == ended.by:
                 await self.node.send_to_user(user, event)
+        await self._close_out(meeting)
+        return True
+
+    async def _close_out(self, meeting: Meeting) -> None:
+        """The steps after an end's claim, each safe to run again (the sweep runs them once more
+        for every ended meeting it finds, should a failure have cut them short): members are no
+        longer in it, every node takes their sessions out of the room, the room record goes
+        (lobby listings; a join now finds no room or a closed meeting)."""
+        room = meeting.room
+        for user in meeting.users:
             await self._clear_current(user, room)
         await self.node.signal(room, OUT_SIGNAL, {"room": room, "users": None})
-        # The room record goes (lobby listings); a join now finds no room or a closed meeting.
         await self.rooms.directory.remove(room)
-        return True
 
     async def _clear_current(self, user: str, room: str) -> None:
         raw = await self.store.hash_get(keys.CURRENT, user)
@@ -275,6 +290,7 @@ class Meetings:
                     if await keys.current_end(self.store, meeting) <= now:
                         await self.finish(meeting, Ended("time", None, round(now, 3)))
                     continue
+                await self._close_out(meeting)  # once more: a failure may have cut it short
                 ended_at = self._ended[room] = ended.at
                 while len(self._ended) > ENDS_CACHED:
                     self._ended.popitem(last=False)

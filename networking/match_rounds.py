@@ -14,6 +14,7 @@ queued for the next round. A claimed group's meeting is opened by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -87,7 +88,11 @@ class Matcher:
         met = await self._met_of([entry.user for entry in ready])
         groups = plan_round([entry.waiting() for entry in ready], met, self.clock())
         by_user = {entry.user: entry for entry in ready}
-        await asyncio.gather(*(self.claim([by_user[user] for user in group]) for group in groups))
+        # One failed claim must not end the round while the others still run.
+        claims = [self.claim([by_user[user] for user in group]) for group in groups]
+        for failure in await asyncio.gather(*claims, return_exceptions=True):
+            if isinstance(failure, Exception):
+                log.warning("a claim failed: %r", failure)
 
     async def _alive_nodes(self, nodes: set[str]) -> set[str]:
         """The nodes among ``nodes`` whose heartbeat is there (their sessions may be paired;
@@ -111,20 +116,50 @@ class Matcher:
         return met
 
     async def claim(self, group: list[QueueEntry]) -> None:
-        """Take ``group`` out of the queue (all or none), open its meeting and tell them."""
+        """Take ``group`` out of the queue (all or none), check it again against the store,
+        open its meeting and tell them. The checks after the take cover what this node's view
+        may have missed: a member who joined a meeting between the take of another group and
+        its meeting's opening (they came back to the queue in that gap), and pairs another
+        matcher made while two nodes both thought they held the lease."""
         users = [entry.user for entry in group]
         if await self.store.hash_take(keys.QUEUE, users) is None:
             return  # someone left meanwhile: the others wait for the next round
         try:
-            await self._record_met(group)
+            busy = {
+                entry.user
+                for entry in group
+                if await self.meetings.running_meeting(entry.user) is not None
+            }
+            if busy or await self._met_before(group):
+                # The busy ones are in a meeting already; the others wait for the next round.
+                await self._requeue([entry for entry in group if entry.user not in busy])
+                return
             meeting = await self.meetings.open(group)
+            await self._record_met(group)
         except Exception:
             # Nobody was told: they wait for the next round as if nothing happened.
             log.exception("meeting of %s not opened: back to the queue", users)
-            for entry in group:
-                await self.store.hash_set(keys.QUEUE, entry.user, entry.pack(), only_if_absent=True)
+            await self._requeue(group)
             return
         await self.meetings.announce(meeting)
+
+    async def _met_before(self, group: list[QueueEntry]) -> bool:
+        """Whether two members of ``group`` met already, as the store says (another matcher's
+        pairs included); this node's memory learns what it finds."""
+        found = False
+        for a in group:
+            for b in group:
+                if a.user < b.user and await self.store.set_contains(keys.met_key(a.user), b.user):
+                    self._met.setdefault(a.user, set()).add(b.user)
+                    self._met.setdefault(b.user, set()).add(a.user)
+                    found = True
+        return found
+
+    async def _requeue(self, group: list[QueueEntry]) -> None:
+        """Put people back in the queue at their old place (unless they joined again)."""
+        for entry in group:
+            with contextlib.suppress(Exception):  # they press again if this fails
+                await self.store.hash_set(keys.QUEUE, entry.user, entry.pack(), only_if_absent=True)
 
     async def _record_met(self, group: list[QueueEntry]) -> None:
         for a in group:

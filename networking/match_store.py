@@ -153,10 +153,14 @@ async def read_ended(store: Store, room: str) -> Ended | None:
     return Ended(record["reason"], record.get("by"), record["at"])
 
 
-async def claim_end(store: Store, room: str, ended: Ended) -> Ended | None:
-    """End ``room``'s meeting once: None when this call ended it, else the end already there."""
+async def claim_end(store: Store, meeting: Meeting, ended: Ended) -> Ended | None:
+    """End ``meeting`` once: None when this call ended it, else the end already there. The
+    claim outlives the meeting's latest possible end (planned, plus one extension) by
+    :data:`ENDED_TTL`: a meeting ended early must stay ended until the sweep forgets it."""
     record = {"reason": ended.reason, "by": ended.by, "at": ended.at}
-    raw = await store.set_if_absent(ended_key(room), pack(record), ttl=ENDED_TTL)
+    latest_end = meeting.ends_at + meeting.length
+    ttl = max(ENDED_TTL, latest_end - ended.at + ENDED_TTL)
+    raw = await store.set_if_absent(ended_key(meeting.room), pack(record), ttl=ttl)
     if raw is None:
         return None
     earlier: dict[str, Any] = unpack(raw)

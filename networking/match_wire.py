@@ -34,13 +34,23 @@ class MatchJoinReply(TypedDict):
 
 
 # ``with`` is a Python keyword: these two are declared in TypedDict's functional form.
-MeetingView = TypedDict("MeetingView", {"room": str, "with": list[MatchPartner], "ends_at": float})
-MeetingView.__doc__ = """A running meeting as ``match.status`` shows it: ``{room, with, ends_at}``
-(``with``: the other members)."""
+MeetingView = TypedDict(
+    "MeetingView",
+    {
+        "room": str,
+        "with": list[MatchPartner],
+        "ends_at": float,
+        "minutes": float,
+        "extended": bool,
+    },
+)
+MeetingView.__doc__ = """A running meeting as ``match.status`` and a meeting room's snapshot
+show it: ``{room, with, ends_at, minutes, extended}`` (``with``: the other members; ``minutes``:
+the meeting's length, what an extension adds; ``extended``: whether it was extended)."""
 
 
 class MeetingPart(TypedDict):
-    """A meeting room's part of the ``join`` snapshot: ``{meeting: {room, with, ends_at}}``."""
+    """A meeting room's part of the ``join`` snapshot: ``{meeting: MeetingView}``."""
 
     meeting: MeetingView
 
@@ -75,10 +85,12 @@ MatchFoundEvent = TypedDict(
         "room": str,
         "with": list[MatchPartner],
         "ends_at": float,
+        "minutes": float,
     },
 )
-MatchFoundEvent.__doc__ = """``match.found {room, with, ends_at}``: the hub paired the user;
-``with`` are the other members, ``ends_at`` the meeting's end (epoch seconds)."""
+MatchFoundEvent.__doc__ = """``match.found {room, with, ends_at, minutes}``: the hub paired the
+user; ``with`` are the other members, ``ends_at`` the meeting's end (epoch seconds),
+``minutes`` its length (what an extension adds)."""
 
 
 class MatchLeftEvent(TypedDict):

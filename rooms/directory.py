@@ -51,7 +51,7 @@ class RoomDirectory:
         created = await self.store.hash_set(
             ROOMS_KEY, room.id, pack(room.to_record()), only_if_absent=True
         )
-        if created:
+        if created and room.kind is not RoomKind.MEETING:
             self._cache[room.id] = room
         return created
 

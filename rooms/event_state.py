@@ -3,8 +3,9 @@ lobby's networking (directory, DMs, tables, meetings) refuses with ``closed``.
 
 The close is one claim in the store (``set_if_absent``), so it happens once whoever asks and on
 whatever node. Every node learns of it within a second (:meth:`EventState.poll`, a node timer)
-and then runs the close hooks the features registered, once per node; a hook must be safe to run
-on every node (what it ends in the store, it ends with claims of its own).
+and then runs the close hooks the features registered, on each node until each has succeeded once
+(a failed hook runs again at the next poll); a hook must be safe to run on every node and again
+(what it ends in the store, it ends with claims of its own).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class EventState:
         self.store = store
         self.record: EventClosed | None = None
         self._hooks: list[CloseHook] = []
+        # The hooks still to run (those that failed are tried again at the next poll).
+        self._pending: list[CloseHook] = []
 
     @property
     def is_closed(self) -> bool:
@@ -60,7 +63,8 @@ class EventState:
 
     async def close(self, by: str, text: str) -> tuple[EventClosed, bool]:
         """Close the event (once, whoever calls): the record, and whether this call closed it.
-        This node's hooks run before it returns; the others' within a second."""
+        This node's hooks have run once it returns, unless one failed (it is tried again at
+        each :meth:`poll`); the other nodes' run within a second."""
         record: EventClosed = {"closed_at": round(time.time(), 3), "by": by, "text": text}
         existing = await self.store.set_if_absent(EVENT_CLOSED_KEY, pack(record))
         if existing is not None:
@@ -69,19 +73,28 @@ class EventState:
         return record, existing is None
 
     async def poll(self) -> None:
-        """Look whether the event was closed (on any node); run the hooks once if so."""
-        if self.record is not None:
-            return
-        raw = await self.store.get(EVENT_CLOSED_KEY)
-        if raw is not None:
-            await self._learn(unpack(raw))
+        """Look whether the event was closed (on any node); run the hooks once if so, and
+        again those that failed."""
+        if self.record is None:
+            raw = await self.store.get(EVENT_CLOSED_KEY)
+            if raw is not None:
+                await self._learn(unpack(raw))
+        elif self._pending:
+            await self._run_pending()
 
     async def _learn(self, record: EventClosed) -> None:
         if self.record is not None:
             return
         self.record = record
-        for hook in self._hooks:
+        self._pending = list(self._hooks)
+        await self._run_pending()
+
+    async def _run_pending(self) -> None:
+        assert self.record is not None
+        pending, self._pending = self._pending, []
+        for hook in pending:
             try:
-                await hook(record)
+                await hook(self.record)
             except Exception:
-                log.exception("an event-close hook failed")
+                log.exception("an event-close hook failed: tried again in a second")
+                self._pending.append(hook)

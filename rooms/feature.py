@@ -24,7 +24,7 @@ from hub.session import Session
 from hub.wire import EmptyReply
 from rooms.directory import RoomDirectory, default_rooms
 from rooms.event_state import POLL_INTERVAL, EventClosed, EventState
-from rooms.model import LOBBY, Room, parse_room
+from rooms.model import LOBBY, Room, RoomKind, parse_room
 from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
 from rooms.wire import (
@@ -137,7 +137,13 @@ class RoomsFeature:
         rejoin = room_id in session.rooms
         for check in self.hooks.join_checks:
             await check(ctx, room, role)
-        limited = room.capacity is not None and not rejoin and role < Role.MODERATOR
+        # A table's seats are its bound (claimed exactly by table.sit), not its presence count.
+        limited = (
+            room.capacity is not None
+            and room.kind is not RoomKind.TABLE
+            and not rejoin
+            and role < Role.MODERATOR
+        )
         if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
             raise HubError("conflict", f"room {room_id} is full")
         # Live events wait until this reply is queued (the dispatcher releases them).

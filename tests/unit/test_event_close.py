@@ -63,3 +63,25 @@ async def test_an_organizer_closes_the_event_once_and_every_node_learns_it() -> 
         assert hello["event"] == {"closed_at": first.json()["closed_at"]}
         joined = await late.ok("join", room=LOBBY)
         assert joined["snapshot"]["notices"][-1]["text"] == "Thanks, all!"
+
+
+async def test_a_close_hook_that_failed_runs_again_at_the_next_look() -> None:
+    async with running("n1") as [hub]:
+        runs: list[str] = []
+
+        async def flaky(record: object) -> None:
+            runs.append("tried")
+            if len(runs) == 1:
+                raise ConnectionError("the broker blinked")
+
+        async def steady(record: object) -> None:
+            runs.append("steady")
+
+        hub.rooms.event.on_close(flaky)
+        hub.rooms.event.on_close(steady)
+        _, first = await hub.rooms.event.close("org", "bye")
+        assert first and runs == ["tried", "steady"]
+        await hub.rooms.event.poll()
+        assert runs == ["tried", "steady", "tried"]
+        await hub.rooms.event.poll()
+        assert runs == ["tried", "steady", "tried"]  # done: not again

@@ -69,7 +69,10 @@ async def test_two_people_on_two_nodes_meet_in_a_private_room() -> None:
         status = await ada.ok("match.status")
         assert status == {
             "queued": False,
-            "meeting": {k: to_ada[k] for k in ("room", "with", "ends_at")},
+            "meeting": {
+                **{k: to_ada[k] for k in ("room", "with", "ends_at", "minutes")},
+                "extended": False,
+            },
         }
         # In a meeting: not in the queue again until it ends.
         assert await ada.err("match.join") == "conflict"
@@ -353,3 +356,31 @@ async def test_a_full_queue_refuses_newcomers(monkeypatch: pytest.MonkeyPatch) -
         await bob.ok("match.leave")
         await matcher(hub).matcher.round()
         await ada.ok("match.join")
+
+
+async def test_someone_back_in_the_queue_while_in_a_meeting_is_not_paired_again() -> None:
+    async with running("n1", "n2") as [hub1, hub2]:
+        ada, _, room = await pair(hub1, hub2)
+        # The race a claim guards against: Ada's join slipped into the queue while her meeting
+        # was being opened.
+        entry = QueueEntry(
+            user="ada", sid=ada.sid, node=hub1.node.node_id, name="ada", interests=(), since=1.0
+        )
+        await hub1.node.store.hash_set(keys.QUEUE, "ada", entry.pack())
+        carol = await connect(hub2, "carol")
+        await carol.ok("match.join")
+        await matcher(hub1).matcher.round()
+        await matcher(hub2).matcher.round()
+        assert not [e for e in carol.collect() if e.get("ev") == "match.found"]
+        assert await queued(hub1) == {"carol"}
+        assert (await ada.ok("match.status"))["meeting"]["room"] == room
+
+
+async def test_a_meeting_ended_early_stays_ended_past_its_planned_end() -> None:
+    async with running("n1", "n2", meet_minutes=30) as [hub1, hub2]:
+        _, bob, room = await pair(hub1, hub2)
+        await bob.ok("match.end", room=room)
+        backend = hub1.node.store.backend  # type: ignore[attr-defined]
+        _, expires = backend.values[keys.ended_key(room)]
+        # Beyond the latest end it could have had (planned, plus one extension of 30 minutes).
+        assert expires - backend.clock() > 60 * 60

@@ -27,8 +27,7 @@ function meetOf(session) {
   const touch = () => session.store.touch(TOPIC);
   const current = (ev) => meet.meeting && meet.meeting.room === ev.room;
   hub.on("match.found", (ev) => {
-    const minutes = Math.max(1, Math.round((ev.ends_at - Date.now() / 1000) / 60));
-    Object.assign(meet, { phase: "meeting", meeting: { room: ev.room, with: ev.with, ends_at: ev.ends_at, minutes }, requestedBy: null, asked: false, extended: false, shared: false, cards: null });
+    Object.assign(meet, { phase: "meeting", meeting: { room: ev.room, with: ev.with, ends_at: ev.ends_at, minutes: ev.minutes }, requestedBy: null, asked: false, extended: false, shared: false, cards: null });
     touch();
     session.announce(t("meet.found", { names: names(ev.with) }));
     session.navigate(ev.room);
@@ -73,7 +72,7 @@ function meetOf(session) {
   hub.request("match.status").then(
     ({ queued, meeting }) => {
       if (meet.phase !== "idle") return;
-      if (meeting) Object.assign(meet, { phase: "meeting", meeting: { ...meeting, minutes: 5 } });
+      if (meeting) Object.assign(meet, { phase: "meeting", meeting, extended: meeting.extended });
       else if (queued) meet.phase = "waiting";
       touch();
     },
