@@ -39,7 +39,7 @@ class RoomInfo(Protocol):
 
     @property
     def kind(self) -> str:
-        """``lobby``, ``panel``, ``workshop`` or ``breakout``."""
+        """``lobby``, ``panel``, ``workshop``, ``breakout``, ``meeting`` or ``table``."""
 
     @property
     def parent(self) -> str | None:
