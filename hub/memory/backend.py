@@ -87,14 +87,29 @@ class MemoryBackend:
             self.streams[room] = stream
         return stream
 
-    def live_presence(self, room: str) -> dict[str, bytes]:
-        """The room's presence entries refreshed within ``presence_ttl`` (expired ones go)."""
+    def touch_presence(self, room: str, sid: str, info: bytes) -> None:
+        """Add or refresh ``sid``'s entry: it moves to the end, so a room's entries stay in the
+        order of their last refresh (what lets :meth:`expire_presence` stop at the first live
+        one)."""
+        entries = self.presence.setdefault(room, {})
+        entries.pop(sid, None)
+        entries[sid] = (info, self.clock())
+
+    def expire_presence(self, room: str) -> dict[str, tuple[bytes, float]]:
+        """The room's entries once those not refreshed within ``presence_ttl`` are gone: the
+        oldest first, up to the first live one (a join costs no scan of the room)."""
         entries = self.presence.get(room, {})
         horizon = self.clock() - self.settings.presence_ttl
-        expired = [sid for sid, (_, at) in entries.items() if at < horizon]
-        for sid in expired:
+        while entries:
+            sid, (_, at) = next(iter(entries.items()))
+            if at >= horizon:
+                break
             del entries[sid]
-        return {sid: info for sid, (info, _) in entries.items()}
+        return entries
+
+    def live_presence(self, room: str) -> dict[str, bytes]:
+        """The room's presence entries refreshed within ``presence_ttl`` (expired ones go)."""
+        return {sid: info for sid, (info, _) in self.expire_presence(room).items()}
 
     def value(self, key: str) -> bytes | None:
         """The unexpired value at ``key``, or None (an expired one goes)."""
@@ -151,7 +166,7 @@ class MemoryBackend:
                 removed += 1
         for room in list(self.presence):
             before = len(self.presence[room])
-            removed += before - len(self.live_presence(room))
+            removed += before - len(self.expire_presence(room))
             if not self.presence[room]:
                 del self.presence[room]
         self._compact()

@@ -127,32 +127,30 @@ class MemoryBroker:
 
     async def presence_add(self, room: str, sid: str, info: bytes) -> int:
         """See :meth:`hub.broker.Broker.presence_add`."""
-        self.backend.presence.setdefault(room, {})[sid] = (info, self.backend.clock())
-        return len(self.backend.live_presence(room))
+        self.backend.touch_presence(room, sid, info)
+        return len(self.backend.expire_presence(room))
 
     async def presence_remove(self, room: str, sids: Collection[str]) -> int:
         """See :meth:`hub.broker.Broker.presence_remove`."""
         entries = self.backend.presence.get(room, {})
         for sid in sids:
             entries.pop(sid, None)
-        return len(self.backend.live_presence(room))
+        return len(self.backend.expire_presence(room))
 
     async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """See :meth:`hub.broker.Broker.presence_refresh`."""
-        live = self.backend.live_presence(room)  # expired entries go, as on Redis
-        entries = self.backend.presence.get(room, {})
-        now = self.backend.clock()
+        entries = self.backend.expire_presence(room)  # expired entries go, as on Redis
         missing = []
         for sid in sids:
-            if sid in live:
-                entries[sid] = (entries[sid][0], now)
+            if sid in entries:
+                self.backend.touch_presence(room, sid, entries[sid][0])
             else:
                 missing.append(sid)
         return missing
 
     async def presence_count(self, room: str) -> int:
         """See :meth:`hub.broker.Broker.presence_count`."""
-        return len(self.backend.live_presence(room))
+        return len(self.backend.expire_presence(room))
 
     async def presence_get(self, room: str, sid: str) -> bytes | None:
         """See :meth:`hub.broker.Broker.presence_get`."""
