@@ -675,7 +675,12 @@ def latency_summary(values: array[float]) -> dict[str, float | None]:
 
 async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     """Run both phases against ``args.url``; returns the results."""
-    raise_nofile(args.subscribers + 256)
+    # The shared epoll reads a duplicate of each socket: two descriptors a subscriber.
+    nofile = raise_nofile(2 * args.subscribers + 256)
+    if args.read == "epoll" and nofile < 2 * args.subscribers + 256:
+        log(f"[loadgen] {nofile} descriptors are too few for the shared epoll (two a subscriber):"
+            " reading through the transports (--read asyncio)")  # fmt: skip
+        args.read = "asyncio"
     loop = asyncio.get_running_loop()
     stats = Stats()
     server_pids = all_server_pids([int(p) for p in args.server_pids.split(",") if p])
