@@ -68,9 +68,11 @@ class TokenBucket:
         """
         if cost > self.burst:
             return math.inf
-        missing = cost - self._available(now)
-        if missing <= _SLACK:
+        available = self._available(now)
+        # The very test take() makes (not cost - available <= slack, which rounds otherwise).
+        if available + _SLACK >= cost:
             return 0.0
+        missing = cost - available
         if self.rate == 0:
             return math.inf
         # after a clock step backwards, refill resumes only once `now` is past `updated` again
@@ -82,15 +84,15 @@ class KeyedLimiter:
     """One TokenBucket per key (e.g. per user id on this node), bounded: at most max_keys buckets;
     when full, the least recently used bucket is dropped (a dropped bucket was idle longest, so it
     would be nearly full anyway). Below that bound too, a new key drops up to two of the least
-    recently used buckets that have refilled to their burst, which a fresh bucket equals: so the
-    buckets held follow the keys active within about ``burst / rate`` seconds, not every key
-    ever seen.
+    recently used buckets that were left alone for a whole refill (``burst / rate`` seconds),
+    so are full, as a fresh bucket is: the buckets held follow the keys active within about
+    ``burst / rate`` seconds, not every key ever seen, and a key in use keeps its bucket.
 
     Each :meth:`take` is O(1). A key seen for the first time, or again after being dropped,
     gets a full bucket.
     """
 
-    __slots__ = ("_buckets", "burst", "max_keys", "rate")
+    __slots__ = ("_buckets", "_refill", "burst", "max_keys", "rate")
 
     def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
         """Buckets of ``rate`` tokens a second, at most ``burst``, for up to ``max_keys`` keys."""
@@ -101,6 +103,8 @@ class KeyedLimiter:
         self.burst = burst
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        # Seconds an empty bucket takes to fill: how long a bucket must be left alone to go.
+        self._refill = burst / rate if rate > 0 else math.inf
 
     def take(self, key: str, now: float, cost: float = 1.0) -> bool:
         """Take ``cost`` from ``key``'s bucket as :meth:`TokenBucket.take` does; marks it recent."""
@@ -116,12 +120,14 @@ class KeyedLimiter:
 
     def _drop_refilled(self, now: float) -> None:
         # Two per new key: the held buckets shrink back to the active keys however many came.
+        # Only a bucket left alone for a whole refill goes: one in use, even full (a voter well
+        # within the rate), would be dropped and made again at every command of its key.
         buckets = self._buckets
         for _ in range(2):
             if not buckets:
                 return
             oldest = next(iter(buckets.values()))
-            if oldest.retry_after(now, oldest.burst) > 0:
+            if oldest.retry_after(now, oldest.burst) > 0 or now - oldest.updated < self._refill:
                 return
             buckets.popitem(last=False)
 
