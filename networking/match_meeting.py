@@ -10,10 +10,10 @@ from typing import Any, Final
 from hub import fields
 from hub.errors import HubError
 from networking.match_wire import Card, MatchPartner
+from networking.profiles import MAX_ORGANISATION  # a card's organisation is a profile's
 
 # How long after its end members may still share their cards (seconds).
 CARDS_WINDOW: Final = 600.0
-MAX_ORGANISATION: Final = 100
 MAX_EMAIL: Final = 200
 MAX_LINK: Final = 300
 CARD_FIELDS: Final = ("name", "organisation", "email", "link")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hub import fields
+from networking.profiles import MAX_INTEREST  # one length for an interest, wherever it is given
 
 # Seconds an odd person waits for a partner before they make a group of three.
 TRIPLE_AFTER: Final = 2.0
@@ -29,7 +30,6 @@ TRIPLE_AFTER: Final = 2.0
 # the queue's length however long it is.
 MAX_SCAN: Final = 300
 MAX_INTERESTS: Final = 10
-MAX_INTEREST: Final = 40
 
 Group = tuple[str, ...]
 

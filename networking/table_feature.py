@@ -44,6 +44,7 @@ from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.session import Session
+from hub.shared_read import SharedRead
 from networking.table_wire import (
     TableEntry,
     TableLeftEvent,
@@ -103,7 +104,7 @@ class TableFeature:
         # check: released if still so at the next one. At most the tables' holders.
         self._unknown: set[tuple[str, str, str]] = set()
         # The read of the lobby's list under way, shared by every caller meanwhile.
-        self._reading: asyncio.Future[list[TableEntry]] | None = None
+        self._shared: SharedRead[list[TableEntry]] = SharedRead(self._read_listing)
         #: Seconds, monotonic (tests replace it to step time).
         self.clock = time.monotonic
 
@@ -407,16 +408,7 @@ class TableFeature:
         """Every table, the declared ones first in the file's order, with its seats taken and
         who sits there. Calls made while a read is under way share it: a burst of lobby joins
         costs a few reads of the tables, not one each."""
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read_listing())
-            self._reading.add_done_callback(self._read_done)
-        return await asyncio.shield(self._reading)
-
-    def _read_done(self, reading: asyncio.Future[list[TableEntry]]) -> None:
-        if self._reading is reading:
-            self._reading = None
-        if not reading.cancelled():
-            reading.exception()  # retrieved here too: every caller may have gone meanwhile
+        return await self._shared()
 
     async def _read_listing(self) -> list[TableEntry]:
         rooms = await self._table_rooms()

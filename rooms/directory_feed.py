@@ -27,6 +27,7 @@ from hub.codec import EncodedEvent
 from hub.dispatch import CommandContext
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
+from hub.shared_read import SharedRead
 from rooms.model import Room, RoomKind
 from rooms.roles import on_stage
 from rooms.wire import (
@@ -80,7 +81,7 @@ class DirectoryFeed:
         # The list this node last sent to its lobby members (None: send whatever comes next).
         self._sent: Listing | None = None
         # The read of the list under way, shared by every caller meanwhile.
-        self._reading: asyncio.Future[Listing] | None = None
+        self._shared: SharedRead[Listing] = SharedRead(self._read)
 
     def install(self, ctx: FeatureContext) -> None:
         """Register ``room.list``, the lobby's snapshot part and the periodic check."""
@@ -96,16 +97,7 @@ class DirectoryFeed:
         """Every room, ordered by id, with its member count and, for panels, its stage. Calls
         made while a read is under way share its result: a burst of lobby joins costs a few
         reads of the list, not one each."""
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read())
-            self._reading.add_done_callback(self._read_done)
-        return await asyncio.shield(self._reading)
-
-    def _read_done(self, reading: asyncio.Future[Listing]) -> None:
-        if self._reading is reading:
-            self._reading = None
-        if not reading.cancelled():
-            reading.exception()  # retrieved here too: every caller may have gone meanwhile
+        return await self._shared()
 
     async def _read(self) -> Listing:
         # Meetings are private, and many at a coffee break: they are not listed.
