@@ -52,3 +52,7 @@ def test_closing_the_event_tells_every_page_and_leaves_the_lobby_with_its_notice
         expect(person.page.get_by_role("list", name="Announcements")).to_contain_text(
             "That was the conference. See you next year!", timeout=WAIT_MS
         )
+        # What the event ran is over: no "Meet someone" to press, no seat to take.
+        meet = person.page.get_by_role("region", name="Meet someone")
+        expect(meet).to_contain_text("meeting someone is closed")
+        expect(meet.get_by_role("button", name="Meet someone")).to_have_count(0)

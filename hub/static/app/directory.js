@@ -47,7 +47,7 @@ export function mountDirectory(container, session) {
   let stopBuilt = null;
   const status = h("p", { class: "hint", text: t("directory.loading") });
   container.append(status);
-  if (session.hub.hello?.event?.closed_at) {
+  if (session.eventClosed) {
     status.textContent = t("directory.closed");
     return () => {};
   }

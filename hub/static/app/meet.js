@@ -113,7 +113,11 @@ export function mountMeet(container, session) {
     session.store.touch(TOPIC);
   };
 
-  const stop = watchAll(session.store, [TOPIC], () => {
+  const stop = watchAll(session.store, [TOPIC, "event"], () => {
+    if (session.eventClosed && meet.phase !== "ended") {
+      setText(status, "");
+      return replace(body, h("p", { class: "hint", text: t("meet.closed") }));
+    }
     if (meet.phase === "waiting") {
       setText(status, t("meet.waiting"));
       return replace(body, status, button(t("meet.cancel"), cancel));

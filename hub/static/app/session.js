@@ -99,6 +99,12 @@ export class Session {
     }
   }
 
+  /** Whether the organizers closed the event (said in the hello, or since): the lobby's
+   * networking sections watch the store's "event" topic for it. */
+  get eventClosed() {
+    return Boolean(this.state.eventClosedAt ?? this.hub.hello?.event?.closed_at);
+  }
+
   _event(ev) {
     const room = this.room(ev.room);
     switch (ev.ev) {
@@ -112,6 +118,8 @@ export class Session {
         return this._gone(ev.room, t("room.kicked", { title: room?.title || ev.room }));
       case "event.closed":
         // The organizers closed the event: what stays is the lobby, with their notice.
+        this.state.eventClosedAt = ev.closed_at;
+        this.store.touch("event");
         this.toast(ev.text, "info");
         return this.current && this.navigate(null);
       case "breakout.closed":

@@ -20,13 +20,11 @@ function track(session) {
   tracked.add(session);
   const { hub, state, store } = session;
   state.tables = state.tables ?? null;
-  state.tablesClosed = Boolean(hub.hello?.event);
   const set = (tables) => {
     if (Array.isArray(tables)) ((state.tables = tables), store.touch("tables"));
   };
   hub.on("joined", ({ reply }) => reply?.room?.kind === "lobby" && set(reply.snapshot?.tables));
   hub.on("tables", (ev) => set(ev.tables));
-  hub.on("event.closed", () => ((state.tablesClosed = true), store.touch("tables")));
   hub.on("table.left", (ev) => {
     if (session.current !== ev.room) return;
     session.toast(typeof ev.text === "string" && ev.text ? ev.text : t("tables.left"), "info");
@@ -62,7 +60,7 @@ export function mountLounge(session) {
     const full = taken >= table.seats;
     const names = table.occupants.map((person) => h("li", { text: person.name }));
     let action;
-    if (session.state.tablesClosed) action = null;
+    if (session.eventClosed) action = null;
     else if (full) action = h("span", { class: "badge table-full", text: t("tables.full") });
     else
       action = h("button", {
@@ -83,10 +81,10 @@ export function mountLounge(session) {
     );
   }
 
-  const stop = watchAll(session.store, ["tables"], () => {
+  const stop = watchAll(session.store, ["tables", "event"], () => {
     const tables = session.state.tables;
     section.hidden = !tables || tables.length === 0;
-    closed.hidden = !session.state.tablesClosed;
+    closed.hidden = !session.eventClosed;
     if (tables) replace(list, tables.map(card));
   });
   // The list may have changed while the person was away from the lobby.

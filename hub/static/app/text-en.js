@@ -314,6 +314,7 @@ export const catalogue = {
   "meet.barLabel": "Your meeting",
   "meet.with": "Meeting with {names}",
   "meet.endsIn": "Ends in {time}",
+  "meet.closed": "The event is over: meeting someone is closed.",
   "meet.extend": { one: "Extend {count} minute", other: "Extend {count} minutes" },
   "meet.extendWaiting": "You asked for more time: waiting for the others to agree.",
   "meet.extendAsked": "{name} would like more time.",
