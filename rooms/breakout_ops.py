@@ -18,6 +18,7 @@ one follows its rooms) closes when someone next joins its parent or a child.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import secrets
@@ -127,17 +128,32 @@ class BreakoutFeature:
         round_ = open_round(plan, secrets.token_hex(8), ctx.identity.user_id, now)
         assignments = await self._assign(plan)
         try:
-            # Before the round: a join that sees the round must see who goes where.
-            for user, child in assignments.items():
-                await self.store.hash_set(assignments_key(round_.id), user, child.encode())
+            # Before the round: a join that sees the round must see who goes where. All at
+            # once: on Redis the writes of one loop iteration go as one pipeline.
+            key = assignments_key(round_.id)
+            written = await asyncio.gather(
+                *(
+                    self.store.hash_set(key, user, child.encode())
+                    for user, child in assignments.items()
+                ),
+                return_exceptions=True,
+            )
+            # Every write has ended before the clean-up below deletes what some of them wrote.
+            for outcome in written:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             stored = await self.store.set_if_absent(round_key(parent.id), pack(round_.to_record()))
             if stored is not None:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
-                for child, title in round_.rooms:
-                    await self.rooms.directory.put_breakout(
-                        Room(child, RoomKind.BREAKOUT, title, parent.id)
+                await asyncio.gather(
+                    *(
+                        self.rooms.directory.put_breakout(
+                            Room(child, RoomKind.BREAKOUT, title, parent.id)
+                        )
+                        for child, title in round_.rooms
                     )
+                )
                 self._know(parent.id, round_)
                 seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
             except BaseException:
@@ -147,13 +163,12 @@ class BreakoutFeature:
         except BaseException:
             await self.store.delete(assignments_key(round_.id))
             raise
-        for user, child in assignments.items():
-            assigned: BreakoutAssignedEvent = {
-                "ev": "breakout.assigned",
-                "room": parent.id,
-                "breakout": child,
-            }
-            await self.node.send_to_user(user, assigned)
+        await asyncio.gather(
+            *(
+                self.node.send_to_user(user, self._assigned_event(parent.id, child))
+                for user, child in assignments.items()
+            )
+        )
         return {"seq": seq, **round_.describe(), "assignments": assignments}
 
     async def broadcast(self, ctx: CommandContext, cmd: dict[str, Any]) -> BreakoutBroadcastReply:
@@ -336,6 +351,10 @@ class BreakoutFeature:
             assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
         ):
             raise HubError("forbidden", f"you are assigned to {assigned}")
+
+    @staticmethod
+    def _assigned_event(parent: str, child: str) -> BreakoutAssignedEvent:
+        return {"ev": "breakout.assigned", "room": parent, "breakout": child}
 
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
         data = await self.store.hash_get(assignments_key(round_.id), user)

@@ -15,6 +15,7 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker import BrokerUnavailable
+from hub.redis.pipelining import PipeliningRedis
 
 _T = TypeVar("_T")
 
@@ -58,8 +59,8 @@ class RedisConnection:
         # RESP2 everywhere: pub/sub replies are plain arrays the listener reads itself.
         options["protocol"] = 2
         self._pool = BlockingConnectionPool(**options)
-        #: The client over the pool.
-        self.redis: Redis = Redis.from_pool(self._pool)
+        #: The client over the pool: the commands of one loop iteration go as one pipeline.
+        self.redis: Redis = PipeliningRedis.from_pool(self._pool)
         #: The names of every channel start with it.
         self.channel_prefix = f"{prefix}t:"
         self._close_callbacks: list[Callable[[], None]] = []

@@ -109,3 +109,14 @@ def test_the_match_benchmark_runs_and_pairs_exactly() -> None:
     assert isinstance(results, list) and len(results) == 1
     assert "error" not in results[0], results[0]
     assert results[0]["exact"] is True and results[0]["paired"] == 21, results[0]
+
+
+@pytest.mark.redis
+def test_the_joins_benchmark_runs_both_storms_without_errors() -> None:
+    report = run_benchmark("joins.py", "--attendees", "30", "--modes", "redis2")
+    results = report["results"]
+    assert isinstance(results, list) and len(results) == 1
+    result = results[0]
+    assert "error" not in result, result
+    for storm in ("panel", "breakout"):
+        assert result[storm]["ok"] == 30 and not result[storm]["errors"], result
