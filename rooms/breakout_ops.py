@@ -100,6 +100,8 @@ class BreakoutFeature:
         self.rounds: dict[str, BreakoutRound] = {}
         # rounds whose warning this node sent or saw claimed
         self._warned: set[str] = set()
+        # parent -> its round's stored record and the round it decodes to (open rounds only)
+        self._records: dict[str, tuple[bytes, BreakoutRound]] = {}
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the breakout ops, the join check, the snapshot part and the timer."""
@@ -199,9 +201,17 @@ class BreakoutFeature:
         """The parent's open round, read from the broker (and known to this node's timer from
         then on), or None."""
         data = await self.store.get(round_key(parent))
-        round_ = BreakoutRound.from_record(unpack(data)) if data is not None else None
+        round_ = self._decoded(parent, data) if data is not None else None
         self._know(parent, round_)
         return round_
+
+    def _decoded(self, parent: str, data: bytes) -> BreakoutRound:
+        # Every join of a round's burst reads the same record twice (its check, its snapshot):
+        # decoded once per node while the record stays the same.
+        decoded = self._records.get(parent)
+        if decoded is None or decoded[0] != data:
+            decoded = self._records[parent] = (data, BreakoutRound.from_record(unpack(data)))
+        return decoded[1]
 
     async def close_round(self, round_: BreakoutRound) -> int | None:
         """Close ``round_`` if it is still the parent's open round and no other close is under
@@ -270,6 +280,8 @@ class BreakoutFeature:
 
     def _know(self, parent: str, round_: BreakoutRound | None) -> None:
         # The parent's round as last read; a round replaced or gone leaves _warned too.
+        if round_ is None:
+            self._records.pop(parent, None)
         known = self.rounds.get(parent)
         if known is not None and (round_ is None or known.id != round_.id):
             self._forget(known)
