@@ -15,7 +15,6 @@ from hub.redis.connection import RedisConnection
 from hub.redis.listener import Listener
 from hub.redis.presence import RedisPresence
 from hub.redis.streams import RoomStreams
-from hub.shared_read import FreshReads
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,6 @@ class RedisBroker:
         #: The node's subscriptions and what delivers them.
         self.listener = Listener(connection, node_id, self.settings, self._streams.read)
         self.counters = self.listener.counters
-        self._heads: FreshReads[str, tuple[str, int]] = FreshReads(self._read_head)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -136,11 +134,7 @@ class RedisBroker:
         return await self._streams.read(room, after, -1 if limit is None else max(limit, 0))
 
     async def head(self, room: str) -> tuple[str, int]:
-        """The room's ``(epoch, last_seq)``; starts an epoch if the room has none yet. The
-        callers of a burst (joins) share reads that began after they asked."""
-        return await self._heads(room)
-
-    async def _read_head(self, room: str) -> tuple[str, int]:
+        """The room's ``(epoch, last_seq)``; starts an epoch if the room has none yet."""
         snapshot = await self._streams.read(room, 0, 0)
         return snapshot.epoch, snapshot.last_seq
 

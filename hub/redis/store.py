@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Final, cast
 
 from hub.redis.connection import RedisConnection, ms
-from hub.shared_read import FreshReads
 
 # KEYS: the index's zset (member -> score), its hash (member -> value).
 # ARGV: member, score, value, max_len. Returns 1 when set, 0 when a higher score was there.
@@ -49,11 +48,7 @@ class RedisStore:
     """Implements :class:`hub.store.Store` over ``connection`` (the pool of the node's Redis
     broker, which closes it). Every coroutine raises :class:`~hub.broker.BrokerUnavailable`
     (chaining the Redis error) when Redis cannot serve. Feature-owned scripts use
-    :attr:`connection` (its client, its key layout and its close callbacks).
-
-    Whole-key reads (:meth:`get`, :meth:`hash_get_all`) are shared by the callers of a burst
-    (:class:`~hub.shared_read.FreshReads`: each gets a read that began after it asked): every
-    join of a burst reads the same room-wide keys."""
+    :attr:`connection` (its client, its key layout and its close callbacks)."""
 
     def __init__(self, connection: RedisConnection) -> None:
         self.connection = connection
@@ -63,8 +58,6 @@ class RedisStore:
         self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
         self._window_add_script = self._redis.register_script(_WINDOW_ADD_LUA)
         self._hash_take_script = self._redis.register_script(_HASH_TAKE_LUA)
-        self._gets: FreshReads[str, bytes | None] = FreshReads(self._read_value)
-        self._hashes: FreshReads[str, dict[str, bytes]] = FreshReads(self._read_hash)
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` (missing = 0; an expiry is kept); returns the new value."""
@@ -72,9 +65,6 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""
-        return await self._gets(key)
-
-    async def _read_value(self, key: str) -> bytes | None:
         return cast("bytes | None", await self._call(self._redis.get(self._key(key))))
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
@@ -112,9 +102,6 @@ class RedisStore:
 
     async def hash_get_all(self, key: str) -> dict[str, bytes]:
         """Every field of a hash (empty when missing)."""
-        return dict(await self._hashes(key))  # the caller's own copy
-
-    async def _read_hash(self, key: str) -> dict[str, bytes]:
         raw = await self._call(self._redis.hgetall(self._key(key)))
         return {cast(bytes, k).decode(): cast(bytes, v) for k, v in raw.items()}
 
