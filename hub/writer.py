@@ -18,18 +18,13 @@ from typing import Any, cast
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.protocol import State
 
 from hub.codec import join_frame
 from hub.metrics import HubMetrics
 from hub.session import Session
+from hub.wsprotocol import HubWebSocketProtocol
 
 log = logging.getLogger(__name__)
-
-try:
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-except ImportError:  # pragma: no cover - another server: the plain ASGI path serves
-    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
 
 # What a send raises when the peer is gone: nothing is left to write to.
 _GONE = (WebSocketDisconnect, OSError, RuntimeError)
@@ -48,19 +43,18 @@ def ws_frame(payload: bytes, first_byte: int) -> bytes:
     return struct.pack("!BBQ", first_byte, 127, size) + payload
 
 
-def direct_protocol(send: Send) -> Any:
-    """uvicorn's sans-I/O WebSocket protocol behind an ASGI ``send``, when that is what serves
-    the connection, else None.
+def direct_protocol(send: Send) -> HubWebSocketProtocol | None:
+    """The hub's WebSocket protocol behind an ASGI ``send``, when that is what serves the
+    connection, else None.
 
     Through it a frame goes straight to the transport: framing a payload here costs a fraction
-    of the ASGI path (uvicorn's send, websockets' framing), and fan-out is the hot path. It is
-    used only while that path would itself write at once (open, handshake done, transport
-    writable); anything else takes the ASGI path.
+    of the ASGI path (the protocol's send, websockets' framing), and fan-out is the hot path. It
+    is used only while that path would itself write at once (open, handshake done, transport
+    writable: :meth:`~hub.wsprotocol.HubWebSocketProtocol.write_frame`); anything else takes the
+    ASGI path.
     """
     owner = getattr(send, "__self__", None)
-    if WebSocketsSansIOProtocol is not None and isinstance(owner, WebSocketsSansIOProtocol):
-        return owner
-    return None
+    return owner if isinstance(owner, HubWebSocketProtocol) else None
 
 
 class FlushScheduler:
@@ -164,16 +158,9 @@ class Writer:
             traffic.frames_out += 1
             traffic.messages_out += len(parts)
             direct = self._direct
-            if (
-                direct is not None
-                and direct.writable.is_set()
-                and direct.handshake_complete
-                and not direct.close_sent
-                and not direct.disconnected
-                and direct.conn.state is State.OPEN
-                and not direct.transport.is_closing()
+            if direct is not None and direct.write_frame(
+                ws_frame(cast(bytes, frame), self._first_byte)
             ):
-                direct.transport.write(ws_frame(cast(bytes, frame), self._first_byte))
                 continue
             # ASGI's send is a coroutine function (uvicorn's is): drive it by hand.
             sending = cast(Coroutine[Any, Any, None], self.send(self._message(frame)))
@@ -238,9 +225,8 @@ class Writer:
         ends and the session is released."""
         log.info("aborting %s: %s", self.session.sid, why)
         self.metrics.aborts.inc()
-        direct = self._direct
-        if direct is not None and not direct.disconnected:
-            direct.transport.abort()
+        if self._direct is not None:
+            self._direct.abort()
         self._gone()
 
     def _gone(self) -> None:
