@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 from starlette.types import Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect
 
 from hub.codec import join_frame
 from hub.metrics import HubMetrics
@@ -87,36 +87,37 @@ class Writer:
 
     __slots__ = (
         "_direct",
+        "_finished",
         "_first_byte",
         "_key",
         "_marked",
+        "_stopped",
         "_task",
-        "finished",
         "limit",
         "metrics",
         "scheduler",
         "send",
         "session",
         "stall",
-        "websocket",
     )
 
     def __init__(
         self,
-        websocket: WebSocket,
         send: Send,
         session: Session,
         scheduler: FlushScheduler,
         limit: int,
         metrics: HubMetrics,
     ) -> None:
-        self.websocket = websocket
         self.send = send
         self.session = session
         self.scheduler = scheduler
         self.limit = limit
         self.metrics = metrics
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Whether the connection is closed or its peer gone, and a future for who waits for
+        # that (made when someone does).
+        self._stopped = False
+        self._finished: asyncio.Future[None] | None = None
         # A send to a peer that stopped reading never completes: past this, the hub aborts.
         self.stall = session.limits.write_timeout
         self._key = "bytes" if session.fmt.binary else "text"
@@ -126,6 +127,15 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         session.queue.on_wake = self.wake
 
+    @property
+    def finished(self) -> asyncio.Future[None]:
+        """Resolves once the connection is closed or its peer is gone."""
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+            if self._stopped:
+                self._finished.set_result(None)
+        return self._finished
+
     def _message(self, frame: bytes | str) -> dict[str, Any]:
         """The ASGI message that sends ``frame`` (a text frame's payload as str, as ASGI wants)."""
         if self._key == "text" and isinstance(frame, bytes):
@@ -134,14 +144,14 @@ class Writer:
 
     def wake(self) -> None:
         """Something was queued (or the queue closed): flush at the end of this iteration."""
-        if not self._marked and self._task is None and not self.finished.done():
+        if not self._marked and self._task is None and not self._stopped:
             self._marked = True
             self.scheduler.add(self)
 
     def flush(self) -> None:
         """Send what is queued, synchronously while the transport takes it."""
         self._marked = False
-        if self._task is not None or self.finished.done():
+        if self._task is not None or self._stopped:
             return
         queue = self.session.queue
         traffic = self.metrics.traffic
@@ -211,7 +221,13 @@ class Writer:
             if session.close_code is not None:
                 self.metrics.closes.labels(str(int(session.close_code))).inc()
                 async with asyncio.timeout(self.stall):
-                    await self.websocket.close(int(session.close_code), session.close_reason)
+                    await self.send(
+                        {
+                            "type": "websocket.close",
+                            "code": int(session.close_code),
+                            "reason": session.close_reason,
+                        }
+                    )
         except TimeoutError:  # before _GONE: TimeoutError is an OSError
             self.abort("the close could not be written")
         except _GONE:
@@ -231,8 +247,9 @@ class Writer:
 
     def _gone(self) -> None:
         self.session.queue.close()
-        if not self.finished.done():
-            self.finished.set_result(None)
+        self._stopped = True
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
 
     def cancel(self) -> None:
         """Stop writing (the connection is being released)."""
