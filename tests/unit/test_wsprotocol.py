@@ -16,6 +16,7 @@ from transports import PEER, FakeTransport
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.server import ServerState
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -27,7 +28,7 @@ from hub.wsprotocol import INBOUND_WINDOW, HubWebSocketProtocol
 class Harness:
     """One connection: the protocol under test, its transport, a client and the application."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, deflate: bool = False, **settings: Any) -> None:
         self.started: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
         self.finish = asyncio.Event()
         self.scope: dict[str, Any] = {}
@@ -38,7 +39,12 @@ class Harness:
             await self.finish.wait()
 
         config = uvicorn.Config(
-            app, lifespan="off", log_config=None, proxy_headers=False, **settings
+            app,
+            lifespan="off",
+            log_config=None,
+            proxy_headers=False,
+            ws_per_message_deflate=deflate,
+            **settings,
         )
         config.load()
         self.state = ServerState()
@@ -46,7 +52,9 @@ class Harness:
         self.transport = FakeTransport()
         self.protocol.connection_made(self.transport)
         self.client = ClientProtocol(
-            parse_uri("ws://hub.test/ws?v=1"), subprotocols=["hub.v1.msgpack"]
+            parse_uri("ws://hub.test/ws?v=1"),
+            subprotocols=["hub.v1.msgpack"],
+            extensions=[ClientPerMessageDeflateFactory()] if deflate else None,
         )
 
     async def open(self) -> None:
@@ -176,6 +184,21 @@ async def test_a_binary_message_in_fragments_arrives_whole(harness: Callable[...
     h.client.send_continuation(b"ef", fin=True)
     h.feed()
     assert await h.receive() == {"type": "websocket.receive", "bytes": b"abcdef"}
+
+
+async def test_permessage_deflate_when_configured(harness: Callable[..., Harness]) -> None:
+    for h in (harness(deflate=True), harness(deflate=True)):  # the factory is shared
+        await h.open()
+        assert [type(e).__name__ for e in h.client.extensions] == ["PerMessageDeflate"]
+        h.client.send_text(b"hello " * 100)
+        h.feed()
+        assert await h.receive() == {"type": "websocket.receive", "text": "hello " * 100}
+        await h.send({"type": "websocket.send", "bytes": b"x" * 1000})
+        [frame] = h.frames(Opcode.BINARY)
+        assert frame.data == b"x" * 1000
+    plain = harness()
+    await plain.open()
+    assert plain.client.extensions == []
 
 
 async def test_a_cancelled_receive_loses_no_message(harness: Callable[..., Harness]) -> None:
