@@ -78,11 +78,12 @@ class Endpoint:
         self.pending: dict[str, int] = {}
         # Each connection's close grace, for the sessions' shared close hook.
         self._grace: dict[Session, asyncio.Timeout] = {}
-        # The sessions' hooks: one object each for every session (an attribute access makes a
-        # bound method anew).
+        # The sessions' hooks and the dispatcher's entry: one object each for every connection
+        # (an attribute access makes a bound method anew).
         self._on_authenticated = self.authenticated
         self._on_close_request = self.close_requested
         self._on_overflow = node.metrics.queue_overflows.inc
+        self._dispatch = dispatcher.dispatch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection from handshake to close (an ASGI app for ``/ws``), on the raw
@@ -126,7 +127,7 @@ class Endpoint:
         )
         node.add_session(session)
         writer = Writer(send, session, self.scheduler, self.coalesce, node.metrics)
-        dispatch = self.dispatcher.dispatch
+        dispatch = self._dispatch
         try:
             # Once a close is requested the connection has `close_grace` seconds to finish: the
             # writer flushes and closes, the peer answers and the read ends. A peer that never
@@ -143,6 +144,7 @@ class Endpoint:
                             break
                         while commands and session.open:
                             await dispatch(session, commands.pop())
+                        del commands
                 except OSError:
                     pass  # the peer is gone (another ASGI server may say so this way)
                 if session.open:  # the peer went away: nothing more to write
