@@ -109,3 +109,24 @@ def test_the_match_benchmark_runs_and_pairs_exactly() -> None:
     assert isinstance(results, list) and len(results) == 1
     assert "error" not in results[0], results[0]
     assert results[0]["exact"] is True and results[0]["paired"] == 21, results[0]
+
+
+@pytest.mark.parametrize("rss", [False, True], ids=["traced", "rss"])
+def test_the_connection_memory_benchmark_runs(rss: bool) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "connection_memory.py"),
+            *("--connections", "20", "--warmup", "5", "--json"),
+            *(["--rss"] if rss else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["connections"] == 20
+    figure = "rss_bytes_per_connection" if rss else "traced_bytes_per_connection"
+    assert isinstance(report[figure], int)
