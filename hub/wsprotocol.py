@@ -5,11 +5,12 @@ keeps while it is idle, and in the inbound window.
 
 What an open connection keeps: the transport, websockets' protocol and this object's slots. No
 ``asyncio.Queue`` or ``asyncio.Event`` (each holds deques: 3.8 KB together in uvicorn's), and
-nothing of the handshake: its request is dropped once the ASGI scope is built, its response once
-it is sent, the scope once the application accepted. Inbound messages wait in a list that is
-empty while the connection is idle, and whoever waits (a ``receive`` for a message, a ``send``
-for the transport to drain) waits on a future made when it starts waiting. One timer is armed
-at a time for the keepalive: the next ping, or the deadline for its pong.
+next to nothing of the handshake: the request's headers are emptied once the ASGI scope is built
+(websockets' parser keeps the request itself), the response is let go once sent, the scope once
+the application accepted or refused. Inbound messages wait in a list that is empty while the
+connection is idle, and whoever waits (a ``receive`` for a message, a ``send`` for the transport
+to drain) waits on a future made when it starts waiting. One timer is armed at a time for the
+keepalive: the next ping, or the deadline for its pong.
 
 Inbound window: uvicorn stops reading a socket as soon as one message waits for the application
 and starts again once the application took it, two ``epoll_ctl`` calls per message, which a
