@@ -11,12 +11,14 @@ connection costs, attributed two ways:
 - by the hub code that caused it (the innermost frame in the project: ``hub/session.py``...),
   or the library that did it on its own (uvicorn's protocol, websockets, asyncio).
 
-This is what Python allocated; the process's RSS per connection (``benchmarks/fanout.py``,
-``RSS/conn``, measured without tracing) also holds the allocator's slack. Under tracing, RSS
-holds tracemalloc's own records too, so it is not reported here.
+This is what Python allocated; the process's RSS also holds the allocator's slack (and, under
+tracing, tracemalloc's own records). ``--rss`` measures that instead: the same two waves against
+a ``hub serve`` process (memory broker, no tracing), and the difference of its ``VmRSS`` (from
+``/proc``) between them, per connection of the second wave.
 
     .venv/bin/python benchmarks/connection_memory.py --connections 1000
     .venv/bin/python benchmarks/connection_memory.py --connections 2000 --top 30 --json
+    .venv/bin/python benchmarks/connection_memory.py --connections 1000 --rss
 """
 
 from __future__ import annotations
@@ -163,6 +165,41 @@ async def measure(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def vm_rss(pid: int) -> int:
+    """The resident set of process ``pid``, in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def measure_rss(options: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.hub_process import HubProcess
+
+    hub = HubProcess(secret=SECRET, env={"HUB_LOG_LEVEL": "warning"}).start()
+    try:
+        assert hub.process is not None
+        pid = hub.process.pid
+        children = [await wave(hub.url, options.warmup, options.room)]
+        await asyncio.sleep(1)  # as measure(): the first wave's timers go out
+        before = vm_rss(pid)
+        children.append(await wave(hub.url, options.connections, options.room))
+        await asyncio.sleep(1)
+        after = vm_rss(pid)
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+            await asyncio.wait_for(child.wait(), 60)
+    finally:
+        hub.stop()
+    return {
+        "connections": options.connections,
+        "warmup": options.warmup,
+        "rss_bytes_per_connection": round((after - before) / options.connections),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
@@ -171,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--frames", type=int, default=30, help="traceback depth kept")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rss", action="store_true", help="RSS of an untraced hub serve")
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)  # the child's role
     parser.add_argument("--url", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -178,6 +216,17 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(open_clients(options.url, options.clients, options.room))
         return 0
     os.environ.setdefault("HUB_LOG_LEVEL", "warning")
+    if options.rss:
+        measured = asyncio.run(measure_rss(options))
+        if options.json:
+            print(json.dumps(measured, indent=2))
+        else:
+            print(
+                f"{measured['connections']} idle joined connections (after "
+                f"{measured['warmup']}): {measured['rss_bytes_per_connection'] / 1024:.1f} KB "
+                "of RSS per connection (hub serve, untraced)"
+            )
+        return 0
     tracemalloc.start(options.frames)
     result = asyncio.run(measure(options))
     if options.json:

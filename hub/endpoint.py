@@ -8,15 +8,12 @@ session asked for. Nothing here decides anything about the protocol.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message, Receive, Scope, Send
 
 from hub.codec import DecodeLimits, WireFormat, decode_frame
 from hub.dispatch import Dispatcher
@@ -28,17 +25,25 @@ from hub.writer import FlushScheduler, Writer
 log = logging.getLogger(__name__)
 
 
-def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
     """Browsers send ``Origin``: it must be in the allow-list, or, when none is configured, a
     loopback page's (``localhost``, ``127.0.0.0/8``, ``::1``): matching the request's own
     ``Host`` would let a DNS-rebinding page reach a hub on the visitor's machine. Clients that
     send none (bots, load generators) are let through."""
-    origin = websocket.headers.get("origin")
+    origin = _header(scope, b"origin")
     if origin is None:
         return True
     if allowed:
         return origin.rstrip("/") in allowed or "*" in allowed
     return is_loopback_origin(origin)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case) in an ASGI scope, else None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def is_loopback_origin(origin: str) -> bool:
@@ -71,63 +76,77 @@ class Endpoint:
         self.scheduler = FlushScheduler()
         # client address -> its connections not yet past hello
         self.pending: dict[str, int] = {}
+        # Each connection's close grace, for the sessions' shared close hook.
+        self._grace: dict[Session, asyncio.Timeout] = {}
+        # The sessions' hooks and the dispatcher's entry: one object each for every connection
+        # (an attribute access makes a bound method anew).
+        self._on_authenticated = self.authenticated
+        self._on_close_request = self.close_requested
+        self._on_overflow = node.metrics.queue_overflows.inc
+        self._dispatch = dispatcher.dispatch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one connection from handshake to close (an ASGI app for ``/ws``). Data frames
-        go to the raw ASGI ``send``: Starlette's checks would cost on every frame."""
-        websocket = WebSocket(scope, receive, send)
+        """Serve one connection from handshake to close (an ASGI app for ``/ws``), on the raw
+        ASGI ``receive`` and ``send``: Starlette's checks would cost on every frame, and its
+        WebSocket object on every connection.
+
+        Once accepted, the connection's scope keeps only ``type``, ``path`` and ``client``: the
+        hub reads nothing of it after the handshake, and every frame up the ASGI chain holds it
+        for the connection's life (a browser's headers alone: kilobytes). One coroutine serves
+        the whole connection, so an idle one costs one frame here."""
         node = self.node
+        limits = node.config.limits
+        if (await receive())["type"] != "websocket.connect":
+            return
         address = _address(scope)
         if (
             node.draining
-            or not origin_allowed(websocket, node.config.origins)
-            or (
-                address is not None
-                and self.pending.get(address, 0) >= node.config.limits.pending_per_address
-            )
+            or not origin_allowed(scope, node.config.origins)
+            or (address is not None and self.pending.get(address, 0) >= limits.pending_per_address)
         ):
-            await websocket.close()  # before accept: the handshake is refused with HTTP 403
+            await send({"type": "websocket.close"})  # before accept: HTTP 403
             return
-        counted = [True] if address is not None else []
+        fmt, subprotocol = WireFormat.negotiate(scope.get("subprotocols", []))
         if address is not None:
             self.pending[address] = self.pending.get(address, 0) + 1
-
-        def past_hello() -> None:
-            if counted and address is not None:
-                counted.clear()
-                left = self.pending.get(address, 1) - 1
-                if left > 0:
-                    self.pending[address] = left
-                else:
-                    self.pending.pop(address, None)
-
         try:
-            await self._serve(websocket, receive, send, past_hello)
-        finally:
-            past_hello()
-
-    async def _serve(
-        self, websocket: WebSocket, receive: Receive, send: Send, past_hello: Callable[[], None]
-    ) -> None:
-        node = self.node
-        fmt, subprotocol = WireFormat.negotiate(websocket.scope.get("subprotocols", []))
-        await websocket.accept(subprotocol=subprotocol)
-        session = Session(node.new_sid(), fmt, node.config.limits, _address(websocket.scope))
-        session.on_authenticated = past_hello
+            await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        except BaseException:
+            if address is not None:
+                self._not_pending(address)
+            raise
+        _forget_handshake(scope)
+        session = Session(node.new_sid(), fmt, limits, address)
+        session.on_authenticated = self._on_authenticated
+        session.on_close_request = self._on_close_request
         # Counted when it happens: the writer may be stuck in a send to that very consumer.
-        session.queue.on_overflow = node.metrics.queue_overflows.inc
+        session.queue.on_overflow = self._on_overflow
+        # The hello deadline, until hello (see authenticated).
+        session.expiry = asyncio.get_running_loop().call_later(
+            limits.hello_timeout, self._hello_deadline, session
+        )
         node.add_session(session)
-        loop = asyncio.get_running_loop()
-        grace = node.config.limits.close_grace
-        writer = Writer(websocket, send, session, self.scheduler, self.coalesce, node.metrics)
-        deadline = loop.call_later(node.config.limits.hello_timeout, self._hello_deadline, session)
+        writer = Writer(send, session, self.scheduler, self.coalesce, node.metrics)
+        dispatch = self._dispatch
         try:
-            # Once a close is requested the connection has `grace` seconds to finish: the writer
-            # flushes and closes, the peer answers and the read ends. A peer that never reads
-            # again would hold both forever; the timeout gives up on it and releases the session.
-            async with asyncio.timeout(None) as closing:
-                session.on_close_request = lambda: closing.reschedule(loop.time() + grace)
-                await self._read(receive, session)
+            # Once a close is requested the connection has `close_grace` seconds to finish: the
+            # writer flushes and closes, the peer answers and the read ends. A peer that never
+            # reads again would hold both forever; the timeout gives up on it and releases the
+            # session.
+            async with asyncio.timeout(None) as grace:
+                self._grace[session] = grace
+                try:
+                    while session.open:
+                        # Nothing of a frame stays bound while the next is awaited: an idle
+                        # connection would hold its last frame and its commands until the next.
+                        commands = self._commands(session, await receive())
+                        if commands is None:
+                            break
+                        while commands and session.open:
+                            await dispatch(session, commands.pop())
+                        del commands
+                except OSError:
+                    pass  # the peer is gone (another ASGI server may say so this way)
                 if session.open:  # the peer went away: nothing more to write
                     session.request_close(CloseCode.NORMAL, "connection ended")
                 await asyncio.shield(writer.finished)
@@ -137,7 +156,9 @@ class Endpoint:
         except Exception:
             log.exception("connection %s failed", session.sid)
         finally:
-            deadline.cancel()
+            self._grace.pop(session, None)
+            if address is not None and session.identity is None:
+                self._not_pending(address)
             if session.open:
                 session.request_close(CloseCode.NORMAL, "connection ended")
             writer.cancel()
@@ -145,36 +166,59 @@ class Endpoint:
             session.move(SessionState.CLOSED)
             await node.remove_session(session)
 
-    async def _read(self, receive: Receive, session: Session) -> None:
-        with contextlib.suppress(WebSocketDisconnect, OSError):
-            await self._read_commands(receive, session)
+    def _commands(self, session: Session, message: Message) -> list[dict[str, Any]] | None:
+        """The commands of one inbound frame, last first (taken with ``pop``); None once the
+        connection ends (the peer left, or sent what does not decode: the session is
+        closing)."""
+        if message["type"] == "websocket.disconnect":
+            return None
+        self.node.metrics.traffic.frames_in += 1
+        data: Any = message.get("bytes")
+        if data is None:
+            data = message.get("text")
+        try:
+            commands = decode_frame(session.fmt, data, self.decode_limits)
+        except DecodeError as error:
+            session.request_close(CloseCode.UNDECODABLE, str(error)[:120])
+            return None
+        commands.reverse()
+        return commands
 
-    async def _read_commands(self, receive: Receive, session: Session) -> None:
-        # The raw ASGI receive, after the handshake: Starlette's checks would cost on every
-        # frame, and only receive and disconnect messages come once the socket is open.
-        traffic = self.node.metrics.traffic
-        while session.open:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            traffic.frames_in += 1
-            data: Any = message.get("bytes")
-            if data is None:
-                data = message.get("text")
-            try:
-                commands = decode_frame(session.fmt, data, self.decode_limits)
-            except DecodeError as error:
-                session.request_close(CloseCode.UNDECODABLE, str(error)[:120])
-                return
-            for command in commands:
-                await self.dispatcher.dispatch(session, command)
-                if not session.open:
-                    return
+    def authenticated(self, session: Session) -> None:
+        """A session said hello (its ``on_authenticated``): its hello deadline goes, and it no
+        longer counts among its address's connections not past hello."""
+        if session.expiry is not None:
+            session.expiry.cancel()
+            session.expiry = None
+        if session.address is not None:
+            self._not_pending(session.address)
+
+    def close_requested(self, session: Session) -> None:
+        """A session asked to be closed (its ``on_close_request``): its connection's grace
+        starts."""
+        grace = self._grace.get(session)
+        if grace is not None:
+            grace.reschedule(asyncio.get_running_loop().time() + session.limits.close_grace)
+
+    def _not_pending(self, address: str) -> None:
+        left = self.pending.get(address, 1) - 1
+        if left > 0:
+            self.pending[address] = left
+        else:
+            self.pending.pop(address, None)
 
     @staticmethod
     def _hello_deadline(session: Session) -> None:
+        session.expiry = None
         if session.state is SessionState.CONNECTED:
             session.request_close(CloseCode.UNAUTHENTICATED, "no hello within the deadline")
+
+
+def _forget_handshake(scope: Scope) -> None:
+    """Keep of an accepted connection's scope only what names it (see Endpoint.__call__)."""
+    kept = {key: scope[key] for key in ("type", "path", "client") if key in scope}
+    scope.clear()  # a dict shrinks only when cleared
+    scope.update(kept)
 
 
 def _address(scope: Scope) -> str | None:

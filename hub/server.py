@@ -21,7 +21,7 @@ import uvicorn
 from hub.app import Hub, build_hub, create_app
 from hub.config import HubConfig
 from hub.httpprotocol import DeadlineH11Protocol
-from hub.wsprotocol import WindowedWebSocketProtocol
+from hub.wsprotocol import HubWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     """The uvicorn settings the contract needs: frame limit 64 KiB (1009 above), pings,
-    permessage-deflate off unless configured; uvicorn's sans-I/O WebSocket protocol with a
-    window of inbound messages (:mod:`hub.wsprotocol`), and its h11 protocol with a deadline for
-    the first request (:mod:`hub.httpprotocol`)."""
+    permessage-deflate off unless configured; the hub's WebSocket protocol (:mod:`hub.wsprotocol`:
+    websockets' sans-I/O protocol, light per connection, with a window of inbound messages), and
+    uvicorn's h11 protocol with a deadline for the first request (:mod:`hub.httpprotocol`)."""
     http = type(
         "HubH11Protocol",
         (DeadlineH11Protocol,),
@@ -80,7 +80,7 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         http=http,
-        ws=WindowedWebSocketProtocol,
+        ws=HubWebSocketProtocol,
         ws_max_size=config.limits.max_frame_bytes,
         ws_ping_interval=config.ping_interval,
         ws_ping_timeout=config.ping_timeout,

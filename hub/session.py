@@ -86,13 +86,15 @@ class Session:
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.held: list[tuple[object, bytes]] | None = None
-        # Called once, when the session first becomes authenticated (the endpoint's count of
-        # connections not yet past hello).
-        self.on_authenticated: Callable[[], None] | None = None
-        # The timer that closes the session when its token expires (cancelled at close).
+        # Called with the session once, when it first becomes authenticated (the endpoint's
+        # count of connections not yet past hello, its hello deadline).
+        self.on_authenticated: Callable[[Session], object] | None = None
+        # The timer that closes the session when its time is up: the endpoint's hello deadline
+        # until hello, then its token's expiry (cancelled at close).
         self.expiry: asyncio.TimerHandle | None = None
-        # Called once when a close is first requested (the pump starts its grace period).
-        self.on_close_request: Callable[[], None] | None = None
+        # Called with the session once, when a close is first requested (the pump starts its
+        # grace period).
+        self.on_close_request: Callable[[Session], object] | None = None
 
     def __repr__(self) -> str:
         user = self.identity.user_id if self.identity else "-"
@@ -141,7 +143,7 @@ class Session:
         if self.state is SessionState.CONNECTED:
             self.move(SessionState.AUTHENTICATED)
             if self.on_authenticated is not None:
-                self.on_authenticated()
+                self.on_authenticated(self)
         elif self.state is not SessionState.AUTHENTICATED:
             raise IllegalTransition(
                 f"session {self.sid}: cannot authenticate while {self.state.value}"
@@ -201,4 +203,4 @@ class Session:
             self.close_reason = reason
             self.queue.close()
             if self.on_close_request is not None:
-                self.on_close_request()
+                self.on_close_request(self)

@@ -17,19 +17,14 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 from starlette.types import Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.protocol import State
+from starlette.websockets import WebSocketDisconnect
 
 from hub.codec import join_frame
 from hub.metrics import HubMetrics
 from hub.session import Session
+from hub.wsprotocol import HubWebSocketProtocol
 
 log = logging.getLogger(__name__)
-
-try:
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-except ImportError:  # pragma: no cover - another server: the plain ASGI path serves
-    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
 
 # What a send raises when the peer is gone: nothing is left to write to.
 _GONE = (WebSocketDisconnect, OSError, RuntimeError)
@@ -48,19 +43,18 @@ def ws_frame(payload: bytes, first_byte: int) -> bytes:
     return struct.pack("!BBQ", first_byte, 127, size) + payload
 
 
-def direct_protocol(send: Send) -> Any:
-    """uvicorn's sans-I/O WebSocket protocol behind an ASGI ``send``, when that is what serves
-    the connection, else None.
+def direct_protocol(send: Send) -> HubWebSocketProtocol | None:
+    """The hub's WebSocket protocol behind an ASGI ``send``, when that is what serves the
+    connection, else None.
 
     Through it a frame goes straight to the transport: framing a payload here costs a fraction
-    of the ASGI path (uvicorn's send, websockets' framing), and fan-out is the hot path. It is
-    used only while that path would itself write at once (open, handshake done, transport
-    writable); anything else takes the ASGI path.
+    of the ASGI path (the protocol's send, websockets' framing), and fan-out is the hot path. It
+    is used only while that path would itself write at once (open, handshake done, transport
+    writable: :meth:`~hub.wsprotocol.HubWebSocketProtocol.write_frame`); anything else takes the
+    ASGI path.
     """
     owner = getattr(send, "__self__", None)
-    if WebSocketsSansIOProtocol is not None and isinstance(owner, WebSocketsSansIOProtocol):
-        return owner
-    return None
+    return owner if isinstance(owner, HubWebSocketProtocol) else None
 
 
 class FlushScheduler:
@@ -93,36 +87,37 @@ class Writer:
 
     __slots__ = (
         "_direct",
+        "_finished",
         "_first_byte",
         "_key",
         "_marked",
+        "_stopped",
         "_task",
-        "finished",
         "limit",
         "metrics",
         "scheduler",
         "send",
         "session",
         "stall",
-        "websocket",
     )
 
     def __init__(
         self,
-        websocket: WebSocket,
         send: Send,
         session: Session,
         scheduler: FlushScheduler,
         limit: int,
         metrics: HubMetrics,
     ) -> None:
-        self.websocket = websocket
         self.send = send
         self.session = session
         self.scheduler = scheduler
         self.limit = limit
         self.metrics = metrics
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Whether the connection is closed or its peer gone, and a future for who waits for
+        # that (made when someone does).
+        self._stopped = False
+        self._finished: asyncio.Future[None] | None = None
         # A send to a peer that stopped reading never completes: past this, the hub aborts.
         self.stall = session.limits.write_timeout
         self._key = "bytes" if session.fmt.binary else "text"
@@ -132,6 +127,15 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         session.queue.on_wake = self.wake
 
+    @property
+    def finished(self) -> asyncio.Future[None]:
+        """Resolves once the connection is closed or its peer is gone."""
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+            if self._stopped:
+                self._finished.set_result(None)
+        return self._finished
+
     def _message(self, frame: bytes | str) -> dict[str, Any]:
         """The ASGI message that sends ``frame`` (a text frame's payload as str, as ASGI wants)."""
         if self._key == "text" and isinstance(frame, bytes):
@@ -140,14 +144,14 @@ class Writer:
 
     def wake(self) -> None:
         """Something was queued (or the queue closed): flush at the end of this iteration."""
-        if not self._marked and self._task is None and not self.finished.done():
+        if not self._marked and self._task is None and not self._stopped:
             self._marked = True
             self.scheduler.add(self)
 
     def flush(self) -> None:
         """Send what is queued, synchronously while the transport takes it."""
         self._marked = False
-        if self._task is not None or self.finished.done():
+        if self._task is not None or self._stopped:
             return
         queue = self.session.queue
         traffic = self.metrics.traffic
@@ -164,16 +168,9 @@ class Writer:
             traffic.frames_out += 1
             traffic.messages_out += len(parts)
             direct = self._direct
-            if (
-                direct is not None
-                and direct.writable.is_set()
-                and direct.handshake_complete
-                and not direct.close_sent
-                and not direct.disconnected
-                and direct.conn.state is State.OPEN
-                and not direct.transport.is_closing()
+            if direct is not None and direct.write_frame(
+                ws_frame(cast(bytes, frame), self._first_byte)
             ):
-                direct.transport.write(ws_frame(cast(bytes, frame), self._first_byte))
                 continue
             # ASGI's send is a coroutine function (uvicorn's is): drive it by hand.
             sending = cast(Coroutine[Any, Any, None], self.send(self._message(frame)))
@@ -224,7 +221,13 @@ class Writer:
             if session.close_code is not None:
                 self.metrics.closes.labels(str(int(session.close_code))).inc()
                 async with asyncio.timeout(self.stall):
-                    await self.websocket.close(int(session.close_code), session.close_reason)
+                    await self.send(
+                        {
+                            "type": "websocket.close",
+                            "code": int(session.close_code),
+                            "reason": session.close_reason,
+                        }
+                    )
         except TimeoutError:  # before _GONE: TimeoutError is an OSError
             self.abort("the close could not be written")
         except _GONE:
@@ -238,15 +241,15 @@ class Writer:
         ends and the session is released."""
         log.info("aborting %s: %s", self.session.sid, why)
         self.metrics.aborts.inc()
-        direct = self._direct
-        if direct is not None and not direct.disconnected:
-            direct.transport.abort()
+        if self._direct is not None:
+            self._direct.abort()
         self._gone()
 
     def _gone(self) -> None:
         self.session.queue.close()
-        if not self.finished.done():
-            self.finished.set_result(None)
+        self._stopped = True
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
 
     def cancel(self) -> None:
         """Stop writing (the connection is being released)."""

@@ -120,3 +120,24 @@ def test_the_joins_benchmark_runs_both_storms_without_errors() -> None:
     assert "error" not in result, result
     for storm in ("panel", "breakout"):
         assert result[storm]["ok"] == 30 and not result[storm]["errors"], result
+
+
+@pytest.mark.parametrize("rss", [False, True], ids=["traced", "rss"])
+def test_the_connection_memory_benchmark_runs(rss: bool) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "connection_memory.py"),
+            *("--connections", "20", "--warmup", "5", "--json"),
+            *(["--rss"] if rss else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["connections"] == 20
+    figure = "rss_bytes_per_connection" if rss else "traced_bytes_per_connection"
+    assert isinstance(report[figure], int)

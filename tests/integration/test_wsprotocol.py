@@ -1,4 +1,4 @@
-"""The hub's uvicorn WebSocket protocol: a window of inbound messages, still bounded.
+"""The hub's WebSocket protocol under uvicorn: a window of inbound messages, still bounded.
 
 An in-process uvicorn server with a stub application that stops taking messages until told to,
 and a real WebSocket client that keeps sending.
@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 import websockets
 
-from hub.wsprotocol import INBOUND_WINDOW, WindowedWebSocketProtocol
+from hub.wsprotocol import INBOUND_WINDOW, HubWebSocketProtocol
 from tests.conftest import TIMEOUT
 from tests.support.hub_process import free_port
 from tests.support.waiting import eventually
@@ -31,7 +31,7 @@ class StubApp:
     """Accepts one WebSocket, then takes messages only once ``go`` is set."""
 
     def __init__(self) -> None:
-        self.protocol: WindowedWebSocketProtocol | None = None
+        self.protocol: HubWebSocketProtocol | None = None
         self.accepted = asyncio.Event()
         self.go = asyncio.Event()
         self.received: list[str] = []
@@ -59,7 +59,7 @@ async def server() -> AsyncIterator[tuple[StubApp, int]]:
         app,
         host="127.0.0.1",
         port=port,
-        ws=WindowedWebSocketProtocol,
+        ws=HubWebSocketProtocol,
         lifespan="off",
         log_level="warning",
     )
@@ -79,11 +79,11 @@ async def test_a_busy_app_stops_reading_at_the_window_and_loses_nothing(
     async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
         await asyncio.wait_for(app.accepted.wait(), TIMEOUT)
         protocol = app.protocol
-        assert isinstance(protocol, WindowedWebSocketProtocol)
+        assert isinstance(protocol, HubWebSocketProtocol)
 
         sender = asyncio.create_task(_send_all(ws))
         await eventually(lambda: protocol.reading_stopped, TIMEOUT, "reading stopped")
-        waiting = protocol.queue.qsize()
+        waiting = protocol.waiting()
         assert INBOUND_WINDOW <= waiting <= BOUND
 
         app.go.set()

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from helpers import TIMEOUT
-from starlette.websockets import WebSocket, WebSocketState
 from websockets.frames import Frame, Opcode
 
 from hub.codec import WireFormat, decode_frame
@@ -57,13 +56,8 @@ class FakeSend:
 def make(fmt: WireFormat = WireFormat.MSGPACK) -> tuple[Session, Writer, FakeSend]:
     send = FakeSend()
 
-    async def receive() -> Any:
-        raise AssertionError("not read in these tests")
-
-    websocket = WebSocket({"type": "websocket", "path": "/ws", "headers": []}, receive, send)
-    websocket.application_state = WebSocketState.CONNECTED
     session = Session("n.s", fmt, Limits())
-    writer = Writer(websocket, send, session, FlushScheduler(), 64 * 1024, HubMetrics())
+    writer = Writer(send, session, FlushScheduler(), 64 * 1024, HubMetrics())
     return session, writer, send
 
 
