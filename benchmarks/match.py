@@ -15,7 +15,10 @@ until the last ``match.found`` (``last->all``), time-to-pair p50/p99/max (a pers
 ``match.found`` minus their press), and exactness: every person paired once (no second
 ``match.found`` within a second after the last), every meeting's members agree on who is in
 it, and nobody is in two meetings. With an odd N the last person makes a group of three after
-the pairing rules' :data:`~networking.matching.TRIPLE_AFTER` seconds.
+the pairing rules' :data:`~networking.matching.TRIPLE_AFTER` seconds when they were in the queue
+with the others in a pairing round; one who presses after everyone else was paired waits for
+the next person, as the rules say, and the run reports them unpaired (an even N is always
+exact).
 
 Usage::
 
