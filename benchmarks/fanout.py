@@ -53,7 +53,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -197,6 +197,9 @@ class Stats:
         if done != self.completed:
             self.completed = done
             self.window.set()
+
+
+C = TypeVar("C", bound="Conn")
 
 
 class Conn(asyncio.BufferedProtocol):
@@ -554,12 +557,17 @@ class RawReader:
 
 async def open_conn(stats: Stats, url: str) -> Conn:
     """Connect and finish the WebSocket handshake."""
+    return await open_as(Conn, stats, url)
+
+
+async def open_as(kind: type[C], stats: Stats, url: str) -> C:
+    """Connect a ``kind`` of :class:`Conn` and finish the WebSocket handshake."""
     rest = url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.rpartition(":")
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(
-        lambda: Conn(stats, host, int(port), "/" + path), host, int(port)
+        lambda: kind(stats, host, int(port), "/" + path), host, int(port)
     )
     await asyncio.wait_for(conn.opened, 30.0)
     return conn

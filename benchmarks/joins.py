@@ -59,6 +59,7 @@ from common import (  # noqa: E402
     parse_modes,
     pin_cpus,
     pinned,
+    raise_nofile,
     report,
     run_loadgen,
     run_modes,
@@ -71,8 +72,8 @@ from fanout import (  # noqa: E402
     all_server_pids,
     cpu_seconds,
     fmt,
+    open_as,
     percentile,
-    raise_nofile,
     wait_quiet,
 )
 
@@ -101,16 +102,8 @@ class Attendee(Conn):
 
 
 async def open_attendee(url: str) -> Attendee:
-    """Connect and finish the WebSocket handshake."""
-    rest = url.split("://", 1)[1]
-    hostport, _, path = rest.partition("/")
-    host, _, port = hostport.rpartition(":")
-    loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(
-        lambda: Attendee(Stats(), host, int(port), "/" + path), host, int(port)
-    )
-    await asyncio.wait_for(conn.opened, 30.0)
-    return conn
+    """Connect an :class:`Attendee` and finish the WebSocket handshake."""
+    return await open_as(Attendee, Stats(), url)
 
 
 class Storm:

@@ -191,9 +191,7 @@ class HubWebSocketProtocol(asyncio.Protocol):
         self._scope = None
         # asyncio never calls resume_writing() on a transport lost while paused.
         self._set_writable()
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        self._cancel_close_timer()
         if exc is None:
             self.transport.close()
 
@@ -241,9 +239,7 @@ class HubWebSocketProtocol(asyncio.Protocol):
         still under way with 500)."""
         self._stop_keepalive()
         if self.close_sent:
-            if self._close_timer is not None:
-                self._close_timer.cancel()
-                self._close_timer = None
+            self._cancel_close_timer()
             self.transport.close()
             return
         if self.handshake_complete:
@@ -523,12 +519,16 @@ class HubWebSocketProtocol(asyncio.Protocol):
             self.reading_stopped = True
             self.transport.pause_reading()
 
+    def _cancel_close_timer(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+
     def _close_received(self) -> None:
         if self.close_sent:
             # The peer answered our close frame: the closing handshake is complete.
             if self._close_timer is not None:
-                self._close_timer.cancel()
-                self._close_timer = None
+                self._cancel_close_timer()
                 self.transport.close()
             return
         if not self.transport.is_closing():
