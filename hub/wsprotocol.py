@@ -602,6 +602,8 @@ class HubWebSocketProtocol(asyncio.Protocol):
     def _keepalive_timeout(self) -> None:
         self._keepalive = None
         self._ping_payload = None
+        if self.close_sent and self._close_timer is not None:
+            return  # our closing handshake is under way: its own timer ends the connection
         if not (self.close_sent or self.transport.is_closing()):
             if _logger.level <= TRACE_LOG_LEVEL:
                 _logger.log(TRACE_LOG_LEVEL, "%sWebSocket keepalive ping timeout", self._prefix())

@@ -23,6 +23,7 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hub import fields
@@ -133,28 +134,21 @@ class BreakoutFeature:
             # Before the round: a join that sees the round must see who goes where. All at
             # once: on Redis the writes of one loop iteration go as one pipeline.
             key = assignments_key(round_.id)
-            written = await asyncio.gather(
-                *(
-                    self.store.hash_set(key, user, child.encode())
-                    for user, child in assignments.items()
-                ),
-                return_exceptions=True,
+            # Every write has ended (even when this command is cancelled meanwhile) before the
+            # clean-up below deletes what some of them wrote.
+            await _all_ended(
+                self.store.hash_set(key, user, child.encode())
+                for user, child in assignments.items()
             )
-            # Every write has ended before the clean-up below deletes what some of them wrote.
-            for outcome in written:
-                if isinstance(outcome, BaseException):
-                    raise outcome
             stored = await self.store.set_if_absent(round_key(parent.id), pack(round_.to_record()))
             if stored is not None:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
-                await asyncio.gather(
-                    *(
-                        self.rooms.directory.put_breakout(
-                            Room(child, RoomKind.BREAKOUT, title, parent.id)
-                        )
-                        for child, title in round_.rooms
+                await _all_ended(
+                    self.rooms.directory.put_breakout(
+                        Room(child, RoomKind.BREAKOUT, title, parent.id)
                     )
+                    for child, title in round_.rooms
                 )
                 self._know(parent.id, round_)
                 seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
@@ -291,6 +285,9 @@ class BreakoutFeature:
     def _forget(self, round_: BreakoutRound) -> None:
         if (known := self.rounds.get(round_.parent)) is not None and known.id == round_.id:
             del self.rounds[round_.parent]
+        cached = self._records.get(round_.parent)
+        if cached is not None and cached[1].id == round_.id:
+            del self._records[round_.parent]
         self._warned.discard(round_.id)
 
     def _round_event(self, event: dict[str, Any]) -> None:
@@ -399,3 +396,17 @@ class BreakoutFeature:
         if round_ is None:
             raise HubError("not_found", f"no breakouts are open in {parent}")
         return round_
+
+
+async def _all_ended(calls: Iterable[Awaitable[object]]) -> None:
+    """Run ``calls`` together and wait until every one has ended, even when the caller is
+    cancelled meanwhile (the cancellation is raised after); then raise the first error."""
+    ended = asyncio.gather(*calls, return_exceptions=True)
+    try:
+        outcomes = await asyncio.shield(ended)
+    except asyncio.CancelledError:
+        await asyncio.wait([ended])
+        raise
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

@@ -12,9 +12,18 @@ join of a burst) are sent once, and each caller gets its own copy of the reply. 
 every caller's guarantee: each of them issued its read before the batch left, and the read
 runs after that, so it sees everything acknowledged before any of them asked.
 
-A failure of the pipeline itself (the connection, a timeout) fails every command of the batch,
-as it would have failed each of them alone; an error reply fails only its own command. Commands
-are never retried here (see :class:`~hub.redis.connection.RedisConnection`).
+The batch is written at once and its replies are read in order, each handed to its caller as
+it arrives. When reading fails part-way (the connection drops, a reply times out), the callers
+already answered keep their replies and only those still waiting get the error, with no claim
+about whether Redis ran their commands (it may have: they were sent); the connection is then
+dropped, never returned to the pool with replies still unread on it. An error reply fails only
+its own command. A caller cancelled before its batch leaves is not sent at all. Commands are
+never retried here (see :class:`~hub.redis.connection.RedisConnection`).
+
+A batch holds at most :data:`MAX_BATCH` commands: a larger burst goes as several, each on a
+pooled connection of its own. Closing the client sends what is queued, waits a bounded time
+for the batches under way to be answered, and from then on refuses new commands with
+:class:`redis.exceptions.ConnectionError`.
 """
 
 from __future__ import annotations
@@ -25,7 +34,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+#: The most commands one pipeline carries; a burst beyond it goes as several.
+MAX_BATCH: Final = 512
+#: How long closing the client waits for the batches under way, in seconds.
+CLOSE_GRACE: Final = 2.0
 
 # Commands that only read: identical ones queued in one iteration are sent once.
 READ_ONLY: Final = frozenset(
@@ -64,67 +80,131 @@ class PipeliningRedis(Redis):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._queue: list[_Queued] | None = None
+        self._queue: list[_Queued] = []
+        self._flush_scheduled = False
         self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        """Queue the command for this iteration's pipeline and return its reply."""
+        """Queue the command for this iteration's pipeline and return its reply. Raises
+        :class:`redis.exceptions.ConnectionError` once the client is closed."""
+        if self._closed:
+            raise RedisConnectionError("the redis client is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if self._queue is None:
-            self._queue = []
-            loop.call_soon(self._send_queued)
         self._queue.append((args, options, future))
+        if len(self._queue) >= MAX_BATCH:
+            self._send_queued()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return await future
 
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Send what is queued, wait up to :data:`CLOSE_GRACE` seconds for the batches under
+        way (those still unanswered then fail with a ConnectionError), refuse new commands,
+        then close as :class:`redis.asyncio.Redis` does. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._send_queued()
+            if self._sending:
+                _, late = await asyncio.wait(set(self._sending), timeout=CLOSE_GRACE)
+                for task in late:
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late)
+        await super().aclose(close_connection_pool)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._send_queued()
+
     def _send_queued(self) -> None:
-        queued, self._queue = self._queue or [], None
+        # Callers cancelled before their batch leaves are not sent.
+        queued = [entry for entry in self._queue if not entry[2].done()]
+        self._queue = []
+        if not queued:
+            return
         task = asyncio.get_running_loop().create_task(self._send(queued))
         # The loop keeps only weak references to tasks.
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, queued: list[_Queued]) -> None:
-        commands: list[tuple[tuple[str | bytes, ...], Mapping[str, Any]]] = []
-        slots: list[int] = []  # per queued command, its place in ``commands``
+        commands: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = []
+        waiting: list[list[asyncio.Future[Any]]] = []  # per command sent, its callers
         sent: dict[Any, int] = {}
-        for args, options, _ in queued:
+        for args, options, future in queued:
             key = _read_key(args, options)
             slot = sent.get(key) if key is not None else None
             if slot is None:
                 slot = len(commands)
                 commands.append((args, options))
+                waiting.append([])
                 if key is not None:
                     sent[key] = slot
-            slots.append(slot)
-        pipe = Pipeline(self.connection_pool, self.response_callbacks, False, None)
-        pipe.command_stack = commands
+            waiting[slot].append(future)
+        answered = 0
         try:
-            replies = await pipe.execute(raise_on_error=False)
-        except asyncio.CancelledError:
-            for _, _, future in queued:
-                future.cancel()
-            raise
-        except Exception as error:
-            for _, _, future in queued:
-                if not future.done():
-                    future.set_exception(_own(error))
+            pool = self.connection_pool
+            connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        except BaseException as error:
+            _fail(waiting, error)
+            if not isinstance(error, Exception):
+                raise
             return
-        given: set[int] = set()
-        for (_, _, future), slot in zip(queued, slots, strict=True):
-            if future.done():  # its caller was cancelled
-                continue
-            reply = replies[slot]
-            if slot in given:  # a read sent once for several callers: each gets its own
-                if isinstance(reply, Exception):
-                    reply = _own(reply)
-                elif isinstance(reply, (dict, list, set)):
-                    reply = copy.copy(reply)
-            given.add(slot)
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands([command for command, _ in commands])
+            )
+            for command, command_options in commands:
+                try:
+                    reply = await self.parse_response(connection, command[0], **command_options)
+                except ResponseError as error:
+                    reply = error
+                _answer(waiting[answered], reply)
+                answered += 1
+        except BaseException as error:
+            # Replies may still be on the socket: the connection must not serve anyone else.
+            await connection.disconnect(nowait=True)
+            _fail(waiting[answered:], error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            await self.connection_pool.release(connection)
+
+
+def _answer(callers: list[asyncio.Future[Any]], reply: Any) -> None:
+    """Give ``reply`` to each caller still waiting: the first the reply itself, the others a
+    copy of their own."""
+    first = True
+    for future in callers:
+        if future.done():  # its caller was cancelled
+            continue
+        own = reply
+        if not first:
             if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+                own = _own(reply)
+            elif isinstance(reply, (dict, list, set)):
+                own = copy.copy(reply)
+        first = False
+        if isinstance(own, Exception):
+            future.set_exception(own)
+        else:
+            future.set_result(own)
+
+
+def _fail(waiting: list[list[asyncio.Future[Any]]], error: BaseException) -> None:
+    """Fail every caller still waiting in ``waiting`` with its own copy of ``error``; a
+    cancelled batch (the client closing) fails them with a ConnectionError instead, so their
+    callers see Redis unavailable rather than a cancellation of their own."""
+    failure: Exception = (
+        error if isinstance(error, Exception) else RedisConnectionError("the redis client closed")
+    )
+    for callers in waiting:
+        for future in callers:
+            if not future.done():
+                future.set_exception(_own(failure))
 
 
 def _read_key(args: tuple[Any, ...], options: dict[str, Any]) -> Any:

@@ -1,6 +1,7 @@
 """The node's Redis client sends one event-loop iteration's commands as one pipeline: each
-caller still gets its own reply or its own error, identical reads are sent once, and a lost
-connection fails the whole batch without touching the next one."""
+caller still gets its own reply or its own error, identical reads are sent once, a cancelled
+caller's command is not sent, a connection lost part-way fails only the callers still waiting
+(and is never reused), and closing answers what is under way and refuses what comes after."""
 
 from __future__ import annotations
 
@@ -9,30 +10,33 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from support.redis_server import RedisServer
 
 from hub.broker import BrokerUnavailable
 from hub.redis.connection import RedisConnection
-from hub.redis.pipelining import PipeliningRedis
+from hub.redis.pipelining import MAX_BATCH, PipeliningRedis
 
 pytestmark = pytest.mark.redis
 
 
 class CountingPipelines:
-    """Counts the pipelines sent and the commands in them (patched onto Pipeline.execute)."""
+    """Counts the pipelines sent and the commands in them (patched onto the connections'
+    pack_commands, which packs one pipeline)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int] = []
-        execute = Pipeline.execute
+        pack = AbstractConnection.pack_commands
 
-        async def counted(pipe: Pipeline, raise_on_error: bool = True) -> list[object]:
-            self.sizes.append(len(pipe.command_stack))
-            return await execute(pipe, raise_on_error)
+        def counted(conn: AbstractConnection, commands: list[object]) -> list[bytes]:
+            self.sizes.append(len(commands))
+            return pack(conn, commands)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(Pipeline, "execute", counted)
+        monkeypatch.setattr(AbstractConnection, "pack_commands", counted)
 
 
 @pytest.fixture
@@ -126,26 +130,89 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(
         await cancelled
 
 
-async def test_a_lost_connection_fails_its_batch_and_the_next_batch_runs(
-    connection: RedisConnection, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+async def test_a_burst_beyond_the_batch_limit_goes_as_several_pipelines(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     redis = connection.redis
-    await redis.set(connection.key("k"), "v")
-    execute = Pipeline._execute_pipeline
-    failing = True
+    pipelines = CountingPipelines(monkeypatch)
+    total = 2 * MAX_BATCH + 76
+    counts = await asyncio.gather(*(redis.incr(connection.key("many")) for _ in range(total)))
+    assert sorted(counts) == list(range(1, total + 1))
+    assert sorted(pipelines.sizes) == [76, MAX_BATCH, MAX_BATCH]
 
-    async def broken(
-        pipe: Pipeline, conn: object, commands: object, raise_on_error: bool
+
+async def test_a_caller_cancelled_before_its_batch_leaves_is_not_sent(
+    connection: RedisConnection,
+) -> None:
+    redis = connection.redis
+    key = connection.key("not-sent")
+    cancelled = asyncio.ensure_future(redis.incr(key))
+    await asyncio.sleep(0)  # queued in this iteration's batch, which has not left yet
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert await redis.get(key) is None
+
+
+async def test_a_connection_lost_part_way_keeps_the_replies_read_and_is_not_reused(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = connection.redis
+    key = connection.key("part-way")
+    parse = PipeliningRedis.parse_response
+    read = 0
+
+    async def lost_at_the_third(
+        self: PipeliningRedis, conn: object, name: object, **o: object
     ) -> object:
-        if failing:
-            raise ConnectionError("connection reset (test)")
-        return await execute(pipe, conn, commands, raise_on_error)  # type: ignore[arg-type]
+        nonlocal read
+        read += 1
+        if read == 3:
+            raise RedisTimeoutError("timeout reading the reply (test)")
+        return await parse(self, conn, name, **o)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Pipeline, "_execute_pipeline", broken)
+    monkeypatch.setattr(PipeliningRedis, "parse_response", lost_at_the_third)
     results = await asyncio.gather(
-        *(connection.call(redis.get(connection.key("k"))) for _ in range(3)),
-        return_exceptions=True,
+        *(connection.call(redis.incr(key)) for _ in range(5)), return_exceptions=True
     )
-    assert all(isinstance(r, BrokerUnavailable) for r in results)
-    failing = False
-    assert await connection.call(redis.get(connection.key("k"))) == b"v"
+    assert results[:2] == [1, 2]
+    assert all(isinstance(r, BrokerUnavailable) for r in results[2:])
+    monkeypatch.setattr(PipeliningRedis, "parse_response", parse)
+    # All five were sent and ran; the replies left unread went with the dropped connection, so
+    # the next command reads its own reply.
+    assert await connection.call(redis.get(key)) == b"5"
+
+
+async def test_closing_answers_the_batch_under_way_and_refuses_what_comes_after(
+    redis_server: RedisServer,
+) -> None:
+    conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:")
+    redis = conn.redis
+    pending = asyncio.ensure_future(redis.incr(conn.key("closing")))
+    await asyncio.sleep(0)  # queued, not sent yet
+    await conn.close()
+    assert pending.done() and pending.result() == 1
+    with pytest.raises(RedisConnectionError):
+        await redis.get(conn.key("closing"))
+    with pytest.raises(BrokerUnavailable):
+        await conn.call(redis.get(conn.key("closing")))
+
+
+async def test_closing_fails_a_batch_that_outlasts_the_grace_as_unavailable(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:")
+    never = asyncio.Event()
+
+    async def no_reply(self: PipeliningRedis, c: object, name: object, **o: object) -> object:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(PipeliningRedis, "parse_response", no_reply)
+    monkeypatch.setattr("hub.redis.pipelining.CLOSE_GRACE", 0.05)
+    pending = asyncio.ensure_future(conn.call(conn.redis.get(conn.key("stuck"))))
+    await asyncio.sleep(0)
+    await conn.close()
+    # The caller sees Redis unavailable, not a cancellation of its own.
+    with pytest.raises(BrokerUnavailable):
+        await pending

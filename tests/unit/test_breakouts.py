@@ -5,6 +5,7 @@ reaching its children."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
 from hub.codec import unpack
-from rooms.breakout_ops import close_claim_key
+from rooms.breakout_ops import _all_ended, close_claim_key
 from tests.support.waiting import eventually
 from tests.unit.helpers import Client, connect, next_event, running
 
@@ -154,6 +155,8 @@ async def test_the_timer_warns_then_closes_once_across_nodes() -> None:
             assert ending["parent"] == "ws" and ending["ends_at"] == opened["ends_at"]
             await next_event(client, "breakout.closed")
         await eventually(lambda: not any(hub.breakouts.rounds for hub in hubs))
+        # Nor does any node keep the closed round's decoded record.
+        assert not any(hub.breakouts._records for hub in hubs)
         # Each child got exactly one warning and one closing event, the parent one closing.
         for child in ("ws.b1", "ws.b2"):
             assert await _stored(hubs[1], child) == ["breakout.ending", "breakout.closed"]
@@ -305,3 +308,24 @@ async def test_the_sweep_takes_sessions_out_of_children_no_round_holds() -> None
         for hub in hubs:
             await hub.breakouts.sweep_children()
         assert all(client.session.rooms == {"ws"} for client in members)
+
+
+async def test_a_cancelled_open_waits_for_its_writes_before_cleaning_up() -> None:
+    # breakout.open deletes what its writes stored when it fails or is cancelled: a write still
+    # under way then could land after the delete.
+    release = asyncio.Event()
+    landed: list[str] = []
+
+    async def write(name: str) -> None:
+        await release.wait()
+        landed.append(name)
+
+    opening = asyncio.ensure_future(_all_ended(write(n) for n in ("a", "b")))
+    await asyncio.sleep(0)  # both writes under way
+    opening.cancel()
+    await asyncio.sleep(0)
+    assert not opening.done()  # the cancellation waits for the writes
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    assert sorted(landed) == ["a", "b"]

@@ -305,6 +305,20 @@ async def test_the_applications_close_waits_for_the_peers_reply(
     assert h.transport.closing
 
 
+async def test_a_pong_missed_during_our_closing_handshake_leaves_it_to_the_close_timer(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(ws_ping_interval=0.01, ws_ping_timeout=TIMEOUT)
+    await h.open()
+    await h.until(lambda: bool(h.transport.written))  # a ping the client will not answer
+    await h.send({"type": "websocket.close", "code": 1001, "reason": ""})
+    h.protocol._keepalive_timeout()  # its deadline passes while our close awaits the reply
+    assert not h.transport.aborted and not h.transport.closing
+    h.events()
+    h.feed()  # the client answers the close (and the ping): the handshake ends normally
+    assert h.transport.closing and not h.transport.aborted
+
+
 async def test_the_peers_close_is_answered_and_reported(harness: Callable[..., Harness]) -> None:
     h = harness()
     await h.open()
