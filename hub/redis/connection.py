@@ -33,9 +33,10 @@ class RedisConnection:
     under ``prefix``: ``k:<key>`` (the store's keys, and those of feature-owned scripts),
     ``t:<topic>`` (channels), and what the broker and store add (see their docstrings).
 
-    A command waits at most ``timeout`` seconds for its reply (and as long for a pooled
-    connection); a failed one is never retried (a publish whose reply was lost could be stored
-    twice): :meth:`call` turns the failure into :class:`~hub.broker.BrokerUnavailable`."""
+    A command waits at most ``timeout`` seconds for its reply (the replies of one pipeline
+    share that deadline) and as long for a pooled connection; a failed one is never retried (a
+    publish whose reply was lost could be stored twice): :meth:`call` turns the failure into
+    :class:`~hub.broker.BrokerUnavailable`."""
 
     def __init__(
         self,

@@ -21,9 +21,10 @@ its own command. A caller cancelled before its batch leaves is not sent at all. 
 never retried here (see :class:`~hub.redis.connection.RedisConnection`).
 
 A batch holds at most :data:`MAX_BATCH` commands: a larger burst goes as several, each on a
-pooled connection of its own. Closing the client sends what is queued, waits a bounded time
-for the batches under way to be answered, and from then on refuses new commands with
-:class:`redis.exceptions.ConnectionError`.
+pooled connection of its own. Its replies share one deadline, the connection's socket timeout
+(the replies still missing then fail as a :class:`redis.exceptions.TimeoutError`). Closing the
+client sends what is queued, waits a bounded time for the batches under way to be answered, and
+from then on refuses new commands with :class:`redis.exceptions.ConnectionError`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 #: The most commands one pipeline carries; a burst beyond it goes as several.
 MAX_BATCH: Final = 512
@@ -153,24 +155,32 @@ class PipeliningRedis(Redis):
             if not isinstance(error, Exception):
                 raise
             return
+        reply_timeout = connection.socket_timeout
         try:
             await connection.send_packed_command(
                 connection.pack_commands([command for command, _ in commands])
             )
-            for command, command_options in commands:
-                try:
-                    reply = await self.parse_response(connection, command[0], **command_options)
-                except ResponseError as error:
-                    reply = error
-                _answer(waiting[answered], reply)
-                answered += 1
+            # One deadline for the batch's replies rather than a timer for each (a tenth of a
+            # command's cost here): the connection reads them with no timeout of its own.
+            connection.socket_timeout = None
+            async with asyncio.timeout(reply_timeout):
+                for command, command_options in commands:
+                    try:
+                        reply = await self.parse_response(connection, command[0], **command_options)
+                    except ResponseError as error:
+                        reply = error
+                    _answer(waiting[answered], reply)
+                    answered += 1
         except BaseException as error:
             # Replies may still be on the socket: the connection must not serve anyone else.
             await connection.disconnect(nowait=True)
+            if isinstance(error, TimeoutError):
+                error = RedisTimeoutError(f"no reply from redis within {reply_timeout} s")
             _fail(waiting[answered:], error)
             if not isinstance(error, Exception):
                 raise
         finally:
+            connection.socket_timeout = reply_timeout
             await self.connection_pool.release(connection)
 
 
@@ -212,9 +222,13 @@ def _read_key(args: tuple[Any, ...], options: dict[str, Any]) -> Any:
     name = args[0]
     if not isinstance(name, str) or name.upper() not in READ_ONLY:
         return None
-    try:
-        # redis-py adds the command's keys as a list (for its client-side cache): args hold them.
+    # redis-py adds the command's keys as a list (for its client-side cache): args hold them.
+    # Most reads carry no other option.
+    if not options or (len(options) == 1 and "keys" in options):
+        key: Any = args
+    else:
         key = (args, tuple(sorted(item for item in options.items() if item[0] != "keys")))
+    try:
         hash(key)
     except TypeError:
         return None

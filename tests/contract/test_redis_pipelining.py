@@ -216,3 +216,36 @@ async def test_closing_fails_a_batch_that_outlasts_the_grace_as_unavailable(
     # The caller sees Redis unavailable, not a cancellation of its own.
     with pytest.raises(BrokerUnavailable):
         await pending
+
+
+async def test_replies_late_past_the_deadline_fail_as_unavailable_and_the_rest_is_kept(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:", timeout=0.2)
+    parse = PipeliningRedis.parse_response
+    read = 0
+    never = asyncio.Event()
+
+    async def stalls_at_the_second(
+        self: PipeliningRedis, c: object, name: object, **o: object
+    ) -> object:
+        nonlocal read
+        read += 1
+        if read == 2:
+            await never.wait()
+        return await parse(self, c, name, **o)  # type: ignore[arg-type]
+
+    try:
+        key = conn.key("late")
+        monkeypatch.setattr(PipeliningRedis, "parse_response", stalls_at_the_second)
+        results = await asyncio.gather(
+            *(conn.call(conn.redis.incr(key)) for _ in range(3)), return_exceptions=True
+        )
+        assert results[0] == 1
+        assert all(isinstance(r, BrokerUnavailable) for r in results[1:])
+        assert isinstance(results[1], BrokerUnavailable)
+        assert isinstance(results[1].__cause__, RedisTimeoutError)
+        monkeypatch.setattr(PipeliningRedis, "parse_response", parse)
+        assert await conn.call(conn.redis.get(key)) == b"3"
+    finally:
+        await conn.close()
