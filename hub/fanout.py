@@ -22,7 +22,7 @@ class StreamMembers(Generic[S]):
     Redis came back empty, before this node's subscriber caught up): it waits for that epoch.
     """
 
-    __slots__ = ("delivered", "epoch", "past", "room", "sessions", "waiting")
+    __slots__ = ("delivered", "epoch", "foreign", "known", "past", "room", "sessions", "waiting")
 
     def __init__(self, room: str) -> None:
         self.room = room
@@ -31,6 +31,10 @@ class StreamMembers(Generic[S]):
         self.waiting: dict[str, tuple[int, str, S]] = {}
         self.delivered = 0
         self.epoch: str | None = None
+        # The newest position of ``epoch`` read or fanned out here (positions only grow within
+        # an epoch), and how many waiting sessions wait for another epoch.
+        self.known = 0
+        self.foreign = 0
         # Epochs fan-out has moved past (a few: epochs change only when history is lost).
         self.past: set[str] = set()
 
@@ -45,21 +49,38 @@ class StreamMembers(Generic[S]):
         epoch): a join read at that position would miss events, so the caller must read again."""
         return (self.epoch == epoch and position < self.delivered) or epoch in self.past
 
+    def known_position(self) -> tuple[int, str] | None:
+        """A position a new session may join at without reading the room again: the newest
+        one known here (fanned out, or read by a join), with its epoch. None when nothing is
+        known yet, or while a join waits for an epoch fan-out has not reached (the room's
+        history may have been lost: only a fresh read tells)."""
+        if self.epoch is None or self.foreign:
+            return None
+        return self.known, self.epoch
+
     def add(self, sid: str, session: S, position: int, epoch: str) -> None:
         """Add a session that must receive the stored events after ``position``."""
         if self.epoch is None:
             self.epoch = epoch
-        if self.epoch == epoch and position <= self.delivered:
-            self.sessions[sid] = session
+        if self.epoch == epoch:
+            self.known = max(self.known, position)
+            if position <= self.delivered:
+                self.sessions[sid] = session
+                return
         else:
-            self.waiting[sid] = (position, epoch, session)
+            self.foreign += 1
+        self.waiting[sid] = (position, epoch, session)
 
     def remove(self, sid: str) -> S | None:
         """Remove a session; returns it, or None if it was not here."""
         session = self.sessions.pop(sid, None)
         if session is None:
             waiting = self.waiting.pop(sid, None)
-            session = waiting[2] if waiting is not None else None
+            if waiting is None:
+                return None
+            if waiting[1] != self.epoch:
+                self.foreign -= 1
+            session = waiting[2]
         return session
 
     def all(self) -> Iterable[S]:
@@ -80,6 +101,7 @@ class StreamMembers(Generic[S]):
             for sid in ready:
                 self.sessions[sid] = self.waiting.pop(sid)[2]
         self.delivered = seq
+        self.known = max(self.known, seq)
         return self.sessions.values()
 
     def reset(self, epoch: str) -> list[S]:
@@ -93,10 +115,14 @@ class StreamMembers(Generic[S]):
         self.past.discard(epoch)
         self.epoch = epoch
         self.delivered = 0
+        self.known = 0
+        self.foreign = 0
         told = list(self.sessions.values())
-        for sid, (_, at, session) in list(self.waiting.items()):
+        for sid, (position, at, session) in list(self.waiting.items()):
             if at != epoch:
                 del self.waiting[sid]
                 self.sessions[sid] = session
                 told.append(session)
+            else:
+                self.known = max(self.known, position)
         return told

@@ -71,6 +71,11 @@ class TopicRefs:
 
     async def acquire(self, topic: str) -> None:
         """Count one more holder; subscribe if it is the first. Returns once subscribed."""
+        count = self._counts.get(topic, 0)
+        if count and topic not in self._locks:
+            # Subscribed, and no change under way: nothing to wait for (most joins).
+            self._counts[topic] = count + 1
+            return
         async with self._serialised(topic):
             count = self._counts.get(topic, 0)
             if count == 0:
@@ -79,6 +84,10 @@ class TopicRefs:
 
     async def release(self, topic: str) -> None:
         """Count one holder less; unsubscribe when none is left."""
+        count = self._counts.get(topic, 0)
+        if count > 1 and topic not in self._locks:
+            self._counts[topic] = count - 1
+            return
         async with self._serialised(topic):
             count = self._counts.get(topic, 0) - 1
             if count > 0:
@@ -302,6 +311,14 @@ class Node:
                 if members is None:
                     members = self.streams[room] = StreamMembers(room)
                     self.metrics.rooms.set(len(self.streams))
+                # The room is followed here, fan-out uninterrupted: a position already read or
+                # fanned out serves (local fan-out brings everything after it), unread. While
+                # the broker is not ready the room's history may have been lost: read it.
+                known = members.known_position() if since is None and self.broker.ready() else None
+                if known is not None:
+                    members.add(session.sid, session, known[0], known[1])
+                    session.rooms.add(room)
+                    return Position(known[1], known[0], None, None)
                 position = await self._read_position(room, since, epoch)
                 # The room's last local member may have left during the read, dropping
                 # ``members``: adding to it would follow nothing. Start over.

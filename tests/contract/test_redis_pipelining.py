@@ -114,6 +114,10 @@ async def test_a_script_not_loaded_yet_still_runs(connection: RedisConnection) -
     script: AsyncScript = redis.register_script("return redis.call('INCR', KEYS[1])")
     key = connection.key("scripted")
     assert sorted(await asyncio.gather(script([key]), script([key]), script([key]))) == [1, 2, 3]
+    # Redis restarted or flushed: the script is loaded again.
+    await redis.script_flush()
+    assert await script([key]) == 4
+    assert await script(keys=[key], args=["unused"]) == 5
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_replies(

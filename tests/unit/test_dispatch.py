@@ -24,7 +24,7 @@ from helpers import (
 
 from hub.app import Hub, build_hub
 from hub.auth import Role, TokenAuthority
-from hub.broker import BrokerUnavailable
+from hub.broker import BrokerUnavailable, History
 from hub.codec import WireFormat
 from hub.config import HubConfig, Limits
 from hub.dispatch import CommandContext, CommandRegistry
@@ -667,25 +667,57 @@ async def test_a_join_racing_with_the_last_local_leave_still_follows_the_room() 
         joiner = await connect(hub, "joiner")
         await leaver.ok("join", room="main")
         broker = hub.node.broker
-        real_head = broker.head
+        real_history = broker.history
         reading, go_on = asyncio.Event(), asyncio.Event()
 
-        async def slow_head(room: str) -> tuple[str, int]:
-            # The join's read of the room's position takes a while (a Redis round trip).
+        async def slow_history(room: str, after: int, limit: int | None = None) -> History:
+            # The join's read of the room takes a while (a Redis round trip).
             reading.set()
             await go_on.wait()
-            return await real_head(room)
+            return await real_history(room, after, limit)
 
-        broker.head = slow_head  # type: ignore[method-assign]
-        join = asyncio.create_task(joiner.ok("join", room="main"))
+        broker.history = slow_history  # type: ignore[method-assign]
+        # With `since`, a join reads the room even when this node follows it already.
+        join = asyncio.create_task(joiner.ok("join", room="main", since=0))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
         await leaver.ok("leave", room="main")  # the room's only local follower leaves meanwhile
-        broker.head = real_head  # type: ignore[method-assign]
+        broker.history = real_history  # type: ignore[method-assign]
         go_on.set()
         await asyncio.wait_for(join, TIMEOUT)
         await mod.ok("announce", room="main", text="still here?")
         assert [e["text"] for e in joiner.stored()] == ["still here?"]
         assert hub.node.followers("main") == [joiner.session]
+
+
+async def test_a_join_of_a_room_followed_here_starts_at_the_known_position_unread() -> None:
+    async with running() as [hub]:
+        mod = await connect(hub, "mod", Role.MODERATOR)
+        first = await connect(hub, "first")
+        second = await connect(hub, "second")
+        await first.ok("join", room="main")
+        await mod.ok("announce", room="main", text="before")
+        assert [e["text"] for e in first.stored()] == ["before"]
+        broker = hub.node.broker
+        reads: list[str] = []
+        real_head = broker.head
+
+        async def counted_head(room: str) -> tuple[str, int]:
+            reads.append(room)
+            return await real_head(room)
+
+        broker.head = counted_head  # type: ignore[method-assign]
+        joined = await second.ok("join", room="main")
+        assert reads == []
+        assert joined["seq"] == 1
+        await mod.ok("announce", room="main", text="after")
+        assert [e["text"] for e in second.stored()] == ["after"]
+        # While the broker is not ready, the room may have lost its history: it is read.
+        ready = broker.ready
+        broker.ready = lambda: False  # type: ignore[method-assign]
+        third = await connect(hub, "third")
+        await third.ok("join", room="main")
+        broker.ready = ready  # type: ignore[method-assign]
+        assert reads == ["main"]
 
 
 async def test_a_join_whose_read_fails_leaves_nothing_behind() -> None:

@@ -137,6 +137,33 @@ def test_a_member_after_reset_joins_at_the_new_epoch_positions() -> None:
     assert _deliver(members, 1) == ["A", "B"]
 
 
+def test_the_known_position_is_the_newest_read_or_fanned_out_here() -> None:
+    members: StreamMembers[str] = StreamMembers("r")
+    assert members.known_position() is None
+    members.add("a", "A", 10, E1)
+    assert members.known_position() == (10, E1)
+    members.add("b", "B", 7, E1)  # an older read does not move it back
+    assert members.known_position() == (10, E1)
+    for seq in range(1, 13):
+        members.recipients(seq)
+    assert members.known_position() == (12, E1)
+    members.remove("a")
+    members.remove("b")
+    assert members.known_position() == (12, E1)
+
+
+def test_no_known_position_while_a_join_waits_for_an_epoch_fan_out_has_not_reached() -> None:
+    members: StreamMembers[str] = StreamMembers("r")
+    members.add("a", "A", 3, E1)
+    members.add("b", "B", 2, E2)
+    assert members.known_position() is None
+    members.remove("b")
+    assert members.known_position() == (3, E1)
+    members.add("c", "C", 4, E2)
+    members.reset(E2)
+    assert members.known_position() == (4, E2)
+
+
 # -- the property --------------------------------------------------------------------------------
 
 
@@ -154,6 +181,7 @@ _ops = st.lists(
         st.tuples(st.just("publish"), st.integers(1, 3)),  # events stored, not yet fanned out
         st.tuples(st.just("deliver"), st.integers(1, 3)),  # fan out what is stored, in order
         st.tuples(st.just("join"), st.integers(0, 5), st.integers(0, 1000)),
+        st.tuples(st.just("join_known"), st.integers(0, 5)),  # at the known position, unread
         st.tuples(st.just("leave"), st.integers(0, 5)),
     ),
     max_size=60,
@@ -185,12 +213,17 @@ def test_each_member_receives_exactly_the_events_after_its_position_once_in_orde
                         follower.expected.append(seq)
                 for follower in members.recipients(seq):
                     follower.received.append(seq)
-        elif kind == "join":
+        elif kind in ("join", "join_known"):
             sid = f"s{op[1]}"
-            # What a join reads: some head between the local fan-out and the store (follow()
-            # reads again while behind() says it is behind, so never below `delivered`).
-            low, high = members.delivered, stored
-            position = low + int(op[2]) % (high - low + 1)  # type: ignore[call-overload]
+            known = members.known_position() if kind == "join_known" else None
+            if known is not None:
+                # follow() of a room this node follows: no read, the position known here.
+                position = known[0]
+            else:
+                # What a join reads: some head between the local fan-out and the store (follow()
+                # reads again while behind() says it is behind, so never below `delivered`).
+                low, high = members.delivered, stored
+                position = low + int(op[-1]) % (high - low + 1)  # type: ignore[call-overload]
             assert not members.behind(position, E1)
             if sid in followers:  # a rejoin: follow() drops the old membership first
                 members.remove(sid)
