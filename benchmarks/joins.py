@@ -129,7 +129,7 @@ class Storm:
             self.latency.append(time.perf_counter() - start)
         self.last = max(self.last, time.perf_counter())
 
-    def summary(self, cpu: float) -> dict[str, Any]:
+    def summary(self, cpu: float, redis_cpu: float) -> dict[str, Any]:
         ordered = sorted(self.latency)
 
         def ms(q: float) -> float | None:
@@ -147,6 +147,7 @@ class Storm:
             "max_ms": ms(100),
             "span_s": round(self.last - self.first, 3) if ordered else None,
             "hub_cpu_ms_per_join": round(cpu * 1000 / count, 3) if count else None,
+            "redis_cpu_ms_per_join": round(redis_cpu * 1000 / count, 3) if count else None,
         }
 
 
@@ -157,8 +158,14 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     redis_pids = [int(p) for p in args.redis_pids.split(",") if p]
     result: dict[str, Any] = {"server_pids": server_pids, "redis_pids": redis_pids}
 
-    def hub_cpu() -> float:
-        return cpu_seconds(server_pids) + cpu_seconds(redis_pids)
+    def hub_cpu() -> tuple[float, float]:
+        """CPU seconds so far of the hubs and Redis together, and of Redis alone."""
+        redis = cpu_seconds(redis_pids)
+        return cpu_seconds(server_pids) + redis, redis
+
+    def spent(before: tuple[float, float]) -> tuple[float, float]:
+        after = hub_cpu()
+        return after[0] - before[0], after[1] - before[1]
 
     organizers = []
     for url in urls:
@@ -206,7 +213,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(
         *(panel_storm.join(conn, panels[n % len(panels)]) for n, conn in enumerate(attendees))
     )
-    result["panel"] = panel_storm.summary(hub_cpu() - cpu0)
+    result["panel"] = panel_storm.summary(*spent(cpu0))
     log(f"panel storm: {result['panel']}")
     await asyncio.sleep(args.settle)
 
@@ -243,7 +250,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
             "breakout.open", room=panel, count=count, assign="random", duration=600
         )
     await asyncio.gather(*parts)
-    result["breakout"] = breakout_storm.summary(hub_cpu() - cpu0)
+    result["breakout"] = breakout_storm.summary(*spent(cpu0))
     result["breakout"]["round_span_s"] = round(breakout_storm.last - opened, 3)
     log(f"breakout storm: {result['breakout']}")
     for panel in panels:
@@ -310,11 +317,23 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
 
 def table(results: list[dict[str, Any]]) -> str:
     rows = [
-        ("mode", "storm", "joins", "errors", "p50", "p95", "p99", "max", "span", "hub cpu/join")
+        (
+            "mode",
+            "storm",
+            "joins",
+            "errors",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "span",
+            "hub cpu/join",
+            "redis",
+        )
     ]
     for r in results:
         if "error" in r:
-            rows.append((r["mode"], "error: " + r["error"][:90], *[""] * 8))
+            rows.append((r["mode"], "error: " + r["error"][:90], *[""] * 9))
             continue
         for storm in ("panel", "breakout"):
             s = r[storm]
@@ -330,6 +349,7 @@ def table(results: list[dict[str, Any]]) -> str:
                     fmt(s["max_ms"], ",.1f") + " ms",
                     fmt(s["span_s"], ".2f") + " s",
                     fmt(s["hub_cpu_ms_per_join"], ".2f") + " ms",
+                    fmt(s["redis_cpu_ms_per_join"], ".2f") + " ms",
                 )
             )
     return format_table(rows)

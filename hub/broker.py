@@ -24,7 +24,7 @@ Guarantees every implementation gives (checked by ``tests/contract/test_broker_c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -138,6 +138,10 @@ class Broker(Protocol):
 
     async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
         """Send ``payload`` to every node subscribed to ``topic``, at most once, not stored."""
+
+    async def publish_ephemeral_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`publish_ephemeral` of each ``(topic, payload)``, all sent at once (in order per
+        topic); raises the first failure once every one was tried (the others may have gone)."""
 
     # --- stored room streams -----------------------------------------------------------------
 

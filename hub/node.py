@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -404,6 +404,16 @@ class Node:
         """Send a message to every session of ``user`` on every node (at most once each)."""
         await self.broker.publish_ephemeral(
             user_topic(user), pack({"k": _TO_USER, "to": user, "m": message})
+        )
+
+    async def send_to_users(self, messages: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """:meth:`send_to_user` of each ``(user, message)``, all sent at once; raises the first
+        failure once every one was tried."""
+        await self.broker.publish_ephemeral_many(
+            [
+                (user_topic(user), pack({"k": _TO_USER, "to": user, "m": message}))
+                for user, message in messages
+            ]
         )
 
     async def close_user(self, user: str, code: CloseCode, reason: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from hub import gc_policy
 from hub.app import Hub, build_hub, create_app
 from hub.config import HubConfig
 from hub.httpprotocol import DeadlineH11Protocol
@@ -98,6 +99,7 @@ def serve_socket(config: HubConfig, sock: socket.socket) -> None:
     hub = build_hub(config)
     app = create_app(config, hub)
     server = HubServer(uvicorn_config(config, app), hub)
+    gc_policy.tune_for_serving()
     server.run(sockets=[sock])
 
 

@@ -22,6 +22,7 @@ Guarantees every implementation gives (checked by ``tests/contract/test_store_co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -54,6 +55,9 @@ class Store(Protocol):
         self, key: str, field: str, value: bytes, *, only_if_absent: bool = False
     ) -> bool:
         """Set one field of a hash; returns False only when ``only_if_absent`` and it existed."""
+
+    async def hash_set_many(self, key: str, fields: Mapping[str, bytes]) -> None:
+        """Set several fields of a hash in one atomic step (none when ``fields`` is empty)."""
 
     async def hash_get(self, key: str, field: str) -> bytes | None:
         """One field of a hash, or None."""

@@ -19,6 +19,7 @@ one follows its rooms) closes when someone next joins its parent or a child.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import secrets
@@ -54,6 +55,7 @@ from rooms.wire import (
     BreakoutsFields,
     BreakoutsPart,
     RoundSnapshot,
+    RoundView,
 )
 
 if TYPE_CHECKING:
@@ -131,24 +133,28 @@ class BreakoutFeature:
         round_ = open_round(plan, secrets.token_hex(8), ctx.identity.user_id, now)
         assignments = await self._assign(plan)
         try:
-            # Before the round: a join that sees the round must see who goes where. All at
-            # once: on Redis the writes of one loop iteration go as one pipeline.
+            # Before the round: a join that sees the round must see who goes where. The write
+            # has ended (even when this command is cancelled meanwhile) before the clean-up
+            # below deletes what it wrote.
             key = assignments_key(round_.id)
-            # Every write has ended (even when this command is cancelled meanwhile) before the
-            # clean-up below deletes what some of them wrote.
             await _all_ended(
-                self.store.hash_set(key, user, child.encode())
-                for user, child in assignments.items()
+                [
+                    self.store.hash_set_many(
+                        key, {user: child.encode() for user, child in assignments.items()}
+                    )
+                ]
             )
             stored = await self.store.set_if_absent(round_key(parent.id), pack(round_.to_record()))
             if stored is not None:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
                 await _all_ended(
-                    self.rooms.directory.put_breakout(
-                        Room(child, RoomKind.BREAKOUT, title, parent.id)
-                    )
-                    for child, title in round_.rooms
+                    [
+                        self.rooms.directory.put_breakouts(
+                            Room(child, RoomKind.BREAKOUT, title, parent.id)
+                            for child, title in round_.rooms
+                        )
+                    ]
                 )
                 self._know(parent.id, round_)
                 seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
@@ -159,11 +165,8 @@ class BreakoutFeature:
         except BaseException:
             await self.store.delete(assignments_key(round_.id))
             raise
-        await asyncio.gather(
-            *(
-                self.node.send_to_user(user, self._assigned_event(parent.id, child))
-                for user, child in assignments.items()
-            )
+        await self.node.send_to_users(
+            (user, self._assigned_event(parent.id, child)) for user, child in assignments.items()
         )
         return {"seq": seq, **round_.describe(), "assignments": assignments}
 
@@ -380,7 +383,7 @@ class BreakoutFeature:
             return {"breakouts": None}
         assigned = await self._assigned(round_, ctx.identity.user_id)
         mine: Assignment = {"assigned": assigned} if assigned is not None else {}
-        described: RoundSnapshot = {**round_.describe(), "parent": parent, **mine}
+        described: RoundSnapshot = {**_shared_view(round_), "parent": parent, **mine}
         return {"breakouts": described}
 
     # --- helpers ------------------------------------------------------------------------------
@@ -396,6 +399,13 @@ class BreakoutFeature:
         if round_ is None:
             raise HubError("not_found", f"no breakouts are open in {parent}")
         return round_
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_view(round_: BreakoutRound) -> RoundView:
+    """``round_.describe()``, made once for every join of a round's burst (each snapshot copies
+    its top level; nothing changes the rest)."""
+    return round_.describe()
 
 
 async def _all_ended(calls: Iterable[Awaitable[object]]) -> None:

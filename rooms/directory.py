@@ -4,6 +4,7 @@ local cache: rooms are created rarely and never change kind."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,12 @@ class RoomDirectory:
             self._cache[room.id] = room
         return created
 
-    async def put_breakout(self, room: Room) -> None:
-        """Create or replace a breakout room's record (a new round's title for a child id)."""
-        await self.store.hash_set(ROOMS_KEY, room.id, pack(room.to_record()))
+    async def put_breakouts(self, rooms: Iterable[Room]) -> None:
+        """Create or replace breakout rooms' records (a new round's titles for child ids), in
+        one write."""
+        await self.store.hash_set_many(
+            ROOMS_KEY, {room.id: pack(room.to_record()) for room in rooms}
+        )
 
     async def remove(self, room_id: str) -> None:
         """Take a room out of the directory on every node (a meeting that ended): its record

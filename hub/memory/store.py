@@ -5,6 +5,8 @@ goes is gone, and expired values leave memory at the backend's next sweep."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hub.memory.backend import MemoryBackend
 
 
@@ -60,6 +62,11 @@ class MemoryStore:
             return False
         fields[field] = value
         return True
+
+    async def hash_set_many(self, key: str, fields: Mapping[str, bytes]) -> None:
+        """See :meth:`hub.store.Store.hash_set_many`."""
+        if fields:
+            self.backend.hashes.setdefault(key, {}).update(fields)
 
     async def hash_get(self, key: str, field: str) -> bytes | None:
         """See :meth:`hub.store.Store.hash_get`."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
-from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
+from hub.broker import BrokerHandler, BrokerSettings, BrokerUnavailable, History, StoredEvent
 from hub.redis import envelope
-from hub.redis.connection import RedisConnection
+from hub.redis.connection import UNAVAILABLE, RedisConnection
 from hub.redis.listener import Listener
 from hub.redis.presence import RedisPresence
 from hub.redis.streams import RoomStreams
@@ -114,6 +114,24 @@ class RedisBroker:
         await self.connection.call(
             self.connection.redis.publish(self.connection.channel(topic), message)
         )
+
+    async def publish_ephemeral_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
+        """One PUBLISH each, queued together (no task for each: a breakout round tells
+        hundreds of people where to go at once)."""
+        redis = self.connection.redis
+        sent = [
+            redis.submit(
+                "PUBLISH",
+                self.connection.channel(topic),
+                envelope.ephemeral(self.node_id, payload),
+            )
+            for topic, payload in messages
+        ]
+        for outcome in await asyncio.gather(*sent, return_exceptions=True):
+            if isinstance(outcome, UNAVAILABLE):
+                raise BrokerUnavailable(f"redis unavailable: {outcome}") from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     # --- stored room streams -----------------------------------------------------------------
 

@@ -4,9 +4,8 @@ store and feature-owned scripts (the polls' ballots) of a node share one."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -61,7 +60,8 @@ class RedisConnection:
         options["protocol"] = 2
         self._pool = BlockingConnectionPool(**options)
         #: The client over the pool: the commands of one loop iteration go as one pipeline.
-        self.redis: Redis = PipeliningRedis.from_pool(self._pool)
+        # from_pool: the client owns the pool and closes it with itself.
+        self.redis = cast("PipeliningRedis", PipeliningRedis.from_pool(self._pool))
         #: The names of every channel start with it.
         self.channel_prefix = f"{prefix}t:"
         self._close_callbacks: list[Callable[[], None]] = []

@@ -4,6 +4,7 @@ or a capped index (the sorted set ``k:<key>`` with its values in the hash ``kv:<
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, cast
 
 from hub.redis.connection import RedisConnection, ms
@@ -95,6 +96,12 @@ class RedisStore:
             return bool(await self._call(self._redis.hsetnx(self._key(key), field, value)))
         await self._call(self._redis.hset(self._key(key), field, value))
         return True
+
+    async def hash_set_many(self, key: str, fields: Mapping[str, bytes]) -> None:
+        """One HSET of every field."""
+        if fields:
+            mapping = dict(fields)
+            await self._call(self._redis.hset(self._key(key), mapping=mapping))  # type: ignore[arg-type]
 
     async def hash_get(self, key: str, field: str) -> bytes | None:
         """One field of a hash, or None."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import hiredis
 import pytest
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from support.redis_server import RedisServer
 
@@ -24,19 +26,32 @@ from hub.redis.pipelining import MAX_BATCH, PipeliningRedis
 pytestmark = pytest.mark.redis
 
 
+# What redis-py sends on a connection as it opens it.
+SETUP = {b"CLIENT", b"HELLO", b"AUTH", b"SELECT"}
+
+
 class CountingPipelines:
     """Counts the pipelines sent and the commands in them (patched onto the connections'
-    pack_commands, which packs one pipeline)."""
+    send_packed_command, which writes one pipeline: its commands are read back from the
+    bytes). What a new connection sends of its own as it connects is not counted."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int] = []
-        pack = AbstractConnection.pack_commands
+        send = AbstractConnection.send_packed_command
 
-        def counted(conn: AbstractConnection, commands: list[object]) -> list[bytes]:
-            self.sizes.append(len(commands))
-            return pack(conn, commands)  # type: ignore[arg-type]
+        async def counted(
+            conn: AbstractConnection, command: Any, check_health: bool = True
+        ) -> None:
+            reader = hiredis.Reader()
+            reader.feed(command if isinstance(command, bytes) else b"".join(command))
+            count = 0
+            while (sent := reader.gets()) is not False:
+                count += sent[0].upper() not in SETUP
+            if count:
+                self.sizes.append(count)
+            await send(conn, command, check_health)
 
-        monkeypatch.setattr(AbstractConnection, "pack_commands", counted)
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
 
 
 @pytest.fixture
@@ -253,3 +268,33 @@ async def test_replies_late_past_the_deadline_fail_as_unavailable_and_the_rest_i
         assert await conn.call(conn.redis.get(key)) == b"3"
     finally:
         await conn.close()
+
+
+async def test_an_argument_redis_cannot_take_fails_only_its_command(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = connection.redis
+    pipelines = CountingPipelines(monkeypatch)
+    results = await asyncio.gather(
+        redis.set(connection.key("a"), "1"),
+        redis.set(connection.key("b"), None),  # type: ignore[arg-type]
+        redis.set(connection.key("c"), 2.5),
+        return_exceptions=True,
+    )
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], DataError)
+    assert pipelines.sizes == [2]
+    assert await redis.mget(connection.key("a"), connection.key("c")) == [b"1", b"2.5"]
+
+
+async def test_submitted_commands_are_futures_of_one_pipeline(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = connection.redis
+    assert isinstance(redis, PipeliningRedis)
+    pipelines = CountingPipelines(monkeypatch)
+    futures = [redis.submit("RPUSH", connection.key("list"), n) for n in range(100)]
+    assert all(isinstance(future, asyncio.Future) for future in futures)
+    assert await asyncio.gather(*futures) == list(range(1, 101))
+    assert pipelines.sizes == [100]
+    assert await redis.lrange(connection.key("list"), 0, 2) == [b"0", b"1", b"2"]

@@ -77,6 +77,14 @@ async def test_delete(cluster: Cluster) -> None:
     assert await a.store.set_members("s") == set()
 
 
+async def test_hash_set_many_sets_every_field_at_once(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    await a.store.hash_set("h", "f", b"old")
+    await a.store.hash_set_many("h", {"f": b"1", "g": b"2"})
+    await a.store.hash_set_many("h", {})  # nothing to set
+    assert await b.store.hash_get_all("h") == {"f": b"1", "g": b"2"}
+
+
 async def test_hash_operations(cluster: Cluster) -> None:
     a, b = await cluster.node("a"), await cluster.node("b")
     assert await a.store.hash_get_all("h") == {}
