@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.protocol import State
 from websockets.typing import Origin, Subprotocol
 
-from hub.codec import DecodeLimits, WireFormat, decode_frame, encode_message
+from hub.codec import DecodeLimits, WireFormat, decode_trusted_frame, encode_message
 from hub.errors import DecodeError
 
 __all__ = ["FATAL_CLOSE_CODES", "HubClient", "HubClosed", "HubRequestError", "RoomPosition"]
@@ -455,7 +455,7 @@ class HubClient:
                     except ConnectionClosed as exc:
                         self._close_code = _close_info(exc)[0]
                         raise HubClosed(*_close_info(exc)) from exc
-                    await self._process(decode_frame(self._fmt, data, _SERVER_LIMITS))
+                    await self._process(decode_trusted_frame(self._fmt, data, _SERVER_LIMITS))
         except DecodeError as exc:
             raise HubClosed(_UNDECODABLE, f"undecodable frame from the server: {exc}") from exc
         finally:
@@ -494,7 +494,7 @@ class HubClient:
         try:
             while True:
                 data = await ws.recv(decode=False)
-                await self._process(decode_frame(fmt, data, _SERVER_LIMITS))
+                await self._process(decode_trusted_frame(fmt, data, _SERVER_LIMITS))
         except ConnectionClosed as exc:
             return _close_info(exc)
         except DecodeError as exc:

@@ -105,6 +105,10 @@ class BreakoutFeature:
         self._warned: set[str] = set()
         # parent -> its round's stored record and the round it decodes to (open rounds only)
         self._records: dict[str, tuple[bytes, BreakoutRound]] = {}
+        # round id -> who goes where, read once per node: a round's assignments never change
+        # once it is stored (every join of its burst checks its caller's, and its snapshot
+        # shows it again)
+        self._assignments: dict[str, asyncio.Future[dict[str, str]]] = {}
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the breakout ops, the join check, the snapshot part and the timer."""
@@ -157,6 +161,7 @@ class BreakoutFeature:
                     ]
                 )
                 self._know(parent.id, round_)
+                self._assignments[round_.id] = _resolved(assignments)
                 seq = await self.node.publish_event(parent.id, "breakouts", round_.describe())
             except BaseException:
                 self._forget(round_)
@@ -292,6 +297,7 @@ class BreakoutFeature:
         if cached is not None and cached[1].id == round_.id:
             del self._records[round_.parent]
         self._warned.discard(round_.id)
+        self._assignments.pop(round_.id, None)
 
     def _round_event(self, event: dict[str, Any]) -> None:
         parent = event["room"]
@@ -369,8 +375,24 @@ class BreakoutFeature:
         return {"ev": "breakout.assigned", "room": parent, "breakout": child}
 
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
-        data = await self.store.hash_get(assignments_key(round_.id), user)
-        return data.decode() if data is not None else None
+        """The child ``user`` is assigned to in ``round_``, or None. The round's assignments are
+        read once per node (concurrent callers share the read; a failed read is tried again by
+        the next caller)."""
+        reading = self._assignments.get(round_.id)
+        failed = (
+            reading is not None
+            and reading.done()
+            and (reading.cancelled() or reading.exception() is not None)
+        )
+        if reading is None or failed:
+            reading = asyncio.ensure_future(self._read_assignments(round_.id))
+            self._assignments[round_.id] = reading
+        table = await asyncio.shield(reading)
+        return table.get(user)
+
+    async def _read_assignments(self, round_id: str) -> dict[str, str]:
+        stored = await self.store.hash_get_all(assignments_key(round_id))
+        return {user: child.decode() for user, child in stored.items()}
 
     async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> BreakoutsPart:
         if room.kind is RoomKind.LOBBY:
@@ -399,6 +421,12 @@ class BreakoutFeature:
         if round_ is None:
             raise HubError("not_found", f"no breakouts are open in {parent}")
         return round_
+
+
+def _resolved(assignments: dict[str, str]) -> asyncio.Future[dict[str, str]]:
+    done: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    done.set_result(dict(assignments))
+    return done
 
 
 @functools.lru_cache(maxsize=64)

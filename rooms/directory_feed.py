@@ -1,5 +1,6 @@
-"""The lobby's live directory: the event's rooms with their member counts and, for panels, who is
-on stage, kept current for the members of lobby rooms without polling.
+"""The lobby's live directory: the event's rooms (breakouts aside: a parent shows how many are in
+its breakouts) with their member counts and, for panels, who is on stage, kept current for the
+members of lobby rooms without polling.
 
 The list is what ``room.list`` answers. A lobby's join snapshot carries it as ``rooms``; after
 that, each node that has members in a lobby room computes the list once every
@@ -32,6 +33,7 @@ from rooms.model import Room, RoomKind
 from rooms.roles import on_stage
 from rooms.wire import (
     PanelListEntry,
+    ParentListEntry,
     RoomListEntry,
     RoomListReply,
     RoomsEvent,
@@ -50,16 +52,37 @@ def directory_entries(
     counts: Mapping[str, int],
     stages: Mapping[str, list[UserEntry]],
 ) -> Listing:
-    """The ``room.list`` entries of ``rooms`` (in their order): ``{id, kind, title, parent,
-    members}``, and ``stage: [{user, name}]`` for panels (empty when ``stages`` has none for
-    it). ``members`` is the room's count in ``counts`` (0 when absent)."""
+    """The ``room.list`` entries of ``rooms`` (in their order) but breakouts: ``{id, kind,
+    title, parent, members}``; for panels and workshops also ``in_breakouts``, the counts of
+    their breakout rooms summed (a round's rooms are for the people sent there: the list shows
+    how many are away, not each room), and for panels ``stage: [{user, name}]`` (empty when
+    ``stages`` has none for it). ``members`` is the room's count in ``counts`` (0 when
+    absent)."""
+    away: dict[str, int] = {}
+    for room in rooms:
+        if room.kind is RoomKind.BREAKOUT and room.parent is not None:
+            away[room.parent] = away.get(room.parent, 0) + counts.get(room.id, 0)
     listed: Listing = []
     for room in rooms:
         members = counts.get(room.id, 0)
+        if room.kind is RoomKind.BREAKOUT:
+            continue
         if room.kind is RoomKind.PANEL:
             stage = list(stages.get(room.id, ()))
-            panel: PanelListEntry = {**room.describe(), "members": members, "stage": stage}
+            panel: PanelListEntry = {
+                **room.describe(),
+                "members": members,
+                "in_breakouts": away.get(room.id, 0),
+                "stage": stage,
+            }
             listed.append(panel)
+        elif room.kind is RoomKind.WORKSHOP:
+            workshop: ParentListEntry = {
+                **room.describe(),
+                "members": members,
+                "in_breakouts": away.get(room.id, 0),
+            }
+            listed.append(workshop)
         else:
             entry: RoomListEntry = {**room.describe(), "members": members}
             listed.append(entry)

@@ -46,7 +46,14 @@ class RoomListEntry(RoomView):
     members: int
 
 
-class PanelListEntry(RoomListEntry):
+class ParentListEntry(RoomListEntry):
+    """A panel's or a workshop's ``room.list`` entry, with ``in_breakouts``: how many people
+    are in its breakout rooms (which the list does not show)."""
+
+    in_breakouts: int
+
+
+class PanelListEntry(ParentListEntry):
     """A panel's ``room.list`` entry, with ``stage``: who is speaker there."""
 
     stage: list[UserEntry]

@@ -57,6 +57,7 @@ async def test_the_lobby_sees_rooms_fill_and_stages_change_on_the_other_node(
         "title": "Keynote",
         "parent": None,
         "members": 0,
+        "in_breakouts": 0,
         "stage": [],
     }
 

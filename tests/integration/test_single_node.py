@@ -485,9 +485,9 @@ async def test_a_rooms_file_declares_the_events_rooms(
     process = start_hub(args=["--rooms", str(rooms_file)])
     async with client(process, uid("a")) as member:
         listed = {room["id"]: room for room in (await member.request("room.list"))["rooms"]}
-        assert set(listed) == {"main", "panel-1", "panel-1.b1"}
+        assert set(listed) == {"main", "panel-1"}  # breakout rooms are not listed
         assert listed["panel-1"]["title"] == "Opening panel"
-        assert listed["panel-1.b1"]["parent"] == "panel-1"
+        assert listed["panel-1"]["in_breakouts"] == 0
         joined = await member.join("panel-1")
         assert joined["room"]["kind"] == "panel"
 
@@ -560,7 +560,9 @@ async def test_http_room_creation_and_announce(hub: HubProcess) -> None:
             assert notice["from"] == org_user
             listed = await member.request("room.list")
             mine = [r for r in listed["rooms"] if r["id"] == room]
-            assert mine == [{**created.json()["room"], "members": 1, "stage": []}]
+            assert mine == [
+                {**created.json()["room"], "members": 1, "in_breakouts": 0, "stage": []}
+            ]
         nowhere = "/api/rooms/no-such-room/announce"
         missing = await http.post(nowhere, json={"text": "x"}, headers=org)
         assert missing.status_code == 404

@@ -329,3 +329,31 @@ async def test_a_cancelled_open_waits_for_its_writes_before_cleaning_up() -> Non
     with pytest.raises(asyncio.CancelledError):
         await opening
     assert sorted(landed) == ["a", "b"]
+
+
+async def test_a_node_reads_a_rounds_assignments_once_and_forgets_them_with_the_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running("n1", "n2") as hubs:
+        mod, members = await _workshop(hubs, 6)
+        store = hubs[1].node.store  # the node that did not open the round
+        real_hash_get_all = store.hash_get_all
+        reads: Counter[str] = Counter()
+
+        async def counted(key: str) -> dict[str, bytes]:
+            reads[key] += 1
+            return await real_hash_get_all(key)
+
+        monkeypatch.setattr(store, "hash_get_all", counted)
+        opened = await mod.ok("breakout.open", room="ws", count=2, assign="random")
+        for client in members:
+            child = (await next_event(client, "breakout.assigned"))["breakout"]
+            joined = await client.ok("join", room=child)
+            assert joined["snapshot"]["breakouts"]["assigned"] == child
+        assigned = [key for key in reads if key.startswith("bassign:")]
+        assert len(assigned) == 1 and reads[assigned[0]] == 1
+        breakouts = hubs[1].breakouts
+        assert breakouts._assignments
+        await mod.ok("breakout.close", room="ws")
+        await eventually(lambda: not breakouts._assignments, what="the assignments forgotten")
+        assert opened["assignments"]

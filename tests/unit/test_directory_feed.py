@@ -56,7 +56,8 @@ def test_directory_entries_give_panels_a_stage() -> None:
         Room("w.b1", RoomKind.BREAKOUT, "Room 1", parent="w"),
     ]
     stage = [{"user": "ada", "name": "Ada"}]
-    assert directory_entries(rooms, {"main": 3, "p": 2}, {"p": stage, "w": stage}) == [
+    counts = {"main": 3, "p": 2, "w.b1": 4}
+    assert directory_entries(rooms, counts, {"p": stage, "w": stage}) == [
         {**LOBBY, "members": 3},
         {
             "id": "p",
@@ -64,11 +65,27 @@ def test_directory_entries_give_panels_a_stage() -> None:
             "title": "Panel",
             "parent": None,
             "members": 2,
+            "in_breakouts": 0,
             "stage": stage,
         },
-        {"id": "q", "kind": "panel", "title": "Quiet", "parent": None, "members": 0, "stage": []},
-        {"id": "w", "kind": "workshop", "title": "WS", "parent": None, "members": 0},
-        {"id": "w.b1", "kind": "breakout", "title": "Room 1", "parent": "w", "members": 0},
+        {
+            "id": "q",
+            "kind": "panel",
+            "title": "Quiet",
+            "parent": None,
+            "members": 0,
+            "in_breakouts": 0,
+            "stage": [],
+        },
+        # Breakout rooms are not listed: their parent counts who is in them.
+        {
+            "id": "w",
+            "kind": "workshop",
+            "title": "WS",
+            "parent": None,
+            "members": 0,
+            "in_breakouts": 4,
+        },
     ]
     assert rooms_event("main", []) == {"ev": "rooms", "room": "main", "rooms": []}
 

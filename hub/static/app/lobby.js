@@ -48,15 +48,13 @@ export function mountLobby(main, session) {
     }),
     watchAll(session.store, ["directory"], () => {
       const directory = session.state.directory;
-      const inBreakouts = new Map();
-      for (const room of directory) if (room.kind === "breakout") inBreakouts.set(room.parent, (inBreakouts.get(room.parent) || 0) + room.members);
       const rooms = directory.filter((room) => room.kind === "panel" || room.kind === "workshop").sort((a, b) => a.kind.localeCompare(b.kind) || a.title.localeCompare(b.title));
       replace(
         sessions,
         rooms.length
           ? rooms.map((room) => {
               const stage = (room.stage || []).map((person) => person.name).join(", ");
-              const away = inBreakouts.get(room.id);
+              const away = room.in_breakouts;
               return h(
                 "li",
                 { class: "room-card" },
