@@ -10,11 +10,10 @@ delivered twice, whichever node it started on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,57 +57,57 @@ class Position:
 
 class TopicRefs:
     """Broker subscriptions counted by local interest: a topic is subscribed on its first local
-    holder and unsubscribed on its last, one change at a time per topic."""
+    holder and unsubscribed on its last, one change at a time per topic. Holders that arrive
+    while a change is under way wait for it together and go on at once when it ends (not one
+    after another: the hundreds of joins of a burst that meet a room's first subscription)."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._counts: dict[str, int] = {}
-        # topic -> (lock, callers using it); dropped when nobody uses it, so it stays bounded.
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # topic -> the change under way (resolved, whatever its outcome, when it ends)
+        self._changes: dict[str, asyncio.Future[None]] = {}
 
     def __contains__(self, topic: object) -> bool:
         return topic in self._counts
 
     async def acquire(self, topic: str) -> None:
         """Count one more holder; subscribe if it is the first. Returns once subscribed."""
+        while (change := self._changes.get(topic)) is not None:
+            await asyncio.shield(change)
         count = self._counts.get(topic, 0)
-        if count and topic not in self._locks:
-            # Subscribed, and no change under way: nothing to wait for (most joins).
-            self._counts[topic] = count + 1
+        self._counts[topic] = count + 1
+        if count:
             return
-        async with self._serialised(topic):
-            count = self._counts.get(topic, 0)
-            if count == 0:
-                await self._broker.subscribe(topic)
-            self._counts[topic] = count + 1
+        try:
+            await self._changing(topic, self._broker.subscribe(topic))
+        except BaseException:
+            left = self._counts.get(topic, 1) - 1
+            if left > 0:
+                self._counts[topic] = left
+            else:
+                self._counts.pop(topic, None)
+            raise
 
     async def release(self, topic: str) -> None:
         """Count one holder less; unsubscribe when none is left."""
-        count = self._counts.get(topic, 0)
-        if count > 1 and topic not in self._locks:
-            self._counts[topic] = count - 1
+        while (change := self._changes.get(topic)) is not None:
+            await asyncio.shield(change)
+        count = self._counts.get(topic, 0) - 1
+        if count > 0:
+            self._counts[topic] = count
             return
-        async with self._serialised(topic):
-            count = self._counts.get(topic, 0) - 1
-            if count > 0:
-                self._counts[topic] = count
-                return
-            self._counts.pop(topic, None)
-            await self._broker.unsubscribe(topic)
+        self._counts.pop(topic, None)
+        await self._changing(topic, self._broker.unsubscribe(topic))
 
-    @contextlib.asynccontextmanager
-    async def _serialised(self, topic: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(topic) or (asyncio.Lock(), 0)
-        self._locks[topic] = (lock, users + 1)
+    async def _changing(self, topic: str, change: Awaitable[None]) -> None:
+        # Marked under way before the first await, so that no other change of the topic starts.
+        done = asyncio.get_running_loop().create_future()
+        self._changes[topic] = done
         try:
-            async with lock:
-                yield
+            await change
         finally:
-            lock, users = self._locks[topic]
-            if users == 1:
-                del self._locks[topic]
-            else:
-                self._locks[topic] = (lock, users - 1)
+            del self._changes[topic]
+            done.set_result(None)
 
 
 class Node:

@@ -85,3 +85,48 @@ async def test_a_holder_arriving_during_the_unsubscription_subscribes_again() ->
         ("subscribe", "room"),
     ]
     assert "room" in refs
+
+
+async def test_holders_waiting_for_a_subscription_all_go_on_when_it_ends() -> None:
+    broker = _SlowBroker()
+    broker.gate.clear()
+    refs = TopicRefs(broker)
+    first = asyncio.create_task(refs.acquire("room"))
+    async with asyncio.timeout(5):
+        assert await broker.started.get() == ("subscribe", "room")
+    waiting = [asyncio.create_task(refs.acquire("room")) for _ in range(200)]
+    await asyncio.sleep(0)  # each waiter reaches the subscription under way
+    broker.gate.set()
+    # A handful of loop iterations, not one per waiter (a lock handed from one to the next).
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert first.done() and all(task.done() for task in waiting)
+    assert broker.changes == [("subscribe", "room")]
+    for _ in range(201):
+        await refs.release("room")
+    assert broker.changes == [("subscribe", "room"), ("unsubscribe", "room")]
+
+
+async def test_a_failed_subscription_leaves_the_next_holder_to_subscribe_again() -> None:
+    broker = _SlowBroker()
+    refs = TopicRefs(broker)
+    calls = 0
+    real = broker.subscribe
+
+    async def failing_once(topic: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("broker down")
+        await real(topic)
+
+    broker.subscribe = failing_once  # type: ignore[method-assign]
+    try:
+        await refs.acquire("room")
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the first subscription should have failed")
+    assert "room" not in refs
+    await refs.acquire("room")
+    assert "room" in refs and calls == 2
