@@ -21,8 +21,15 @@ its own command. A caller cancelled before its batch leaves is not sent at all. 
 never retried here (see :class:`~hub.redis.connection.RedisConnection`).
 
 A batch holds at most :data:`MAX_BATCH` commands: a larger burst goes as several, each on a
-pooled connection of its own. Its replies share one deadline, the connection's socket timeout
-(the replies still missing then fail as a :class:`redis.exceptions.TimeoutError`). Closing the
+pooled connection of its own. At most :data:`MAX_IN_FLIGHT` batches are under way at once:
+what is issued while they are unanswered waits and goes, as one batch, when one of them is
+answered. A storm of joins then costs a few large batches rather than one small batch per loop
+iteration (each batch costs a pooled connection, a ``send``, a wake-up for its replies: about
+a hundred microseconds of the node's time, ten times a command's own); a quiet node, with no
+batch under way, sends at the end of the iteration as before. A command waits at most the
+connection's socket timeout from when it was issued, the time spent waiting for a batch to
+leave included: a batch's replies share the deadline of its oldest command (the replies still
+missing then fail as a :class:`redis.exceptions.TimeoutError`). Closing the
 client sends what is queued, waits a bounded time for the batches under way to be answered, and
 from then on refuses new commands with :class:`redis.exceptions.ConnectionError`.
 """
@@ -47,6 +54,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 MAX_BATCH: Final = 512
 #: Arguments longer than this go to redis-py's serializer as buffers of their own.
 BUFFER_CUTOFF: Final = 6000
+#: The most batches under way at once: what is issued meanwhile waits for one to be answered,
+#: so that a burst goes in few large batches rather than one small batch per loop iteration.
+MAX_IN_FLIGHT: Final = 2
 #: How long closing the client waits for the batches under way, in seconds.
 CLOSE_GRACE: Final = 2.0
 
@@ -77,7 +87,8 @@ READ_ONLY: Final = frozenset(
     }
 )
 
-_Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]
+# A queued command: its arguments and options, its caller, and when it was issued (loop time).
+_Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]", float]
 
 
 class PipeliningRedis(Redis):
@@ -112,8 +123,8 @@ class PipeliningRedis(Redis):
             raise RedisConnectionError("the redis client is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((args, options, future))
-        if len(self._queue) >= MAX_BATCH:
+        self._queue.append((args, options, future, loop.time()))
+        if len(self._queue) >= MAX_BATCH and len(self._sending) < MAX_IN_FLIGHT:
             self._send_queued()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
@@ -131,7 +142,7 @@ class PipeliningRedis(Redis):
         then close as :class:`redis.asyncio.Redis` does. Idempotent."""
         if not self._closed:
             self._closed = True
-            self._send_queued()
+            self._send_queued(everything=True)
             if self._sending:
                 _, late = await asyncio.wait(set(self._sending), timeout=CLOSE_GRACE)
                 for task in late:
@@ -144,23 +155,31 @@ class PipeliningRedis(Redis):
         self._flush_scheduled = False
         self._send_queued()
 
-    def _send_queued(self) -> None:
+    def _send_queued(self, *, everything: bool = False) -> None:
         # Callers cancelled before their batch leaves are not sent.
         queued = [entry for entry in self._queue if not entry[2].done()]
         self._queue = []
-        if not queued:
-            return
-        task = asyncio.get_running_loop().create_task(self._send(queued))
-        # The loop keeps only weak references to tasks.
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        while queued and (everything or len(self._sending) < MAX_IN_FLIGHT):
+            batch, queued = queued[:MAX_BATCH], queued[MAX_BATCH:]
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            # The loop keeps only weak references to tasks.
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+        # What the batches under way leave waiting goes when one of them is answered.
+        self._queue = queued
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if self._queue and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     async def _send(self, queued: list[_Queued]) -> None:
         commands: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = []
         packed: list[bytes] = []
         waiting: list[list[asyncio.Future[Any]]] = []  # per command sent, its callers
         sent: dict[Any, int] = {}
-        for args, options, future in queued:
+        for args, options, future, _ in queued:
             key = _read_key(args, options)
             slot = sent.get(key) if key is not None else None
             if slot is None:
@@ -185,11 +204,13 @@ class PipeliningRedis(Redis):
                 raise
             return
         reply_timeout = connection.socket_timeout
+        # The batch's oldest command was issued first: it may have waited for batches under way.
+        deadline = queued[0][3] + reply_timeout if reply_timeout is not None else None
         try:
             # One deadline for the batch's write and replies rather than a timer for each (a
             # tenth of a command's cost here): the connection has no timeout of its own meanwhile.
             connection.socket_timeout = None
-            async with asyncio.timeout(reply_timeout):
+            async with asyncio.timeout_at(deadline):
                 await connection.send_packed_command(b"".join(packed))
                 for command, command_options in commands:
                     try:

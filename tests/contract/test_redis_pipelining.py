@@ -18,10 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from support.redis_server import RedisServer
+from support.waiting import eventually
 
 from hub.broker import BrokerUnavailable
 from hub.redis.connection import RedisConnection
-from hub.redis.pipelining import MAX_BATCH, PipeliningRedis
+from hub.redis.pipelining import MAX_BATCH, MAX_IN_FLIGHT, PipeliningRedis
 
 pytestmark = pytest.mark.redis
 
@@ -298,3 +299,74 @@ async def test_submitted_commands_are_futures_of_one_pipeline(
     assert await asyncio.gather(*futures) == list(range(1, 101))
     assert pipelines.sizes == [100]
     assert await redis.lrange(connection.key("list"), 0, 2) == [b"0", b"1", b"2"]
+
+
+async def test_what_is_issued_while_the_batches_under_way_are_unanswered_goes_as_one_batch(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = connection.redis
+    key = connection.key("in-flight")
+    pipelines = CountingPipelines(monkeypatch)
+    parse = PipeliningRedis.parse_response
+    answer = asyncio.Event()
+    read = 0
+
+    async def first_batches_wait(
+        self: PipeliningRedis, c: object, name: object, **o: object
+    ) -> object:
+        nonlocal read
+        read += 1
+        if read <= MAX_IN_FLIGHT:
+            await answer.wait()
+        return await parse(self, c, name, **o)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PipeliningRedis, "parse_response", first_batches_wait)
+    under_way = []
+    for n in range(MAX_IN_FLIGHT):
+        under_way.append(redis.submit("INCR", key))
+        await eventually(lambda n=n: len(pipelines.sizes) == n + 1, what=f"batch {n + 1} sent")
+    later = [redis.submit("INCR", key)]
+    for _ in range(5):  # loop iterations in which a batch would have left
+        await asyncio.sleep(0)
+    later.append(redis.submit("INCR", key))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert pipelines.sizes == [1] * MAX_IN_FLIGHT
+    answer.set()
+    async with asyncio.timeout(5):
+        replies = await asyncio.gather(*under_way, *later)
+    assert sorted(replies) == list(range(1, MAX_IN_FLIGHT + 3))
+    assert pipelines.sizes == [1] * MAX_IN_FLIGHT + [2]
+
+
+async def test_a_command_waiting_behind_unanswered_batches_fails_as_unavailable(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:", timeout=0.2)
+    parse = PipeliningRedis.parse_response
+    never = asyncio.Event()
+    read = 0
+
+    async def first_batches_never_answered(
+        self: PipeliningRedis, c: object, name: object, **o: object
+    ) -> object:
+        nonlocal read
+        read += 1
+        if read <= MAX_IN_FLIGHT:
+            await never.wait()
+        return await parse(self, c, name, **o)  # type: ignore[arg-type]
+
+    try:
+        monkeypatch.setattr(PipeliningRedis, "parse_response", first_batches_never_answered)
+        key = conn.key("behind")
+        stuck = [asyncio.ensure_future(conn.call(conn.redis.incr(key)))]
+        for _ in range(MAX_IN_FLIGHT - 1):
+            await asyncio.sleep(0)
+            stuck.append(asyncio.ensure_future(conn.call(conn.redis.incr(key))))
+        await asyncio.sleep(0)
+        behind = asyncio.ensure_future(conn.call(conn.redis.incr(key)))
+        async with asyncio.timeout(5):
+            outcomes = await asyncio.gather(*stuck, behind, return_exceptions=True)
+        assert all(isinstance(outcome, BrokerUnavailable) for outcome in outcomes)
+    finally:
+        await conn.close()
