@@ -301,26 +301,30 @@ async def test_submitted_commands_are_futures_of_one_pipeline(
     assert await redis.lrange(connection.key("list"), 0, 2) == [b"0", b"1", b"2"]
 
 
-async def test_what_is_issued_while_the_batches_under_way_are_unanswered_goes_as_one_batch(
-    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    redis = connection.redis
-    key = connection.key("in-flight")
-    pipelines = CountingPipelines(monkeypatch)
+def first_batches_wait(monkeypatch: pytest.MonkeyPatch, answer: asyncio.Event) -> None:
+    """Patch the reading of replies: the first reply of each of the first
+    :data:`MAX_IN_FLIGHT` batches (one command each) waits until ``answer`` is set."""
     parse = PipeliningRedis.parse_response
-    answer = asyncio.Event()
     read = 0
 
-    async def first_batches_wait(
-        self: PipeliningRedis, c: object, name: object, **o: object
-    ) -> object:
+    async def waiting(self: PipeliningRedis, c: object, name: object, **o: object) -> object:
         nonlocal read
         read += 1
         if read <= MAX_IN_FLIGHT:
             await answer.wait()
         return await parse(self, c, name, **o)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(PipeliningRedis, "parse_response", first_batches_wait)
+    monkeypatch.setattr(PipeliningRedis, "parse_response", waiting)
+
+
+async def test_what_is_issued_while_the_batches_under_way_are_unanswered_goes_as_one_batch(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis = connection.redis
+    key = connection.key("in-flight")
+    pipelines = CountingPipelines(monkeypatch)
+    answer = asyncio.Event()
+    first_batches_wait(monkeypatch, answer)
     under_way = []
     for n in range(MAX_IN_FLIGHT):
         under_way.append(redis.submit("INCR", key))
@@ -343,21 +347,8 @@ async def test_a_command_waiting_behind_unanswered_batches_fails_as_unavailable(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:", timeout=0.2)
-    parse = PipeliningRedis.parse_response
-    never = asyncio.Event()
-    read = 0
-
-    async def first_batches_never_answered(
-        self: PipeliningRedis, c: object, name: object, **o: object
-    ) -> object:
-        nonlocal read
-        read += 1
-        if read <= MAX_IN_FLIGHT:
-            await never.wait()
-        return await parse(self, c, name, **o)  # type: ignore[arg-type]
-
+    first_batches_wait(monkeypatch, asyncio.Event())  # never answered
     try:
-        monkeypatch.setattr(PipeliningRedis, "parse_response", first_batches_never_answered)
         key = conn.key("behind")
         stuck = [asyncio.ensure_future(conn.call(conn.redis.incr(key)))]
         for _ in range(MAX_IN_FLIGHT - 1):

@@ -148,16 +148,10 @@ def test_single_message_round_trip(message: dict[str, Any]) -> None:
 @SETTINGS
 @given(messages=st.lists(MESSAGES, min_size=1, max_size=4))
 def test_joined_frame_round_trip(messages: list[dict[str, Any]]) -> None:
+    # A client's trusted decoding gives the same messages as the hub's checked one.
     for fmt in FORMATS:
         frame = join_frame(fmt, [encode_message(fmt, m) for m in messages])
         assert decode_frame(fmt, frame) == messages
-
-
-@SETTINGS
-@given(messages=st.lists(MESSAGES, min_size=1, max_size=4))
-def test_a_trusted_frame_decodes_to_the_same_messages(messages: list[dict[str, Any]]) -> None:
-    for fmt in FORMATS:
-        frame = join_frame(fmt, [encode_message(fmt, m) for m in messages])
         assert decode_trusted_frame(fmt, frame) == messages
 
 
