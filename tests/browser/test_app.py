@@ -241,6 +241,7 @@ def test_a_breakout_round_moves_two_attendees_in_and_back(
     title, (moderator, *attendees) = people.in_new_room(
         web_hub, "workshop", ("Mona", "moderator"), ("Ann", "attendee"), ("Abe", "attendee")
     )
+    viewer = people.open(web_hub, name="Vic")  # stays in the lobby
     expect(
         attendees[0]
         .page.get_by_text("2 people here")
@@ -255,6 +256,10 @@ def test_a_breakout_round_moves_two_attendees_in_and_back(
             timeout=WAIT_MS
         )
         expect(person.page.get_by_text(f"Breakout room of {title}")).to_be_visible()
+    # The lobby counts them as away in breakouts, and shows nothing of the kind elsewhere.
+    cards = viewer.page.get_by_role("listitem")
+    expect(cards.filter(has_text=title)).to_contain_text("2 people in breakouts", timeout=WAIT_MS)
+    expect(cards.filter(has_text="Cluster workshop")).to_have_text(re.compile(r"(people|person)$"))
     # In the breakout they talk among themselves.
     send_chat(attendees[0], "in the breakout")
     expect(chat_log(attendees[1])).to_contain_text("in the breakout", timeout=WAIT_MS)

@@ -54,7 +54,7 @@ export function mountLobby(main, session) {
         rooms.length
           ? rooms.map((room) => {
               const stage = (room.stage || []).map((person) => person.name).join(", ");
-              const away = room.in_breakouts;
+              const away = room.in_breakouts > 0 ? room.in_breakouts : null;
               return h(
                 "li",
                 { class: "room-card" },
