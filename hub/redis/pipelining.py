@@ -21,7 +21,7 @@ its own command. A caller cancelled before its batch leaves is not sent at all. 
 never retried here (see :class:`~hub.redis.connection.RedisConnection`).
 
 A batch holds at most :data:`MAX_BATCH` commands: a larger burst goes as several, each on a
-pooled connection of its own. At most :data:`MAX_IN_FLIGHT` batches are under way at once:
+pooled connection. At most :data:`MAX_IN_FLIGHT` batches are under way at once:
 what is issued while they are unanswered waits and goes, as one batch, when one of them is
 answered. A storm of joins then costs a few large batches rather than one small batch per loop
 iteration (each batch costs a pooled connection, a ``send``, a wake-up for its replies: about
