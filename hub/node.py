@@ -401,18 +401,13 @@ class Node:
 
     async def send_to_user(self, user: str, message: Mapping[str, Any]) -> None:
         """Send a message to every session of ``user`` on every node (at most once each)."""
-        await self.broker.publish_ephemeral(
-            user_topic(user), pack({"k": _TO_USER, "to": user, "m": message})
-        )
+        await self.broker.publish_ephemeral(*_to_user(user, message))
 
     async def send_to_users(self, messages: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """:meth:`send_to_user` of each ``(user, message)``, all sent at once; raises the first
         failure once every one was tried."""
         await self.broker.publish_ephemeral_many(
-            [
-                (user_topic(user), pack({"k": _TO_USER, "to": user, "m": message}))
-                for user, message in messages
-            ]
+            [_to_user(user, message) for user, message in messages]
         )
 
     async def close_user(self, user: str, code: CloseCode, reason: str) -> None:
@@ -510,3 +505,8 @@ class Node:
                 shutdown: ShutdownEvent = {"ev": "shutdown", "reconnect_in": reconnect_in}
                 session.send(shutdown)
                 session.request_close(CloseCode.DRAINING, "node is draining")
+
+
+def _to_user(user: str, message: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The topic and the payload that carry ``message`` to every session of ``user``."""
+    return user_topic(user), pack({"k": _TO_USER, "to": user, "m": message})

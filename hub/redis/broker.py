@@ -9,9 +9,9 @@ import asyncio
 import logging
 from collections.abc import Collection, Sequence
 
-from hub.broker import BrokerHandler, BrokerSettings, BrokerUnavailable, History, StoredEvent
+from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
 from hub.redis import envelope
-from hub.redis.connection import UNAVAILABLE, RedisConnection
+from hub.redis.connection import RedisConnection
 from hub.redis.listener import Listener
 from hub.redis.presence import RedisPresence
 from hub.redis.streams import RoomStreams
@@ -127,11 +127,7 @@ class RedisBroker:
             )
             for topic, payload in messages
         ]
-        for outcome in await asyncio.gather(*sent, return_exceptions=True):
-            if isinstance(outcome, UNAVAILABLE):
-                raise BrokerUnavailable(f"redis unavailable: {outcome}") from outcome
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await self.connection.call(_all_ended(sent))
 
     # --- stored room streams -----------------------------------------------------------------
 
@@ -182,3 +178,10 @@ class RedisBroker:
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         """Live entries ``(sid, info)`` with sid > ``after``, ordered by sid, at most ``limit``."""
         return await self._presence.page(room, after, limit)
+
+
+async def _all_ended(futures: Sequence[asyncio.Future[object]]) -> None:
+    """Wait for every one of ``futures``, then raise the first failure (every one was tried)."""
+    for outcome in await asyncio.gather(*futures, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
