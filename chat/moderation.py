@@ -165,6 +165,7 @@ class ModerationOps:
         """Register the ops and the snapshot part."""
         ctx.command("chat.mute", self.mute)
         ctx.command("room.slowmode", self.slowmode)
+        ctx.on_room_snapshot(self.room_snapshot)
         ctx.on_snapshot(self.snapshot)
 
     async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
@@ -195,12 +196,14 @@ class ModerationOps:
         await self.node.publish_event(room, "room.slowmode", slowmode)
         return {}
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> ModerationPart:
-        """``slowmode`` (seconds) while on; ``muted_until`` while the caller is muted."""
-        part: ModerationPart = {}
+    async def room_snapshot(self, room: RoomInfo, role: Role) -> ModerationPart:
+        """The room's part of the join snapshot: ``slowmode`` (seconds) while on."""
         slowmode = await self.rules.slowmode(room.id)
-        if slowmode:
-            part["slowmode"] = slowmode
+        return {"slowmode": slowmode} if slowmode else {}
+
+    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> ModerationPart:
+        """The caller's part of the join snapshot: ``muted_until`` while they are muted."""
+        part: ModerationPart = {}
         until = await self.rules.muted_until(room.id, ctx.identity.user_id)
         if until:
             part["muted_until"] = until

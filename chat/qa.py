@@ -147,7 +147,7 @@ class QaFeature:
         ctx.command("qa.vote", self.vote)
         ctx.command("qa.answer", self.answer)
         ctx.command("qa.dismiss", self.dismiss)
-        ctx.on_snapshot(self.snapshot)
+        ctx.on_room_snapshot(self.snapshot)
         self.votes = CoalescedEvent(ctx, _SIGNAL, self._read_votes, interval=VOTES_INTERVAL)
 
     # --- commands -----------------------------------------------------------------------------
@@ -263,7 +263,7 @@ class QaFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> QuestionsPart:
+    async def snapshot(self, room: RoomInfo, role: Role) -> QuestionsPart:
         """The join snapshot's ``questions``: see :meth:`open_questions`."""
         return {"questions": await self.open_questions(room.id)}
 

@@ -7,6 +7,7 @@ open. Only the conditions in :class:`CloseCode` end a connection.
 
 from __future__ import annotations
 
+import copy
 import enum
 from typing import Literal
 
@@ -51,3 +52,15 @@ class HubError(Exception):
 
 class DecodeError(Exception):
     """The inbound stream cannot be decoded at all; the connection is closed with 4000."""
+
+
+def own_copy(error: Exception) -> Exception:
+    """A copy of ``error`` (without its traceback) for one of several callers failing with it:
+    raising one exception object from several places would pile their tracebacks onto it. The
+    error itself when it cannot be copied."""
+    try:
+        own = copy.copy(error)
+    except Exception:
+        return error
+    own.__traceback__ = None
+    return own

@@ -4,9 +4,9 @@ A feature (chat, polls, the stage...) is built by the composition root (:mod:`hu
 it needs, then installed once with a :class:`FeatureContext`. Everything a feature hooks into goes
 through that context: its commands, the node's hooks (signals, stored events, closed sessions,
 lost history, timers, start and stop, readiness reports), the room hooks the rooms feature runs
-(join snapshot, join check, leave), hello hooks and HTTP routes. Registration methods are named
-``on_*`` (and ``command``, ``every``, ``route``); the callbacks a broker makes on the node are
-named ``receive_*``.
+(join snapshot parts of the caller and of the room, join check, leave), hello hooks and HTTP
+routes. Registration methods are named ``on_*`` (and ``command``, ``every``, ``route``); the
+callbacks a broker makes on the node are named ``receive_*``.
 
 A second handler for one command or one signal kind is refused with ValueError at install time,
 so two features can never silently answer the same thing.
@@ -53,6 +53,10 @@ class RoomInfo(Protocol):
 # (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``; each
 # feature types its parts in its ``wire`` module)
 SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[Mapping[str, Any]]]
+# (room, role in it) -> a part of the join snapshot that depends on the room and the role only,
+# never on who joins: the joins of one room and role asking together share one run of it (its
+# result is read only)
+RoomSnapshotPart = Callable[[RoomInfo, Role], Awaitable[Mapping[str, Any]]]
 # (context, room, role in it) -> None, or raises the HubError that refuses the join
 JoinCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
 # (session, room id) -> None, after the session left the room (or was made to)
@@ -87,6 +91,7 @@ class RoomHooks:
     """The hooks the rooms feature runs around a join and a leave, in registration order."""
 
     snapshot: list[SnapshotPart] = field(default_factory=list)
+    room_snapshot: list[RoomSnapshotPart] = field(default_factory=list)
     join_checks: list[JoinCheck] = field(default_factory=list)
     leave: list[LeaveHook] = field(default_factory=list)
 
@@ -158,6 +163,12 @@ class FeatureContext:
     def on_snapshot(self, part: SnapshotPart) -> None:
         """Add a part to every join snapshot."""
         self.room_hooks.snapshot.append(part)
+
+    def on_room_snapshot(self, part: RoomSnapshotPart) -> None:
+        """Add a part to every join snapshot that is the same for everyone of one role in the
+        room (its notices, its questions): the joins of one room and role that ask in one loop
+        iteration share one run of it, which starts after the last of them asked."""
+        self.room_hooks.room_snapshot.append(part)
 
     def on_join_check(self, check: JoinCheck) -> None:
         """Run ``check`` before every join (a rejoin included); it refuses by raising."""

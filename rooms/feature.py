@@ -27,6 +27,7 @@ from rooms.event_state import POLL_INTERVAL, EventClosed, EventState
 from rooms.model import LOBBY, Room, RoomKind, parse_room
 from rooms.presence import PresenceBatcher, PresenceDue
 from rooms.roles import RoleBook, effective_role
+from rooms.shared_snapshot import SharedRoomSnapshots
 from rooms.wire import (
     AnnounceReply,
     EventClosedEvent,
@@ -70,6 +71,7 @@ class RoomsFeature:
         self.roles = RoleBook(node.store)
         self.event = EventState(node.store)
         self.hooks = RoomHooks()
+        self.shared_snapshots = SharedRoomSnapshots(self.hooks.room_snapshot)
         self.authority: TokenAuthority | None = None
         # Awaited with (dead node, rooms it had members in) once a survivor swept it.
         self.node_swept_hooks: list[Callable[[str, list[str]], Awaitable[None]]] = []
@@ -77,6 +79,8 @@ class RoomsFeature:
     def install(self, ctx: FeatureContext) -> None:
         """Register the room ops, their HTTP API, the presence jobs and the staff record."""
         self.hooks = ctx.room_hooks
+        self.shared_snapshots = SharedRoomSnapshots(self.hooks.room_snapshot)
+        ctx.on_stop(self.shared_snapshots.close)
         self.authority = ctx.authority
         ctx.command("room.create", self.room_create)
         ctx.command("join", self.join)
@@ -92,7 +96,7 @@ class RoomsFeature:
         self.event.on_close(self._tell_sessions)
         ctx.on_session_closed(self._session_closed)
         ctx.on_history_lost(self.restore)
-        ctx.on_snapshot(self._notices)
+        ctx.on_room_snapshot(self._notices)
         ctx.on_hello(self._record_staff)
         interval = self.node.config.presence_interval
         ctx.on_signal("presence", self._presence_signal)
@@ -164,8 +168,9 @@ class RoomsFeature:
             )
             if not rejoin:
                 await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
-            # Every feature's parts, typed in their wire modules; merged, an open map.
-            snapshot: dict[str, Any] = {}
+            # Every feature's parts, typed in their wire modules; merged, an open map. The
+            # room-wide ones come from a run shared with the joins asking alongside.
+            snapshot: dict[str, Any] = dict(await self.shared_snapshots.get(room, role))
             for part in self.hooks.snapshot:
                 snapshot.update(await part(ctx, room, role))
         except BaseException:
@@ -309,7 +314,7 @@ class RoomsFeature:
         event: EventHello = {"closed_at": self.event.record["closed_at"]}
         return {"event": event}
 
-    async def _notices(self, ctx: CommandContext, room: RoomInfo, role: Role) -> NoticesPart:
+    async def _notices(self, room: RoomInfo, role: Role) -> NoticesPart:
         items = await self.node.store.log_range(notices_key(room.id), None, NOTICES_KEPT)
         return {"notices": [unpack(item) for _, item in items]}
 

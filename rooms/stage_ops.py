@@ -87,7 +87,7 @@ class StageFeature:
         self.hands = CoalescedEvent(ctx, "hands", self._read_hands, immediate=True)
         ctx.on_signal("kick", self._kicked)
         ctx.on_join_check(self._check_not_banned)
-        ctx.on_snapshot(self._snapshot)
+        ctx.on_room_snapshot(self._snapshot)
         ctx.on_leave(self._left)
         ctx.on_hello(self._refuse_banned)
         ctx.every(BAN_SWEEP_INTERVAL, self.sweep_bans)
@@ -291,7 +291,7 @@ class StageFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> StagePart:
+    async def _snapshot(self, room: RoomInfo, role: Role) -> StagePart:
         entries = await self.rooms.roles.known_entries(room.id)
         hands = await self.read_hands(room.id)
         return {

@@ -76,7 +76,7 @@ class StageMedia:
         ctx.on_stored("role", self._role_changed)
         ctx.on_leave(self._left)
         ctx.on_session_closed(self._closed)
-        ctx.on_snapshot(self._snapshot)
+        ctx.on_room_snapshot(self._snapshot)
         ctx.on_stop(self._stop)
         ctx.on_readiness(self._readiness)
         if self._at_start:
@@ -205,7 +205,7 @@ class StageMedia:
         except HubError as error:
             await self.sfu_bye(room, sid, Leg.WATCH, error.msg)
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> TracksPart:
+    async def _snapshot(self, room: RoomInfo, role: Role) -> TracksPart:
         if room.kind != RoomKind.PANEL:
             return {}
         return {"tracks": wire_tracks(await self.stage(room.id))}

@@ -38,17 +38,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import hiredis
+import redis._parsers.hiredis as redis_hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.connection import PythonRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hub.errors import own_copy
 
 #: The most commands one pipeline carries; a burst beyond it goes as several.
 MAX_BATCH: Final = 512
@@ -88,6 +93,13 @@ READ_ONLY: Final = frozenset(
         "ZSCORE",
     }
 )
+
+# How redis-py's hiredis parser says a reply is incomplete (a private name: without it, batches
+# read through ``parse_response``).
+_NOT_ENOUGH_DATA: Final[object | None] = getattr(redis_hiredis, "NOT_ENOUGH_DATA", None)
+_AsyncHiredisParser: Final[type] = getattr(redis_hiredis, "_AsyncHiredisParser", type(None))
+# Options of a command that its response callback does not take (see ``parse_response``).
+_NOT_CALLBACK_OPTIONS: Final = frozenset({"keys", EMPTY_RESPONSE, NEVER_DECODE})
 
 # A queued command: its arguments and options, its caller, and when it was issued (loop time).
 _Queued = tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]", float]
@@ -214,11 +226,24 @@ class PipeliningRedis(Redis):
             connection.socket_timeout = None
             async with asyncio.timeout_at(deadline):
                 await connection.send_packed_command(b"".join(packed))
-                for command, command_options in commands:
-                    try:
-                        reply = await self.parse_response(connection, command[0], **command_options)
-                    except ResponseError as error:
-                        reply = error
+                parser = _hiredis_parser(connection)
+                while answered < len(commands):
+                    command, command_options = commands[answered]
+                    if parser is None:
+                        try:
+                            reply = await self.parse_response(
+                                connection, command[0], **command_options
+                            )
+                        except ResponseError as error:
+                            reply = error
+                    else:
+                        raw = parser._reader.gets()
+                        if raw is _NOT_ENOUGH_DATA:
+                            await parser.read_from_socket()
+                            continue
+                        reply = self._shaped(raw, command[0], command_options)
+                        if inspect.isawaitable(reply):
+                            reply = await reply
                     _answer(waiting[answered], reply)
                     answered += 1
         except BaseException as error:
@@ -226,12 +251,33 @@ class PipeliningRedis(Redis):
             await connection.disconnect(nowait=True)
             if isinstance(error, TimeoutError):
                 error = RedisTimeoutError(f"no reply from redis within {reply_timeout} s")
+            elif isinstance(error, OSError):  # the socket failed under the hiredis reader
+                error = RedisConnectionError(f"error reading from redis: {error}")
             _fail(waiting[answered:], error)
             if not isinstance(error, Exception):
                 raise
         finally:
             connection.socket_timeout = reply_timeout
             await self.connection_pool.release(connection)
+
+    def _shaped(self, raw: Any, name: Any, options: Mapping[str, Any]) -> Any:
+        """A reply read by the reader of :func:`_hiredis_parser` as ``parse_response`` gives it: an
+        error reply as its exception (raised when it means the connection is lost), anything
+        else through the command's response callback."""
+        if isinstance(raw, RedisConnectionError):
+            raise raw
+        if isinstance(raw, list) and raw and isinstance(raw[0], RedisConnectionError):
+            raise raw[0]
+        if isinstance(raw, ResponseError):
+            return options.get(EMPTY_RESPONSE, raw)
+        callback = self.response_callbacks.get(name)
+        if callback is None:
+            return raw
+        if options:
+            options = {
+                key: value for key, value in options.items() if key not in _NOT_CALLBACK_OPTIONS
+            }
+        return callback(raw, **options)
 
 
 class PipelinedScript(AsyncScript):
@@ -259,6 +305,24 @@ class PipelinedScript(AsyncScript):
             return await target.evalsha(self.sha, numkeys, *keys_and_args)
 
 
+def _hiredis_parser(connection: Connection) -> Any:
+    """``connection``'s redis-py hiredis parser, whose ``hiredis.Reader`` a batch reads its
+    replies from one after another with no coroutine each (redis-py's ``parse_response`` is
+    three levels of them and a host name per reply: a sixth of a command's cost here); or None
+    where that cannot be done as redis-py would (another parser, decoded replies, a RESP2
+    fallback): the batch then reads through ``parse_response``."""
+    parser = getattr(connection, "_parser", None)
+    if (
+        _NOT_ENOUGH_DATA is None
+        or not isinstance(parser, _AsyncHiredisParser)
+        or getattr(parser, "_reader", None) is None
+        or connection.encoder.decode_responses
+        or getattr(connection, "_resp2_fallback", False)
+    ):
+        return None
+    return parser
+
+
 def _answer(callers: list[asyncio.Future[Any]], reply: Any) -> None:
     """Give ``reply`` to each caller still waiting: the first the reply itself, the others a
     copy of their own."""
@@ -269,7 +333,7 @@ def _answer(callers: list[asyncio.Future[Any]], reply: Any) -> None:
         own = reply
         if not first:
             if isinstance(reply, Exception):
-                own = _own(reply)
+                own = own_copy(reply)
             elif isinstance(reply, (dict, list, set)):
                 own = copy.copy(reply)
         first = False
@@ -305,7 +369,7 @@ def _fail(waiting: list[list[asyncio.Future[Any]]], error: BaseException) -> Non
     for callers in waiting:
         for future in callers:
             if not future.done():
-                future.set_exception(_own(failure))
+                future.set_exception(own_copy(failure))
 
 
 def _read_key(args: tuple[Any, ...], options: dict[str, Any]) -> Any:
@@ -324,14 +388,3 @@ def _read_key(args: tuple[Any, ...], options: dict[str, Any]) -> Any:
     except TypeError:
         return None
     return key
-
-
-def _own(error: Exception) -> Exception:
-    """A copy of ``error`` for one caller: several callers raising one exception object would
-    pile their tracebacks onto it."""
-    try:
-        own = copy.copy(error)
-    except Exception:
-        return error
-    own.__traceback__ = None
-    return own

@@ -73,7 +73,8 @@ class Person:
         self.observer = observer
         self.panel: str | None = None
         self.chat_ids: set[str] = set()  # observers only: chat ids seen in their panel
-        self.breakouts: asyncio.Queue[tuple[str, str]] = asyncio.Queue(16)
+        # (parent, breakout room, when the assignment arrived: time.monotonic())
+        self.breakouts: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue(16)
         self.closed_breakouts: set[str] = set()
         self.breakout_closed = asyncio.Event()  # set with each breakout.closed
         self.reader: asyncio.Task[None] | None = None
@@ -135,14 +136,20 @@ class Rehearsal:
             await asyncio.wait(set(self._tasks), timeout=within)
 
     async def timed(
-        self, op: str, call: Callable[[], Awaitable[Any]], *, retry: bool = False
+        self,
+        op: str,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        retry: bool = False,
+        since: float | None = None,
     ) -> Any:
         """Run ``call`` as operation ``op``: its latency or its error is recorded; returns its
         result, or None when it failed. With ``retry`` (operations safe to repeat: a chat
         message with its key, a join), a call cut by a lost connection is made again once the
         client reconnected, as real clients do, up to :data:`CONNECT_TRIES` times; the latency
-        then runs from the first try."""
-        start = time.monotonic()
+        then runs from the first try. With ``since`` (a ``time.monotonic()`` reading: what
+        prompted the call arrived then) the latency runs from there."""
+        start = time.monotonic() if since is None else since
         for attempt in range(CONNECT_TRIES if retry else 1):
             try:
                 result = await call()
@@ -196,7 +203,9 @@ class Rehearsal:
                     self._delivered(person, event)
                 elif kind == "breakout.assigned":
                     with contextlib.suppress(asyncio.QueueFull):
-                        person.breakouts.put_nowait((event["room"], event["breakout"]))
+                        person.breakouts.put_nowait(
+                            (event["room"], event["breakout"], time.monotonic())
+                        )
                 elif kind == "breakout.closed":
                     person.closed_breakouts.add(str(event.get("room")))
                     person.breakout_closed.set()
@@ -519,25 +528,23 @@ class Rehearsal:
         ) == sum(cast)
 
     async def breakouts(self) -> None:
-        """A breakout round: each panel's moderator sends its people into rooms of
-        ``breakout_size`` for ``breakout_seconds``; they join their room and leave it when the
-        round ends (or the phase's deadline passes)."""
+        """A breakout round: each panel's moderator in turn sends its people into rooms of
+        ``breakout_size`` for ``breakout_seconds``; as the web app does, each person joins
+        their room the moment their ``breakout.assigned`` arrives (``breakout.join``'s latency
+        runs from that moment) and leaves it when the round ends (or the phase's deadline
+        passes)."""
         self.record.begin("breakouts", self.now())
         seconds = self.options.breakout_seconds
-        for moderator in self.moderators:
-            members = sum(person.panel == moderator.panel for person in self.people)
-            count = max(1, math.ceil(members / self.options.breakout_size))
-            fields: dict[str, Any] = {"room": moderator.panel, "count": count, "assign": "random"}
-            fields["duration"] = round(seconds)
-            await self.timed("breakout.open", self._call(moderator, "breakout.open", fields))
         deadline = time.monotonic() + seconds + 20
 
         async def take_part(person: Person) -> None:
             try:
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    _, room = await person.breakouts.get()
+                    _, room, arrived = await person.breakouts.get()
                     joined = await self.timed(
-                        "breakout.join", self._call(person, "join", {"room": room})
+                        "breakout.join",
+                        self._call(person, "join", {"room": room}),
+                        since=arrived,
                     )
                     if joined is None:
                         return
@@ -551,6 +558,21 @@ class Rehearsal:
             except TimeoutError:
                 return
 
-        await asyncio.gather(
-            *(take_part(person) for person in self.people if person.panel is not None)
-        )
+        taking_part = [
+            asyncio.ensure_future(take_part(person))
+            for person in self.people
+            if person.panel is not None
+        ]
+        try:
+            for moderator in self.moderators:
+                members = sum(person.panel == moderator.panel for person in self.people)
+                count = max(1, math.ceil(members / self.options.breakout_size))
+                fields: dict[str, Any] = {
+                    "room": moderator.panel,
+                    "count": count,
+                    "assign": "random",
+                    "duration": round(seconds),
+                }
+                await self.timed("breakout.open", self._call(moderator, "breakout.open", fields))
+        finally:
+            await asyncio.gather(*taking_part)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import hiredis
@@ -21,6 +21,7 @@ from support.redis_server import RedisServer
 from support.waiting import eventually
 
 from hub.broker import BrokerUnavailable
+from hub.redis import pipelining
 from hub.redis.connection import RedisConnection
 from hub.redis.pipelining import MAX_BATCH, MAX_IN_FLIGHT, PipeliningRedis
 
@@ -177,8 +178,28 @@ async def test_a_caller_cancelled_before_its_batch_leaves_is_not_sent(
 async def test_a_connection_lost_part_way_keeps_the_replies_read_and_is_not_reused(
     connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    redis = connection.redis
-    key = connection.key("part-way")
+    # Replies are read from the parser's hiredis reader: the third is lost while it is shaped.
+    shaped = PipeliningRedis._shaped
+    read = 0
+
+    def lost_at_the_third(
+        self: PipeliningRedis, raw: object, name: object, options: Mapping[str, Any]
+    ) -> object:
+        nonlocal read
+        read += 1
+        if read == 3:
+            raise RedisTimeoutError("timeout reading the reply (test)")
+        return shaped(self, raw, name, options)
+
+    monkeypatch.setattr(PipeliningRedis, "_shaped", lost_at_the_third)
+    await _lost_part_way(connection)
+
+
+async def test_read_through_parse_response_a_connection_lost_part_way_is_not_reused(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the parser has no hiredis reader to read from, replies go through parse_response.
+    monkeypatch.setattr(pipelining, "_hiredis_parser", lambda connection: None)
     parse = PipeliningRedis.parse_response
     read = 0
 
@@ -192,15 +213,49 @@ async def test_a_connection_lost_part_way_keeps_the_replies_read_and_is_not_reus
         return await parse(self, conn, name, **o)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PipeliningRedis, "parse_response", lost_at_the_third)
+    await _lost_part_way(connection)
+    # And with parse_response intact, the replies are as redis-py gives them.
+    monkeypatch.setattr(PipeliningRedis, "parse_response", parse)
+    await _replies_as_redis_py_shapes_them(connection)
+
+
+async def _lost_part_way(connection: RedisConnection) -> None:
+    redis = connection.redis
+    key = connection.key(f"part-way-{uuid.uuid4().hex[:8]}")
     results = await asyncio.gather(
         *(connection.call(redis.incr(key)) for _ in range(5)), return_exceptions=True
     )
     assert results[:2] == [1, 2]
     assert all(isinstance(r, BrokerUnavailable) for r in results[2:])
-    monkeypatch.setattr(PipeliningRedis, "parse_response", parse)
     # All five were sent and ran; the replies left unread went with the dropped connection, so
     # the next command reads its own reply.
-    assert await connection.call(redis.get(key)) == b"5"
+    assert await connection.redis.get(key) == b"5"
+
+
+async def test_replies_are_shaped_as_redis_py_shapes_them(connection: RedisConnection) -> None:
+    await _replies_as_redis_py_shapes_them(connection)
+
+
+async def _replies_as_redis_py_shapes_them(connection: RedisConnection) -> None:
+    redis = connection.redis
+    base = connection.key(f"shapes-{uuid.uuid4().hex[:8]}")
+    await redis.hset(f"{base}:h", mapping={"a": "1"})
+    await redis.sadd(f"{base}:s", "x")
+    replies = await asyncio.gather(
+        redis.hgetall(f"{base}:h"),
+        redis.sismember(f"{base}:s", "x"),
+        redis.set(f"{base}:v", "1", nx=True),
+        redis.set(f"{base}:v", "2", nx=True),
+        redis.zadd(f"{base}:z", {"m": 1.5}),
+        redis.zrange(f"{base}:z", 0, -1, withscores=True),
+        redis.exists(f"{base}:h", f"{base}:missing"),
+        redis.get(f"{base}:missing"),
+        return_exceptions=True,
+    )
+    assert replies == [{b"a": b"1"}, 1, True, None, 1, [(b"m", 1.5)], 1, None]
+    with pytest.raises(ResponseError):
+        await redis.incr(f"{base}:h")  # WRONGTYPE: an error reply, the connection kept
+    assert await redis.get(f"{base}:missing") is None
 
 
 async def test_closing_answers_the_batch_under_way_and_refuses_what_comes_after(
@@ -228,6 +283,8 @@ async def test_closing_fails_a_batch_that_outlasts_the_grace_as_unavailable(
         await never.wait()
         raise AssertionError("unreachable")
 
+    # Replies read through parse_response, which this test holds back.
+    monkeypatch.setattr(pipelining, "_hiredis_parser", lambda connection: None)
     monkeypatch.setattr(PipeliningRedis, "parse_response", no_reply)
     monkeypatch.setattr("hub.redis.pipelining.CLOSE_GRACE", 0.05)
     pending = asyncio.ensure_future(conn.call(conn.redis.get(conn.key("stuck"))))
@@ -257,6 +314,8 @@ async def test_replies_late_past_the_deadline_fail_as_unavailable_and_the_rest_i
 
     try:
         key = conn.key("late")
+        # Replies read through parse_response, which this test holds back.
+        monkeypatch.setattr(pipelining, "_hiredis_parser", lambda connection: None)
         monkeypatch.setattr(PipeliningRedis, "parse_response", stalls_at_the_second)
         results = await asyncio.gather(
             *(conn.call(conn.redis.incr(key)) for _ in range(3)), return_exceptions=True
@@ -314,6 +373,8 @@ def first_batches_wait(monkeypatch: pytest.MonkeyPatch, answer: asyncio.Event) -
             await answer.wait()
         return await parse(self, c, name, **o)  # type: ignore[arg-type]
 
+    # Replies read through parse_response, which this test holds back.
+    monkeypatch.setattr(pipelining, "_hiredis_parser", lambda connection: None)
     monkeypatch.setattr(PipeliningRedis, "parse_response", waiting)
 
 
