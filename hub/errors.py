@@ -61,6 +61,12 @@ def own_copy(error: Exception) -> Exception:
     try:
         own = copy.copy(error)
     except Exception:
-        return error
+        # An exception whose __init__ takes other arguments than its args (HubError's code):
+        # made without it, with the same args and attributes.
+        try:
+            own = type(error).__new__(type(error), *error.args)
+            own.__dict__.update(vars(error))
+        except Exception:
+            return error
     own.__traceback__ = None
     return own
