@@ -151,15 +151,16 @@ class RoleBook:
         return effective_role(identity, room, entry.role if entry is not None else None)
 
     async def current_roles(self, users: Iterable[str], room: str) -> dict[str, Role]:
-        """:meth:`current_role` of users without their token, in three reads: a stored role
-        (an organizer stays one), else the higher of their token role recorded at their latest
-        join of the room and their event-wide staff role."""
-        stored = {entry.user: entry.role for entry in await self.entries(room)}
-        seen = {entry.user: entry.role for entry in await self.seen_entries(room)}
-        staff = {
-            user: Role.parse(label.decode())
-            for user, label in (await self._store.hash_get_all(STAFF_ROLES)).items()
-        }
+        """:meth:`current_role` of users without their token, in three reads made together: a
+        stored role (an organizer stays one), else the higher of their token role recorded at
+        their latest join of the room and their event-wide staff role."""
+        # Together, so that a busy node's pipeline carries them in one batch, not three in turn.
+        stored_entries, seen_entries, staff_labels = await asyncio.gather(
+            self.entries(room), self.seen_entries(room), self._store.hash_get_all(STAFF_ROLES)
+        )
+        stored = {entry.user: entry.role for entry in stored_entries}
+        seen = {entry.user: entry.role for entry in seen_entries}
+        staff = {user: Role.parse(label.decode()) for user, label in staff_labels.items()}
         roles: dict[str, Role] = {}
         for user in users:
             staff_role = staff.get(user)

@@ -42,6 +42,7 @@ class Lounge:
         ctx.command("lounge.wave", self.wave)
         ctx.on_stored("wave", self._count)
         ctx.on_snapshot(self._snapshot)
+        ctx.on_room_snapshot(self._room_snapshot)
         ctx.on_join_check(self._check)
         ctx.on_leave(self._left)
         ctx.on_hello(self._hello)
@@ -85,6 +86,9 @@ class Lounge:
     async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> dict[str, Any]:
         return {"waves": self.waves.get(room.id, 0)}
 
+    async def _room_snapshot(self, room: RoomInfo, role: Role) -> dict[str, Any]:
+        return {"lounge_kind": room.kind, "as": role.label}
+
     async def _check(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         if ctx.identity.user_id == "grumpy" and room.id.startswith("lounge"):
             raise HubError("forbidden", "no grumps in the lounge")
@@ -116,6 +120,8 @@ async def test_a_toy_feature_plugs_in_with_one_install() -> None:
         cat = await connect(b, "cat")
         joined = await cat.ok("join", room="lounge-1")
         assert joined["snapshot"]["waves"] == 1
+        assert joined["snapshot"]["lounge_kind"] == "workshop"
+        assert joined["snapshot"]["as"] == "attendee"
         assert await (await connect(a, "grumpy")).err("join", room="lounge-1") == "forbidden"
         await cat.ok("leave", room="lounge-1")
         assert ("cat", "lounge-1") in lounge_b.left
