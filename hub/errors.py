@@ -7,7 +7,6 @@ open. Only the conditions in :class:`CloseCode` end a connection.
 
 from __future__ import annotations
 
-import copy
 import enum
 from typing import Literal
 
@@ -58,15 +57,14 @@ def own_copy(error: Exception) -> Exception:
     """A copy of ``error`` (without its traceback) for one of several callers failing with it:
     raising one exception object from several places would pile their tracebacks onto it. The
     error itself when it cannot be copied."""
+    # Made without calling __init__ again (HubError's takes its code; another's may build its
+    # message from its arguments): the same args, attributes, cause and context.
     try:
-        own = copy.copy(error)
+        own = type(error).__new__(type(error), *error.args)
+        own.__dict__.update(vars(error))
     except Exception:
-        # An exception whose __init__ takes other arguments than its args (HubError's code):
-        # made without it, with the same args and attributes.
-        try:
-            own = type(error).__new__(type(error), *error.args)
-            own.__dict__.update(vars(error))
-        except Exception:
-            return error
-    own.__traceback__ = None
+        return error
+    own.__cause__ = error.__cause__
+    own.__context__ = error.__context__
+    own.__suppress_context__ = error.__suppress_context__
     return own

@@ -13,8 +13,9 @@ A join asking once the run has started waits for the next one.
 
 Each sharer gets the run's result through a future of its own: one of them cancelled (its
 connection closed) cancels nothing of the others. A part that fails fails every sharer of its
-run with a copy of its error. The parts' merged result is the same object for every sharer:
-read only.
+run (the first with its error, the others with a copy). The parts' merged result is the same
+object for every sharer: read only. Once closed (the node stopping), what was asked and not
+answered, and what is asked from then on, fails as :class:`~hub.broker.BrokerUnavailable`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hub.auth import Role
+from hub.broker import BrokerUnavailable
 from hub.errors import own_copy
 from hub.feature import RoomInfo, RoomSnapshotPart
 
@@ -38,12 +40,16 @@ class SharedRoomSnapshots:
         self._parts = parts
         self._asking: dict[_Key, list[asyncio.Future[Mapping[str, Any]]]] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def get(self, room: RoomInfo, role: Role) -> asyncio.Future[Mapping[str, Any]]:
         """The merged room-wide parts of ``room`` as ``role`` sees them, from a run that starts
         after this call (shared with the other callers of this loop iteration). Read only."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
+        if self._closed:
+            future.set_exception(_stopping())
+            return future
         if not self._parts:
             future.set_result({})
             return future
@@ -57,7 +63,9 @@ class SharedRoomSnapshots:
 
     def _start(self, key: _Key, room: RoomInfo) -> None:
         # Who asks from here on waits for a run that starts after they asked.
-        waiters = self._asking.pop(key)
+        waiters = self._asking.pop(key, None)
+        if waiters is None:  # closed meanwhile: they were answered
+            return
         task = asyncio.get_running_loop().create_task(self._run(room, key[1], waiters))
         # The loop keeps only weak references to tasks.
         self._running.add(task)
@@ -73,22 +81,39 @@ class SharedRoomSnapshots:
                     return  # every sharer went away
                 merged.update(await part(room, role))
         except Exception as error:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(own_copy(error))
+            _fail(waiters, error)
             return
         except BaseException:
-            for waiter in waiters:
-                waiter.cancel()
+            # Cancelled by close(): the sharers' own commands go on and answer "unavailable".
+            _fail(waiters, _stopping())
             raise
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(merged)
 
     async def close(self) -> None:
-        """Cancel the runs under way (their sharers see a cancellation) and wait for them."""
+        """Fail what was asked and not answered, and what is asked from now on, as
+        :class:`~hub.broker.BrokerUnavailable`; cancel the runs under way and wait for them."""
+        self._closed = True
+        for waiters in self._asking.values():
+            _fail(waiters, _stopping())
+        self._asking.clear()
         running = list(self._running)
         for task in running:
             task.cancel()
         if running:
             await asyncio.wait(running)
+
+
+def _fail(waiters: list[asyncio.Future[Mapping[str, Any]]], error: Exception) -> None:
+    """Fail every waiter still waiting: the first with ``error`` itself (its traceback is the
+    one logged), the others with a copy each."""
+    first = True
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error if first else own_copy(error))
+            first = False
+
+
+def _stopping() -> BrokerUnavailable:
+    return BrokerUnavailable("the node is stopping")

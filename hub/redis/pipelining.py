@@ -43,7 +43,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import hiredis
-import redis._parsers.hiredis as redis_hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
@@ -94,8 +93,13 @@ READ_ONLY: Final = frozenset(
     }
 )
 
-# How redis-py's hiredis parser says a reply is incomplete (a private name: without it, batches
-# read through ``parse_response``).
+# redis-py's hiredis parser and how it says a reply is incomplete: private names; without them,
+# batches read through ``parse_response``.
+redis_hiredis: Any
+try:
+    import redis._parsers.hiredis as redis_hiredis
+except ImportError:  # pragma: no cover - another redis-py layout
+    redis_hiredis = None
 _NOT_ENOUGH_DATA: Final[object | None] = getattr(redis_hiredis, "NOT_ENOUGH_DATA", None)
 _AsyncHiredisParser: Final[type] = getattr(redis_hiredis, "_AsyncHiredisParser", type(None))
 # Options of a command that its response callback does not take (see ``parse_response``).
@@ -309,15 +313,18 @@ def _hiredis_parser(connection: Connection) -> Any:
     """``connection``'s redis-py hiredis parser, whose ``hiredis.Reader`` a batch reads its
     replies from one after another with no coroutine each (redis-py's ``parse_response`` is
     three levels of them and a host name per reply: a sixth of a command's cost here); or None
-    where that cannot be done as redis-py would (another parser, decoded replies, a RESP2
-    fallback): the batch then reads through ``parse_response``."""
+    where that cannot be done as redis-py would (another parser, decoded replies, RESP3 and its
+    push frames, a RESP2 fallback, health checks to schedule): the batch then reads through
+    ``parse_response``."""
     parser = getattr(connection, "_parser", None)
     if (
         _NOT_ENOUGH_DATA is None
         or not isinstance(parser, _AsyncHiredisParser)
         or getattr(parser, "_reader", None) is None
         or connection.encoder.decode_responses
+        or str(getattr(connection, "protocol", 2)) != "2"
         or getattr(connection, "_resp2_fallback", False)
+        or getattr(connection, "health_check_interval", 0)
     ):
         return None
     return parser

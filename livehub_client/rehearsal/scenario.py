@@ -535,19 +535,20 @@ class Rehearsal:
         passes)."""
         self.record.begin("breakouts", self.now())
         seconds = self.options.breakout_seconds
-        deadline = time.monotonic() + seconds + 20
 
         async def take_part(person: Person) -> None:
             try:
-                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                # The assignment comes while the rounds open, one after another.
+                async with asyncio.timeout(seconds + 20):
                     _, room, arrived = await person.breakouts.get()
-                    joined = await self.timed(
-                        "breakout.join",
-                        self._call(person, "join", {"room": room}),
-                        since=arrived,
-                    )
-                    if joined is None:
-                        return
+                joined = await self.timed(
+                    "breakout.join",
+                    self._call(person, "join", {"room": room}),
+                    since=arrived,
+                )
+                if joined is None:
+                    return
+                async with asyncio.timeout(max(0.1, arrived + seconds + 20 - time.monotonic())):
                     while room not in person.closed_breakouts:
                         person.breakout_closed.clear()
                         if room not in person.closed_breakouts:
@@ -574,5 +575,9 @@ class Rehearsal:
                     "duration": round(seconds),
                 }
                 await self.timed("breakout.open", self._call(moderator, "breakout.open", fields))
-        finally:
-            await asyncio.gather(*taking_part)
+        except BaseException:
+            for task in taking_part:
+                task.cancel()
+            await asyncio.gather(*taking_part, return_exceptions=True)
+            raise
+        await asyncio.gather(*taking_part)

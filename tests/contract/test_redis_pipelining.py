@@ -236,6 +236,19 @@ async def test_replies_are_shaped_as_redis_py_shapes_them(connection: RedisConne
     await _replies_as_redis_py_shapes_them(connection)
 
 
+async def test_a_batch_whose_replies_span_several_socket_reads_answers_each_caller(
+    connection: RedisConnection,
+) -> None:
+    redis = connection.redis
+    base = connection.key(f"large-{uuid.uuid4().hex[:8]}")
+    values = [bytes([65 + n]) * (100_000 + n) for n in range(6)]  # well past one 64 KiB read
+    await asyncio.gather(*(redis.set(f"{base}:{n}", value) for n, value in enumerate(values)))
+    replies = await asyncio.gather(
+        *(redis.get(f"{base}:{n}") for n in range(len(values))), redis.get(f"{base}:none")
+    )
+    assert replies == [*values, None]
+
+
 async def _replies_as_redis_py_shapes_them(connection: RedisConnection) -> None:
     redis = connection.redis
     base = connection.key(f"shapes-{uuid.uuid4().hex[:8]}")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hub.auth import Role
+from hub.broker import BrokerUnavailable
 from hub.errors import HubError
 from hub.feature import RoomInfo
 from rooms.shared_snapshot import SharedRoomSnapshots
@@ -107,6 +108,7 @@ async def test_a_failing_part_fails_every_sharer_with_its_own_copy() -> None:
     )
     assert all(isinstance(result, HubError) for result in results)
     assert len({id(result) for result in results}) == 3
+    assert all(str(result) == "unavailable: the store is down" for result in results)
     # The next join runs the parts again.
     part.fail = None
     assert await shared.get(room, Role.ATTENDEE) == {"state": 0}
@@ -126,13 +128,20 @@ async def test_parts_merge_in_order_and_no_parts_give_nothing() -> None:
     assert await SharedRoomSnapshots([]).get(FakeRoom("p"), Role.ATTENDEE) == {}
 
 
-async def test_closing_cancels_the_runs_under_way() -> None:
+async def test_closing_fails_the_runs_under_way_and_what_is_asked_then_as_unavailable() -> None:
     part = CountingPart()
     part.gate = asyncio.Event()
     shared = SharedRoomSnapshots([part])
-    waiting = shared.get(FakeRoom("p1"), Role.ATTENDEE)
+    running = shared.get(FakeRoom("p1"), Role.ATTENDEE)
     await asyncio.sleep(0)
     await asyncio.sleep(0)
+    assert len(part.runs) == 1
+    asked = shared.get(FakeRoom("p2"), Role.ATTENDEE)  # its run has not started
     await shared.close()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    for waiting in (running, asked):
+        with pytest.raises(BrokerUnavailable):
+            await waiting
+    with pytest.raises(BrokerUnavailable):
+        await shared.get(FakeRoom("p1"), Role.ATTENDEE)
+    await asyncio.sleep(0)
+    assert len(part.runs) == 1  # nothing ran after the close
