@@ -25,17 +25,20 @@ class FakeRoom:
 
 
 class CountingPart:
-    """A part that counts its runs and what state it saw when it read."""
+    """A part that counts its runs and what state it saw when it read; with ``gated``, each
+    run waits for :attr:`gate` after its read."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, gated: bool = False) -> None:
         self.runs: list[tuple[str, Role]] = []
         self.state = 0
         self.fail: Exception | None = None
-        self.gate: asyncio.Event | None = None
+        self.gate: asyncio.Event | None = asyncio.Event() if gated else None
+        self.read = asyncio.Event()  # set by each run's read
 
     async def __call__(self, room: RoomInfo, role: Role) -> Mapping[str, Any]:
         self.runs.append((room.id, role))
         seen = self.state
+        self.read.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
@@ -68,13 +71,11 @@ async def test_rooms_and_roles_run_apart() -> None:
 
 
 async def test_a_join_asking_once_the_run_started_gets_a_run_that_reads_after_it_asked() -> None:
-    part = CountingPart()
-    part.gate = asyncio.Event()
+    part = CountingPart(gated=True)
     shared = SharedRoomSnapshots([part])
     room = FakeRoom("p1")
     first = shared.get(room, Role.ATTENDEE)
-    await asyncio.sleep(0)  # the run starts: its read happened
-    await asyncio.sleep(0)
+    await asyncio.wait_for(part.read.wait(), 5)  # the run started: its read happened
     assert len(part.runs) == 1
     part.state = 1  # a change acknowledged before the next join asks
     second = shared.get(room, Role.ATTENDEE)
@@ -85,13 +86,12 @@ async def test_a_join_asking_once_the_run_started_gets_a_run_that_reads_after_it
 
 
 async def test_one_sharer_cancelled_leaves_the_others_their_result() -> None:
-    part = CountingPart()
-    part.gate = asyncio.Event()
+    part = CountingPart(gated=True)
     shared = SharedRoomSnapshots([part])
     room = FakeRoom("p1")
     gone = shared.get(room, Role.ATTENDEE)
     kept = shared.get(room, Role.ATTENDEE)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(part.read.wait(), 5)
     gone.cancel()
     part.gate.set()
     assert await kept == {"state": 0}
@@ -129,12 +129,10 @@ async def test_parts_merge_in_order_and_no_parts_give_nothing() -> None:
 
 
 async def test_closing_fails_the_runs_under_way_and_what_is_asked_then_as_unavailable() -> None:
-    part = CountingPart()
-    part.gate = asyncio.Event()
+    part = CountingPart(gated=True)
     shared = SharedRoomSnapshots([part])
     running = shared.get(FakeRoom("p1"), Role.ATTENDEE)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(part.read.wait(), 5)
     assert len(part.runs) == 1
     asked = shared.get(FakeRoom("p2"), Role.ATTENDEE)  # its run has not started
     await shared.close()
@@ -143,5 +141,4 @@ async def test_closing_fails_the_runs_under_way_and_what_is_asked_then_as_unavai
             await waiting
     with pytest.raises(BrokerUnavailable):
         await shared.get(FakeRoom("p1"), Role.ATTENDEE)
-    await asyncio.sleep(0)
-    assert len(part.runs) == 1  # nothing ran after the close
+    assert len(part.runs) == 1  # the asked run never started
