@@ -12,10 +12,12 @@ from typing import Any
 
 import hiredis
 import pytest
+from redis._parsers.hiredis import _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection
+from redis.client import EMPTY_RESPONSE
 from redis.commands.core import AsyncScript
+from redis.exceptions import BusyLoadingError, DataError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from support.redis_server import RedisServer
 from support.waiting import eventually
@@ -193,6 +195,53 @@ async def test_a_connection_lost_part_way_keeps_the_replies_read_and_is_not_reus
 
     monkeypatch.setattr(PipeliningRedis, "_shaped", lost_at_the_third)
     await _lost_part_way(connection)
+
+
+async def test_a_socket_failing_under_the_reader_fails_the_rest_as_unavailable(
+    connection: RedisConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replies of a large batch need several reads: the second read fails as a reset socket.
+    original = _AsyncHiredisParser.read_from_socket
+    reads = 0
+
+    async def reset_at_the_second(self: Any) -> bool:
+        nonlocal reads
+        reads += 1
+        if reads == 2:
+            raise ConnectionResetError(104, "reset (test)")
+        return await original(self)  # type: ignore[no-any-return]
+
+    redis = connection.redis
+    base = connection.key(f"reset-{uuid.uuid4().hex[:8]}")
+    value = b"x" * 100_000  # each reply longer than one 64 KiB read
+    await asyncio.gather(*(redis.set(f"{base}:{n}", value) for n in range(3)))
+    monkeypatch.setattr(_AsyncHiredisParser, "read_from_socket", reset_at_the_second)
+    results = await asyncio.gather(
+        *(connection.call(redis.get(f"{base}:{n}")) for n in range(3)), return_exceptions=True
+    )
+    monkeypatch.setattr(_AsyncHiredisParser, "read_from_socket", original)
+    assert all(isinstance(r, BrokerUnavailable) for r in results)
+    assert isinstance(results[0].__cause__, RedisConnectionError)  # type: ignore[union-attr]
+    # The connection went: the next command reads its own reply.
+    assert await connection.call(redis.get(f"{base}:0")) == value
+
+
+def test_a_reply_is_shaped_as_parse_response_shapes_it() -> None:
+    redis = PipeliningRedis(protocol=2)  # as the hub makes it (hub.redis.connection)
+    lost = BusyLoadingError("LOADING Redis is loading the dataset in memory")
+    with pytest.raises(BusyLoadingError):
+        redis._shaped(lost, "GET", {})  # a reply that means the connection cannot serve
+    with pytest.raises(BusyLoadingError):
+        redis._shaped([lost, b"x"], "MGET", {})
+    wrong = ResponseError("WRONGTYPE")
+    assert redis._shaped(wrong, "GET", {}) is wrong  # an error reply fails its own caller
+    assert redis._shaped(wrong, "GET", {EMPTY_RESPONSE: []}) == []
+    # The callback gets the command's options but not redis-py's own.
+    assert redis._shaped([b"m", b"1.5"], "ZRANGE", {"withscores": True, "keys": ["z"]}) == [
+        (b"m", 1.5)
+    ]
+    assert redis._shaped(b"OK", "SET", {"keys": ["v"]}) is True
+    assert redis._shaped(b"raw", "EVALSHA", {}) == b"raw"  # no callback: as read
 
 
 async def test_read_through_parse_response_a_connection_lost_part_way_is_not_reused(
