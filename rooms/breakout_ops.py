@@ -24,10 +24,10 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hub import fields
+from hub.all_ended import all_ended
 from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
@@ -141,7 +141,7 @@ class BreakoutFeature:
             # has ended (even when this command is cancelled meanwhile) before the clean-up
             # below deletes what it wrote.
             key = assignments_key(round_.id)
-            await _all_ended(
+            await all_ended(
                 [
                     self.store.hash_set_many(
                         key, {user: child.encode() for user, child in assignments.items()}
@@ -152,7 +152,7 @@ class BreakoutFeature:
             if stored is not None:
                 raise HubError("conflict", f"breakouts are open in {parent.id} already")
             try:
-                await _all_ended(
+                await all_ended(
                     [
                         self.rooms.directory.put_breakouts(
                             Room(child, RoomKind.BREAKOUT, title, parent.id)
@@ -434,17 +434,3 @@ def _shared_view(round_: BreakoutRound) -> RoundView:
     """``round_.describe()``, made once for every join of a round's burst (each snapshot copies
     its top level; nothing changes the rest)."""
     return round_.describe()
-
-
-async def _all_ended(calls: Iterable[Awaitable[object]]) -> None:
-    """Run ``calls`` together and wait until every one has ended, even when the caller is
-    cancelled meanwhile (the cancellation is raised after); then raise the first error."""
-    ended = asyncio.gather(*calls, return_exceptions=True)
-    try:
-        outcomes = await asyncio.shield(ended)
-    except asyncio.CancelledError:
-        await asyncio.wait([ended])
-        raise
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome

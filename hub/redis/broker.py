@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Collection, Sequence
 
+from hub.all_ended import all_ended
 from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
 from hub.redis import envelope
 from hub.redis.connection import RedisConnection
@@ -127,7 +128,7 @@ class RedisBroker:
             )
             for topic, payload in messages
         ]
-        await self.connection.call(_all_ended(sent))
+        await self.connection.call(all_ended(sent))
 
     # --- stored room streams -----------------------------------------------------------------
 
@@ -178,10 +179,3 @@ class RedisBroker:
     async def presence_page(self, room: str, after: str, limit: int) -> list[tuple[str, bytes]]:
         """Live entries ``(sid, info)`` with sid > ``after``, ordered by sid, at most ``limit``."""
         return await self._presence.page(room, after, limit)
-
-
-async def _all_ended(futures: Sequence[asyncio.Future[object]]) -> None:
-    """Wait for every one of ``futures``, then raise the first failure (every one was tried)."""
-    for outcome in await asyncio.gather(*futures, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome

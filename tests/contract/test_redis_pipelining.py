@@ -41,6 +41,7 @@ class CountingPipelines:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int] = []
+        self.sent = asyncio.Event()  # set with each pipeline counted
         send = AbstractConnection.send_packed_command
 
         async def counted(
@@ -53,6 +54,7 @@ class CountingPipelines:
                 count += sent[0].upper() not in SETUP
             if count:
                 self.sizes.append(count)
+                self.sent.set()
             await send(conn, command, check_health)
 
         monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
@@ -470,14 +472,16 @@ async def test_a_command_waiting_behind_unanswered_batches_fails_as_unavailable(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = RedisConnection(redis_server.url, prefix=f"pipe-{uuid.uuid4().hex[:8]}:", timeout=0.2)
+    pipelines = CountingPipelines(monkeypatch)
     first_batches_wait(monkeypatch, asyncio.Event())  # never answered
     try:
         key = conn.key("behind")
-        stuck = [asyncio.ensure_future(conn.call(conn.redis.incr(key)))]
-        for _ in range(MAX_IN_FLIGHT - 1):
-            await asyncio.sleep(0)
+        stuck = []
+        for _ in range(MAX_IN_FLIGHT):
+            pipelines.sent.clear()
             stuck.append(asyncio.ensure_future(conn.call(conn.redis.incr(key))))
-        await asyncio.sleep(0)
+            async with asyncio.timeout(5):
+                await pipelines.sent.wait()  # its batch left: what comes next waits behind it
         behind = asyncio.ensure_future(conn.call(conn.redis.incr(key)))
         async with asyncio.timeout(5):
             outcomes = await asyncio.gather(*stuck, behind, return_exceptions=True)

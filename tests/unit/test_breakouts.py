@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from hub.all_ended import all_ended
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
 from hub.codec import unpack
-from rooms.breakout_ops import _all_ended, close_claim_key
+from rooms.breakout_ops import close_claim_key
 from tests.support.waiting import eventually
 from tests.unit.helpers import Client, connect, next_event, running
 
@@ -320,7 +321,7 @@ async def test_a_cancelled_open_waits_for_its_writes_before_cleaning_up() -> Non
         await release.wait()
         landed.append(name)
 
-    opening = asyncio.ensure_future(_all_ended(write(n) for n in ("a", "b")))
+    opening = asyncio.ensure_future(all_ended(write(n) for n in ("a", "b")))
     await asyncio.sleep(0)  # both writes under way
     opening.cancel()
     await asyncio.sleep(0)
