@@ -125,6 +125,9 @@ class Node:
         self.users: dict[str, dict[str, Session]] = {}
         self.streams: dict[str, StreamMembers[Session]] = {}
         self.topics = TopicRefs(broker)
+        # room -> the head read of a join under way there while the node knows no position of
+        # it yet (resolved when the read ends, however it ends): joins meeting it wait for it.
+        self._head_reads: dict[str, asyncio.Future[None]] = {}
         limits = config.limits
         self.user_limiter = KeyedLimiter(limits.user_rate, limits.user_burst)
         self.draining = False
@@ -318,7 +321,13 @@ class Node:
                     members.add(session.sid, session, known[0], known[1])
                     session.rooms.add(room)
                     return Position(known[1], known[0], None, None)
-                position = await self._read_position(room, since, epoch)
+                reading = self._head_reads.get(room) if since is None else None
+                if reading is not None:
+                    # Another join is reading the room's head (the burst of joins that meets a
+                    # room's first member here): the position it reads serves this one too.
+                    await asyncio.shield(reading)
+                    continue
+                position = await self._read_head_once(room, since, epoch)
                 # The room's last local member may have left during the read, dropping
                 # ``members``: adding to it would follow nothing. Start over.
                 if self.streams.get(room) is not members:
@@ -335,6 +344,19 @@ class Node:
                 self._drop_if_empty(room)
                 await self._release_room(room)
             raise
+
+    async def _read_head_once(self, room: str, since: int | None, epoch: str | None) -> Position:
+        """:meth:`_read_position`; a head read (no ``since``) is marked under way meanwhile so
+        that the joins of the room that come during it wait for its position."""
+        if since is not None:
+            return await self._read_position(room, since, epoch)
+        done = asyncio.get_running_loop().create_future()
+        self._head_reads[room] = done
+        try:
+            return await self._read_position(room, since, epoch)
+        finally:
+            del self._head_reads[room]
+            done.set_result(None)
 
     async def _read_position(self, room: str, since: int | None, epoch: str | None) -> Position:
         if since is None:

@@ -728,6 +728,58 @@ async def test_a_join_of_a_room_followed_here_starts_at_the_known_position_unrea
         assert reads == ["main"]
 
 
+async def test_joins_meeting_a_head_read_under_way_share_its_position() -> None:
+    async with running() as [hub]:
+        mod = await connect(hub, "mod", Role.MODERATOR)
+        first, second, third = [await connect(hub, name) for name in ("first", "second", "third")]
+        broker = hub.node.broker
+        real_head = broker.head
+        reads: list[str] = []
+        reading, go_on = asyncio.Event(), asyncio.Event()
+
+        async def slow_head(room: str) -> tuple[str, int]:
+            # The first join's read of the room takes a while (a Redis round trip).
+            reads.append(room)
+            reading.set()
+            await go_on.wait()
+            return await real_head(room)
+
+        broker.head = slow_head  # type: ignore[method-assign]
+        joins = [asyncio.create_task(first.ok("join", room="main"))]
+        await asyncio.wait_for(reading.wait(), TIMEOUT)
+        joins += [asyncio.create_task(c.ok("join", room="main")) for c in (second, third)]
+        go_on.set()
+        replies = await asyncio.wait_for(asyncio.gather(*joins), TIMEOUT)
+        assert reads == ["main"]
+        assert {reply["seq"] for reply in replies} == {0}
+        await mod.ok("announce", room="main", text="for all three")
+        for client in (first, second, third):
+            assert [e["text"] for e in client.stored()] == ["for all three"]
+
+
+async def test_a_join_waiting_for_a_head_read_that_fails_reads_the_room_itself() -> None:
+    async with running() as [hub]:
+        first, second = await connect(hub, "first"), await connect(hub, "second")
+        broker = hub.node.broker
+        real_head = broker.head
+        reading, go_on = asyncio.Event(), asyncio.Event()
+
+        async def failing_once(room: str) -> tuple[str, int]:
+            broker.head = real_head  # type: ignore[method-assign]
+            reading.set()
+            await go_on.wait()
+            raise BrokerUnavailable("redis is down")
+
+        broker.head = failing_once  # type: ignore[method-assign]
+        failed = asyncio.create_task(first.err("join", room="main"))
+        await asyncio.wait_for(reading.wait(), TIMEOUT)
+        joined = asyncio.create_task(second.ok("join", room="main"))
+        go_on.set()
+        assert await asyncio.wait_for(failed, TIMEOUT) == "unavailable"
+        assert (await asyncio.wait_for(joined, TIMEOUT))["seq"] == 0
+        assert hub.node.followers("main") == [second.session]
+
+
 async def test_a_join_whose_read_fails_leaves_nothing_behind() -> None:
     async with running() as [hub]:
         client = await connect(hub, "u1")
