@@ -278,13 +278,23 @@ class StageFeature:
 
     async def _check_not_banned(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         user = ctx.identity.user_id
-        if role < Role.MODERATOR and await self.store.set_contains(bans_key(room.id), user):
-            raise HubError("forbidden", f"you were banned from {room.id}")
         # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
         parent = room.parent if room.kind is RoomKind.BREAKOUT else None
+        if parent is None:
+            banned_here = role < Role.MODERATOR and await self.store.set_contains(
+                bans_key(room.id), user
+            )
+            banned_from_parent = False
+        else:
+            # Both sets in one read: a round's joins come in a burst.
+            banned_here, banned_from_parent = await self.store.sets_containing(
+                [bans_key(room.id), bans_key(parent)], user
+            )
+        if role < Role.MODERATOR and banned_here:
+            raise HubError("forbidden", f"you were banned from {room.id}")
         if (
             parent is not None
-            and await self.store.set_contains(bans_key(parent), user)
+            and banned_from_parent
             and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")
