@@ -23,9 +23,11 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**53 - 1  # the largest id a JavaScript client can hold exactly
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class CommandContext:
-    """What a handler gets besides the command: the node it runs on and the calling session."""
+    """What a handler gets besides the command: the node it runs on and the calling session.
+    One per command, equal only to itself: the hooks of one command (a join's checks and
+    snapshot parts) may key what they keep for each other on it, weakly."""
 
     node: Node
     session: Session
