@@ -23,11 +23,9 @@ log = logging.getLogger(__name__)
 MAX_ID = 2**53 - 1  # the largest id a JavaScript client can hold exactly
 
 
-@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+@dataclass(frozen=True, slots=True)
 class CommandContext:
-    """What a handler gets besides the command: the node it runs on and the calling session.
-    One per command, equal only to itself: the hooks of one command (a join's checks and
-    snapshot parts) may key what they keep for each other on it, weakly."""
+    """What a handler gets besides the command: the node it runs on and the calling session."""
 
     node: Node
     session: Session

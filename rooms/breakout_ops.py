@@ -24,7 +24,6 @@ import logging
 import random
 import secrets
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from hub import fields
@@ -110,10 +109,6 @@ class BreakoutFeature:
         # once it is stored (every join of its burst checks its caller's, and its snapshot
         # shows it again)
         self._assignments: dict[str, asyncio.Future[dict[str, str]]] = {}
-        # join of a breakout -> the round its check read, for the same join's snapshot part
-        self._checked: weakref.WeakKeyDictionary[CommandContext, BreakoutRound] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the breakout ops, the join check, the snapshot part and the timer."""
@@ -374,7 +369,6 @@ class BreakoutFeature:
             assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
         ):
             raise HubError("forbidden", f"you are assigned to {assigned}")
-        self._checked[ctx] = round_
 
     @staticmethod
     def _assigned_event(parent: str, child: str) -> BreakoutAssignedEvent:
@@ -406,9 +400,7 @@ class BreakoutFeature:
         parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id
         if parent is None:
             return {"breakouts": None}
-        # A breakout's join shows the round its check read a moment ago (a close meanwhile
-        # reaches the joiner as the child's breakout.closed, or the sweep takes them out).
-        round_ = self._checked.pop(ctx, None) or await self.current(parent)
+        round_ = await self.current(parent)
         if round_ is None:
             return {"breakouts": None}
         assigned = await self._assigned(round_, ctx.identity.user_id)

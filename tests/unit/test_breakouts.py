@@ -72,40 +72,6 @@ async def test_random_round_balances_members_and_tells_each_their_room() -> None
         await late.ok("join", room="ws.b2")
 
 
-async def test_a_breakout_join_reads_the_round_once_for_its_check_and_its_snapshot(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async with running("n1") as [hub]:
-        mod, [member] = await _workshop([hub], 1)
-
-        async def learn_nothing(parent: str) -> None:
-            return None  # the node's own read of a round it hears of: not a join's
-
-        monkeypatch.setattr(hub.breakouts, "_learn", learn_nothing)
-        opened = await mod.ok("breakout.open", room="ws", count=2, assign="self")
-        store = hub.node.store
-        real_get = store.get
-        reads: list[str] = []
-
-        async def counted_get(key: str) -> bytes | None:
-            reads.append(key)
-            return await real_get(key)
-
-        monkeypatch.setattr(store, "get", counted_get)
-        joins = await asyncio.gather(member.ok("join", room="ws.b1"), mod.ok("join", room="ws.b2"))
-        assert reads.count("breakout:ws") == 2  # one per join
-        for joined, child in zip(joins, ("ws.b1", "ws.b2"), strict=True):
-            shown = joined["snapshot"]["breakouts"]
-            assert joined["room"]["id"] == child
-            assert shown["parent"] == "ws" and shown["rooms"] == opened["rooms"]
-        # The parent's own snapshot still reads the round (no check of a child ran).
-        reads.clear()
-        assert (await member.ok("join", room="ws"))["snapshot"]["breakouts"]["rooms"] == (
-            opened["rooms"]
-        )
-        assert reads.count("breakout:ws") == 1
-
-
 async def test_open_is_for_moderators_of_workshops_and_panels_once_at_a_time() -> None:
     async with running() as hubs:
         mod, [attendee] = await _workshop(hubs, 1)
