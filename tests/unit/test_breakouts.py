@@ -287,6 +287,22 @@ async def test_a_kick_or_ban_from_the_parent_reaches_its_breakouts() -> None:
         await mod.ok("join", room="ws.b1")
 
 
+async def test_a_ban_from_a_breakout_holds_in_that_breakout_only() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, _ = await _workshop(hubs, 1)
+        await mod.ok("breakout.open", room="ws", count=2, assign="self")
+        troll = await connect(hubs[1], "troll")
+        await troll.ok("join", room="ws")
+        await troll.ok("join", room="ws.b1")
+        # A moderator of that breakout (the parent's moderators are not, there).
+        host = await connect(hubs[0], "host", rooms={"ws.b1": Role.MODERATOR})
+        await host.ok("kick", room="ws.b1", user="troll", ban=True)
+        await eventually(lambda: "ws.b1" not in troll.session.rooms, what="troll out of ws.b1")
+        assert await troll.err("join", room="ws.b1") == "forbidden"
+        await troll.ok("join", room="ws.b2")
+        await troll.ok("join", room="ws")
+
+
 async def _stored(hub: Any, room: str) -> list[str]:
     """The names of the events stored in ``room``, in order."""
     history = await hub.node.broker.history(room, 0)
