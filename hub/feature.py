@@ -49,6 +49,10 @@ class RoomInfo(Protocol):
     def has_media(self) -> bool:
         """Whether people exchange audio and video there."""
 
+    def __hash__(self) -> int:
+        """Room objects are immutable values: equal ones stand for one room as it is now (the
+        reads shared by joins are keyed by them)."""
+
 
 # (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``; each
 # feature types its parts in its ``wire`` module)

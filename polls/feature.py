@@ -48,6 +48,7 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.http_api import api
 from hub.node import Node
 from hub.session import Session
+from hub.shared_read import FreshSharedRead
 from hub.wire import EmptyReply
 from polls.ballots import ballot_box
 from polls.export import export_csv, export_map
@@ -109,6 +110,8 @@ class PollsFeature:
         # the ballot itself refuses a closed poll atomically, so a stale entry is harmless and
         # saves a broker round trip per vote. Bounded by the polls organizers create.
         self._open: dict[Mark, Poll] = {}
+        # A room's polls, oldest first, read once for the joins asking together.
+        self._room_polls: FreshSharedRead[str, list[Poll]] = FreshSharedRead(self._read_polls)
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the poll ops, the snapshot part, the signals and the periodic job."""
@@ -117,6 +120,7 @@ class PollsFeature:
         ctx.command("poll.close", self.close)
         ctx.command("poll.get", self.get)
         ctx.on_snapshot(self.snapshot)
+        ctx.on_stop(self._room_polls.close)
         # Polls any node took ballots for, sent to this node's members as its throttle allows.
         self.tallies = CoalescedEvent(
             ctx, _CHANGED, self._read_tally, policy=TallyThrottle(), clock=lambda: self.ticks()
@@ -300,13 +304,8 @@ class PollsFeature:
         the caller, oldest first; and ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
         polls, oldest first, each as its closing ``poll`` event carries it (counts for
         moderators too where only they see them). Also (re)loads the room's timers into this
-        node's schedule."""
-        records = await self.store.hash_get_all(f"polls:{room.id}")
-        polls = sorted(
-            (Poll.from_record(unpack(record)) for record in records.values()),
-            key=lambda poll: (poll.opened_at, poll.id),
-        )
-        self._load_schedule(room.id, polls)
+        node's schedule. The room's polls are read once for the joins asking together."""
+        polls = await self._room_polls.get(room.id)
         now = self.clock()
         user = ctx.identity.user_id
         moderator = self._moderates(ctx.session, room.id)
@@ -321,6 +320,15 @@ class PollsFeature:
                 for poll in newest_closed(polls, CLOSED_KEPT)
             ],
         }
+
+    async def _read_polls(self, room: str) -> list[Poll]:
+        records = await self.store.hash_get_all(f"polls:{room}")
+        polls = sorted(
+            (Poll.from_record(unpack(record)) for record in records.values()),
+            key=lambda poll: (poll.opened_at, poll.id),
+        )
+        self._load_schedule(room, polls)
+        return polls
 
     async def _with_tally(self, poll: Poll) -> Poll:
         if poll.counts is not None or poll.closed_at is None:

@@ -34,6 +34,7 @@ from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
+from hub.shared_read import FreshSharedRead
 from rooms.breakouts import (
     Assign,
     BreakoutPlan,
@@ -75,6 +76,10 @@ MAX_BROADCAST = 2000
 PRESENCE_PAGE = 500
 
 
+# A parent's open round (None: none is open) and whether a close of it is under way.
+RoundState = tuple[BreakoutRound | None, bool]
+
+
 def round_key(parent: str) -> str:
     """The broker key of a parent's open round."""
     return f"breakout:{parent}"
@@ -109,6 +114,11 @@ class BreakoutFeature:
         # once it is stored (every join of its burst checks its caller's, and its snapshot
         # shows it again)
         self._assignments: dict[str, asyncio.Future[dict[str, str]]] = {}
+        # parent -> its open round and whether a close holds it, read once for the joins (their
+        # checks, their snapshots) asking together: a round's burst asks hundreds of times
+        self._round_states: FreshSharedRead[str, RoundState] = FreshSharedRead(
+            self._read_round_state
+        )
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the breakout ops, the join check, the snapshot part and the timer."""
@@ -121,6 +131,7 @@ class BreakoutFeature:
         ctx.on_signal("breakout.evict", self._evict)
         ctx.every(TIMER_INTERVAL, self.run_timers)
         ctx.every(SWEEP_INTERVAL, self.sweep_children)
+        ctx.on_stop(self._round_states.close)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -206,6 +217,12 @@ class BreakoutFeature:
         round_ = self._decoded(parent, data) if data is not None else None
         self._know(parent, round_)
         return round_
+
+    async def _read_round_state(self, parent: str) -> RoundState:
+        round_ = await self.current(parent)
+        if round_ is None:
+            return None, False
+        return round_, await self.store.get(close_claim_key(round_.id)) is not None
 
     def _decoded(self, parent: str, data: bytes) -> BreakoutRound:
         # Every join of a round's burst reads the same record twice (its check, its snapshot):
@@ -358,10 +375,8 @@ class BreakoutFeature:
     async def _check_child(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
         if room.kind is not RoomKind.BREAKOUT or room.parent is None:
             return
-        round_ = await self.current(room.parent)
-        if round_ is None or room.id not in round_.children():
-            raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        if await self.store.get(close_claim_key(round_.id)) is not None:
+        round_, closing = await self._round_states.get(room.parent)
+        if round_ is None or room.id not in round_.children() or closing:
             raise HubError("closed", f"the breakouts of {room.parent} are closed")
         moderator = await self.rooms.roles.current_role(ctx.session, room.parent) >= Role.MODERATOR
         assigned = await self._assigned(round_, ctx.identity.user_id)
@@ -400,7 +415,7 @@ class BreakoutFeature:
         parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id
         if parent is None:
             return {"breakouts": None}
-        round_ = await self.current(parent)
+        round_, _ = await self._round_states.get(parent)
         if round_ is None:
             return {"breakouts": None}
         assigned = await self._assigned(round_, ctx.identity.user_id)

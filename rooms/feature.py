@@ -81,6 +81,7 @@ class RoomsFeature:
         self.hooks = ctx.room_hooks
         self.shared_snapshots = SharedRoomSnapshots(self.hooks.room_snapshot)
         ctx.on_stop(self.shared_snapshots.close)
+        ctx.on_stop(self.roles.close)
         self.authority = ctx.authority
         ctx.command("room.create", self.room_create)
         ctx.command("join", self.join)

@@ -26,6 +26,7 @@ from typing import Any, overload
 from hub.auth import Identity, Role
 from hub.codec import pack, unpack
 from hub.session import Session
+from hub.shared_read import FreshSharedRead
 from hub.store import Store
 from rooms.wire import UserEntry
 
@@ -103,6 +104,11 @@ class RoleBook:
         self._stored: dict[str, dict[str, Role]] = {}
         # room being loaded -> its load (one per room: later callers wait for it)
         self._loading: dict[str, _Load] = {}
+        # room -> its stored roles by user, read once for the commands asking together (a
+        # burst of joins of a room this node does not follow yet checks each joiner's role)
+        self._stored_reads: FreshSharedRead[str, dict[str, RoleEntry]] = FreshSharedRead(
+            self._read_stored
+        )
 
     @overload
     def cached_role(self, who: Session, room: str) -> Role: ...
@@ -147,7 +153,7 @@ class RoleBook:
             return Role.ATTENDEE
         if identity.role_in(room) is Role.ORGANIZER:
             return Role.ORGANIZER  # no stored role lowers an organizer: nothing to read
-        entry = await self.entry(room, identity.user_id)
+        entry = (await self._stored_reads.get(room)).get(identity.user_id)
         return effective_role(identity, room, entry.role if entry is not None else None)
 
     async def current_roles(self, users: Iterable[str], room: str) -> dict[str, Role]:
@@ -196,6 +202,14 @@ class RoleBook:
         merged = {entry.user: entry for entry in await self.seen_entries(room)}
         merged.update((entry.user, entry) for entry in await self.entries(room))
         return [merged[user] for user in sorted(merged)]
+
+    async def _read_stored(self, room: str) -> dict[str, RoleEntry]:
+        return {entry.user: entry for entry in await self._read(roles_key(room))}
+
+    async def close(self) -> None:
+        """The node stops: reads asked from now on fail as unavailable (see
+        :class:`~hub.shared_read.FreshSharedRead`)."""
+        await self._stored_reads.close()
 
     async def _read(self, key: str) -> list[RoleEntry]:
         raw = await self._store.hash_get_all(key)

@@ -24,6 +24,7 @@ from hub.feature import FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
+from hub.shared_read import FreshSharedRead
 from hub.wire import EmptyReply
 from rooms.feature import RoomsFeature
 from rooms.model import RoomKind, joined_room
@@ -124,6 +125,13 @@ class SignallingFeature:
         self._buckets: dict[str, TokenBucket] = {}
         self._sdp_buckets: dict[str, TokenBucket] = {}
         self._users = KeyedLimiter(USER_SIGNAL_RATE, USER_SIGNAL_BURST)
+        # A room's peers (a panel's stage), read once for the joins asking together.
+        self._room_peers: FreshSharedRead[RoomInfo, list[Peer]] = FreshSharedRead(
+            self._read_room_peers
+        )
+        self._stage_peers: FreshSharedRead[RoomInfo, list[Peer]] = FreshSharedRead(
+            self._read_stage_peers
+        )
 
     def install(self, ctx: FeatureContext) -> None:
         """Register ``signal`` (with its own rate limit) and ``media``, and the hooks."""
@@ -135,6 +143,8 @@ class SignallingFeature:
         ctx.on_history_lost(self._restore_stage)
         ctx.on_leave(self._left)
         ctx.on_snapshot(self._snapshot)
+        ctx.on_stop(self._room_peers.close)
+        ctx.on_stop(self._stage_peers.close)
         ctx.on_hello(self._hello)
         self.stage_media.install(ctx)
 
@@ -344,10 +354,26 @@ class SignallingFeature:
         return {}
 
     async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PeersPart:
+        """The join snapshot's ``peers``: the room's members with their media state (in a
+        panel, only its stage), the joiner left out. The room's list is read once for the joins
+        asking together."""
         if not room.has_media:
             return {}
-        if room.kind is RoomKind.PANEL:
-            return await self._stage_snapshot(ctx.session, room, role)
+        session = ctx.session
+        if room.kind is not RoomKind.PANEL:
+            peers = await self._room_peers.get(room)
+        else:
+            if role >= Role.SPEAKER:
+                # On the index before the read: the other speakers' snapshots list the joiner.
+                await self.node.store.hash_set(
+                    stage_key(room.id), session.sid, session.user_id.encode()
+                )
+            peers = await self._stage_peers.get(room)
+        return {"peers": [peer for peer in peers if peer["sid"] != session.sid][:MAX_PEERS]}
+
+    async def _read_room_peers(self, room: RoomInfo) -> list[Peer]:
+        """Up to ``MAX_PEERS + 1`` members of a room with media (one more than a snapshot
+        lists: the joiner is among them), with their media state."""
         members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
         media = await self.node.store.hash_get_all(media_key(room.id))
         if len(members) <= MAX_PEERS:
@@ -358,8 +384,6 @@ class SignallingFeature:
                 await self.node.store.hash_delete(media_key(room.id), sid)
         peers: list[Peer] = []
         for sid, info in members:
-            if sid == ctx.session.sid:
-                continue
             entry = unpack(info)
             state: MediaState = unpack(media[sid]) if sid in media else NO_MEDIA
             peers.append(
@@ -371,22 +395,16 @@ class SignallingFeature:
                     "media": state.copy(),
                 }
             )
-        return {"peers": peers[:MAX_PEERS]}
+        return peers
 
-    async def _stage_snapshot(self, session: Session, room: RoomInfo, role: Role) -> PeersPart:
-        """A panel's ``peers``: only its stage (members whose role is speaker or above), read
-        from the stage index rather than the whole audience's presence. The joiner is put on
-        the index first when it belongs there; entries without a live presence entry (their
-        node died) are dropped."""
+    async def _read_stage_peers(self, room: RoomInfo) -> list[Peer]:
+        """A panel's stage (members whose role is speaker or above, up to ``MAX_PEERS + 1``),
+        read from the stage index rather than the whole audience's presence; entries without
+        a live presence entry (their node died) are dropped."""
         broker = self.node.broker
         store = self.node.store
-        if role >= Role.SPEAKER:
-            await store.hash_set(stage_key(room.id), session.sid, session.user_id.encode())
-        sids = sorted(await store.hash_get_all(stage_key(room.id)))
         peers: list[Peer] = []
-        for sid in sids:
-            if sid == session.sid:
-                continue
+        for sid in sorted(await store.hash_get_all(stage_key(room.id))):
             info = await broker.presence_get(room.id, sid)
             if info is None:
                 await store.hash_delete(stage_key(room.id), sid)
@@ -394,7 +412,7 @@ class SignallingFeature:
                 continue
             entry = unpack(info)
             peer_role = self._role_of_entry(room, entry)
-            if peer_role < Role.SPEAKER or len(peers) >= MAX_PEERS:
+            if peer_role < Role.SPEAKER or len(peers) > MAX_PEERS:
                 continue
             media = await store.hash_get(media_key(room.id), sid)
             state: MediaState = unpack(media) if media is not None else NO_MEDIA
@@ -407,7 +425,7 @@ class SignallingFeature:
                     "media": state.copy(),
                 }
             )
-        return {"peers": peers}
+        return peers
 
 
 def sfu_servers(config: HubConfig) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from hub.app import Hub
 from hub.auth import Role
 from hub.broker import BrokerUnavailable
 from hub.errors import CloseCode
+from rooms.roles import RoleEntry
 from rooms.stage_ops import BAN_SWEEP_INTERVAL, BANNED_USERS
 from tests.unit.helpers import (
     TIMEOUT,
@@ -72,19 +73,20 @@ async def test_an_attendees_check_reads_nothing(monkeypatch: pytest.MonkeyPatch)
 def hold_roles_read(
     monkeypatch: pytest.MonkeyPatch, hub: Hub, room: str
 ) -> tuple[asyncio.Event, asyncio.Event]:
-    """Make ``hub``'s reads of ``room``'s stored roles wait: ``reading`` is set when one starts,
-    and it goes on once ``release`` is set."""
-    store = hub.node.store
-    real_hash_get_all = store.hash_get_all
+    """Make ``hub``'s loads of ``room``'s stored roles (the reads of a node starting to follow
+    it) wait: ``reading`` is set when one starts, and it goes on once ``release`` is set. The
+    reads of a join's role check are not held."""
+    book = hub.rooms.roles
+    real_entries = book.entries
     reading, release = asyncio.Event(), asyncio.Event()
 
-    async def held(key: str) -> dict[str, bytes]:
-        if key == f"roles:{room}":
+    async def held(key: str) -> list[RoleEntry]:
+        if key == room:
             reading.set()
             await release.wait()
-        return await real_hash_get_all(key)
+        return await real_entries(key)
 
-    monkeypatch.setattr(store, "hash_get_all", held)
+    monkeypatch.setattr(book, "entries", held)
     return reading, release
 
 
