@@ -89,6 +89,8 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
         proxy_headers=True,
         forwarded_allow_ips=list(config.trusted_proxies),
         lifespan="on",
+        # uvloop (a dependency) where it is installed, else asyncio's own loop.
+        loop="auto",
         log_level=os.environ.get("HUB_LOG_LEVEL", "warning"),
         timeout_graceful_shutdown=int(DRAIN_GRACE),
     )
