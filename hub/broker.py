@@ -164,11 +164,19 @@ class Broker(Protocol):
 
     # --- presence ------------------------------------------------------------------------------
 
-    async def presence_add(self, room: str, sid: str, info: bytes) -> int:
-        """Record session ``sid`` as present in ``room``; returns the member count after it."""
+    async def presence_add(
+        self, room: str, sid: str, info: bytes, *, announce: bytes | None = None
+    ) -> int:
+        """Record session ``sid`` as present in ``room``; returns the member count after it.
+        With ``announce``, also :meth:`publish_ephemeral` it on the topic ``room`` once the
+        entry is recorded, in the same step (a join's entry and its signal cost one call)."""
 
-    async def presence_remove(self, room: str, sids: Collection[str]) -> int:
-        """Remove sessions from ``room``'s presence; returns the member count after it."""
+    async def presence_remove(
+        self, room: str, sids: Collection[str], *, announce: bytes | None = None
+    ) -> int:
+        """Remove sessions from ``room``'s presence; returns the member count after it. With
+        ``announce``, also publish it on the topic ``room`` once they are removed, in the same
+        step (see :meth:`presence_add`)."""
 
     async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Keep these sessions' entries alive: entries not refreshed for ``presence_ttl`` seconds

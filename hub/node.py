@@ -441,7 +441,13 @@ class Node:
     async def signal(self, topic: str, kind: str, data: Any) -> None:
         """Send an internal signal to the nodes subscribed to ``topic`` (this one included); each
         calls the handler registered with :meth:`on_signal` for ``kind``."""
-        await self.broker.publish_ephemeral(topic, pack({"k": _SIGNAL, "x": kind, "d": data}))
+        await self.broker.publish_ephemeral(topic, self.signal_payload(kind, data))
+
+    @staticmethod
+    def signal_payload(kind: str, data: Any) -> bytes:
+        """The broker payload of :meth:`signal`'s message, for a broker call that publishes it
+        along with its own step (``presence_add(..., announce=...)``)."""
+        return pack({"k": _SIGNAL, "x": kind, "d": data})
 
     # --- broker handler -----------------------------------------------------------------------
 

@@ -164,11 +164,14 @@ class RoomsFeature:
             await self.roles.load(room_id)
             role = self.roles.cached_role(session, room_id)
             await self.roles.record(room_id, ctx.identity)
+            # The room's nodes hear of a new member in the same broker call.
+            joined = None if rejoin else self._delta(session, room_id, True)
             members = await self.node.broker.presence_add(
-                room_id, session.sid, self._entry(session, role)
+                room_id,
+                session.sid,
+                self._entry(session, role),
+                announce=self.node.signal_payload("presence", joined) if joined else None,
             )
-            if not rejoin:
-                await self.node.signal(room_id, "presence", self._delta(session, room_id, True))
             # Every feature's parts, typed in their wire modules; merged, an open map. The
             # room-wide ones come from a run shared with the joins asking alongside.
             snapshot: dict[str, Any] = dict(await self.shared_snapshots.get(room, role))
@@ -220,13 +223,15 @@ class RoomsFeature:
             return False
         self._forget_unfollowed(room_id)
         try:
-            await self.node.broker.presence_remove(room_id, [session.sid])
             delta = self._delta(session, room_id, False)
+            # The other nodes hear of it through the room's topic, in the same broker call.
+            await self.node.broker.presence_remove(
+                room_id, [session.sid], announce=self.node.signal_payload("presence", delta)
+            )
             # The node no longer follows the room if this was its last member: feed our own
-            # batcher directly, and tell the other nodes through the room's topic.
+            # batcher directly.
             if room_id not in self.node.streams:
                 self._presence_signal(delta)
-            await self.node.signal(room_id, "presence", delta)
         except Exception:
             log.warning("presence of %s in %s not updated", session.sid, room_id, exc_info=True)
             raise
@@ -423,8 +428,8 @@ class RoomsFeature:
                 if session.identity is None or room not in session.rooms:
                     continue
                 entry = self._entry(session, self.roles.cached_role(session, room))
-                await self.node.broker.presence_add(room, sid, entry)
-                await self.node.signal(room, "presence", self._delta(session, room, True))
+                announce = self.node.signal_payload("presence", self._delta(session, room, True))
+                await self.node.broker.presence_add(room, sid, entry, announce=announce)
 
     async def restore(self, room_id: str) -> None:
         """The broker lost its data (Redis came back empty): put back the rooms this node knows

@@ -130,17 +130,27 @@ class MemoryBroker:
         stream = self.backend.stream(room)
         return stream.epoch, stream.last_seq
 
-    async def presence_add(self, room: str, sid: str, info: bytes) -> int:
+    async def presence_add(
+        self, room: str, sid: str, info: bytes, *, announce: bytes | None = None
+    ) -> int:
         """See :meth:`hub.broker.Broker.presence_add`."""
         self.backend.touch_presence(room, sid, info)
-        return len(self.backend.expire_presence(room))
+        count = len(self.backend.expire_presence(room))
+        if announce is not None:
+            await self.publish_ephemeral(room, announce)
+        return count
 
-    async def presence_remove(self, room: str, sids: Collection[str]) -> int:
+    async def presence_remove(
+        self, room: str, sids: Collection[str], *, announce: bytes | None = None
+    ) -> int:
         """See :meth:`hub.broker.Broker.presence_remove`."""
         entries = self.backend.presence.get(room, {})
         for sid in sids:
             entries.pop(sid, None)
-        return len(self.backend.expire_presence(room))
+        count = len(self.backend.expire_presence(room))
+        if announce is not None:
+            await self.publish_ephemeral(room, announce)
+        return count
 
     async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """See :meth:`hub.broker.Broker.presence_refresh`."""

@@ -155,13 +155,25 @@ class RedisBroker:
 
     # --- presence ----------------------------------------------------------------------------
 
-    async def presence_add(self, room: str, sid: str, info: bytes) -> int:
-        """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count."""
-        return await self._presence.add(room, sid, info)
+    async def presence_add(
+        self, room: str, sid: str, info: bytes, *, announce: bytes | None = None
+    ) -> int:
+        """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count. The
+        announcement, if any, is published by the same script call."""
+        return await self._presence.add(room, sid, info, self._announcement(room, announce))
 
-    async def presence_remove(self, room: str, sids: Collection[str]) -> int:
-        """Remove sessions from the room's presence; returns the live count after it."""
-        return await self._presence.remove(room, sids)
+    async def presence_remove(
+        self, room: str, sids: Collection[str], *, announce: bytes | None = None
+    ) -> int:
+        """Remove sessions from the room's presence; returns the live count after it (the
+        announcement, if any, published by the same script call)."""
+        return await self._presence.remove(room, sids, self._announcement(room, announce))
+
+    def _announcement(self, room: str, payload: bytes | None) -> tuple[str, bytes] | None:
+        """The channel and envelope :meth:`publish_ephemeral` would send ``payload`` with."""
+        if payload is None:
+            return None
+        return self.connection.channel(room), envelope.ephemeral(self.node_id, payload)
 
     async def presence_refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Extend the live entries of ``sids`` by ``presence_ttl`` from now (expired ones stay

@@ -11,9 +11,10 @@ from hub.broker import BrokerSettings
 from hub.redis.connection import RedisConnection, ms
 
 # KEYS: expiry zset (sid -> expiry ms), lex zset (sid, score 0: paging by sid), info hash.
-# ARGV: op, ttl ms, then per op: add sid info | remove sid... | refresh sid... | count | page
-# after limit. Server time (TIME) keeps every node on one clock. Expired entries are purged
-# first, so the structures only ever hold live entries when a result is computed.
+# ARGV: op, ttl ms, a channel and a message to publish once an add or a remove is done (an empty
+# channel: none), then per op: add sid info | remove sid... | refresh sid... | count | page
+# after limit | get sid. Server time (TIME) keeps every node on one clock. Expired entries are
+# purged first, so the structures only ever hold live entries when a result is computed.
 _PRESENCE_LUA: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -26,18 +27,18 @@ for _, sid in ipairs(dead) do
   redis.call('HDEL', KEYS[3], sid)
 end
 if op == 'add' then
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
-  redis.call('ZADD', KEYS[2], 0, ARGV[3])
-  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[5])
+  redis.call('ZADD', KEYS[2], 0, ARGV[5])
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 elseif op == 'remove' then
-  for i = 3, #ARGV do
+  for i = 5, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('ZREM', KEYS[2], ARGV[i])
     redis.call('HDEL', KEYS[3], ARGV[i])
   end
 elseif op == 'refresh' then
   local missing = {}
-  for i = 3, #ARGV do
+  for i = 5, #ARGV do
     if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
       redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
     else
@@ -49,7 +50,7 @@ elseif op == 'refresh' then
   end
   return missing
 elseif op == 'page' then
-  local sids = redis.call('ZRANGEBYLEX', KEYS[2], '(' .. ARGV[3], '+', 'LIMIT', 0, ARGV[4])
+  local sids = redis.call('ZRANGEBYLEX', KEYS[2], '(' .. ARGV[5], '+', 'LIMIT', 0, ARGV[6])
   local out = {}
   for _, sid in ipairs(sids) do
     local info = redis.call('HGET', KEYS[3], sid)
@@ -60,13 +61,16 @@ elseif op == 'page' then
   end
   return out
 elseif op == 'get' then
-  return redis.call('HGET', KEYS[3], ARGV[3])
+  return redis.call('HGET', KEYS[3], ARGV[5])
 end
 if op == 'add' or op == 'refresh' then
   -- every entry expires within ttl of its last write: let an abandoned room's keys go too
   for i = 1, 3 do
     if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ttl + 1000) end
   end
+end
+if ARGV[3] ~= '' and (op == 'add' or op == 'remove') then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
 end
 return redis.call('ZCARD', KEYS[1])
 """
@@ -81,22 +85,31 @@ class RedisPresence:
         self._settings = settings
         self._script = connection.redis.register_script(_PRESENCE_LUA)
 
-    async def _run(self, room: str, op: str, *args: str | bytes) -> Any:
+    async def _run(
+        self, room: str, op: str, *args: str | bytes, publish: tuple[str, bytes] | None = None
+    ) -> Any:
         base = f"{self._connection.prefix}p:{room}"
+        channel, message = publish if publish is not None else ("", b"")
         return await self._connection.call(
             self._script(
                 keys=[f"{base}:exp", f"{base}:lex", f"{base}:info"],
-                args=[op, ms(self._settings.presence_ttl), *args],
+                args=[op, ms(self._settings.presence_ttl), channel, message, *args],
             )
         )
 
-    async def add(self, room: str, sid: str, info: bytes) -> int:
-        """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count."""
-        return int(await self._run(room, "add", sid, info))
+    async def add(
+        self, room: str, sid: str, info: bytes, publish: tuple[str, bytes] | None = None
+    ) -> int:
+        """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count. With
+        ``publish`` (channel, message), the script publishes the message once it is done."""
+        return int(await self._run(room, "add", sid, info, publish=publish))
 
-    async def remove(self, room: str, sids: Collection[str]) -> int:
-        """Remove sessions from the room's presence; returns the live count after it."""
-        return int(await self._run(room, "remove", *sids))
+    async def remove(
+        self, room: str, sids: Collection[str], publish: tuple[str, bytes] | None = None
+    ) -> int:
+        """Remove sessions from the room's presence; returns the live count after it (and
+        publishes as :meth:`add` does)."""
+        return int(await self._run(room, "remove", *sids, publish=publish))
 
     async def refresh(self, room: str, sids: Collection[str]) -> list[str]:
         """Extend the live entries of ``sids`` by ``presence_ttl`` from now (expired ones stay

@@ -311,6 +311,24 @@ async def test_presence_add_remove_count_page(cluster: Cluster) -> None:
     assert await b.broker.presence_get("other", "s3") is None  # another room
 
 
+async def test_presence_announcements_reach_the_room_topic_once_the_entry_changed(
+    cluster: Cluster,
+) -> None:
+    a, b, c = await cluster.node("a"), await cluster.node("b"), await cluster.node("c")
+    await a.broker.subscribe("r")
+    await b.broker.subscribe("r")
+    assert await c.broker.presence_add("r", "s1", b"i1", announce=b"s1 joined") == 1
+    assert await c.broker.presence_add("r", "s2", b"i2") == 2  # no announcement
+    assert await c.broker.presence_remove("r", ["s1"], announce=b"s1 left") == 1
+    assert await c.broker.presence_remove("r", ["s2"]) == 0
+    for node in (a, b):
+        await node.recorder.wait_payloads("r", 2)
+    await barrier(c, a, b, c)
+    for node in (a, b):
+        assert node.recorder.payloads("r") == [b"s1 joined", b"s1 left"]
+    assert c.recorder.payloads("r") == []  # not subscribed
+
+
 async def test_presence_entries_expire_unless_refreshed(cluster: Cluster) -> None:
     a = await cluster.node("a")
     assert await a.broker.presence_add("r", "keep", b"k") == 1

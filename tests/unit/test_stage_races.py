@@ -271,7 +271,7 @@ async def test_leaving_lowers_the_hand_even_when_the_broker_fails(
         await a.ok("hand.raise", room="p")
         await queue_becomes(boss, ["a"])
 
-        async def failing(room: str, sids: Any) -> int:
+        async def failing(room: str, sids: Any, **options: Any) -> int:
             raise BrokerUnavailable("blip")
 
         monkeypatch.setattr(hub.node.broker, "presence_remove", failing)

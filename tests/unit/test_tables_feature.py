@@ -300,9 +300,9 @@ async def test_a_seat_that_goes_while_its_join_is_under_way_fails_the_join(
         await ada.ok("table.sit", table="t2")
         real_add = hub.node.broker.presence_add
 
-        async def seat_gone_meanwhile(room: str, sid: str, entry: bytes) -> Any:
+        async def seat_gone_meanwhile(room: str, sid: str, entry: bytes, **options: Any) -> Any:
             await feature.release(sid)  # the grace ran out, the seat moved, the event closed...
-            return await real_add(room, sid, entry)
+            return await real_add(room, sid, entry, **options)
 
         hub.node.broker.presence_add = seat_gone_meanwhile  # type: ignore[method-assign]
         assert await ada.err("join", room="t2") == "forbidden"
