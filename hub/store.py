@@ -22,7 +22,7 @@ Guarantees every implementation gives (checked by ``tests/contract/test_store_co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -124,10 +124,6 @@ class Store(Protocol):
 
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
-
-    async def sets_containing(self, keys: Sequence[str], member: str) -> list[bool]:
-        """Whether ``member`` is in each of the sets ``keys``, in their order, read in one step
-        (one call where a caller would make one per set)."""
 
     async def set_size(self, key: str) -> int:
         """How many members the set has (0 when it does not exist)."""

@@ -29,6 +29,7 @@ from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
 from hub.feature import FeatureContext, RoomInfo
 from hub.session import Session
+from hub.shared_read import FreshSharedRead
 from hub.wire import EmptyReply
 from rooms.model import Room, RoomKind, is_breakout_id, joined_room
 from rooms.roles import on_stage
@@ -49,6 +50,13 @@ if TYPE_CHECKING:
 BAN_SWEEP_INTERVAL = 5.0
 # The broker set of the users banned from the whole event (``ban``): their hello closes with 4003.
 BANNED_USERS = "banned"
+
+
+def _nobody() -> asyncio.Future[frozenset[str]]:
+    """No one banned, as a read already done (a check that needs no read of a ban set)."""
+    done: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
+    done.set_result(frozenset())
+    return done
 
 
 def hands_key(room: str) -> str:
@@ -76,6 +84,9 @@ class StageFeature:
         self.store = rooms.node.store
         # (room, sid) of the hands this node's sessions raised: leaving lowers them.
         self._raised: dict[tuple[str, str], str] = {}
+        # room -> the users banned from it, read once for the joins asking together (a burst of
+        # joins checks each joiner against the same few names)
+        self._banned: FreshSharedRead[str, frozenset[str]] = FreshSharedRead(self._read_banned)
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the stage ops, the hooks and the join check and snapshot parts."""
@@ -91,6 +102,7 @@ class StageFeature:
         ctx.on_leave(self._left)
         ctx.on_hello(self._refuse_banned)
         ctx.every(BAN_SWEEP_INTERVAL, self.sweep_bans)
+        ctx.on_stop(self._banned.close)
 
     # --- roles --------------------------------------------------------------------------------
 
@@ -280,24 +292,22 @@ class StageFeature:
         user = ctx.identity.user_id
         # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
         parent = room.parent if room.kind is RoomKind.BREAKOUT else None
-        if parent is None:
-            banned_here = role < Role.MODERATOR and await self.store.set_contains(
-                bans_key(room.id), user
-            )
-            banned_from_parent = False
-        else:
-            # Both sets in one read: a round's joins come in a burst.
-            banned_here, banned_from_parent = await self.store.sets_containing(
-                [bans_key(room.id), bans_key(parent)], user
-            )
-        if role < Role.MODERATOR and banned_here:
+        # Asked together, so that both reads go to the broker at once.
+        here, above = await asyncio.gather(
+            self._banned.get(room.id) if role < Role.MODERATOR else _nobody(),
+            self._banned.get(parent) if parent is not None else _nobody(),
+        )
+        if user in here:
             raise HubError("forbidden", f"you were banned from {room.id}")
         if (
             parent is not None
-            and banned_from_parent
+            and user in above
             and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")
+
+    async def _read_banned(self, room: str) -> frozenset[str]:
+        return frozenset(await self.store.set_members(bans_key(room)))
 
     # --- snapshot -----------------------------------------------------------------------------
 

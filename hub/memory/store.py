@@ -5,7 +5,7 @@ goes is gone, and expired values leave memory at the backend's next sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from hub.memory.backend import MemoryBackend
 
@@ -182,10 +182,6 @@ class MemoryStore:
     async def set_contains(self, key: str, member: str) -> bool:
         """See :meth:`hub.store.Store.set_contains`."""
         return member in self.backend.sets.get(key, set())
-
-    async def sets_containing(self, keys: Sequence[str], member: str) -> list[bool]:
-        """See :meth:`hub.store.Store.sets_containing`."""
-        return [member in self.backend.sets.get(key, ()) for key in keys]
 
     async def set_size(self, key: str) -> int:
         """See :meth:`hub.store.Store.set_size`."""

@@ -4,7 +4,7 @@ or a capped index (the sorted set ``k:<key>`` with its values in the hash ``kv:<
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final, cast
 
 from hub.redis.connection import RedisConnection, ms
@@ -44,15 +44,6 @@ redis.call('HDEL', KEYS[1], unpack(ARGV))
 return values
 """
 
-# KEYS: sets. ARGV: a member. Returns, per set, 1 when the member is in it, else 0.
-_SETS_CONTAINING_LUA: Final = """
-local found = {}
-for i, key in ipairs(KEYS) do
-  found[i] = redis.call('SISMEMBER', key, ARGV[1])
-end
-return found
-"""
-
 
 class RedisStore:
     """Implements :class:`hub.store.Store` over ``connection`` (the pool of the node's Redis
@@ -68,7 +59,6 @@ class RedisStore:
         self._index_put_script = self._redis.register_script(_INDEX_PUT_LUA)
         self._window_add_script = self._redis.register_script(_WINDOW_ADD_LUA)
         self._hash_take_script = self._redis.register_script(_HASH_TAKE_LUA)
-        self._sets_containing_script = self._redis.register_script(_SETS_CONTAINING_LUA)
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` (missing = 0; an expiry is kept); returns the new value."""
@@ -243,15 +233,6 @@ class RedisStore:
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
         return bool(await self._call(self._redis.sismember(self._key(key), member)))
-
-    async def sets_containing(self, keys: Sequence[str], member: str) -> list[bool]:
-        """Whether ``member`` is in each of the sets ``keys`` (one script call)."""
-        if not keys:
-            return []
-        found = await self._call(
-            self._sets_containing_script(keys=[self._key(key) for key in keys], args=[member])
-        )
-        return [bool(flag) for flag in found]
 
     async def set_size(self, key: str) -> int:
         """How many members the set has (0 when it does not exist)."""
