@@ -52,13 +52,6 @@ BAN_SWEEP_INTERVAL = 5.0
 BANNED_USERS = "banned"
 
 
-def _nobody() -> asyncio.Future[frozenset[str]]:
-    """No one banned, as a read already done (a check that needs no read of a ban set)."""
-    done: asyncio.Future[frozenset[str]] = asyncio.get_running_loop().create_future()
-    done.set_result(frozenset())
-    return done
-
-
 def hands_key(room: str) -> str:
     """The broker hash of a room's raised hands."""
     return f"hands:{room}"
@@ -292,16 +285,16 @@ class StageFeature:
         user = ctx.identity.user_id
         # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
         parent = room.parent if room.kind is RoomKind.BREAKOUT else None
-        # Asked together, so that both reads go to the broker at once.
-        here, above = await asyncio.gather(
-            self._banned.get(room.id) if role < Role.MODERATOR else _nobody(),
-            self._banned.get(parent) if parent is not None else _nobody(),
-        )
-        if user in here:
+        # The sets that count, asked together so that their reads go to the broker at once.
+        asked = [room.id] if role < Role.MODERATOR else []
+        if parent is not None:
+            asked.append(parent)
+        barred = dict(zip(asked, await asyncio.gather(*map(self._banned.get, asked)), strict=True))
+        if user in barred.get(room.id, ()):
             raise HubError("forbidden", f"you were banned from {room.id}")
         if (
             parent is not None
-            and user in above
+            and user in barred[parent]
             and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
         ):
             raise HubError("forbidden", f"you were banned from {parent}")
