@@ -349,7 +349,8 @@ async def test_twenty_members_see_a_hundred_notices_once_and_in_order(hub: HubPr
         joins = await asyncio.gather(*(m.join("main") for m in members))
         assert set(joins[0]) == {"room", "role", "seq", "epoch", "members", "snapshot"}
         assert joins[0]["role"] == "attendee"
-        assert joins[-1]["members"] >= 20
+        # The joins reach the hub in no set order: whichever entered last counts all twenty.
+        assert max(j["members"] for j in joins) >= 20
         base = joins[0]["seq"]
         assert all(j["seq"] == base for j in joins)  # nothing else is announced in main
         assert all(j["room"]["kind"] == "lobby" for j in joins)
