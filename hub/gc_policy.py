@@ -1,4 +1,5 @@
-"""How a serving node's garbage collector runs.
+"""How the garbage collector runs in a long-lived process with a large, lasting heap: a
+serving node, and ``hub rehearse`` once its attendees are connected.
 
 A storm of joins makes a node allocate hundreds of thousands of short-lived objects (frames of
 commands, futures, replies) within a second. With CPython's default threshold the youngest
@@ -24,7 +25,7 @@ def tune_for_serving() -> None:
     by a collection again) and collect the youngest generation every :data:`YOUNG_THRESHOLD`
     net allocations; the older generations keep CPython's ratios, so reference cycles among
     long-lived objects (a session that ended) are still collected, only less often. Call
-    once, when the node is built and before it serves."""
+    once, when what lasts is built (a node before it serves, a load generator once connected)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -28,17 +29,22 @@ def percentile(ordered: list[float], q: float) -> float:
 
 @dataclass(slots=True)
 class OpStats:
-    """One operation's figures: successes, errors by code, latency samples ``(at, seconds)``
-    (``at``: seconds since the rehearsal started)."""
+    """One operation's figures: successes, errors by code, latency samples: ``latencies[i]``
+    seconds, taken ``times[i]`` seconds after the rehearsal started.
+
+    The samples are flat arrays of floats rather than a list of pairs: a hundred thousand
+    tuples would be walked by every full collection of the load generator's garbage collector,
+    a pause that lands in the latencies it measures."""
 
     count: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    samples: list[tuple[float, float]] = field(default_factory=list)
+    times: array[float] = field(default_factory=lambda: array("d"))
+    latencies: array[float] = field(default_factory=lambda: array("d"))
     seen: int = 0  # latencies offered to the reservoir
 
     def summary(self, elapsed: float) -> dict[str, Any]:
         """``{count, errors, p50_ms, p95_ms, p99_ms, max_ms, per_s}``."""
-        ordered = sorted(latency for _, latency in self.samples)
+        ordered = sorted(self.latencies)
         return {
             "count": self.count,
             "errors": dict(sorted(self.errors.items())),
@@ -64,12 +70,14 @@ class Recorder:
         stats = self.ops.setdefault(op, OpStats())
         stats.count += 1
         stats.seen += 1
-        if len(stats.samples) < MAX_SAMPLES:
-            stats.samples.append((at, latency))
+        if len(stats.latencies) < MAX_SAMPLES:
+            stats.times.append(at)
+            stats.latencies.append(latency)
         else:  # reservoir sampling: every latency has the same chance to be kept
             slot = self._rng.randrange(stats.seen)
             if slot < MAX_SAMPLES:
-                stats.samples[slot] = (at, latency)
+                stats.times[slot] = at
+                stats.latencies[slot] = latency
 
     def error(self, op: str, code: str) -> None:
         """An operation that failed with ``code`` (a contract error code, ``timeout`` or

@@ -90,10 +90,10 @@ def plot(path: Path, recorder: Recorder) -> None:
         axes.text(start, height, f" {name}", transform=axes.get_xaxis_transform(), va="top", size=8)
     colours = pyplot.get_cmap("tab20").colors  # type: ignore[attr-defined]
     for number, (name, stats) in enumerate(sorted(recorder.ops.items())):
-        if not stats.samples:
+        if not stats.latencies:
             continue
-        times = [at for at, _ in stats.samples]
-        latencies = [latency * 1000 for _, latency in stats.samples]
+        times = list(stats.times)
+        latencies = [latency * 1000 for latency in stats.latencies]
         colour = colours[number % len(colours)]
         axes.scatter(times, latencies, s=2, label=name, alpha=0.6, color=colour)
     axes.axhline(P99_TARGET * 1000, color="red", linewidth=0.8, linestyle="--")

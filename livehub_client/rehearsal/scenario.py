@@ -84,9 +84,17 @@ class Person:
 class Rehearsal:
     """Plays the phases in order and records them (see the module docstring)."""
 
-    def __init__(self, options: Options, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        options: Options,
+        recorder: Recorder,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_connected`` is called once everyone is connected, before the panels (the
+        command line tunes its process's garbage collector there)."""
         self.options = options
         self.record = recorder
+        self.on_connected = on_connected
         self.rng = random.Random(options.seed)
         self.authority = TokenAuthority(options.secret)
         self.started = time.monotonic()
@@ -238,6 +246,8 @@ class Rehearsal:
         try:
             await self.setup()
             await self.connect_everyone()
+            if self.on_connected is not None:
+                self.on_connected()
             await self.panels_phase()
             await self.election()
             await self.breakouts()
