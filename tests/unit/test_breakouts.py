@@ -133,10 +133,10 @@ async def test_broadcast_and_close_return_everyone_to_the_parent() -> None:
             assert event["room"] == child and event["parent"] == "ws"
             back = await next_event(client, "breakouts", room="ws")
             assert back["rooms"] == [] and back["seq"] == closed["seq"]
-        for client in members:
-            await eventually(
-                lambda c=client: c.session.rooms == {"ws"}, what="everyone back in the parent"
-            )
+        await eventually(
+            lambda: all(c.session.rooms == {"ws"} for c in members),
+            what="everyone back in the parent",
+        )
         assert await members[0].err("join", room="ws.b1") == "closed"
         assert await mod.err("breakout.close", room="ws") == "not_found"
         assert (await members[0].ok("join", room="ws"))["snapshot"]["breakouts"] is None
@@ -190,7 +190,7 @@ async def test_a_close_that_fails_midway_is_done_again_by_a_retry(
         for client in members:
             back = await next_event(client, "breakouts", room="ws", rooms=[])
             assert back["seq"] == closed["seq"]
-            await eventually(lambda c=client: c.session.rooms == {"ws"}, what="back in ws")
+        await eventually(lambda: all(c.session.rooms == {"ws"} for c in members), what="back in ws")
         assert await members[0].err("join", room="ws.b1") == "closed"
         await mod.ok("breakout.open", room="ws", count=2, assign="self")
 
