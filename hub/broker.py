@@ -24,7 +24,7 @@ Guarantees every implementation gives (checked by ``tests/contract/test_broker_c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +38,8 @@ class BrokerUnavailable(Exception):
 
 NODE_TOPIC_PREFIX = "node:"
 USER_TOPIC_PREFIX = "user:"
+# The topic every node subscribes to from its start ("*" is no node id: those are hex).
+EVERY_NODE_TOPIC = NODE_TOPIC_PREFIX + "*"
 
 
 def node_topic(node_id: str) -> str:
@@ -138,10 +140,6 @@ class Broker(Protocol):
 
     async def publish_ephemeral(self, topic: str, payload: bytes) -> None:
         """Send ``payload`` to every node subscribed to ``topic``, at most once, not stored."""
-
-    async def publish_ephemeral_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """:meth:`publish_ephemeral` of each ``(topic, payload)``, all sent at once (in order per
-        topic); raises the first failure once every one was tried (the others may have gone)."""
 
     # --- stored room streams -----------------------------------------------------------------
 

@@ -13,11 +13,11 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hub.broker import Broker, BrokerUnavailable, StoredEvent, user_topic
+from hub.broker import EVERY_NODE_TOPIC, Broker, BrokerUnavailable, StoredEvent, user_topic
 from hub.codec import EncodedEvent, pack, unpack
 from hub.config import HubConfig
 from hub.errors import CloseCode
@@ -148,6 +148,7 @@ class Node:
     async def start(self) -> None:
         """Connect the broker; the node serves from then on."""
         await self.broker.start(self)
+        await self.topics.acquire(EVERY_NODE_TOPIC)
         warning = await self.broker.persistence_warning()
         if warning is not None:
             log.warning("hub: warning: %s", warning)
@@ -425,13 +426,6 @@ class Node:
         """Send a message to every session of ``user`` on every node (at most once each)."""
         await self.broker.publish_ephemeral(*_to_user(user, message))
 
-    async def send_to_users(self, messages: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-        """:meth:`send_to_user` of each ``(user, message)``, all sent at once; raises the first
-        failure once every one was tried."""
-        await self.broker.publish_ephemeral_many(
-            [_to_user(user, message) for user, message in messages]
-        )
-
     async def close_user(self, user: str, code: CloseCode, reason: str) -> None:
         """Close every session of ``user`` on every node with ``code``."""
         await self.broker.publish_ephemeral(
@@ -442,6 +436,11 @@ class Node:
         """Send an internal signal to the nodes subscribed to ``topic`` (this one included); each
         calls the handler registered with :meth:`on_signal` for ``kind``."""
         await self.broker.publish_ephemeral(topic, self.signal_payload(kind, data))
+
+    async def signal_every_node(self, kind: str, data: Any) -> None:
+        """:meth:`signal` to every node of the hub (this one included): one broker message,
+        however many nodes and sessions it concerns."""
+        await self.broker.publish_ephemeral(EVERY_NODE_TOPIC, self.signal_payload(kind, data))
 
     @staticmethod
     def signal_payload(kind: str, data: Any) -> bytes:

@@ -24,12 +24,13 @@ import logging
 import random
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from hub import fields
 from hub.all_ended import all_ended
 from hub.auth import Role
-from hub.codec import pack, unpack
+from hub.codec import EncodedEvent, pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomInfo
@@ -78,6 +79,14 @@ PRESENCE_PAGE = 500
 
 # A parent's open round (None: none is open) and whether a close of it is under way.
 RoundState = tuple[BreakoutRound | None, bool]
+
+
+class AssignedSignal(TypedDict):
+    """What every node hears when a round opens with people assigned: it tells its own
+    sessions of them (``breakout.assigned``)."""
+
+    parent: str
+    round: str
 
 
 def round_key(parent: str) -> str:
@@ -129,6 +138,7 @@ class BreakoutFeature:
         ctx.on_snapshot(self._snapshot)
         ctx.on_stored("breakouts", self._round_event)
         ctx.on_signal("breakout.evict", self._evict)
+        ctx.on_signal("breakout.assigned", self._assigned_signal)
         ctx.every(TIMER_INTERVAL, self.run_timers)
         ctx.every(SWEEP_INTERVAL, self.sweep_children)
         ctx.on_stop(self._round_states.close)
@@ -181,9 +191,11 @@ class BreakoutFeature:
         except BaseException:
             await self.store.delete(assignments_key(round_.id))
             raise
-        await self.node.send_to_users(
-            (user, self._assigned_event(parent.id, child)) for user, child in assignments.items()
-        )
+        if assignments:
+            # One message for the whole round: each node tells its own sessions (see
+            # _tell_assigned), where one message per person cost every node a decode each.
+            told: AssignedSignal = {"parent": parent.id, "round": round_.id}
+            await self.node.signal_every_node("breakout.assigned", told)
         return {"seq": seq, **round_.describe(), "assignments": assignments}
 
     async def broadcast(self, ctx: CommandContext, cmd: dict[str, Any]) -> BreakoutBroadcastReply:
@@ -389,21 +401,51 @@ class BreakoutFeature:
     def _assigned_event(parent: str, child: str) -> BreakoutAssignedEvent:
         return {"ev": "breakout.assigned", "room": parent, "breakout": child}
 
+    def _assigned_signal(self, data: Any) -> None:
+        self.node.spawn(self._tell_assigned(str(data["parent"]), str(data["round"])))
+
+    async def _tell_assigned(self, parent: str, round_id: str) -> None:
+        """Send ``breakout.assigned`` to this node's sessions of every user assigned in round
+        ``round_id`` of ``parent`` (each event encoded once per child room). Without the
+        assignments (the broker failing) they are not told: each still finds their room in
+        the parent's join snapshot."""
+        try:
+            # Kept while this node follows the parent: the round's closing event there makes it
+            # forget them (otherwise nothing would).
+            table = await self._assignments_of(round_id, keep=parent in self.node.streams)
+        except Exception:
+            log.warning("the assignments of %s's round were not sent here", parent, exc_info=True)
+            return
+        events: dict[str, EncodedEvent] = {}
+        for user, child in table.items():
+            sessions = self.node.users.get(user)
+            if not sessions:
+                continue
+            event = events.get(child)
+            if event is None:
+                event = events[child] = EncodedEvent(self._assigned_event(parent, child))
+            for session in list(sessions.values()):
+                session.deliver(event)
+
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
-        """The child ``user`` is assigned to in ``round_``, or None. The round's assignments are
-        read once per node (concurrent callers share the read; a failed read is tried again by
-        the next caller)."""
-        reading = self._assignments.get(round_.id)
+        """The child ``user`` is assigned to in ``round_``, or None."""
+        return (await self._assignments_of(round_.id)).get(user)
+
+    def _assignments_of(self, round_id: str, keep: bool = True) -> Awaitable[dict[str, str]]:
+        """A round's assignments, read once per node (concurrent callers share the read; a
+        failed read is tried again by the next caller). With ``keep`` false a new read is not
+        kept for later callers."""
+        reading = self._assignments.get(round_id)
         failed = (
             reading is not None
             and reading.done()
             and (reading.cancelled() or reading.exception() is not None)
         )
         if reading is None or failed:
-            reading = asyncio.ensure_future(self._read_assignments(round_.id))
-            self._assignments[round_.id] = reading
-        table = await asyncio.shield(reading)
-        return table.get(user)
+            reading = asyncio.ensure_future(self._read_assignments(round_id))
+            if keep:
+                self._assignments[round_id] = reading
+        return asyncio.shield(reading)
 
     async def _read_assignments(self, round_id: str) -> dict[str, str]:
         stored = await self.store.hash_get_all(assignments_key(round_id))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 from hub.broker import (
     BrokerCounters,
@@ -82,11 +82,6 @@ class MemoryBroker:
         """See :meth:`hub.broker.Broker.publish_ephemeral`."""
         for handler in list(self.backend.subscribers.get(topic, {}).values()):
             _call(handler.receive_message, topic, payload)
-
-    async def publish_ephemeral_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """See :meth:`hub.broker.Broker.publish_ephemeral_many`."""
-        for topic, payload in messages:
-            await self.publish_ephemeral(topic, payload)
 
     async def publish(self, room: str, body: bytes) -> StoredEvent:
         """See :meth:`hub.broker.Broker.publish`."""

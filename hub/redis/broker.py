@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
-from hub.all_ended import all_ended
 from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
 from hub.redis import envelope
 from hub.redis.connection import RedisConnection
@@ -115,20 +114,6 @@ class RedisBroker:
         await self.connection.call(
             self.connection.redis.publish(self.connection.channel(topic), message)
         )
-
-    async def publish_ephemeral_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """One PUBLISH each, queued together (no task for each: a breakout round tells
-        hundreds of people where to go at once)."""
-        redis = self.connection.redis
-        sent = [
-            redis.submit(
-                "PUBLISH",
-                self.connection.channel(topic),
-                envelope.ephemeral(self.node_id, payload),
-            )
-            for topic, payload in messages
-        ]
-        await self.connection.call(all_ended(sent))
 
     # --- stored room streams -----------------------------------------------------------------
 

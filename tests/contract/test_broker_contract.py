@@ -253,22 +253,6 @@ async def test_ephemeral_messages_reach_subscribers_in_order_and_are_not_stored(
     assert (await a.broker.head("tally"))[1] == 0
 
 
-async def test_ephemeral_many_reaches_each_topic_in_order(cluster: Cluster) -> None:
-    a, b, c = await cluster.node("a"), await cluster.node("b"), await cluster.node("c")
-    await a.broker.subscribe("one")
-    await b.broker.subscribe("two")
-    await c.broker.publish_ephemeral_many(
-        [("one", b"1a"), ("two", b"2a"), ("one", b"1b"), ("two", b"2b")]
-    )
-    await c.broker.publish_ephemeral_many([])  # nothing to send
-    await a.recorder.wait_payloads("one", 2)
-    await b.recorder.wait_payloads("two", 2)
-    await barrier(c, a, b)
-    assert a.recorder.payloads("one") == [b"1a", b"1b"]
-    assert b.recorder.payloads("two") == [b"2a", b"2b"]
-    assert a.recorder.payloads("two") == [] and b.recorder.payloads("one") == []
-
-
 async def test_node_topic_targets_one_node(cluster: Cluster) -> None:
     a, b, c = await cluster.node("a"), await cluster.node("b"), await cluster.node("c")
     await a.broker.publish_ephemeral(node_topic("b"), b"for b")

@@ -13,7 +13,7 @@ import pytest
 
 from hub.all_ended import all_ended
 from hub.auth import Role
-from hub.broker import BrokerUnavailable
+from hub.broker import EVERY_NODE_TOPIC, USER_TOPIC_PREFIX, BrokerUnavailable
 from hub.codec import unpack
 from rooms.breakout_ops import close_claim_key
 from tests.support.waiting import eventually
@@ -86,6 +86,35 @@ async def test_open_is_for_moderators_of_workshops_and_panels_once_at_a_time() -
         await mod.ok("breakout.open", room="ws", count=2, assign="self")
         assert await mod.err("breakout.open", room="ws", count=2, assign="self") == "conflict"
         assert await boss.err("room.create", room="ws.b9", kind="workshop") == "bad_request"
+
+
+async def test_one_broker_message_tells_each_assigned_session_on_every_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running("n1", "n2") as hubs:
+        mod, [a, b] = await _workshop(hubs, 2)
+        far = [await connect(hub, "u9") for hub in hubs]  # not in the workshop, on both nodes
+        broker = hubs[0].node.broker
+        publish = broker.publish_ephemeral
+        topics: list[str] = []
+
+        async def counted(topic: str, payload: bytes) -> None:
+            topics.append(topic)
+            await publish(topic, payload)
+
+        monkeypatch.setattr(broker, "publish_ephemeral", counted)
+        manual = {"u0": 1, "u9": 2}
+        await mod.ok("breakout.open", room="ws", count=2, assign="manual", assignments=manual)
+        assert topics.count(EVERY_NODE_TOPIC) == 1
+        assert not [topic for topic in topics if topic.startswith(USER_TOPIC_PREFIX)]
+        assert (await next_event(a, "breakout.assigned"))["breakout"] == "ws.b1"
+        for client in far:
+            told = await next_event(client, "breakout.assigned")
+            assert told == {"ev": "breakout.assigned", "room": "ws", "breakout": "ws.b2"}
+        # A node tells all of its sessions at once: b (unassigned, on the second node, as the
+        # second of u9's sessions) got nothing, and nobody got it twice.
+        for client in [a, b, *far]:
+            assert [e for e in client.collect() if e.get("ev") == "breakout.assigned"] == []
 
 
 async def test_manual_and_self_assignment() -> None:
