@@ -129,6 +129,13 @@ class Storm:
             self.latency.append(time.perf_counter() - start)
         self.last = max(self.last, time.perf_counter())
 
+    def moved(self, start: float, end: float) -> None:
+        """Record a move into a room: from ``start`` (its round's ``breakout.open`` sent) to
+        ``end`` (its ``breakout.assigned`` with the join state read)."""
+        self.first = min(self.first, start)
+        self.latency.append(end - start)
+        self.last = max(self.last, end)
+
     def summary(self, cpu: float, redis_cpu: float) -> dict[str, Any]:
         ordered = sorted(self.latency)
 
@@ -180,7 +187,7 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     attendees: list[Attendee] = []
     nodes: Counter[str] = Counter()
     gate = asyncio.Semaphore(args.connect_concurrency)
-    assigned: dict[Attendee, asyncio.Future[tuple[str, float]]] = {}
+    assigned: dict[Attendee, asyncio.Future[tuple[str, float, bool]]] = {}
 
     async def connect(index: int) -> None:
         async with gate:
@@ -220,34 +227,47 @@ async def loadgen(args: argparse.Namespace) -> dict[str, Any]:
     # 2. A breakout round in each panel: everyone joins its room when assigned.
     loop = asyncio.get_running_loop()
     for conn in attendees:
-        future: asyncio.Future[tuple[str, float]] = loop.create_future()
+        future: asyncio.Future[tuple[str, float, bool]] = loop.create_future()
         assigned[conn] = future
 
         def on_event(
-            msg: dict[str, Any], future: asyncio.Future[tuple[str, float]] = future
+            msg: dict[str, Any], future: asyncio.Future[tuple[str, float, bool]] = future
         ) -> None:
             if msg.get("ev") == "breakout.assigned" and not future.done():
-                future.set_result((str(msg["breakout"]), time.perf_counter()))
+                future.set_result((str(msg["breakout"]), time.perf_counter(), "joined" in msg))
 
         conn.on_event = on_event
     breakout_storm = Storm()
+    opened_at: dict[str, float] = {}
 
-    async def take_part(conn: Attendee) -> None:
+    async def take_part(conn: Attendee, panel: str) -> None:
         try:
-            room, at = await asyncio.wait_for(assigned[conn], 60.0)
+            room, at, moved = await asyncio.wait_for(assigned[conn], 60.0)
         except TimeoutError:
             breakout_storm.errors["never assigned"] += 1
             return
-        await breakout_storm.join(conn, room, since=at)
+        if moved:
+            breakout_storm.moved(opened_at[panel], at)
+        else:
+            await breakout_storm.join(conn, room, since=at)
 
     members = Counter(n % len(panels) for n in range(len(attendees)))
-    parts = [asyncio.ensure_future(take_part(conn)) for conn in attendees]
+    parts = [
+        asyncio.ensure_future(take_part(conn, panels[n % len(panels)]))
+        for n, conn in enumerate(attendees)
+    ]
     cpu0 = hub_cpu()
     opened = time.perf_counter()
     for n, panel in enumerate(panels):
         count = max(1, math.ceil(members[n] / args.breakout_size))
+        opened_at[panel] = time.perf_counter()
         await organizers[0].request(
-            "breakout.open", room=panel, count=count, assign="random", duration=600
+            "breakout.open",
+            room=panel,
+            count=count,
+            assign="random",
+            duration=600,
+            **({"move": True} if args.move else {}),
         )
     await asyncio.gather(*parts)
     result["breakout"] = breakout_storm.summary(*spent(cpu0))
@@ -297,6 +317,7 @@ def run_mode(mode: str, options: argparse.Namespace, out: Any) -> dict[str, Any]
                 str(options.panels),
                 "--breakout-size",
                 str(options.breakout_size),
+                *(["--move"] if options.move else []),
                 "--server-pids",
                 ",".join(map(str, pids)),
                 "--redis-pids",
@@ -382,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", type=int, default=3)
     parser.add_argument("--breakout-size", type=int, default=10)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--move",
+        action="store_true",
+        help="open the rounds with move: the hub moves everyone in (latency from the open)",
+    )
     add_run_arguments(parser)
     add_loadgen_arguments(parser, "--urls")
     options = parser.parse_args(argv)

@@ -169,6 +169,12 @@ class Broker(Protocol):
         With ``announce``, also :meth:`publish_ephemeral` it on the topic ``room`` once the
         entry is recorded, in the same step (a join's entry and its signal cost one call)."""
 
+    async def presence_add_many(
+        self, room: str, entries: Mapping[str, bytes], *, announce: bytes | None = None
+    ) -> int:
+        """:meth:`presence_add` of several sessions (sid -> info) in one step, with at most one
+        announcement for them all; returns the member count after it."""
+
     async def presence_remove(
         self, room: str, sids: Collection[str], *, announce: bytes | None = None
     ) -> int:

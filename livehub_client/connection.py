@@ -612,6 +612,12 @@ class HubClient:
                     queue.put_nowait(msg)
                 except asyncio.QueueFull:
                     await queue.put(msg)  # backpressure: stop reading until there is room
+                if ev == "breakout.assigned":
+                    # The hub moved this session into its breakout: from here on that room is
+                    # followed as after a join (its position, then any missed events).
+                    joined, child = msg.get("joined"), msg.get("breakout")
+                    if isinstance(joined, dict) and isinstance(child, str):
+                        await self._joined(child, joined)
             else:
                 entry = self._pending.pop(re, None)
                 if entry is not None:

@@ -56,6 +56,7 @@ from rooms.wire import (
     BreakoutOpenReply,
     BreakoutsFields,
     BreakoutsPart,
+    JoinReply,
     RoundSnapshot,
     RoundView,
 )
@@ -83,10 +84,11 @@ RoundState = tuple[BreakoutRound | None, bool]
 
 class AssignedSignal(TypedDict):
     """What every node hears when a round opens with people assigned: it tells its own
-    sessions of them (``breakout.assigned``)."""
+    sessions of them (``breakout.assigned``), and with ``move`` moves them in first."""
 
     parent: str
     round: str
+    move: bool
 
 
 def round_key(parent: str) -> str:
@@ -194,7 +196,7 @@ class BreakoutFeature:
         if assignments:
             # One message for the whole round: each node tells its own sessions (see
             # _tell_assigned), where one message per person cost every node a decode each.
-            told: AssignedSignal = {"parent": parent.id, "round": round_.id}
+            told: AssignedSignal = {"parent": parent.id, "round": round_.id, "move": plan.move}
             await self.node.signal_every_node("breakout.assigned", told)
         return {"seq": seq, **round_.describe(), "assignments": assignments}
 
@@ -402,13 +404,15 @@ class BreakoutFeature:
         return {"ev": "breakout.assigned", "room": parent, "breakout": child}
 
     def _assigned_signal(self, data: Any) -> None:
-        self.node.spawn(self._tell_assigned(str(data["parent"]), str(data["round"])))
+        told = self._tell_assigned(str(data["parent"]), str(data["round"]), bool(data["move"]))
+        self.node.spawn(told)
 
-    async def _tell_assigned(self, parent: str, round_id: str) -> None:
+    async def _tell_assigned(self, parent: str, round_id: str, move: bool = False) -> None:
         """Send ``breakout.assigned`` to this node's sessions of every user assigned in round
-        ``round_id`` of ``parent`` (each event encoded once per child room). Without the
-        assignments (the broker failing) they are not told: each still finds their room in
-        the parent's join snapshot."""
+        ``round_id`` of ``parent`` (each event encoded once per child room). With ``move``, the
+        sessions in the parent are first put in their child, room by room (see
+        :meth:`_move_in`). Without the assignments (the broker failing) nobody here is told:
+        each still finds their room in the parent's join snapshot."""
         try:
             # Kept while this node follows the parent: the round's closing event there makes it
             # forget them (otherwise nothing would).
@@ -417,15 +421,40 @@ class BreakoutFeature:
             log.warning("the assignments of %s's round were not sent here", parent, exc_info=True)
             return
         events: dict[str, EncodedEvent] = {}
+        moving: dict[str, list[Session]] = {}
         for user, child in table.items():
             sessions = self.node.users.get(user)
             if not sessions:
                 continue
-            event = events.get(child)
-            if event is None:
-                event = events[child] = EncodedEvent(self._assigned_event(parent, child))
             for session in list(sessions.values()):
+                if move and parent in session.rooms and child not in session.rooms:
+                    moving.setdefault(child, []).append(session)
+                    continue
+                event = events.get(child)
+                if event is None:
+                    event = events[child] = EncodedEvent(self._assigned_event(parent, child))
                 session.deliver(event)
+        await asyncio.gather(*(self._move_in(parent, child, s) for child, s in moving.items()))
+
+    async def _move_in(self, parent: str, child: str, sessions: list[Session]) -> None:
+        """Put ``sessions`` in ``child`` together and send each ``breakout.assigned`` with its
+        join reply; a session that could not enter (a join check refused it, the room or the
+        broker failed) gets the plain event and may join itself."""
+        entered: dict[str, JoinReply] = {}
+        try:
+            room = await self.rooms.directory.require(child)
+            entered = await self.rooms.enter_together(room, sessions)
+        except Exception:
+            log.warning("the move into %s failed", child, exc_info=True)
+        plain = EncodedEvent(self._assigned_event(parent, child))
+        for session in sessions:
+            reply = entered.get(session.sid)
+            if reply is None:
+                session.deliver(plain)
+                continue
+            moved: BreakoutAssignedEvent = {**self._assigned_event(parent, child), "joined": reply}
+            session.send(moved)
+            session.release()
 
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
         """The child ``user`` is assigned to in ``round_``, or None."""

@@ -43,7 +43,7 @@ class BreakoutPlan:
     ``titles`` holds one title per child, in child order. ``assignments`` (user id -> child id)
     is empty unless ``assign`` is MANUAL; it is copied into a read-only mapping on construction
     and takes no part in the hash. ``include_moderators`` asks a random deal to place the
-    parent's moderators too.
+    parent's moderators too; ``move``, that the hub moves assigned sessions into their rooms.
     """
 
     parent: str
@@ -52,6 +52,7 @@ class BreakoutPlan:
     assignments: Mapping[str, str] = field(hash=False)
     duration: float | None
     include_moderators: bool
+    move: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assignments", MappingProxyType(dict(self.assignments)))
@@ -128,8 +129,9 @@ def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
     (:func:`hub.fields.user_id`) to a child number (1 to N) or child id, normalised to child
     ids. ``duration`` (optional): :data:`MIN_BREAKOUT_DURATION` to
     :data:`MAX_BREAKOUT_DURATION` seconds. ``moderators`` (optional, default false): a random
-    deal places moderators too. A field given as null counts as absent. Raises ``bad_request``
-    whose message starts with the name of the first wrong field.
+    deal places moderators too. ``move`` (optional, default false): the hub puts each assigned
+    session that is in the parent into its room. A field given as null counts as absent.
+    Raises ``bad_request`` whose message starts with the name of the first wrong field.
     """
     titles = _titles(cmd)
     children = child_ids(parent, len(titles))
@@ -149,6 +151,7 @@ def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
         cmd.get("duration"), "duration", MIN_BREAKOUT_DURATION, MAX_BREAKOUT_DURATION
     )
     moderators = fields.flag(cmd.get("moderators"), "moderators", False)
+    move = fields.flag(cmd.get("move"), "move", False)
     return BreakoutPlan(
         parent=parent,
         titles=titles,
@@ -156,6 +159,7 @@ def parse_breakout_open(parent: str, cmd: Mapping[str, Any]) -> BreakoutPlan:
         assignments=assignments,
         duration=duration,
         include_moderators=moderators,
+        move=move,
     )
 
 

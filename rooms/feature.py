@@ -3,9 +3,10 @@ their HTTP API), presence events, and the join other features extend through roo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +20,7 @@ from hub.dispatch import CommandContext
 from hub.errors import HubError
 from hub.feature import FeatureContext, RoomHooks, RoomInfo
 from hub.http_api import api, bearer, json_body, organizer
-from hub.node import Node
+from hub.node import Node, Position
 from hub.session import Session
 from hub.wire import EmptyReply
 from rooms.directory import RoomDirectory, default_rooms
@@ -172,11 +173,7 @@ class RoomsFeature:
                 self._entry(session, role),
                 announce=self.node.signal_payload("presence", joined) if joined else None,
             )
-            # Every feature's parts, typed in their wire modules; merged, an open map. The
-            # room-wide ones come from a run shared with the joins asking alongside.
-            snapshot: dict[str, Any] = dict(await self.shared_snapshots.get(room, role))
-            for part in self.hooks.snapshot:
-                snapshot.update(await part(ctx, room, role))
+            reply = await self._join_reply(ctx, room, role, position, members)
         except BaseException:
             # The join failed: the caller gets an error reply, so it must not stay in the room.
             if not rejoin:
@@ -184,6 +181,91 @@ class RoomsFeature:
                     await self.leave_room(session, room_id)
                 session.discard_held(room_id)
             raise
+        return reply
+
+    async def enter_together(self, room: Room, sessions: Sequence[Session]) -> dict[str, JoinReply]:
+        """Put this node's ``sessions`` in ``room`` at once, as a ``join`` of each (without
+        ``since``) would, for one presence write and one announcement for them all. Sessions
+        already in the room, not authenticated, or refused by a join check (a ban...) are left
+        out; rooms with a capacity take nobody this way (their joins count one by one).
+
+        Returns sid -> the join reply of each session that entered. Each of them holds the
+        room's live events back (:meth:`Session.hold`) until the caller has sent it what it owes
+        it and released it. When entering fails, no session stays in the room and the error
+        propagates."""
+        if room.capacity is not None:
+            return {}
+        waiting = [s for s in sessions if s.open and s.identity and room.id not in s.rooms]
+        checked = await asyncio.gather(*(self._may_enter(s, room) for s in waiting))
+        entering = [s for s, role in zip(waiting, checked, strict=True) if role is not None]
+        if not entering:
+            return {}
+        held: list[Session] = []
+        followed: list[tuple[Session, Position]] = []
+        try:
+            for session in entering:
+                session.hold()
+                held.append(session)
+                followed.append((session, await self.node.follow(session, room.id)))
+            await self.roles.load(room.id)
+            await asyncio.gather(*(self.roles.record(room.id, _identity(s)) for s, _ in followed))
+            roles = {s.sid: self.roles.cached_role(s, room.id) for s, _ in followed}
+            news = [self._delta(session, room.id, True)["entry"] for session, _ in followed]
+            members = await self.node.broker.presence_add_many(
+                room.id,
+                {session.sid: self._entry(session, roles[session.sid]) for session, _ in followed},
+                announce=self.node.signal_payload(
+                    "presence", {"room": room.id, "joined": True, "entries": news}
+                ),
+            )
+            replies = await asyncio.gather(
+                *(
+                    self._join_reply(
+                        CommandContext(self.node, s), room, roles[s.sid], position, members
+                    )
+                    for s, position in followed
+                )
+            )
+        except BaseException:
+            for session in held:
+                if room.id in session.rooms:
+                    with contextlib.suppress(Exception):
+                        await self.leave_room(session, room.id)
+                self._forget_unfollowed(room.id)
+                session.discard_held(room.id)
+                session.release()
+            raise
+        # A session that closed meanwhile was not in the room when its leave hooks ran.
+        for session, _ in followed:
+            if not session.open:
+                with contextlib.suppress(Exception):
+                    await self.leave_room(session, room.id)
+        return {
+            session.sid: reply
+            for (session, _), reply in zip(followed, replies, strict=True)
+            if session.open
+        }
+
+    async def _may_enter(self, session: Session, room: Room) -> Role | None:
+        """The session's role in ``room`` when every join check lets it in, else None."""
+        role = await self.roles.current_role(session, room.id)
+        try:
+            for check in self.hooks.join_checks:
+                await check(CommandContext(self.node, session), room, role)
+        except HubError:
+            return None
+        return role
+
+    async def _join_reply(
+        self, ctx: CommandContext, room: Room, role: Role, position: Position, members: int
+    ) -> JoinReply:
+        """A join's reply once the session follows ``room`` from ``position`` and is counted
+        among its ``members``: every feature's snapshot parts, typed in their wire modules and
+        merged into an open map (the room-wide ones from a run shared with the joins asking
+        alongside)."""
+        snapshot: dict[str, Any] = dict(await self.shared_snapshots.get(room, role))
+        for part in self.hooks.snapshot:
+            snapshot.update(await part(ctx, room, role))
         reply: JoinReply = {
             "room": room.describe(),
             "role": role.label,
@@ -399,11 +481,13 @@ class RoomsFeature:
         )
 
     def _presence_signal(self, data: Any) -> None:
-        room, entry = data["room"], data["entry"]
-        if data["joined"]:
-            self.batcher.joined(room, entry)
-        else:
-            self.batcher.left(room, entry)
+        # One session's change (``entry``) or several sessions' (``entries``: a move).
+        room = data["room"]
+        for entry in data["entries"] if "entries" in data else [data["entry"]]:
+            if data["joined"]:
+                self.batcher.joined(room, entry)
+            else:
+                self.batcher.left(room, entry)
 
     async def flush_presence(self) -> None:
         """Send each room's due presence batch to this node's members of the room."""
@@ -445,6 +529,12 @@ class RoomsFeature:
             # One room's failure (logged by leave_room) must not keep the session in the others.
             with contextlib.suppress(Exception):
                 await self.leave_room(session, room_id)
+
+
+def _identity(session: Session) -> Identity:
+    identity = session.identity
+    assert identity is not None  # only authenticated sessions enter rooms
+    return identity
 
 
 def _member(sid: str, entry: PresenceEntry) -> PresenceMember:

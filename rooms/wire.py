@@ -298,12 +298,14 @@ class BreakoutCloseReply(TypedDict):
 
 
 class BreakoutAssignedEvent(TypedDict):
-    """``breakout.assigned {room, breakout}``: to each assigned user (``room`` the parent,
-    ``breakout`` their child)."""
+    """``breakout.assigned {room, breakout, joined?}``: to each assigned user (``room`` the
+    parent, ``breakout`` their child); ``joined``, the join reply of a session the hub moved
+    into its child (a round opened with ``move``)."""
 
     ev: Literal["breakout.assigned"]
     room: str
     breakout: str
+    joined: NotRequired[JoinReply]
 
 
 class BreakoutClosedFields(TypedDict):

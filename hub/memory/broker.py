@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from hub.broker import (
     BrokerCounters,
@@ -129,7 +129,14 @@ class MemoryBroker:
         self, room: str, sid: str, info: bytes, *, announce: bytes | None = None
     ) -> int:
         """See :meth:`hub.broker.Broker.presence_add`."""
-        self.backend.touch_presence(room, sid, info)
+        return await self.presence_add_many(room, {sid: info}, announce=announce)
+
+    async def presence_add_many(
+        self, room: str, entries: Mapping[str, bytes], *, announce: bytes | None = None
+    ) -> int:
+        """See :meth:`hub.broker.Broker.presence_add_many`."""
+        for sid, info in entries.items():
+            self.backend.touch_presence(room, sid, info)
         count = len(self.backend.expire_presence(room))
         if announce is not None:
             await self.publish_ephemeral(room, announce)

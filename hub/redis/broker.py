@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from hub.broker import BrokerHandler, BrokerSettings, History, StoredEvent
 from hub.redis import envelope
@@ -145,7 +145,13 @@ class RedisBroker:
     ) -> int:
         """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count. The
         announcement, if any, is published by the same script call."""
-        return await self._presence.add(room, sid, info, self._announcement(room, announce))
+        return await self._presence.add(room, {sid: info}, self._announcement(room, announce))
+
+    async def presence_add_many(
+        self, room: str, entries: Mapping[str, bytes], *, announce: bytes | None = None
+    ) -> int:
+        """:meth:`presence_add` of every entry (sid -> info), by one script call."""
+        return await self._presence.add(room, entries, self._announcement(room, announce))
 
     async def presence_remove(
         self, room: str, sids: Collection[str], *, announce: bytes | None = None

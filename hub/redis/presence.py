@@ -4,7 +4,7 @@ prefix, all moved by one Lua script on the server's clock."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Final, cast
 
 from hub.broker import BrokerSettings
@@ -12,9 +12,10 @@ from hub.redis.connection import RedisConnection, ms
 
 # KEYS: expiry zset (sid -> expiry ms), lex zset (sid, score 0: paging by sid), info hash.
 # ARGV: op, ttl ms, a channel and a message to publish once an add or a remove is done (an empty
-# channel: none), then per op: add sid info | remove sid... | refresh sid... | count | page
-# after limit | get sid. Server time (TIME) keeps every node on one clock. Expired entries are
-# purged first, so the structures only ever hold live entries when a result is computed.
+# channel: none), then per op: add sid info [sid info...] | remove sid... | refresh sid... |
+# count | page after limit | get sid. Server time (TIME) keeps every node on one clock. Expired
+# entries are purged first, so the structures only ever hold live entries when a result is
+# computed.
 _PRESENCE_LUA: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,9 +28,11 @@ for _, sid in ipairs(dead) do
   redis.call('HDEL', KEYS[3], sid)
 end
 if op == 'add' then
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[5])
-  redis.call('ZADD', KEYS[2], 0, ARGV[5])
-  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+  for i = 5, #ARGV, 2 do
+    redis.call('ZADD', KEYS[1], now + ttl, ARGV[i])
+    redis.call('ZADD', KEYS[2], 0, ARGV[i])
+    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  end
 elseif op == 'remove' then
   for i = 5, #ARGV do
     redis.call('ZREM', KEYS[1], ARGV[i])
@@ -98,11 +101,16 @@ class RedisPresence:
         )
 
     async def add(
-        self, room: str, sid: str, info: bytes, publish: tuple[str, bytes] | None = None
+        self,
+        room: str,
+        entries: Mapping[str, bytes],
+        publish: tuple[str, bytes] | None = None,
     ) -> int:
-        """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count. With
-        ``publish`` (channel, message), the script publishes the message once it is done."""
-        return int(await self._run(room, "add", sid, info, publish=publish))
+        """Record each sid of ``entries`` (sid -> info) as present for ``presence_ttl``
+        seconds; returns the live count. With ``publish`` (channel, message), the script
+        publishes the message once it is done."""
+        pairs = [item for sid, info in entries.items() for item in (sid, info)]
+        return int(await self._run(room, "add", *pairs, publish=publish))
 
     async def remove(
         self, room: str, sids: Collection[str], publish: tuple[str, bytes] | None = None

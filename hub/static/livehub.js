@@ -410,6 +410,9 @@ export class Hub {
       this._shutdownDelay = message.reconnect_in;
     }
     this._emit(ev, message);
+    if (ev === "breakout.assigned" && message.joined && typeof message.joined === "object" && typeof message.breakout === "string") {
+      this._joined(message.breakout, message.joined, false); // the hub moved us in: as after a join
+    }
   }
 
   /** A join reply: the room's position, the `joined` event, then its missed events in order. */

@@ -73,8 +73,9 @@ class Person:
         self.observer = observer
         self.panel: str | None = None
         self.chat_ids: set[str] = set()  # observers only: chat ids seen in their panel
-        # (parent, breakout room, when the assignment arrived: time.monotonic())
-        self.breakouts: asyncio.Queue[tuple[str, str, float]] = asyncio.Queue(16)
+        # (parent, breakout room, when the assignment arrived: time.monotonic(), whether the
+        # hub moved them in with it)
+        self.breakouts: asyncio.Queue[tuple[str, str, float, bool]] = asyncio.Queue(16)
         self.closed_breakouts: set[str] = set()
         self.breakout_closed = asyncio.Event()  # set with each breakout.closed
         self.reader: asyncio.Task[None] | None = None
@@ -212,7 +213,7 @@ class Rehearsal:
                 elif kind == "breakout.assigned":
                     with contextlib.suppress(asyncio.QueueFull):
                         person.breakouts.put_nowait(
-                            (event["room"], event["breakout"], time.monotonic())
+                            (event["room"], event["breakout"], time.monotonic(), "joined" in event)
                         )
                 elif kind == "breakout.closed":
                     person.closed_breakouts.add(str(event.get("room")))
@@ -539,25 +540,32 @@ class Rehearsal:
 
     async def breakouts(self) -> None:
         """A breakout round: each panel's moderator in turn sends its people into rooms of
-        ``breakout_size`` for ``breakout_seconds``; as the web app does, each person joins
-        their room the moment their ``breakout.assigned`` arrives (``breakout.join``'s latency
-        runs from that moment) and leaves it when the round ends (or the phase's deadline
-        passes)."""
+        ``breakout_size`` for ``breakout_seconds``, as the web app's form does by default: the
+        hub moves everyone in (``move``), and ``breakout.move``'s latency runs from the
+        moderator's ``breakout.open`` to the person's ``breakout.assigned`` carrying their
+        join. Someone the hub told without moving them in joins their room at once
+        (``breakout.join``, timed from the event). Each leaves their room when the round ends
+        (or the phase's deadline passes)."""
         self.record.begin("breakouts", self.now())
         seconds = self.options.breakout_seconds
+        opening: dict[str, float] = {}  # panel -> when its moderator sent breakout.open
 
         async def take_part(person: Person) -> None:
             try:
                 # The assignment comes while the rounds open, one after another.
                 async with asyncio.timeout(seconds + 20):
-                    _, room, arrived = await person.breakouts.get()
-                joined = await self.timed(
-                    "breakout.join",
-                    self._call(person, "join", {"room": room}),
-                    since=arrived,
-                )
-                if joined is None:
-                    return
+                    parent, room, arrived, moved = await person.breakouts.get()
+                if moved:
+                    opened = opening.get(parent, arrived)
+                    self.record.ok("breakout.move", opened - self.started, arrived - opened)
+                else:
+                    joined = await self.timed(
+                        "breakout.join",
+                        self._call(person, "join", {"room": room}),
+                        since=arrived,
+                    )
+                    if joined is None:
+                        return
                 async with asyncio.timeout(max(0.1, arrived + seconds + 20 - time.monotonic())):
                     while room not in person.closed_breakouts:
                         person.breakout_closed.clear()
@@ -583,7 +591,10 @@ class Rehearsal:
                     "count": count,
                     "assign": "random",
                     "duration": round(seconds),
+                    "move": True,
                 }
+                assert moderator.panel is not None
+                opening[moderator.panel] = time.monotonic()
                 await self.timed("breakout.open", self._call(moderator, "breakout.open", fields))
         except BaseException:
             for task in taking_part:

@@ -295,6 +295,23 @@ async def test_presence_add_remove_count_page(cluster: Cluster) -> None:
     assert await b.broker.presence_get("other", "s3") is None  # another room
 
 
+async def test_presence_add_many_records_every_entry_in_one_step(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    await b.broker.subscribe("r")
+    assert await a.broker.presence_add("r", "s0", b"i0") == 1
+    entries = {"s1": b"i1", "s2": b"i2", "s0": b"i0b"}  # s0 again: replaced
+    assert await a.broker.presence_add_many("r", entries, announce=b"three joined") == 3
+    assert await b.broker.presence_page("r", "", 10) == [
+        ("s0", b"i0b"),
+        ("s1", b"i1"),
+        ("s2", b"i2"),
+    ]
+    assert await a.broker.presence_add_many("r", {}) == 3
+    await b.recorder.wait_payloads("r", 1)
+    await barrier(a, b)
+    assert b.recorder.payloads("r") == [b"three joined"]
+
+
 async def test_presence_announcements_reach_the_room_topic_once_the_entry_changed(
     cluster: Cluster,
 ) -> None:

@@ -46,7 +46,8 @@ def test_a_small_conference_passes_and_reports_every_phase(tmp_path: Path) -> No
     ]  # fmt: skip
     ops = summary["ops"]
     assert ops["connect"]["count"] == 24 + 3 + 1  # attendees, a moderator per panel, organizer
-    assert ops["poll.vote"]["count"] == 24 and ops["breakout.join"]["count"] == 24
+    assert ops["poll.vote"]["count"] == 24
+    assert ops["breakout.move"]["count"] == 24 and "breakout.join" not in ops  # the hub moved all
     assert ops["chat.send"]["count"] > 0 and ops["delivery"]["count"] > 0
     checks = summary["checks"]
     assert checks["election_exact"] is True and checks["votes_cast"] == 24

@@ -117,6 +117,76 @@ async def test_one_broker_message_tells_each_assigned_session_on_every_node(
             assert [e for e in client.collect() if e.get("ev") == "breakout.assigned"] == []
 
 
+async def test_a_round_opened_with_move_puts_everyone_in_the_parent_into_their_room() -> None:
+    async with running("n1", "n2") as hubs:
+        mod, members = await _workshop(hubs, 6)
+        elsewhere = await connect(hubs[1], "u0")  # u0's second session, not in the workshop
+        await elsewhere.ok("join", room="main")
+        opened = await mod.ok("breakout.open", room="ws", count=2, assign="random", move=True)
+        assignments = opened["assignments"]
+        seqs: dict[str, int] = {}
+        for client in members:
+            mine = assignments[client.session.user_id]
+            told = await next_event(client, "breakout.assigned")
+            assert (told["room"], told["breakout"]) == ("ws", mine)
+            joined = told["joined"]
+            assert joined["room"]["id"] == mine and joined["role"] == "attendee"
+            # Each node enters its own together: the count after the node's entry.
+            assert 1 <= joined["members"] <= 3
+            assert joined["snapshot"]["breakouts"]["assigned"] == mine
+            assert client.session.rooms == {"ws", mine}
+            seqs[client.session.sid] = joined["seq"]
+        # A session that was not in the parent is told, not moved.
+        told = await next_event(elsewhere, "breakout.assigned")
+        assert "joined" not in told and elsewhere.session.rooms == {"main"}
+        # Moved members are in the room: they count, hear each other and its events.
+        room = assignments["u0"]
+        mates = [c for c in members if assignments[c.session.user_id] == room]
+        assert (await mates[0].ok("presence", room=room))["count"] == 3
+        await mates[1].ok("chat.send", room=room, text="hello room")
+        for client in mates:
+            said = await next_event(client, "chat", room=room)
+            assert said["text"] == "hello room" and said["seq"] > seqs[client.session.sid]
+        # A join sent anyway (an older client) is a rejoin: nobody is counted twice.
+        await mates[0].ok("join", room=room)
+        assert (await mates[2].ok("presence", room=room))["count"] == 3
+        await mod.ok("breakout.close", room="ws")
+        await eventually(
+            lambda: all(c.session.rooms == {"ws"} for c in members), what="everyone back in ws"
+        )
+
+
+async def test_a_session_the_move_cannot_enter_is_told_and_may_join_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running("n1", "n2") as hubs:
+        mod, [a, b] = await _workshop(hubs, 2)
+        # b was banned from ws.b2 in an earlier round (a later round reuses the ids).
+        await mod.ok("breakout.open", room="ws", count=2, assign="self")
+        await b.ok("join", room="ws.b2")
+        host = await connect(hubs[0], "host", rooms={"ws.b2": Role.MODERATOR})
+        await host.ok("kick", room="ws.b2", user="u1", ban=True)
+        await mod.ok("breakout.close", room="ws")
+        await eventually(lambda: b.session.rooms == {"ws"}, what="b back in ws only")
+
+        async def broken(*args: object, **kwargs: object) -> int:
+            raise BrokerUnavailable("presence is down (test)")
+
+        # a's node fails to write presence: the move is undone and a is told plainly.
+        monkeypatch.setattr(hubs[0].node.broker, "presence_add_many", broken)
+        manual = {"u0": 1, "u1": 2}
+        await mod.ok(
+            "breakout.open", room="ws", count=2, assign="manual", assignments=manual, move=True
+        )
+        for client, child in ((a, "ws.b1"), (b, "ws.b2")):
+            told = await next_event(client, "breakout.assigned")
+            assert told == {"ev": "breakout.assigned", "room": "ws", "breakout": child}
+            assert client.session.rooms == {"ws"} and client.session.held is None
+        assert await b.err("join", room="ws.b2") == "forbidden"
+        monkeypatch.undo()
+        assert (await a.ok("join", room="ws.b1"))["members"] == 1
+
+
 async def test_manual_and_self_assignment() -> None:
     async with running("n1", "n2") as hubs:
         mod, [a, b, c] = await _workshop(hubs, 3)

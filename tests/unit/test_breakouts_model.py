@@ -57,6 +57,7 @@ def test_defaults_from_count() -> None:
         assignments={},
         duration=None,
         include_moderators=False,
+        move=False,
     )
     assert plan().children == ("workshop.b1", "workshop.b2", "workshop.b3")
 
@@ -69,6 +70,7 @@ def test_every_field_given() -> None:
         assignments={"u1": 2, "u2": "workshop.b1"},
         duration=600,
         moderators=True,
+        move=True,
         room="ignored",
         op="breakout.open",
     )
@@ -79,10 +81,11 @@ def test_every_field_given() -> None:
     assert dict(got.assignments) == {"u1": "workshop.b2", "u2": "workshop.b1"}
     assert got.duration == 600.0 and isinstance(got.duration, float)
     assert got.include_moderators is True
+    assert got.move is True
 
 
 def test_null_fields_count_as_absent() -> None:
-    assert plan(titles=None, assignments=None, duration=None, moderators=None) == plan()
+    assert plan(titles=None, assignments=None, duration=None, moderators=None, move=None) == plan()
     assert plan(count=None, titles=["a"]).titles == ("a",)
 
 
@@ -279,6 +282,11 @@ def test_moderators_flag(moderators: bool) -> None:
 @pytest.mark.parametrize("moderators", [0, 1, "true", "yes", [True]])
 def test_bad_moderators(moderators: object) -> None:
     bad("moderators", count=2, assign="random", moderators=moderators)
+
+
+@pytest.mark.parametrize("move", [0, 1, "true", [True]])
+def test_bad_move(move: object) -> None:
+    bad("move", count=2, assign="random", move=move)
 
 
 def test_the_first_wrong_field_is_named() -> None:

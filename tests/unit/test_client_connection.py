@@ -375,6 +375,26 @@ async def test_reset_restarts_the_room(make_client: MakeClient, hub: FakeHub) ->
     assert client.rooms["r"] == RoomPosition(1, "e2")
 
 
+async def test_a_move_into_a_breakout_follows_it_as_a_join_would(
+    make_client: MakeClient, hub: FakeHub
+) -> None:
+    client, session = await connected(make_client, hub)
+    await client.join("ws")
+    missed = [{"ev": "notice", "room": "ws.b1", "seq": 1}]
+    joined = {"room": {"id": "ws.b1"}, "seq": 1, "epoch": "e1", "missed": missed}
+    moved = {"ev": "breakout.assigned", "room": "ws", "breakout": "ws.b1", "joined": joined}
+    await session.send(moved, {"ev": "chat", "room": "ws.b1", "seq": 1})  # a duplicate
+    await session.send({"ev": "chat", "room": "ws.b1", "seq": 2})
+    assert await client.next_event(T) == moved
+    assert await client.next_event(T) == {"ev": "notice", "room": "ws.b1", "seq": 1}
+    assert (await client.next_event(T))["seq"] == 2
+    assert client.rooms["ws.b1"] == RoomPosition(2, "e1")
+    # The plain event (no move) follows nothing.
+    await session.send({"ev": "breakout.assigned", "room": "ws", "breakout": "ws.b2"})
+    assert (await client.next_event(T))["breakout"] == "ws.b2"
+    assert "ws.b2" not in client.rooms
+
+
 async def test_leave_and_kicked_forget_the_room(make_client: MakeClient, hub: FakeHub) -> None:
     client, session = await connected(make_client, hub)
     await client.join("a")

@@ -26,6 +26,7 @@ export class Session {
     this.state = store.state;
     this.lobby = null;
     this.current = null; // the room on screen (null: the lobby)
+    this.moving = null; // the breakout the hub is moving us into: its `joined` comes next
     this._signals = new Set();
     this._toasts = 0;
     this.localMedia = new LocalMedia(this);
@@ -62,7 +63,9 @@ export class Session {
   // --- hub events
 
   _joined({ room: id, reply, rejoin, recovered }) {
-    if (id !== this.lobby && id !== this.current && reply.room?.kind !== "lobby") {
+    const moved = id === this.moving;
+    if (moved) this.moving = null;
+    if (id !== this.lobby && id !== this.current && !moved && reply.room?.kind !== "lobby") {
       // Joined for a view the person has left meanwhile (a late reply): leave it again.
       this.hub.leave(id).catch(() => {});
       return;
@@ -128,6 +131,8 @@ export class Session {
         this.state.assignments.set(ev.room, ev.breakout);
         if (room?.breakouts) room.breakouts.assigned = ev.breakout;
         this.touchRoom(ev.room, ["breakouts"]);
+        // Moved in by the hub: the room's `joined` comes next, and no join is sent.
+        if (ev.joined) this.moving = ev.breakout;
         return this.navigate(ev.breakout);
     }
     if (!room) return;

@@ -111,6 +111,7 @@ export function mountBreakoutForm(container, session, roomId) {
   const assign = h("select", {}, ["random", "manual", "self"].map((value) => h("option", { value, text: t(`breakout.${value}`) })));
   const duration = h("select", {}, BREAKOUT_DURATIONS.map((s) => h("option", { value: String(s), text: s ? countdown(s) : t("breakout.noDuration") })));
   const moderatorsToo = h("input", { type: "checkbox" });
+  const move = h("input", { type: "checkbox", checked: true });
   const manual = h("div", { hidden: true });
   const choices = new Map(); // user -> <select> of their room
 
@@ -140,6 +141,7 @@ export function mountBreakoutForm(container, session, roomId) {
     const fields = { room: roomId, count: Number(count.value), assign: assign.value };
     if (Number(duration.value)) fields.duration = Number(duration.value);
     if (assign.value === "random" && moderatorsToo.checked) fields.moderators = true;
+    if (assign.value !== "self" && move.checked) fields.move = true;
     if (assign.value === "manual") fields.assignments = Object.fromEntries([...choices].filter(([, select]) => select.value).map(([user, select]) => [user, Number(select.value)]));
     await session.act("breakout.open", fields, t("breakout.opened"));
   };
@@ -151,6 +153,7 @@ export function mountBreakoutForm(container, session, roomId) {
     field(t("breakout.assign"), assign),
     field(t("breakout.durationLabel"), duration),
     h("label", { class: "choice" }, moderatorsToo, h("span", { text: t("breakout.moderatorsToo") })),
+    h("label", { class: "choice" }, move, h("span", { text: t("breakout.move") })),
     manual,
     h("button", { type: "submit", class: "primary", text: t("breakout.openButton") }),
   );

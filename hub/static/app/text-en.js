@@ -293,6 +293,7 @@ export const catalogue = {
   "breakout.durationLabel": "Closes after",
   "breakout.noDuration": "No time limit",
   "breakout.moderatorsToo": "Send moderators too (random only)",
+  "breakout.move": "Move people into their rooms",
   "breakout.manualHint": "Choose a room for each person; people left unassigned may pick any room.",
   "breakout.unassigned": "Unassigned",
   "breakout.roomN": "Room {n}",
