@@ -18,7 +18,10 @@ per node, who creates ``--panels`` panels. Then:
 2. **breakout storm**: the organizer opens a round in each panel (``breakout.open``, rooms of
    ``--breakout-size``, ``assign: random``); every attendee joins its room as soon as its
    ``breakout.assigned`` arrives; a join's latency runs from the moment the event was read to
-   the reply, and the round's span from ``breakout.open`` to the last reply.
+   the reply, and the round's span from ``breakout.open`` to the last reply. With ``--move``
+   the rounds open with ``move`` (the web app's default): the hub moves everyone in, and a
+   move's latency runs from its round's ``breakout.open`` to the ``breakout.assigned`` that
+   carries the join (a stricter measure: it counts the open too).
 
 Each storm reports p50/p95/p99/max, errors by code, its span (first send to last reply) and the
 hub's CPU time per join. The load generator's client is the lean raw client of ``fanout.py``
@@ -27,7 +30,7 @@ hub's CPU time per join. The load generator's client is the lean raw client of `
 Usage::
 
     python benchmarks/joins.py [--attendees 900] [--panels 3] [--breakout-size 10]
-                               [--modes memory,redis2] [--json]
+                               [--modes memory,redis2] [--move] [--json]
 """
 
 from __future__ import annotations
