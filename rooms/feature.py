@@ -141,8 +141,7 @@ class RoomsFeature:
         session = ctx.session
         role = await self.roles.current_role(session, room_id)
         rejoin = room_id in session.rooms
-        for check in self.hooks.join_checks:
-            await check(ctx, room, role)
+        await self._check_entry(ctx, room, role)
         # A table's seats are its bound (claimed exactly by table.sit), not its presence count.
         limited = (
             room.capacity is not None
@@ -210,7 +209,7 @@ class RoomsFeature:
             await self.roles.load(room.id)
             await asyncio.gather(*(self.roles.record(room.id, _identity(s)) for s, _ in followed))
             roles = {s.sid: self.roles.cached_role(s, room.id) for s, _ in followed}
-            news = [self._delta(session, room.id, True)["entry"] for session, _ in followed]
+            news = [_change(session) for session, _ in followed]
             members = await self.node.broker.presence_add_many(
                 room.id,
                 {session.sid: self._entry(session, roles[session.sid]) for session, _ in followed},
@@ -250,8 +249,7 @@ class RoomsFeature:
         """The session's role in ``room`` when every join check lets it in, else None."""
         role = await self.roles.current_role(session, room.id)
         try:
-            for check in self.hooks.join_checks:
-                await check(CommandContext(self.node, session), room, role)
+            await self._check_entry(CommandContext(self.node, session), room, role)
         except HubError:
             return None
         return role
@@ -286,9 +284,14 @@ class RoomsFeature:
         room = await self.directory.require(room_id)
         if room_id not in ctx.session.rooms:
             role = await self.roles.current_role(ctx.session, room_id)
-            for check in self.hooks.join_checks:
-                await check(ctx, room, role)
+            await self._check_entry(ctx, room, role)
         return room
+
+    async def _check_entry(self, ctx: CommandContext, room: Room, role: Role) -> None:
+        """Every feature's join check (bans, breakout assignments...): the first to refuse
+        raises its error."""
+        for check in self.hooks.join_checks:
+            await check(ctx, room, role)
 
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Leave a room (``not_found`` if the session is not in it)."""
@@ -458,14 +461,7 @@ class RoomsFeature:
 
     @staticmethod
     def _delta(session: Session, room_id: str, joined: bool) -> dict[str, Any]:
-        identity = session.identity
-        assert identity is not None
-        entry: PresenceChange = {
-            "sid": session.sid,
-            "user": identity.user_id,
-            "name": identity.name,
-        }
-        return {"room": room_id, "joined": joined, "entry": entry}
+        return {"room": room_id, "joined": joined, "entry": _change(session)}
 
     def on_node_swept(self, hook: Callable[[str, list[str]], Awaitable[None]]) -> None:
         """Await ``hook(node, rooms)`` on the survivor that swept a dead node's sessions out
@@ -529,6 +525,12 @@ class RoomsFeature:
             # One room's failure (logged by leave_room) must not keep the session in the others.
             with contextlib.suppress(Exception):
                 await self.leave_room(session, room_id)
+
+
+def _change(session: Session) -> PresenceChange:
+    """What a presence signal says of ``session``."""
+    identity = _identity(session)
+    return {"sid": session.sid, "user": identity.user_id, "name": identity.name}
 
 
 def _identity(session: Session) -> Identity:

@@ -145,7 +145,7 @@ class RedisBroker:
     ) -> int:
         """Record ``sid`` as present for ``presence_ttl`` seconds; returns the live count. The
         announcement, if any, is published by the same script call."""
-        return await self._presence.add(room, {sid: info}, self._announcement(room, announce))
+        return await self.presence_add_many(room, {sid: info}, announce=announce)
 
     async def presence_add_many(
         self, room: str, entries: Mapping[str, bytes], *, announce: bytes | None = None

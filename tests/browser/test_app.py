@@ -250,6 +250,14 @@ def test_a_breakout_round_moves_two_attendees_in_and_back(
     ).to_be_visible(timeout=WAIT_MS)
     moderator.tab("Manage")
     moderator.page.get_by_role("spinbutton", name="Number of rooms").fill("1")
+    # People are moved in by default; not offered when they choose their rooms themselves.
+    move = moderator.page.get_by_role("checkbox", name="Move people into their rooms")
+    expect(move).to_be_checked()
+    assign = moderator.page.get_by_role("combobox", name="Who goes where")
+    assign.select_option("self")
+    expect(move).to_be_hidden()
+    assign.select_option("random")
+    expect(move).to_be_visible()
     moderator.page.get_by_role("button", name="Open breakouts").click()
     for person in attendees:
         expect(person.page.get_by_role("heading", level=1, name="Room 1")).to_be_visible(

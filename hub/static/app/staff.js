@@ -112,10 +112,12 @@ export function mountBreakoutForm(container, session, roomId) {
   const duration = h("select", {}, BREAKOUT_DURATIONS.map((s) => h("option", { value: String(s), text: s ? countdown(s) : t("breakout.noDuration") })));
   const moderatorsToo = h("input", { type: "checkbox" });
   const move = h("input", { type: "checkbox", checked: true });
+  const moveLabel = h("label", { class: "choice" }, move, h("span", { text: t("breakout.move") }));
   const manual = h("div", { hidden: true });
   const choices = new Map(); // user -> <select> of their room
 
   const drawManual = async () => {
+    moveLabel.hidden = assign.value === "self"; // people choose their room themselves
     manual.hidden = assign.value !== "manual";
     if (manual.hidden) return;
     const { members } = await session.presence(roomId).catch(() => ({ members: [] }));
@@ -153,7 +155,7 @@ export function mountBreakoutForm(container, session, roomId) {
     field(t("breakout.assign"), assign),
     field(t("breakout.durationLabel"), duration),
     h("label", { class: "choice" }, moderatorsToo, h("span", { text: t("breakout.moderatorsToo") })),
-    h("label", { class: "choice" }, move, h("span", { text: t("breakout.move") })),
+    moveLabel,
     manual,
     h("button", { type: "submit", class: "primary", text: t("breakout.openButton") }),
   );
