@@ -22,6 +22,16 @@ CHROMIUM: str = os.environ.get("LIVEHUB_CHROMIUM") or "/usr/bin/chromium"
 # Debian's Janus; LIVEHUB_JANUS names another binary.
 JANUS: str = os.environ.get("LIVEHUB_JANUS") or "/usr/bin/janus"
 
+# Debian's nginx (the reverse proxy deploy/ ships a configuration for); LIVEHUB_NGINX names
+# another binary.
+NGINX: str = os.environ.get("LIVEHUB_NGINX") or "/usr/sbin/nginx"
+
+# Prometheus's promtool (Debian's prometheus package), which checks deploy/'s alert rules.
+PROMTOOL: str = os.environ.get("LIVEHUB_PROMTOOL") or "/usr/bin/promtool"
+
+# coturn's TURN server (Debian's coturn package).
+TURNSERVER: str = os.environ.get("LIVEHUB_TURNSERVER") or "/usr/bin/turnserver"
+
 
 def _require_all() -> bool:
     return os.environ.get(REQUIRE_ALL, "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -54,6 +64,31 @@ def require_janus() -> str:
     present = os.path.isfile(JANUS) and os.access(JANUS, os.X_OK)
     require(f"Janus ({JANUS})", present, "apt-get install janus")
     return JANUS
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def require_nginx() -> str:
+    """The path of the nginx binary (:data:`NGINX`), once :func:`require` has checked that it
+    is an executable file."""
+    require(f"nginx ({NGINX})", _executable(NGINX), "apt-get install nginx")
+    return NGINX
+
+
+def require_promtool() -> str:
+    """The path of Prometheus's ``promtool`` (:data:`PROMTOOL`), once :func:`require` has
+    checked that it is an executable file."""
+    require(f"promtool ({PROMTOOL})", _executable(PROMTOOL), "apt-get install prometheus")
+    return PROMTOOL
+
+
+def require_turnserver() -> str:
+    """The path of coturn's ``turnserver`` (:data:`TURNSERVER`), once :func:`require` has
+    checked that it is an executable file."""
+    require(f"coturn ({TURNSERVER})", _executable(TURNSERVER), "apt-get install coturn")
+    return TURNSERVER
 
 
 @functools.cache
