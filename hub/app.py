@@ -33,7 +33,7 @@ from hub.feature import Feature, FeatureContext, install_all
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from hub.store import Store
-from hub.web import web_routes
+from hub.web import framing_origins, web_routes
 from networking.match_feature import MatchFeature
 from networking.profile_feature import ProfileFeature, event_interests
 from networking.table_feature import TableFeature
@@ -192,7 +192,8 @@ def create_app(config: HubConfig, hub: Hub | None = None) -> HubApp:
         Route("/metrics", _metrics),
         Route("/api/hub", _about),
         *hub.routes,
-        *web_routes(),
+        # The sites allowed to connect are the event's own: they may frame the app too.
+        *web_routes(framing_origins(config.origins)),
     ]
     http = Starlette(routes=routes, lifespan=lifespan)
     http.state.hub = hub

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -81,25 +82,38 @@ def _is_hostname(name: str) -> bool:
     return len(name) <= 253 and _HOSTNAME.fullmatch(name) is not None
 
 
-def content_security_policy(host: str | None) -> str:
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+
+
+def framing_origins(origins: Sequence[str]) -> tuple[str, ...]:
+    """Of the origins allowed to connect (``--origin``), those that may frame the page: every
+    ``http(s)://host[:port]``; not ``*``, so that a hub open to every site is not also
+    framable by every site (clickjacking)."""
+    return tuple(o.rstrip("/") for o in origins if _ORIGIN.fullmatch(o.rstrip("/")))
+
+
+def content_security_policy(host: str | None, frame_ancestors: Sequence[str] = ()) -> str:
     """The page's Content-Security-Policy for a request whose ``Host`` header is ``host``: its
     own origin only, WebSockets to that host (``ws:`` and ``wss:``) when the header is
-    well-formed (see :func:`web_host`), else ``connect-src 'self'`` alone."""
+    well-formed (see :func:`web_host`), else ``connect-src 'self'`` alone. The page may be
+    framed only by the pages of ``frame_ancestors`` (origins such as
+    ``https://event.example.org``), and by none when it is empty."""
     checked = web_host(host)
     connect = f"'self' ws://{checked} wss://{checked}" if checked else "'self'"
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
         f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
+        f"frame-ancestors {ancestors}"
     )
 
 
-def security_headers(host: str | None) -> dict[str, str]:
+def security_headers(host: str | None, frame_ancestors: Sequence[str] = ()) -> dict[str, str]:
     """The headers every answer of the page and its files carries, for a request whose ``Host``
-    header is ``host``."""
+    header is ``host`` (see :func:`content_security_policy` for ``frame_ancestors``)."""
     return {
-        "Content-Security-Policy": content_security_policy(host),
+        "Content-Security-Policy": content_security_policy(host, frame_ancestors),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
@@ -111,14 +125,15 @@ class SecureHeaders:
     :func:`security_headers` (replacing any of the same name), and an ``HTTPException`` it
     raises (404, 405) is answered here as plain text, with them too."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, frame_ancestors: Sequence[str] = ()) -> None:
         self.app = app
+        self.frame_ancestors = tuple(frame_ancestors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(Headers(scope=scope).get("host"))
+        extra = security_headers(Headers(scope=scope).get("host"), self.frame_ancestors)
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -168,11 +183,12 @@ class _Page:
         await response(scope, receive, send)
 
 
-def web_routes() -> list[BaseRoute]:
+def web_routes(frame_ancestors: Sequence[str] = ()) -> list[BaseRoute]:
     """The routes of the web app: ``/`` (the page) and ``/static/{path}`` (its files, in
-    subfolders too), each answer with :func:`security_headers`."""
+    subfolders too), each answer with :func:`security_headers`; pages of the origins
+    ``frame_ancestors`` may frame the app (an event site embedding it), no other page may."""
     files = WebAppFiles()
     return [
-        Route("/", SecureHeaders(_Page(files)), methods=["GET", "HEAD"]),
-        Mount("/static", app=SecureHeaders(files)),
+        Route("/", SecureHeaders(_Page(files), frame_ancestors), methods=["GET", "HEAD"]),
+        Mount("/static", app=SecureHeaders(files, frame_ancestors)),
     ]

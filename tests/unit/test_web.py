@@ -15,7 +15,7 @@ import starlette.responses
 
 from hub.app import HubApp, create_app
 from hub.config import HubConfig
-from hub.web import content_security_policy, web_host
+from hub.web import content_security_policy, framing_origins, web_host
 
 SECRET = "web-test-secret-0123456789abcdef-0123456789"
 HOST = "hub.example.org:8443"
@@ -222,3 +222,21 @@ def test_a_malformed_host_leaves_connect_src_to_self() -> None:
     assert "connect-src 'self' ws://[::1]:8000 wss://[::1]:8000;" in content_security_policy(
         "[::1]:8000"
     )
+
+
+def test_only_the_events_own_sites_may_frame_the_app() -> None:
+    assert framing_origins(
+        ("https://event.example.org/", "*", "http://localhost:3000", "https://x; script-src *")
+    ) == ("https://event.example.org", "http://localhost:3000")
+    assert content_security_policy(HOST, ()).endswith("frame-ancestors 'none'")
+
+
+async def test_the_page_may_be_framed_by_the_allowed_origins() -> None:
+    origins = ("https://event.example.org", "https://www.example.org", "*")
+    transport = httpx.ASGITransport(app=app(origins=origins))
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as client:
+        for path in ("/", "/static/app.css"):
+            policy = (await client.get(path)).headers["content-security-policy"]
+            assert policy.endswith(
+                "frame-ancestors https://event.example.org https://www.example.org"
+            ), policy
