@@ -4,14 +4,21 @@ rehearse`` plays a dress rehearsal against a running deployment."""
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from hub import logs
 from hub.auth import Role, TokenAuthority, generate_secret
 from hub.config import from_environment
+from hub.logs import LOG_FORMATS
+from hub.registrants import RegistrantsError, parse_rooms, read_registrants, token_for
+from hub.token_expiry import expiry_text, token_ttl
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rehearse", help="play a conference in miniature against a deployment (--help)"
     )
+    # Listed here for --help; main() hands its arguments to hub.doctor.cli.
+    commands.add_parser("doctor", help="check a running deployment, a verdict per line (--help)")
     serve = commands.add_parser("serve", help="run the hub")
     serve.add_argument("--host", help="address to listen on (HUB_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (PORT/HUB_PORT; default 8000; 0: any)")
@@ -60,18 +69,49 @@ def _parser() -> argparse.ArgumentParser:
         help="Janus for panels' stages, janus+ws://HOST:8188 (HUB_SFU; several: repeat or "
         "comma-separate); default: the embedded relay",
     )
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="stderr lines: text, or json, one object per line with connection and refused "
+        "command events (HUB_LOG_FORMAT; text)",
+    )
     serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)
 
-    token = commands.add_parser("token", help="print a token signed with the hub's secret")
-    token.add_argument("--user", required=True)
-    token.add_argument("--name", required=True)
-    token.add_argument("--role", default="attendee", choices=[r.label for r in Role])
-    token.add_argument("--room", action="append", default=[], help="ROOM=ROLE, repeatable")
-    token.add_argument("--ttl", type=float, default=3600.0, help="seconds (0: no expiry)")
+    token = commands.add_parser(
+        "token", help="print a token signed with the hub's secret (--csv: a link per person)"
+    )
+    token.add_argument("--user", help="the user id (required without --csv)")
+    token.add_argument("--name", help="the name people see (required without --csv)")
+    token.add_argument(
+        "--role",
+        default="attendee",
+        choices=[r.label for r in Role],
+        help="the event role (with --csv: for rows without one)",
+    )
+    token.add_argument(
+        "--room", action="append", default=[], help="ROOM=ROLE, repeatable (with --csv: everyone)"
+    )
+    expiry = token.add_mutually_exclusive_group()
+    expiry.add_argument(
+        "--ttl",
+        type=float,
+        help="seconds the token lasts (0: no expiry; default 3600; --csv needs --ttl or --until)",
+    )
+    expiry.add_argument(
+        "--until", metavar="TIME", help="when the token expires: 2026-12-10T18:00Z (with a zone)"
+    )
     token.add_argument("--secret", help="the hub's secret (HUB_SECRET)")
     token.add_argument(
         "--link", metavar="URL", help="print a sign-in link URL#token=... instead of the token"
     )
+    token.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="one link per person of FILE (registrants: columns user|id|email, name, optional "
+        "role, rooms like panel-1=speaker;ws=moderator): writes FILE's columns and 'link' as "
+        "CSV; needs --link and --ttl or --until",
+    )
+    token.add_argument("--out", metavar="FILE", help="with --csv: write there, not to stdout")
     return parser
 
 
@@ -99,6 +139,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         turn_ttl=args.turn_ttl,
         sfu=tuple(args.sfu) if args.sfu else None,
         meet_minutes=args.meet_minutes,
+        log_format=args.log_format,
     )
     if not 0.05 <= config.meet_minutes <= 120:
         print("hub: --meet-minutes must be 0.05 to 120", file=sys.stderr)
@@ -134,13 +175,20 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return 2
     if not config.origins:
         # A trial hub on a laptop needs none; a hub with a secret serves an event and must.
-        print(
-            ("hub: warning: " if has_secret else "hub: ")
-            + "no --origin given: browsers are accepted only from pages on this machine "
-            "(localhost); give --origin https://your.site (HUB_ORIGINS) for the event's site",
-            file=sys.stderr if has_secret else sys.stdout,
-            flush=True,
+        advice = (
+            "no --origin given: browsers are accepted only from pages on this machine "
+            "(localhost); give --origin https://your.site (HUB_ORIGINS) for the event's site"
         )
+        if has_secret and config.log_format == "json":
+            # stderr carries only JSON lines then, for the log collector.
+            logs.configure("json")
+            logging.getLogger("hub.cli").warning(advice)
+        else:
+            print(
+                ("hub: warning: " if has_secret else "hub: ") + advice,
+                file=sys.stderr if has_secret else sys.stdout,
+                flush=True,
+            )
     from hub import server  # uvicorn and Starlette load only when serving
     from hub.app import event_rooms, sfu_servers
 
@@ -194,6 +242,67 @@ def sign_in_link(url: str, token: str) -> str:
     return f"{base}#token={token}"
 
 
+def _token_csv(
+    args: argparse.Namespace, secret: str, rooms: dict[str, str], ttl: float | None, now: int
+) -> int:
+    """``hub token --csv FILE``: FILE's people with a sign-in link each, as CSV on stdout or in
+    ``--out`` (made readable by its owner alone: it signs everyone in). Nothing is written
+    unless every row is right; else each wrong line goes to stderr and the status is 2."""
+
+    def refuse(message: str) -> int:
+        print(f"hub: {message}", file=sys.stderr)
+        return 2
+
+    if args.user is not None or args.name is not None:
+        return refuse("--csv takes everyone's user id and name from the file: drop --user, --name")
+    if args.link is None:
+        return refuse("--csv needs --link URL, the event's address (https://event.example.org/)")
+    try:
+        sign_in_link(args.link, "")
+    except ValueError as error:
+        return refuse(f"--link takes an http(s)://host/... URL, not {args.link!r}: {error}")
+    try:
+        everyone = parse_rooms(";".join(f"{room}={role}" for room, role in rooms.items()))
+    except ValueError as error:
+        return refuse(f"--room: {error}")
+    try:
+        authority = TokenAuthority(secret)
+        with open(args.csv, "rb") as source:
+            data = source.read()
+    except ValueError as error:
+        return refuse(str(error))
+    except OSError as error:
+        return refuse(f"{args.csv}: {error.strerror or error}")
+    try:
+        people = read_registrants(data, role=Role.parse(args.role), rooms=everyone)
+    except RegistrantsError as error:
+        shown = 20  # enough to fix a file by; a wrong delimiter would make every line wrong
+        for problem in error.problems[:shown]:
+            print(f"hub: {args.csv} {problem}", file=sys.stderr)
+        if len(error.problems) > shown:
+            more = len(error.problems) - shown
+            print(f"hub: {args.csv}: and {more} more wrong lines", file=sys.stderr)
+        return 2
+    tokens = [token_for(person, authority, ttl=ttl, now=now) for person in people.people]
+    output = people.with_links([sign_in_link(args.link, token) for token in tokens]).encode()
+    try:
+        if args.out is None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(output)
+            sys.stdout.buffer.flush()
+        else:
+            descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(descriptor, "wb") as sink:
+                sink.write(output)
+    except OSError as error:
+        return refuse(f"{args.out or 'stdout'}: {error.strerror or error}")
+    print(
+        f"hub: {len(tokens)} sign-in links, expiring {expiry_text(ttl=ttl, now=now)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _token(args: argparse.Namespace) -> int:
     secret = args.secret or os.environ.get("HUB_SECRET")
     if not secret:
@@ -206,9 +315,30 @@ def _token(args: argparse.Namespace) -> int:
             print(f"hub: --room takes ROOM=ROLE, not {item!r}", file=sys.stderr)
             return 2
         rooms[room] = role
+    if args.out is not None and args.csv is None:
+        print("hub: --out goes with --csv", file=sys.stderr)
+        return 2
+    if args.csv is not None and args.ttl is None and args.until is None:
+        print(
+            "hub: --csv needs --ttl SECONDS or --until TIME (2026-12-10T18:00Z): links mailed "
+            "ahead must last until the event ends",
+            file=sys.stderr,
+        )
+        return 2
+    now = math.floor(time.time())  # whole seconds: --until's time is then the token's exp
+    try:
+        ttl = token_ttl(ttl=args.ttl, until=args.until, now=now, default=3600.0)
+    except ValueError as error:
+        print(f"hub: {error}", file=sys.stderr)
+        return 2
+    if args.csv is not None:
+        return _token_csv(args, secret, rooms, ttl, now)
+    if args.user is None or args.name is None:
+        print("hub: token needs --user ID and --name NAME (or --csv FILE)", file=sys.stderr)
+        return 2
     try:
         token = TokenAuthority(secret).mint(
-            user=args.user, name=args.name, role=args.role, rooms=rooms, ttl=args.ttl or None
+            user=args.user, name=args.name, role=args.role, rooms=rooms, ttl=ttl, now=now
         )
     except ValueError as error:
         print(f"hub: {error}", file=sys.stderr)
@@ -233,6 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from livehub_client.rehearsal.cli import main as rehearse  # a client: loaded only here
 
         return rehearse(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from hub.doctor.cli import main as doctor  # Rich and the checks: loaded only here
+
+        return doctor(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args, argv)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
 
+from hub.logs import LOG_FORMATS, LogFormat
 from hub.wire import PublicLimits
 
 _N = TypeVar("_N", int, float)
@@ -109,6 +110,9 @@ class HubConfig:
     # How long a meeting the match queue made lasts (minutes; an extension adds as much again).
     meet_minutes: float = 5.0
     deflate: bool = False
+    # The lines on stderr: "text" (uvicorn's format and the hub's warnings, as always) or
+    # "json" (one object per line, with the connections' and refused commands' events).
+    log_format: LogFormat = "text"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -136,7 +140,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     ``HUB_TOKEN_RENEW_MAX``, ``HUB_ROOMS_INTERVAL``, ``HUB_PING_INTERVAL``,
     ``HUB_PING_TIMEOUT``, ``HUB_MEET_MINUTES``: :class:`HubConfig`'s ``guest_ttl``,
     ``token_renew_max``, ``rooms_interval``, ``ping_interval``, ``ping_timeout`` and
-    ``meet_minutes``; ``HUB_SFU``, a list, and
+    ``meet_minutes``; ``HUB_LOG_FORMAT``: ``text`` or ``json``; ``HUB_SFU``, a list, and
     ``HUB_SFU_API_SECRET``, ``HUB_SFU_ADMIN_KEY``, ``HUB_SFU_ROOM_SECRET``: the Janus
     settings). Raises ValueError for a value that is not valid."""
     env = os.environ if env is None else env
@@ -161,6 +165,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
     ping_interval = _bounded(env, "HUB_PING_INTERVAL", float, 0.5, 3600)
     ping_timeout = _bounded(env, "HUB_PING_TIMEOUT", float, 0.5, 3600)
     meet_minutes = _bounded(env, "HUB_MEET_MINUTES", float, 0.05, 120)
+    log_format = _log_format(env.get("HUB_LOG_FORMAT"))
     limits = _limits_from(env)
     return config.with_overrides(
         limits=limits,
@@ -193,7 +198,18 @@ def from_environment(env: Mapping[str, str] | None = None) -> HubConfig:
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         meet_minutes=meet_minutes,
+        log_format=log_format,
     )
+
+
+def _log_format(raw: str | None) -> LogFormat | None:
+    """``HUB_LOG_FORMAT`` (None when unset); ValueError naming it for another value."""
+    if not raw:
+        return None
+    for name in LOG_FORMATS:
+        if raw.strip().lower() == name:
+            return name
+    raise ValueError(f"HUB_LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, not {raw!r}")
 
 
 def _bounded(env: Mapping[str, str], name: str, kind: type[_N], low: _N, high: _N) -> _N | None:

@@ -1,5 +1,9 @@
 """Command dispatch: validate the envelope, enforce state and rate limits, run the handler for the
-op, and queue exactly one reply for a command with an id (none for one without)."""
+op, and queue exactly one reply for a command with an id (none for one without).
+
+Each command's latency goes to ``hub_command_seconds{op}``; a refused one is counted by code
+(``hub_errors``) and logged as ``command.refused`` where ``info`` is on (see :mod:`hub.logs`).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 from hub.auth import Identity, Role
 from hub.broker import BrokerUnavailable
 from hub.errors import CloseCode, HubError
+from hub.logs import log_event
+from hub.metrics import UNKNOWN_OP
 from hub.session import Session, SessionState
 from hub.wire import ErrorReply, OkReply
 
 if TYPE_CHECKING:
+    from hub.metrics import OpLatency
     from hub.node import Node
 
 log = logging.getLogger(__name__)
@@ -89,14 +96,21 @@ class Dispatcher:
     def __init__(self, node: Node, registry: CommandRegistry) -> None:
         self.node = node
         self.registry = registry
+        # The latency histogram of each registered op (an op a client makes up is "unknown":
+        # it cannot grow this).
+        self._latency: dict[str, OpLatency] = {}
+        self._unknown_latency = node.metrics.command_latency.of(UNKNOWN_OP)
 
     async def dispatch(self, session: Session, message: dict[str, Any]) -> None:
         """Handle one command; the reply (if any) is queued on the session."""
+        started = time.perf_counter()
         raw_id = message.get("id")
         has_id = "id" in message
         if has_id and not _valid_id(raw_id):
             # Nothing to match the reply to: it goes back with "re": null.
             self.node.metrics.errors.labels("bad_request").inc()
+            if log.isEnabledFor(logging.INFO):
+                self._log_refused(session, message.get("op"), "bad_request")
             unanswerable: ErrorReply = {
                 "re": None,
                 "err": {"code": "bad_request", "msg": "id must be a positive integer"},
@@ -106,22 +120,23 @@ class Dispatcher:
                 session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
             return
         command_id: int | None = raw_id if has_id else None
+        op = message.get("op")
         unavailable = False
         try:
-            handler = self._handler(session, message)
+            handler = self._handler(session, op)
             result = await handler(CommandContext(self.node, session), message)
         except HubError as error:
-            self._reply_error(session, command_id, error)
+            self._reply_error(session, command_id, op, error)
             if error.close is not None:
                 # After its reply: closing first would drop the reply this command is owed.
                 session.request_close(error.close, error.msg)
         except BrokerUnavailable:
             unavailable = True
-            log.warning("broker unavailable for %s", message.get("op"))
-            self._reply_error(session, command_id, HubError("unavailable", "try again shortly"))
+            log.warning("broker unavailable for %s", op)
+            self._reply_error(session, command_id, op, HubError("unavailable", "try again shortly"))
         except Exception:
-            log.exception("command %s failed", message.get("op"))
-            self._reply_error(session, command_id, HubError("internal", "internal error"))
+            log.exception("command %s failed", op)
+            self._reply_error(session, command_id, op, HubError("internal", "internal error"))
         else:
             if command_id is not None:
                 reply: OkReply = {"re": command_id, "ok": result if result is not None else {}}
@@ -129,14 +144,17 @@ class Dispatcher:
         finally:
             # A join holds the room's live events back until its reply is queued.
             session.release()
+        latency = self._latency.get(op) if op.__class__ is str else None
+        if latency is None:
+            latency = self._latency_of(op)
+        latency.observe(time.perf_counter() - started)
         # A hello that failed for want of the broker may be tried again (within the deadline).
         if session.state is SessionState.CONNECTED and not unavailable:
             session.request_close(CloseCode.UNAUTHENTICATED, "no valid hello")
 
-    def _handler(self, session: Session, message: dict[str, Any]) -> Handler:
-        """The handler for ``message`` once the envelope, the session state and the rate limit
-        allow it (a plain function, so that a command costs one coroutine less)."""
-        op = message.get("op")
+    def _handler(self, session: Session, op: object) -> Handler:
+        """The handler for ``op`` once the envelope, the session state and the rate limit allow
+        it (a plain function, so that a command costs one coroutine less)."""
         if not isinstance(op, str):
             raise HubError("bad_request", "op must be a string")
         command = self.registry.get(op)
@@ -161,11 +179,39 @@ class Dispatcher:
         self.node.metrics.rate_limited.inc()
         raise rate_limited(session, now, "commands")
 
-    def _reply_error(self, session: Session, command_id: int | None, error: HubError) -> None:
+    def _latency_of(self, op: object) -> OpLatency:
+        """The latency histogram of ``op``'s label (see :meth:`op_label`), kept for the next."""
+        label = self.op_label(op)
+        if label == UNKNOWN_OP:
+            return self._unknown_latency
+        latency = self._latency[label] = self.node.metrics.command_latency.of(label)
+        return latency
+
+    def op_label(self, op: object) -> str:
+        """``op`` as metrics and logs name it: itself for an op of this hub, else ``unknown``
+        (what a client sends must not grow a label set, nor reach the logs)."""
+        return op if isinstance(op, str) and op in self.registry else UNKNOWN_OP
+
+    def _reply_error(
+        self, session: Session, command_id: int | None, op: object, error: HubError
+    ) -> None:
         self.node.metrics.errors.labels(error.code).inc()
+        if log.isEnabledFor(logging.INFO):
+            self._log_refused(session, op, error.code)
         if command_id is not None:
             reply: ErrorReply = {"re": command_id, "err": {"code": error.code, "msg": error.msg}}
             session.send(reply)
+
+    def _log_refused(self, session: Session, op: object, code: str) -> None:
+        log_event(
+            log,
+            "command.refused",
+            node=self.node.node_id,
+            sid=session.sid,
+            user=session.user_id,
+            code=code,
+            op=self.op_label(op),
+        )
 
 
 def rate_limited(session: Session, now: float, what: str) -> HubError:

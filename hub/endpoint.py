@@ -3,6 +3,10 @@
 The reader decodes frames and hands each command to the dispatcher in order; the writer drains
 the session's outbound queue, coalescing what waits into one frame, and performs the close the
 session asked for. Nothing here decides anything about the protocol.
+
+Where ``info`` is on for its logger (``hub serve --log-format json``), each connection's life is
+logged (:mod:`hub.logs`): ``connection.refused`` (before accept), ``connection.open``,
+``connection.auth`` and ``connection.close``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,25 @@ from starlette.types import Message, Receive, Scope, Send
 from hub.codec import DecodeLimits, WireFormat, decode_frame
 from hub.dispatch import Dispatcher
 from hub.errors import CloseCode, DecodeError
+from hub.logs import log_event
 from hub.node import Node
 from hub.session import Session, SessionState
 from hub.writer import FlushScheduler, Writer
 
 log = logging.getLogger(__name__)
+
+# The close codes with which the hub's WebSocket layer ends a connection on its own (websockets,
+# uvicorn), as a connection.close's reason; any other close the reader sees while the session is
+# open came from the client.
+_LAYER_CLOSES = {
+    1002: "protocol_error",
+    1007: "protocol_error",
+    1009: "too_big",
+    1011: "ping_timeout",
+    1012: "draining",
+}
+# A connection that ended without a close frame (1005 once the handshake completed; 1006).
+_LOST = (1005, 1006)
 
 
 def origin_allowed(scope: Scope, allowed: tuple[str, ...]) -> bool:
@@ -78,6 +96,8 @@ class Endpoint:
         self.pending: dict[str, int] = {}
         # Each connection's close grace, for the sessions' shared close hook.
         self._grace: dict[Session, asyncio.Timeout] = {}
+        # The close code of each connection whose client ended it, for its connection.close.
+        self._client_closes: dict[Session, int] = {}
         # The sessions' hooks and the dispatcher's entry: one object each for every connection
         # (an attribute access makes a bound method anew).
         self._on_authenticated = self.authenticated
@@ -99,11 +119,11 @@ class Endpoint:
         if (await receive())["type"] != "websocket.connect":
             return
         address = _address(scope)
-        if (
-            node.draining
-            or not origin_allowed(scope, node.config.origins)
-            or (address is not None and self.pending.get(address, 0) >= limits.pending_per_address)
-        ):
+        refused = self._refusal(scope, address)
+        if refused is not None:
+            log_event(
+                log, "connection.refused", node=node.node_id, client=_client(scope), why=refused
+            )
             await send({"type": "websocket.close"})  # before accept: HTTP 403
             return
         fmt, subprotocol = WireFormat.negotiate(scope.get("subprotocols", []))
@@ -115,8 +135,18 @@ class Endpoint:
             if address is not None:
                 self._not_pending(address)
             raise
+        opened = asyncio.get_running_loop().time()
         _forget_handshake(scope)
         session = Session(node.new_sid(), fmt, limits, address)
+        if log.isEnabledFor(logging.INFO):
+            log_event(
+                log,
+                "connection.open",
+                node=node.node_id,
+                sid=session.sid,
+                client=_client(scope),
+                format=fmt.name.lower(),
+            )
         session.on_authenticated = self._on_authenticated
         session.on_close_request = self._on_close_request
         # Counted when it happens: the writer may be stuck in a send to that very consumer.
@@ -128,6 +158,7 @@ class Endpoint:
         node.add_session(session)
         writer = Writer(send, session, self.scheduler, self.coalesce, node.metrics)
         dispatch = self._dispatch
+        gave_up: str | None = None  # why the hub gave up on the connection, if it did
         try:
             # Once a close is requested the connection has `close_grace` seconds to finish: the
             # writer flushes and closes, the peer answers and the read ends. A peer that never
@@ -146,17 +177,22 @@ class Endpoint:
                             await dispatch(session, commands.pop())
                         del commands
                 except OSError:
-                    pass  # the peer is gone (another ASGI server may say so this way)
+                    # The peer is gone (another ASGI server may say so this way).
+                    if session.open:
+                        self._client_closes[session] = 1006
                 if session.open:  # the peer went away: nothing more to write
                     session.request_close(CloseCode.NORMAL, "connection ended")
                 await asyncio.shield(writer.finished)
         except TimeoutError:
             # The close did not finish within the grace: the peer stopped reading.
+            gave_up = "close_timeout"
             writer.abort("the close did not finish in time")
         except Exception:
+            gave_up = "internal"
             log.exception("connection %s failed", session.sid)
         finally:
             self._grace.pop(session, None)
+            client_close = self._client_closes.pop(session, None)
             if address is not None and session.identity is None:
                 self._not_pending(address)
             if session.open:
@@ -164,13 +200,30 @@ class Endpoint:
             writer.cancel()
             await writer.wait_stopped()
             session.move(SessionState.CLOSED)
+            if log.isEnabledFor(logging.INFO):
+                self._log_close(session, client_close, gave_up, opened)
             await node.remove_session(session)
+
+    def _refusal(self, scope: Scope, address: str | None) -> str | None:
+        """Why a new connection is refused before accept, or None to accept it."""
+        node = self.node
+        if node.draining:
+            return "draining"
+        if not origin_allowed(scope, node.config.origins):
+            return "origin"
+        if address is not None and self.pending.get(address, 0) >= (
+            node.config.limits.pending_per_address
+        ):
+            return "pending_limit"
+        return None
 
     def _commands(self, session: Session, message: Message) -> list[dict[str, Any]] | None:
         """The commands of one inbound frame, last first (taken with ``pop``); None once the
         connection ends (the peer left, or sent what does not decode: the session is
         closing)."""
         if message["type"] == "websocket.disconnect":
+            if session.open:
+                self._client_closes[session] = message.get("code", 1005)
             return None
         self.node.metrics.traffic.frames_in += 1
         data: Any = message.get("bytes")
@@ -192,6 +245,46 @@ class Endpoint:
             session.expiry = None
         if session.address is not None:
             self._not_pending(session.address)
+        identity = session.identity
+        if identity is not None and log.isEnabledFor(logging.INFO):
+            log_event(
+                log,
+                "connection.auth",
+                node=self.node.node_id,
+                sid=session.sid,
+                user=identity.user_id,
+                role=identity.role.label,
+                guest=identity.guest,
+            )
+
+    def _log_close(
+        self, session: Session, client_close: int | None, gave_up: str | None, opened: float
+    ) -> None:
+        """Log ``connection.close``: the close code, why (a stable name), by whom (``hub`` or
+        ``client``) and how long the connection lasted."""
+        if gave_up is not None or client_close is None:
+            # The hub asked for the close (the session's code), or gave up on the connection.
+            by = "hub"
+            code = int(session.close_code) if session.close_code is not None else 1006
+            reason = gave_up or (
+                session.close_code.name.lower() if session.close_code is not None else "internal"
+            )
+        elif client_close in _LAYER_CLOSES:
+            by, code, reason = "hub", client_close, _LAYER_CLOSES[client_close]
+        else:
+            by, code = "client", client_close
+            reason = "connection_lost" if client_close in _LOST else "client_closed"
+        log_event(
+            log,
+            "connection.close",
+            node=self.node.node_id,
+            sid=session.sid,
+            user=session.user_id,
+            code=code,
+            reason=reason,
+            by=by,
+            duration_s=round(asyncio.get_running_loop().time() - opened, 3),
+        )
 
     def close_requested(self, session: Session) -> None:
         """A session asked to be closed (its ``on_close_request``): its connection's grace
@@ -219,6 +312,13 @@ def _forget_handshake(scope: Scope) -> None:
     kept = {key: scope[key] for key in ("type", "path", "client") if key in scope}
     scope.clear()  # a dict shrinks only when cleared
     scope.update(kept)
+
+
+def _client(scope: Scope) -> str | None:
+    """The client's address as the hub sees it (the proxy's ``X-Forwarded-For`` where uvicorn
+    trusts it), loopback included."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _address(scope: Scope) -> str | None:

@@ -121,6 +121,7 @@ class Node:
         self.store = store
         self.node_id = broker.node_id
         self.metrics = metrics or HubMetrics()
+        self.metrics.watch_node(self.node_id, self.ready, broker.ready)
         self.sessions: dict[str, Session] = {}
         self.users: dict[str, dict[str, Session]] = {}
         self.streams: dict[str, StreamMembers[Session]] = {}
@@ -321,6 +322,7 @@ class Node:
                 if known is not None:
                     members.add(session.sid, session, known[0], known[1])
                     session.rooms.add(room)
+                    self.metrics.traffic.joins += 1
                     return Position(known[1], known[0], None, None)
                 reading = self._head_reads.get(room) if since is None else None
                 if reading is not None:
@@ -339,6 +341,7 @@ class Node:
                     break
             members.add(session.sid, session, position.seq, position.epoch)
             session.rooms.add(room)
+            self.metrics.traffic.joins += 1
             return position
         except BaseException:
             if room not in session.rooms:

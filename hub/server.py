@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
-from hub import gc_policy
+from hub import gc_policy, logs
 from hub.app import Hub, build_hub, create_app
 from hub.config import HubConfig
 from hub.httpprotocol import DeadlineH11Protocol
@@ -27,6 +27,11 @@ from hub.wsprotocol import HubWebSocketProtocol
 log = logging.getLogger(__name__)
 
 DRAIN_GRACE = 5.0
+
+
+def log_level() -> str:
+    """uvicorn's log level, ``HUB_LOG_LEVEL`` (``warning`` by default)."""
+    return os.environ.get("HUB_LOG_LEVEL", "warning")
 
 
 class HubServer(uvicorn.Server):
@@ -71,8 +76,9 @@ def bind(host: str, port: int) -> socket.socket:
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     """The uvicorn settings the contract needs: frame limit 64 KiB (1009 above), pings,
     permessage-deflate off unless configured; the hub's WebSocket protocol (:mod:`hub.wsprotocol`:
-    websockets' sans-I/O protocol, light per connection, with a window of inbound messages), and
-    uvicorn's h11 protocol with a deadline for the first request (:mod:`hub.httpprotocol`)."""
+    websockets' sans-I/O protocol, light per connection, with a window of inbound messages),
+    uvicorn's h11 protocol with a deadline for the first request (:mod:`hub.httpprotocol`), and
+    the logging of ``config.log_format`` (:func:`hub.logs.logging_config`)."""
     http = type(
         "HubH11Protocol",
         (DeadlineH11Protocol,),
@@ -91,14 +97,17 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
         lifespan="on",
         # uvloop (a dependency) where it is installed, else asyncio's own loop.
         loop="auto",
-        log_level=os.environ.get("HUB_LOG_LEVEL", "warning"),
+        log_config=logs.logging_config(config.log_format, log_level()),
+        log_level=log_level(),
         timeout_graceful_shutdown=int(DRAIN_GRACE),
     )
 
 
 def serve_socket(config: HubConfig, sock: socket.socket) -> None:
     """Run one node on an already bound socket until SIGTERM/SIGINT."""
+    logs.configure(config.log_format, log_level())
     hub = build_hub(config)
+    logs.name_process_node(hub.node.node_id)
     app = create_app(config, hub)
     server = HubServer(uvicorn_config(config, app), hub)
     gc_policy.tune_for_serving()
@@ -113,6 +122,7 @@ def serve(config: HubConfig, argv_for_workers: Sequence[str]) -> int:
     if config.workers <= 1:
         serve_socket(config, sock)
         return 0
+    logs.configure(config.log_format, log_level())  # the supervisor's own lines
     return supervise(config.workers, sock, argv_for_workers)
 
 

@@ -86,8 +86,8 @@ class Session:
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.held: list[tuple[object, bytes]] | None = None
-        # Called with the session once, when it first becomes authenticated (the endpoint's
-        # count of connections not yet past hello, its hello deadline).
+        # Called with the session once, when it first becomes authenticated, its identity set
+        # (the endpoint's count of connections not yet past hello, its hello deadline, its log).
         self.on_authenticated: Callable[[Session], object] | None = None
         # The timer that closes the session when its time is up: the endpoint's hello deadline
         # until hello, then its token's expiry (cancelled at close).
@@ -142,6 +142,7 @@ class Session:
         """Become (or, on refresh, stay) the user ``identity`` names."""
         if self.state is SessionState.CONNECTED:
             self.move(SessionState.AUTHENTICATED)
+            self.identity = identity  # before the hook, which may say who it is
             if self.on_authenticated is not None:
                 self.on_authenticated(self)
         elif self.state is not SessionState.AUTHENTICATED:

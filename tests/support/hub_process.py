@@ -114,9 +114,13 @@ class HubProcess:
 
     def stderr(self) -> str:
         """The last of what the process wrote to stderr."""
+        return self.stderr_text()[-4000:]
+
+    def stderr_text(self) -> str:
+        """Everything the process wrote to stderr so far ("" once stopped)."""
         try:
             self._stderr.seek(0)
-            return self._stderr.read().decode(errors="replace")[-4000:]
+            return self._stderr.read().decode(errors="replace")
         except ValueError:  # closed after stop()
             return ""
 
