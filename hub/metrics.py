@@ -1,7 +1,7 @@
 """Prometheus metrics of one hub process (a registry per node, so several nodes can share a
 process in tests).
 
-docs/operations.md ("Logs and metrics") lists them; deploy/prometheus/ and deploy/grafana/
+docs/operators.md ("Logs and metrics") lists them; deploy/prometheus/ and deploy/grafana/
 query them, and a test checks that every name those query is one this module exports.
 """
 

@@ -233,7 +233,7 @@ def redis_persistence(appendonly: str, appendfsync: str, save: str) -> Finding:
     ``fail`` for nothing (a restart loses the event's polls, ballots, roles and bans),
     ``warn`` for snapshots alone (a crash loses what came after the last one) or an
     append-only file the kernel flushes when it likes (``appendfsync no``), ``ok`` for the
-    append-only file with ``always`` or ``everysec`` (docs/operations.md)."""
+    append-only file with ``always`` or ``everysec`` (docs/operators.md)."""
     aof = appendonly.strip().lower() == "yes"
     fsync = appendfsync.strip().lower()
     snapshots = save.strip()
@@ -252,13 +252,13 @@ def redis_persistence(appendonly: str, appendfsync: str, save: str) -> Finding:
             "persistence",
             Verdict.WARN,
             f"snapshots only (save {snapshots}): a crash loses everything after the last one; "
-            "run with appendonly yes (docs/operations.md)",
+            "run with appendonly yes (docs/operators.md)",
         )
     return Finding(
         "persistence",
         Verdict.FAIL,
         "nothing on disk (appendonly no, no save points): a restart loses polls, ballots, "
-        "roles, bans, hands, Q&A and breakouts; run with appendonly yes (docs/operations.md)",
+        "roles, bans, hands, Q&A and breakouts; run with appendonly yes (docs/operators.md)",
     )
 
 

@@ -89,7 +89,7 @@ class RedisBroker:
         return (
             "Redis keeps nothing on disk (appendonly no, no save points): if it restarts, "
             "polls, ballots, roles, bans, hands, Q&A and breakouts are lost; run it with "
-            "appendonly yes (docs/operations.md)"
+            "appendonly yes (docs/operators.md)"
         )
 
     def ready(self) -> bool:

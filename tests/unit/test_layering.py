@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURES = ("rooms", "chat", "polls", "signalling")
+FEATURES = ("rooms", "chat", "polls", "signalling", "networking")
 COMPOSITION = ("hub/app.py", "hub/cli.py", "hub/doctor/")
 
 
