@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from typing import Any, cast
@@ -71,7 +72,12 @@ class SessionOps:
         if session.state is not SessionState.CONNECTED:
             raise HubError("conflict", "hello was said already")
         self._check_address(ctx, self.hello_attempts, "hellos")
-        identity, guest_token = self.identify(cmd, guest_ttl=ctx.node.config.guest_ttl)
+        now = time.time()
+        identity, guest_token = self.identify(cmd, guest_ttl=ctx.node.config.guest_ttl, now=now)
+        if identity.auth_time is None:
+            # Signing in is saying hello with the token, not making it: a link mailed a week
+            # before the event may still be renewed for HUB_TOKEN_RENEW_MAX from today.
+            identity = dataclasses.replace(identity, auth_time=math.floor(now))
         if guest_token is not None:
             self._check_address(ctx, self.new_guests, "new guests")
         # Hooks run after the bind: what they read (a ban, say) is either seen here or, stored

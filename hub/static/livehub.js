@@ -328,8 +328,11 @@ export class Hub {
         await this.request("refresh", { token });
         this._newToken(token);
         this._scheduleRenewal();
-      } catch {
-        if (this.state !== "closed") this._scheduleRenewal(15_000); // the hub closes (4001) at expiry
+      } catch (error) {
+        // Refused for good (signed in too long ago): asking again cannot help, and the hub
+        // closes the session (4001) when the token expires.
+        if (error.code === "forbidden") return this._emit("renewal", { refused: error.msg });
+        if (this.state !== "closed") this._scheduleRenewal(15_000);
       }
     }, delay);
   }
