@@ -32,6 +32,7 @@ import itertools
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -423,4 +424,7 @@ class JanusHandle:
 
 def _reason(error: OSError) -> str:
     """An OS error's reason, without the address it may name (the reason may reach clients)."""
+    if isinstance(error, socket.gaierror):
+        # A resolver error's number is not an errno (-2: "Name or service not known").
+        return error.strerror or "the name does not resolve"
     return os.strerror(error.errno) if error.errno else type(error).__name__

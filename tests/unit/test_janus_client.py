@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from support.waiting import eventually
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from signalling.janus_client import JanusClient, JanusError, JanusGone, JanusHandle
+from signalling.janus_client import JanusClient, JanusError, JanusGone, JanusHandle, _reason
 
 Message = dict[str, Any]
 Reply = Callable[[Message], list[Message]]
@@ -236,3 +237,9 @@ async def test_a_server_that_is_not_janus_is_refused() -> None:
             await JanusClient.connect(f"ws://127.0.0.1:{port}")
     with pytest.raises(JanusGone, match="cannot connect: Connection refused"):
         await JanusClient.connect(f"ws://127.0.0.1:{port}")
+
+
+def test_an_unresolved_name_reads_as_such() -> None:
+    assert _reason(socket.gaierror(-2, "Name or service not known")) == "Name or service not known"
+    refused = ConnectionRefusedError(111, "Connect call failed ('10.0.0.6', 8188)")
+    assert _reason(refused) == "Connection refused"  # without the address
