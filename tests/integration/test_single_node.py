@@ -222,7 +222,8 @@ async def test_a_guest_comes_back_with_its_token_and_renews_it(
         assert await again.refresh(renewed["token"]) == {}
         assert await again.request("ping") == {}
     # Signed in longer ago than HUB_TOKEN_RENEW_MAX: renewal is refused.
-    old = mint(uid("old"), now=time.time() - 120, ttl=3600)
+    long_ago = time.time() - 120
+    old = mint(uid("old"), now=long_ago, ttl=3600, auth_time=long_ago)
     async with HubClient(process.url, token=old, reconnect=False) as stale:
         with pytest.raises(HubRequestError) as refused:
             await stale.request("token.renew")
