@@ -218,7 +218,7 @@ class ChatFeature:
             return False
         wait = await self.rules.take_slot(room, user, interval)
         if wait:
-            raise HubError("rate_limited", f"slow mode: wait {wait} s")
+            raise HubError("rate_limited", f"slow mode: wait {wait} s", retry_in=wait)
         return True
 
     # --- chat.history ---------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def check_rate(limiter: KeyedLimiter, user: str, now: float) -> None:
     """Take one message from ``user``'s bucket, else ``rate_limited`` with the wait."""
     if not limiter.take(user, now):
         wait = max(1, math.ceil(limiter.retry_after(user, now)))
-        raise HubError("rate_limited", f"too many messages: wait {wait} s")
+        raise HubError("rate_limited", f"too many messages: wait {wait} s", retry_in=wait)
 
 
 class ChatRules:

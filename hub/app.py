@@ -33,7 +33,7 @@ from hub.feature import Feature, FeatureContext, install_all
 from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
 from hub.node import Node
 from hub.store import Store
-from hub.web import framing_origins, web_routes
+from hub.web import catalogue_languages, framing_origins, web_routes
 from networking.match_feature import MatchFeature
 from networking.profile_feature import ProfileFeature, event_interests
 from networking.table_feature import TableFeature
@@ -231,5 +231,12 @@ def _version() -> str:
 
 
 async def _about(request: Request) -> Response:
-    """What the web page needs to know of this hub before anyone signs in."""
-    return JSONResponse({"guests": _hub(request).config.guests_allowed, "version": _version()})
+    """What the web page needs to know of this hub before anyone signs in: whether it admits
+    guests, its version, and the languages the app has a catalogue of."""
+    return JSONResponse(
+        {
+            "guests": _hub(request).config.guests_allowed,
+            "version": _version(),
+            "languages": list(catalogue_languages()),
+        }
+    )

@@ -1,16 +1,18 @@
 """Who is on the other end of a session: roles, identities, and the tokens that carry them.
 
 A token is a JWT signed with HS256 and the hub's secret (see the contract, "Session"), with
-claims ``sub``, ``name``, ``role``, optional ``rooms`` and optional ``exp``; the hub's own
-tokens also carry ``iat``, ``guest`` (a guest's token) and ``auth_time`` (a renewed token: when
-its holder first signed in). Everything here is pure: time comes in as ``now`` (unix seconds),
-so callers and tests control the clock.
+claims ``sub``, ``name``, ``role``, optional ``rooms``, optional ``lang`` (the holder's preferred
+language, a BCP 47 tag) and optional ``exp``; the hub's own tokens also carry ``iat``, ``guest``
+(a guest's token) and ``auth_time`` (a renewed token: when its holder first signed in).
+Everything here is pure: time comes in as ``now`` (unix seconds), so callers and tests control
+the clock.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -31,6 +33,11 @@ MAX_TOKEN_CHARS: Final = 8192  # far above any real token; spares us decoding ga
 DEFAULT_LIFETIME: Final = 3600
 MIN_LIFETIME: Final = 60
 MAX_LIFETIME: Final = 24 * 3600
+# A language tag as BCP 47 writes it, simply: a primary language of letters, then subtags of
+# letters and digits ("fr", "de-AT", "zh-Hant-TW", "sr-Latn"). 35 characters is the longest
+# tag RFC 5646 asks implementations to handle.
+MAX_LANGUAGE_TAG: Final = 35
+_LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class Role(enum.IntEnum):
@@ -73,7 +80,9 @@ class Identity:
     It takes no part in the hash, which keeps identities usable as set members and dict keys.
     ``issued_at`` and ``auth_time`` (the token's ``iat`` and ``auth_time`` claims, None when
     absent) say when the token was made and when its holder first signed in; they are facts
-    about the token, not the person, so they take no part in comparisons.
+    about the token, not the person, so they take no part in comparisons. ``lang`` (the
+    token's ``lang`` claim, None when absent) is a preference the web app reads, no part of
+    who the user is: it takes no part in comparisons either.
     """
 
     user_id: str
@@ -84,6 +93,7 @@ class Identity:
     guest: bool = False
     issued_at: float | None = field(default=None, compare=False)
     auth_time: float | None = field(default=None, compare=False)
+    lang: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rooms", MappingProxyType(dict(self.rooms)))
@@ -112,6 +122,19 @@ def guest_identity(name: object) -> Identity:
         expires_at=None,
         guest=True,
     )
+
+
+def language_tag(value: object) -> str:
+    """``value`` if it is a language tag the ``lang`` claim accepts: a string of at most
+    :data:`MAX_LANGUAGE_TAG` characters, a primary language of 2 to 8 letters and subtags of 1
+    to 8 letters or digits after hyphens (``fr``, ``de-AT``, ``zh-Hant-TW``); raises
+    :class:`ValueError` saying why not. Whether the web app has that language is not checked:
+    it takes the nearest one it has, or English."""
+    if not isinstance(value, str):
+        raise ValueError(f"a language tag is a string, not {value!r}")
+    if len(value) > MAX_LANGUAGE_TAG or _LANGUAGE_TAG.fullmatch(value) is None:
+        raise ValueError(f"{value[:40]!r} is not a language tag (such as fr or de-AT)")
+    return value
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -158,14 +181,16 @@ class TokenAuthority:
         now: float | None = None,
         guest: bool = False,
         auth_time: float | None = None,
+        lang: str | None = None,
     ) -> str:
         """Return a signed token for this user, valid for ``ttl`` seconds from ``now``.
 
         ``now`` is unix time (default ``time.time()``); ``ttl=None`` makes a token that never
         expires. ``exp`` is written as whole seconds, rounded down, so the token never outlives
         ``ttl``. ``guest`` marks a guest's token (an attendee without rooms: claim ``guest:
-        true``); ``auth_time`` (unix seconds, written whole) is when the holder first signed in.
-        Raises :class:`ValueError` for arguments :meth:`verify` would reject.
+        true``); ``auth_time`` (unix seconds, written whole) is when the holder first signed in;
+        ``lang`` the holder's preferred language (see :func:`language_tag`). Raises
+        :class:`ValueError` for arguments :meth:`verify` would reject.
         """
         try:
             fields.user_id(user)
@@ -186,6 +211,8 @@ class TokenAuthority:
             if not _is_number(auth_time):
                 raise ValueError(f"auth_time must be a number, not {auth_time!r}")
             claims["auth_time"] = math.floor(auth_time)
+        if lang is not None:
+            claims["lang"] = language_tag(lang)
         issued = time.time() if now is None else now
         claims["iat"] = math.floor(issued)
         if ttl is not None:
@@ -202,8 +229,8 @@ class TokenAuthority:
         now: float,
         auth_time: float | None = None,
     ) -> str:
-        """A token for ``identity`` (same user, name, role, rooms and guest flag), issued at
-        ``now`` and valid for ``ttl`` seconds (see :meth:`mint`)."""
+        """A token for ``identity`` (same user, name, role, rooms, guest flag and language),
+        issued at ``now`` and valid for ``ttl`` seconds (see :meth:`mint`)."""
         return self.mint(
             user=identity.user_id,
             name=identity.name,
@@ -213,16 +240,17 @@ class TokenAuthority:
             now=now,
             guest=identity.guest,
             auth_time=auth_time,
+            lang=identity.lang,
         )
 
     def renew(self, identity: Identity, *, now: float, max_age: float) -> tuple[str, int]:
         """A fresh token for the holder of ``identity``'s token: ``(token, exp)``.
 
-        The same ``sub``, ``name``, ``role``, ``rooms`` and guest flag; ``iat`` ``now``; the
-        lifetime of the current token (``exp - iat``; :data:`DEFAULT_LIFETIME` when it lacks
-        either), clamped to :data:`MIN_LIFETIME` .. :data:`MAX_LIFETIME`; ``auth_time`` the
-        original sign-in (the current token's ``auth_time``, else its ``iat``, else ``now``: a
-        token without either counts from its first renewal). Raises ``HubError("forbidden")``
+        The same ``sub``, ``name``, ``role``, ``rooms``, guest flag and ``lang``; ``iat``
+        ``now``; the lifetime of the current token (``exp - iat``; :data:`DEFAULT_LIFETIME` when
+        it lacks either), clamped to :data:`MIN_LIFETIME` .. :data:`MAX_LIFETIME`; ``auth_time``
+        the original sign-in (the current token's ``auth_time``, else its ``iat``, else ``now``:
+        a token without either counts from its first renewal). Raises ``HubError("forbidden")``
         once that sign-in is more than ``max_age`` seconds before ``now``.
         """
         signed_in = identity.auth_time
@@ -328,6 +356,7 @@ class TokenAuthority:
             # An unusable iat was always accepted (it is only informative): it counts as none.
             issued_at=float(iat) if _is_number(iat := claims.get("iat")) else None,
             auth_time=_auth_time(claims),
+            lang=_lang(claims),
         )
 
 
@@ -338,6 +367,15 @@ def _auth_time(claims: Mapping[str, Any]) -> float | None:
     if not _is_number(value):
         raise _unauthorized("token claim 'auth_time' must be a number")
     return float(value)
+
+
+def _lang(claims: Mapping[str, Any]) -> str | None:
+    if "lang" not in claims:
+        return None
+    try:
+        return language_tag(claims["lang"])
+    except ValueError as e:
+        raise _unauthorized(f"token claim 'lang' is invalid: {e}") from None
 
 
 def renewal_lifetime(identity: Identity) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from hub import logs
-from hub.auth import Role, TokenAuthority, generate_secret
+from hub.auth import Role, TokenAuthority, generate_secret, language_tag
 from hub.config import from_environment
 from hub.logs import LOG_FORMATS
 from hub.registrants import RegistrantsError, parse_rooms, read_registrants, token_for
@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--room", action="append", default=[], help="ROOM=ROLE, repeatable (with --csv: everyone)"
     )
+    token.add_argument(
+        "--lang",
+        metavar="TAG",
+        help="the web app's language for this person: fr, de-AT... (with --csv: for rows "
+        "without one)",
+    )
     expiry = token.add_mutually_exclusive_group()
     expiry.add_argument(
         "--ttl",
@@ -108,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         "--csv",
         metavar="FILE",
         help="one link per person of FILE (registrants: columns user|id|email, name, optional "
-        "role, rooms like panel-1=speaker;ws=moderator): writes FILE's columns and 'link' as "
+        "role, rooms like panel-1=speaker;ws=moderator, lang): writes FILE's columns and 'link' as "
         "CSV; needs --link and --ttl or --until",
     )
     token.add_argument("--out", metavar="FILE", help="with --csv: write there, not to stdout")
@@ -266,6 +272,10 @@ def _token_csv(
     except ValueError as error:
         return refuse(f"--room: {error}")
     try:
+        lang = None if args.lang is None else language_tag(args.lang)
+    except ValueError as error:
+        return refuse(f"--lang: {error}")
+    try:
         authority = TokenAuthority(secret)
         with open(args.csv, "rb") as source:
             data = source.read()
@@ -274,7 +284,7 @@ def _token_csv(
     except OSError as error:
         return refuse(f"{args.csv}: {error.strerror or error}")
     try:
-        people = read_registrants(data, role=Role.parse(args.role), rooms=everyone)
+        people = read_registrants(data, role=Role.parse(args.role), rooms=everyone, lang=lang)
     except RegistrantsError as error:
         shown = 20  # enough to fix a file by; a wrong delimiter would make every line wrong
         for problem in error.problems[:shown]:
@@ -338,7 +348,13 @@ def _token(args: argparse.Namespace) -> int:
         return 2
     try:
         token = TokenAuthority(secret).mint(
-            user=args.user, name=args.name, role=args.role, rooms=rooms, ttl=ttl, now=now
+            user=args.user,
+            name=args.name,
+            role=args.role,
+            rooms=rooms,
+            lang=args.lang,
+            ttl=ttl,
+            now=now,
         )
     except ValueError as error:
         print(f"hub: {error}", file=sys.stderr)

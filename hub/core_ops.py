@@ -118,6 +118,7 @@ class SessionOps:
                 "rate_limited",
                 f"too many {what} from this address: try again in {wait} s",
                 close=CloseCode.TRY_AGAIN,
+                retry_in=wait,
             )
 
     async def ping(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:

@@ -19,7 +19,7 @@ from hub.errors import CloseCode, HubError
 from hub.logs import log_event
 from hub.metrics import UNKNOWN_OP
 from hub.session import Session, SessionState
-from hub.wire import ErrorReply, OkReply
+from hub.wire import ErrorReply, OkReply, error_body
 
 if TYPE_CHECKING:
     from hub.metrics import OpLatency
@@ -199,7 +199,7 @@ class Dispatcher:
         if log.isEnabledFor(logging.INFO):
             self._log_refused(session, op, error.code)
         if command_id is not None:
-            reply: ErrorReply = {"re": command_id, "err": {"code": error.code, "msg": error.msg}}
+            reply: ErrorReply = {"re": command_id, "err": error_body(error)}
             session.send(reply)
 
     def _log_refused(self, session: Session, op: object, code: str) -> None:

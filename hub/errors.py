@@ -39,14 +39,23 @@ class CloseCode(enum.IntEnum):
 
 
 class HubError(Exception):
-    """A command failed: ``code`` (from the contract) and ``msg`` (for people) go to the client.
-    With ``close``, the connection is then closed with that code (after the error reply)."""
+    """A command failed: ``code`` (from the contract) and ``msg`` (for people) go to the client,
+    and ``retry_in`` (whole seconds until a retry may pass) when the hub knows it. With
+    ``close``, the connection is then closed with that code (after the error reply)."""
 
-    def __init__(self, code: ErrorCode, msg: str, *, close: CloseCode | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        msg: str,
+        *,
+        close: CloseCode | None = None,
+        retry_in: int | None = None,
+    ) -> None:
         super().__init__(f"{code}: {msg}")
         self.code: ErrorCode = code
         self.msg = msg
         self.close = close
+        self.retry_in = retry_in
 
 
 class DecodeError(Exception):

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from hub.auth import Identity, Role, TokenAuthority
 from hub.broker import BrokerUnavailable
 from hub.errors import HubError
+from hub.wire import error_body
 
 # What the HTTP API answers while the broker cannot serve (Redis down), like the WebSocket ops.
 _UNAVAILABLE = HubError("unavailable", "try again shortly")
@@ -30,10 +31,9 @@ HttpHandler = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(error: HubError) -> Response:
-    """``{"err": {code, msg}}`` with the HTTP status of ``error.code`` (500 for others)."""
-    return JSONResponse(
-        {"err": {"code": error.code, "msg": error.msg}}, status_code=_STATUS.get(error.code, 500)
-    )
+    """``{"err": {code, msg}}`` (and ``retry_in`` where the error has it) with the HTTP status
+    of ``error.code`` (500 for others)."""
+    return JSONResponse({"err": error_body(error)}, status_code=_STATUS.get(error.code, 500))
 
 
 def api(handler: HttpHandler) -> HttpHandler:

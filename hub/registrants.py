@@ -5,10 +5,11 @@ A file is a header row and one row per person. Columns (names matched without re
 or surrounding spaces): the person's user id, from the first of ``user``, ``id`` and ``email``
 the header has; ``name`` (the display name); optional ``role`` (an event role: attendee,
 speaker, moderator, organizer; empty: the default role) and ``rooms`` (roles in rooms,
-``panel-1=speaker;workshop=moderator``, the items separated by ``;`` or ``,``). Other columns
-are kept as they are, for the mail merge. The file is UTF-8 with or without a byte order mark
-(as Excel writes it) or UTF-16 with one; its delimiter is ``,``, ``;`` or a tab, whichever the
-header row uses.
+``panel-1=speaker;workshop=moderator``, the items separated by ``;`` or ``,``) and ``lang`` (the
+person's preferred language for the web app, a BCP 47 tag such as ``fr`` or ``de-AT``; empty:
+none). Other columns are kept as they are, for the mail merge. The file is UTF-8 with or
+without a byte order mark (as Excel writes it) or UTF-16 with one; its delimiter is ``,``, ``;``
+or a tab, whichever the header row uses.
 
 Everything here is pure: bytes in, rows or text out; :func:`read_registrants` checks every row
 before anything is made from them, and says which line of the file is wrong and why.
@@ -26,13 +27,14 @@ from types import MappingProxyType
 from typing import Final
 
 from hub import fields
-from hub.auth import Role, TokenAuthority
+from hub.auth import Role, TokenAuthority, language_tag
 from hub.errors import HubError
 
 USER_COLUMNS: Final = ("user", "id", "email")  # the user id's column: the first one present
 NAME_COLUMN: Final = "name"
 ROLE_COLUMN: Final = "role"
 ROOMS_COLUMN: Final = "rooms"
+LANG_COLUMN: Final = "lang"
 LINK_COLUMN: Final = "link"  # the column the sign-in links are written in
 DELIMITERS: Final = ",;\t"
 _ROOM_ITEM_SEPARATORS: Final = re.compile(r"[;,]")
@@ -63,7 +65,7 @@ class RegistrantsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Registrant:
     """One person of the file, checked: the claims of their token (``user``, ``name``,
-    ``role``, ``rooms``) and their row as read (``cells``, one per header column)."""
+    ``role``, ``rooms``, ``lang``) and their row as read (``cells``, one per header column)."""
 
     line: int
     user: str
@@ -71,6 +73,7 @@ class Registrant:
     role: Role
     rooms: Mapping[str, Role] = field(hash=False)
     cells: tuple[str, ...]
+    lang: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rooms", MappingProxyType(dict(self.rooms)))
@@ -107,10 +110,16 @@ class Registrants:
 def token_for(
     person: Registrant, authority: TokenAuthority, *, ttl: float | None, now: float
 ) -> str:
-    """A token for ``person`` (their user id, name, role and rooms) signed by ``authority``,
-    issued at ``now`` and valid for ``ttl`` seconds (None: no expiry)."""
+    """A token for ``person`` (their user id, name, role, rooms and language) signed by
+    ``authority``, issued at ``now`` and valid for ``ttl`` seconds (None: no expiry)."""
     return authority.mint(
-        user=person.user, name=person.name, role=person.role, rooms=person.rooms, ttl=ttl, now=now
+        user=person.user,
+        name=person.name,
+        role=person.role,
+        rooms=person.rooms,
+        lang=person.lang,
+        ttl=ttl,
+        now=now,
     )
 
 
@@ -147,13 +156,15 @@ def read_registrants(
     *,
     role: Role = Role.ATTENDEE,
     rooms: Mapping[str, Role] | None = None,
+    lang: str | None = None,
 ) -> Registrants:
     """The people of a CSV file's bytes (see the module's docstring), each checked: a user id
     (1 to 128 characters, each at most once: ids are compared without regard to case, so one
     person's address written twice is found), a display name (1 to 64 characters on one line),
-    a known role, well-formed rooms. ``role`` is the role of people whose ``role`` cell is
-    empty or who have no such column; ``rooms`` are given to everyone, a person's own
-    ``rooms`` cell adding to them (and deciding a room both name).
+    a known role, well-formed rooms, a language tag. ``role`` is the role of people whose
+    ``role`` cell is empty or who have no such column, and ``lang`` likewise their language;
+    ``rooms`` are given to everyone, a person's own ``rooms`` cell adding to them (and deciding
+    a room both name).
 
     Raises :class:`RegistrantsError` with every row that is wrong, or the one problem that
     keeps the file from being read (not UTF-8, no header, a header without the columns, no
@@ -185,7 +196,7 @@ def read_registrants(
             problems.append(Problem(line, f"user {user!r} is on line {first} too"))
         elif any(cell.strip() for cell in row):
             try:
-                people.append(_person(line, row, header, columns, role, rooms or {}))
+                people.append(_person(line, row, header, columns, role, rooms or {}, lang))
             except ValueError as error:
                 problems.append(Problem(line, str(error)))
         line = reader.line_num + 1
@@ -205,6 +216,7 @@ class _Columns:
     name: int
     role: int | None
     rooms: int | None
+    lang: int | None
 
 
 def _decode(data: bytes) -> tuple[str, bool]:
@@ -271,6 +283,7 @@ def _columns(header: Sequence[str]) -> _Columns:
         name=index[NAME_COLUMN],
         role=index.get(ROLE_COLUMN),
         rooms=index.get(ROOMS_COLUMN),
+        lang=index.get(LANG_COLUMN),
     )
 
 
@@ -281,6 +294,7 @@ def _person(
     columns: _Columns,
     default_role: Role,
     default_rooms: Mapping[str, Role],
+    default_lang: str | None,
 ) -> Registrant:
     if len(row) > len(header):
         if any(cell.strip() for cell in row[len(header) :]):
@@ -314,7 +328,11 @@ def _person(
         own_rooms = parse_rooms(cell(columns.rooms))
     except ValueError as error:
         raise ValueError(f"rooms: {error}") from None
-    return Registrant(line, user, name, role, {**default_rooms, **own_rooms}, cells)
+    try:
+        lang = language_tag(cell(columns.lang)) if cell(columns.lang) else default_lang
+    except ValueError as error:
+        raise ValueError(f"lang: {error}") from None
+    return Registrant(line, user, name, role, {**default_rooms, **own_rooms}, cells, lang)
 
 
 def _role(label: str) -> Role:

@@ -1,5 +1,6 @@
 """The web app's files over HTTP: ``GET /`` is the page (``hub/static/index.html``) and
-``GET /static/{path}`` any file under the package's ``hub/static`` folder.
+``GET /static/{path}`` any file under the package's ``hub/static`` folder; and the languages
+the app has a catalogue of (``hub/static/app/text-<language>.js``).
 
 Starlette's :class:`~starlette.staticfiles.StaticFiles` does the serving (ETag, 304 answers to
 ``If-None-Match``, HEAD, no path outside the folder). Every answer of these routes, errors and
@@ -9,10 +10,12 @@ Content-Security-Policy and ``Cache-Control: no-cache``, so browsers revalidate 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib import resources
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -30,6 +33,9 @@ _MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
+
+# A catalogue's file: text-<language tag>.js, the tag as the lang claim takes it (hub.auth).
+_CATALOGUE = re.compile(r"text-([A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*)\.js")
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
@@ -118,6 +124,22 @@ def security_headers(host: str | None, frame_ancestors: Sequence[str] = ()) -> d
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache",
     }
+
+
+def languages_of(file_names: Iterable[str]) -> tuple[str, ...]:
+    """The languages of the catalogues among ``file_names``, sorted: the tag of each
+    ``text-<tag>.js`` (``text-de.js`` -> ``de``); other names are left out."""
+    found = (_CATALOGUE.fullmatch(name) for name in file_names)
+    return tuple(sorted(match.group(1) for match in found if match is not None))
+
+
+@functools.cache
+def catalogue_languages() -> tuple[str, ...]:
+    """The languages of the web app's message catalogues, sorted: one per file
+    ``hub/static/app/text-<tag>.js`` of the installed package (``("de", "en", "fr")``). Read
+    once per process: a catalogue added is offered from the next start."""
+    folder = resources.files("hub") / "static" / "app"
+    return languages_of(entry.name for entry in folder.iterdir())
 
 
 class SecureHeaders:

@@ -13,12 +13,25 @@ they come from clients, and :mod:`hub.fields` validates every field a handler re
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict
 
+from hub.errors import HubError
+
 
 class ErrorBody(TypedDict):
-    """What went wrong: one of the contract's error ``code``s and a message for people."""
+    """What went wrong: one of the contract's error ``code``s, a message (in English: clients
+    show their own text for the code), and for ``rate_limited`` where the hub knows it
+    ``retry_in``, whole seconds until a retry may pass."""
 
     code: str
     msg: str
+    retry_in: NotRequired[int]
+
+
+def error_body(error: HubError) -> ErrorBody:
+    """The ``err`` of a reply (or an HTTP answer) for ``error``."""
+    body: ErrorBody = {"code": error.code, "msg": error.msg}
+    if error.retry_in is not None:
+        body["retry_in"] = error.retry_in
+    return body
 
 
 class OkReply(TypedDict):

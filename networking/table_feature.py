@@ -300,6 +300,7 @@ class TableFeature:
             "room": table_id,
             "reason": reason,
             "text": text,
+            "key": f"table.{reason}",
         }
         try:
             await self.rooms.leave_room(session, table_id)

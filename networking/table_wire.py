@@ -54,10 +54,13 @@ class TableSitReply(TypedDict):
 
 
 class TableLeftEvent(TypedDict):
-    """``table.left {room, reason, text}``: the hub took this session out of a table (``closed``:
-    the event is over; ``moved``: the seat went to another session of the same person)."""
+    """``table.left {room, reason, text, key}``: the hub took this session out of a table
+    (``closed``: the event is over; ``moved``: the seat went to another session of the same
+    person). ``text`` is the hub's sentence, ``key`` names it (``table.closed``,
+    ``table.moved``) for clients that show their own."""
 
     ev: Literal["table.left"]
     room: str
     reason: Literal["closed", "moved"]
     text: str
+    key: str

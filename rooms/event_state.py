@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from hub.codec import pack, unpack
 from hub.errors import HubError
@@ -29,11 +29,13 @@ CloseHook = Callable[["EventClosed"], Awaitable[None]]
 
 
 class EventClosed(TypedDict):
-    """The stored record of the close: when (epoch seconds), by whom, the notice's text."""
+    """The stored record of the close: when (epoch seconds), by whom, the notice's text, and
+    the key of that text when it is the hub's own (``rooms.feature.EVENT_CLOSED_TEXT``)."""
 
     closed_at: float
     by: str
     text: str
+    key: NotRequired[str]
 
 
 class EventState:
@@ -61,11 +63,14 @@ class EventState:
         if self.record is not None:
             raise HubError("closed", f"the event is over: {what} closed")
 
-    async def close(self, by: str, text: str) -> tuple[EventClosed, bool]:
+    async def close(self, by: str, text: str, key: str | None = None) -> tuple[EventClosed, bool]:
         """Close the event (once, whoever calls): the record, and whether this call closed it.
-        This node's hooks have run once it returns, unless one failed (it is tried again at
-        each :meth:`poll`); the other nodes' run within a second."""
+        ``key`` names ``text`` when the hub wrote it. This node's hooks have run once it
+        returns, unless one failed (it is tried again at each :meth:`poll`); the other nodes'
+        run within a second."""
         record: EventClosed = {"closed_at": round(time.time(), 3), "by": by, "text": text}
+        if key is not None:
+            record["key"] = key
         existing = await self.store.set_if_absent(EVENT_CLOSED_KEY, pack(record))
         if existing is not None:
             record = unpack(existing)

@@ -47,6 +47,9 @@ from rooms.wire import (
 
 MAX_ANNOUNCE = 2000
 EVENT_CLOSED_TEXT = "The event is over. Thank you for taking part!"
+# Names EVENT_CLOSED_TEXT on the wire (a notice's and event.closed's `key`): clients with a
+# catalogue show their own text for it, in their person's language.
+EVENT_CLOSED_TEXT_KEY = "event.closed"
 # The newest notices of a room the join snapshot carries (a log kept apart from the history).
 NOTICES_KEPT = 20
 PRESENCE_PAGE_DEFAULT = 100
@@ -379,11 +382,17 @@ class RoomsFeature:
             log.warning("notice %s of %s left out of its snapshot log", seq, room_id, exc_info=True)
         return seq
 
-    async def close_event(self, by: str, text: str) -> EventCloseReply:
+    async def close_event(self, by: str, text: str | None = None) -> EventCloseReply:
         """Close the event (see :mod:`rooms.event_state`) and post its notice in the lobby,
-        once however often this runs (a retry completes a close a failure interrupted)."""
-        record, first = await self.event.close(by, text)
+        once however often this runs (a retry completes a close a failure interrupted). The
+        notice is ``text``, or without one the hub's :data:`EVENT_CLOSED_TEXT` with its key."""
+        if text is None:
+            record, first = await self.event.close(by, EVENT_CLOSED_TEXT, EVENT_CLOSED_TEXT_KEY)
+        else:
+            record, first = await self.event.close(by, text)
         published: NoticeFields = {"text": record["text"], "from": record["by"]}
+        if "key" in record:
+            published["key"] = record["key"]
         seq, _ = await self.node.publish_event_once(LOBBY, "notice", published, "event-closed")
         event: NoticeEvent = {"ev": "notice", "room": LOBBY, "seq": seq, **published}
         await self.node.store.log_append(notices_key(LOBBY), seq, pack(event), max_len=NOTICES_KEPT)
@@ -395,6 +404,8 @@ class RoomsFeature:
             "closed_at": record["closed_at"],
             "text": record["text"],
         }
+        if "key" in record:
+            closed["key"] = record["key"]
         for sessions in list(self.node.users.values()):
             for session in list(sessions.values()):
                 session.send(closed)
@@ -432,7 +443,9 @@ class RoomsFeature:
     async def _http_close_event(self, request: Request) -> Response:
         user = organizer(request, self._authority())
         body = await json_body(request) if await request.body() else {}
-        text = fields.text(body.get("text", EVENT_CLOSED_TEXT), "text", MAX_ANNOUNCE)
+        text = body.get("text")
+        if text is not None:
+            text = fields.text(text, "text", MAX_ANNOUNCE)
         return JSONResponse(await self.close_event(user, text))
 
     async def require_moderator_token(self, request: Request, room: str, what: str) -> None:

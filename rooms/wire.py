@@ -149,25 +149,34 @@ class AnnounceReply(TypedDict):
 
 
 # ``from`` is a Python keyword: these two are spelt the functional way.
-NoticeFields = TypedDict("NoticeFields", {"text": str, "from": str})
-NoticeFields.__doc__ = """The fields of a stored ``notice``: ``{text, from}`` (``from``: the
-sender's user id)."""
+NoticeFields = TypedDict("NoticeFields", {"text": str, "from": str, "key": NotRequired[str]})
+NoticeFields.__doc__ = """The fields of a stored ``notice``: ``{text, from, key?}`` (``from``: the
+sender's user id; ``key``: present when the hub wrote ``text``, naming it for clients that
+show their own text in their person's language)."""
 
 NoticeEvent = TypedDict(
     "NoticeEvent",
-    {"ev": Literal["notice"], "room": str, "seq": int, "text": str, "from": str},
+    {
+        "ev": Literal["notice"],
+        "room": str,
+        "seq": int,
+        "text": str,
+        "from": str,
+        "key": NotRequired[str],
+    },
 )
-NoticeEvent.__doc__ = """``notice {room, seq, text, from}`` (stored), as members get it and the
-join snapshot's ``notices`` keeps it."""
+NoticeEvent.__doc__ = """``notice {room, seq, text, from, key?}`` (stored), as members get it and
+the join snapshot's ``notices`` keeps it."""
 
 
 class EventClosedEvent(TypedDict):
-    """``event.closed {closed_at, text}`` (ephemeral): the organizers closed the event; every
-    connected session gets it once, whatever rooms it is in."""
+    """``event.closed {closed_at, text, key?}`` (ephemeral): the organizers closed the event;
+    every connected session gets it once, whatever rooms it is in. ``key`` as in a notice."""
 
     ev: Literal["event.closed"]
     closed_at: float
     text: str
+    key: NotRequired[str]
 
 
 class EventCloseReply(TypedDict):

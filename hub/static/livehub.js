@@ -16,13 +16,16 @@ export const OUTBOX_MAX = 100;
 /** Hello errors no retry can fix. */
 const FATAL_HELLO = new Set(["unauthorized", "forbidden", "bad_request"]);
 
-/** A command's error: a protocol error code, or `timeout`, `disconnected` or `closed`. */
+/** A command's error: a protocol error code, or `timeout`, `disconnected` or `closed`; `msg` is
+ * the hub's message (English, for logs: people are shown a text for the code), and `retryIn`
+ * the seconds until a retry may pass when the hub said (`rate_limited`'s `retry_in`), else null. */
 export class HubError extends Error {
-  constructor(code, msg) {
+  constructor(code, msg, { retry_in: retryIn = null } = {}) {
     super(`${code}: ${msg}`);
     this.name = "HubError";
     this.code = code;
     this.msg = msg;
+    this.retryIn = typeof retryIn === "number" && retryIn > 0 ? retryIn : null;
   }
 }
 
@@ -390,7 +393,7 @@ export class Hub {
       const entry = this._pending.get(message.re);
       if (!entry) return;
       this._pending.delete(message.re);
-      if (message.err) return entry.reject(new HubError(String(message.err.code || "internal"), String(message.err.msg || "")));
+      if (message.err) return entry.reject(new HubError(String(message.err.code || "internal"), String(message.err.msg || ""), message.err));
       const ok = message.ok && typeof message.ok === "object" ? message.ok : {};
       if (entry.join) this._joined(entry.join, ok, Boolean(entry.rejoin));
       return entry.resolve(ok);
@@ -526,9 +529,8 @@ export class Hub {
         entry.sending = false;
         if (!this._outbox.includes(entry)) return;
         if (RETRIED.has(error.code) && this.state !== "closed") {
-          // The hub names its wait ("slow mode: wait 3 s"); else back off.
-          const wait = /wait (\d+(?:\.\d+)?) ?s/.exec(error.msg || "");
-          entry.due = Date.now() + (wait ? Number(wait[1]) * 1000 : Math.min(10_000, 250 * 2 ** Math.min(++entry.tries, 6)));
+          // The hub says its wait (slow mode, the chat rate: `retry_in`); else back off.
+          entry.due = Date.now() + (error.retryIn ? error.retryIn * 1000 : Math.min(10_000, 250 * 2 ** Math.min(++entry.tries, 6)));
           // A reply lost with its connection: the retry waits for the next one.
           if (error.code === "timeout" && ws === this._ws) this._drop(ws, "chat.send timed out");
         } else {

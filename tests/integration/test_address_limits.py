@@ -25,11 +25,13 @@ async def hello(hub: HubProcess, address: str | None, **fields: Any) -> tuple[di
 
 
 async def refused_and_closed(hub: HubProcess, address: str | None, **fields: Any) -> str:
-    """A hello from ``address`` that gets ``rate_limited`` and then close 1013 (try again
-    later, which clients take as a reason to reconnect after a pause): the error's text."""
+    """A hello from ``address`` that gets ``rate_limited`` with its ``retry_in`` and then close
+    1013 (try again later, which clients take as a reason to reconnect after a pause): the
+    error's text."""
     reply, (reader, writer) = await hello(hub, address, **fields)
     try:
         assert reply["err"]["code"] == "rate_limited", reply
+        assert reply["err"]["retry_in"] >= 1  # the wait, for clients that say it themselves
         assert await close_code(reader) == 1013
     finally:
         writer.close()

@@ -17,6 +17,7 @@ from hub.auth import (
     TokenAuthority,
     generate_secret,
     guest_identity,
+    language_tag,
 )
 from hub.errors import HubError
 
@@ -503,3 +504,49 @@ def test_renew_is_refused_once_the_sign_in_is_too_old(authority: TokenAuthority)
     with pytest.raises(HubError) as info:
         authority.renew(renewed, now=NOW + WEEK + 1, max_age=WEEK)
     assert info.value.code == "forbidden"
+
+
+# -- the language claim -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["fr", "de-AT", "zh-Hant-TW", "sr-Latn", "gsw", "es-419", "EN-gb"])
+def test_a_lang_claim_is_kept_as_written(authority: TokenAuthority, tag: str) -> None:
+    token = authority.mint(user="u1", name="Ada", role="attendee", lang=tag, now=NOW)
+    assert renew_claims(token)["lang"] == tag
+    assert authority.verify(token, now=NOW).lang == tag
+
+
+def test_a_token_without_lang_has_none(authority: TokenAuthority) -> None:
+    token = authority.mint(user="u1", name="Ada", role="attendee", now=NOW)
+    assert "lang" not in renew_claims(token)
+    assert authority.verify(token, now=NOW).lang is None
+
+
+BAD_TAGS = ["", "f", "fr_FR", "fr-", "-fr", "français", "fr-CA-", "123", "de-AT-" + "x" * 9]
+
+
+@pytest.mark.parametrize("tag", [*BAD_TAGS, "a" * 2 + "-abcdefgh" * 4, 7, None, ["fr"]])
+def test_a_token_with_an_unfit_lang_is_invalid(authority: TokenAuthority, tag: object) -> None:
+    assert "lang" in rejected(authority, sign(claims(lang=tag)))
+
+
+@pytest.mark.parametrize("tag", BAD_TAGS)
+def test_mint_and_language_tag_refuse_an_unfit_lang(authority: TokenAuthority, tag: str) -> None:
+    with pytest.raises(ValueError, match="language tag"):
+        authority.mint(user="u1", name="Ada", role="attendee", lang=tag, now=NOW)
+    with pytest.raises(ValueError, match="language tag"):
+        language_tag(tag)
+
+
+def test_lang_takes_no_part_in_comparisons(authority: TokenAuthority) -> None:
+    french = authority.verify(sign(claims(lang="fr")), now=NOW)
+    plain = authority.verify(sign(claims()), now=NOW)
+    assert french == plain and hash(french) == hash(plain)
+
+
+def test_renew_keeps_the_lang(authority: TokenAuthority) -> None:
+    first = authority.mint(user="u1", name="Ada", role="attendee", lang="de-AT", ttl=3600, now=NOW)
+    who = authority.verify(first, now=NOW)
+    token, _ = authority.renew(who, now=NOW + 3000, max_age=WEEK)
+    assert renew_claims(token)["lang"] == "de-AT"
+    assert authority.verify(token, now=NOW + 3001).lang == "de-AT"

@@ -33,6 +33,11 @@ def test_token_prints_a_token_the_hub_accepts(capsys: pytest.CaptureFixture[str]
     assert identity.expires_at is not None
 
 
+def test_token_lang_puts_the_language_in_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--user", "u1", "--name", "Bo", "--lang", "fr", "--secret", SECRET]) == 0
+    assert TokenAuthority(SECRET).verify(capsys.readouterr().out.strip()).lang == "fr"
+
+
 def test_token_reads_the_secret_from_the_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,6 +109,7 @@ def test_sign_in_link_keeps_the_token_as_given() -> None:
         (["token", "--user", "u1", "--name", "Bo"], "HUB_SECRET"),
         (["token", "--user", "u1", "--name", "Bo", "--secret", "short"], "32"),
         (["token", "--user", "u1", "--name", "Bo", "--secret", SECRET, "--room", "x"], "ROOM=ROLE"),
+        (["token", "--user", "u1", "--name", "Bo", "--secret", SECRET, "--lang", "fr_FR"], "tag"),
         (["serve", "--workers", "2"], "--redis"),
         (["serve", "--secret", "short"], "32"),
     ],

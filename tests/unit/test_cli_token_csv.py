@@ -76,6 +76,7 @@ def test_csv_writes_every_row_with_a_link_that_signs_its_person_in(
         ),
         ("kim@example.org", "Kim, Lee", Role.ORGANIZER, {}),
     ]
+    assert [identity.lang for identity in identities] == ["en", "de", None]
     assert {identity.expires_at for identity in identities} == {expires}
     assert err == f"hub: 3 sign-in links, expiring at {until[:-1]}:00Z\n"
 
@@ -93,6 +94,21 @@ def test_role_and_room_options_are_everyones_defaults(
         (Role.SPEAKER, {"lobby-2": Role.MODERATOR}, None),
         (Role.MODERATOR, {"lobby-2": Role.MODERATOR}, None),
     ]
+
+
+def test_lang_is_the_language_of_rows_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = people_file(tmp_path, "user,name,lang\nu1,Ada,\nu2,Bo,de-AT\n")
+    assert token_csv(path, *LINK, "--ttl", "0", "--lang", "fr") == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out, newline="")))
+    authority = TokenAuthority(SECRET)
+    assert [authority.verify(row[-1].split("#token=")[1]).lang for row in rows[1:]] == [
+        "fr",
+        "de-AT",
+    ]
+    assert token_csv(path, *LINK, "--ttl", "0", "--lang", "fr_FR") == 2
+    assert "--lang: 'fr_FR' is not a language tag" in capsys.readouterr().err
 
 
 def test_out_writes_a_file_only_its_owner_may_read(

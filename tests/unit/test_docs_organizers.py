@@ -72,6 +72,7 @@ def test_the_people_example_is_read_as_the_doc_says() -> None:
         ("zoe@example.org", "Zoë Müller", Role.ATTENDEE, {"workshop-grants": Role.MODERATOR}),
         ("kim@example.org", "Kim Lee", Role.ATTENDEE, {}),
     ]
+    assert [p.lang for p in people] == ["en", "de", "en"]
 
 
 def test_the_hub_token_commands_run(

@@ -9,6 +9,7 @@ from helpers import Client, connect, new_session, running, token
 from hub.app import create_app
 from hub.auth import Role
 from rooms.event_state import EVENT_CLOSED_KEY
+from rooms.feature import EVENT_CLOSED_TEXT
 from rooms.model import LOBBY
 
 
@@ -85,3 +86,31 @@ async def test_a_close_hook_that_failed_runs_again_at_the_next_look() -> None:
         assert runs == ["tried", "steady", "tried"]
         await hub.rooms.event.poll()
         assert runs == ["tried", "steady", "tried"]  # done: not again
+
+
+async def test_a_close_without_text_posts_the_hubs_own_notice_with_its_key() -> None:
+    async with running("n1") as [hub]:
+        ada = await connect(hub, "ada")
+        await ada.ok("join", room=LOBBY)
+        org = hub.authority.mint(user="org", name="Org", role="organizer", ttl=None)
+        transport = httpx.ASGITransport(app=create_app(hub.config, hub))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            closed = await http.post("/api/event/close", headers={"Authorization": f"Bearer {org}"})
+        assert closed.status_code == 200
+        events = ada.collect()
+        (told,) = [e for e in events if e.get("ev") == "event.closed"]
+        (notice,) = [e for e in events if e.get("ev") == "notice"]
+        for event in (told, notice):
+            assert (event["text"], event["key"]) == (EVENT_CLOSED_TEXT, "event.closed")
+        joined = await ada.ok("join", room=LOBBY)
+        assert joined["snapshot"]["notices"][-1]["key"] == "event.closed"
+
+
+async def test_a_notice_an_organizer_wrote_has_no_key() -> None:
+    async with running("n1") as [hub]:
+        ada = await connect(hub, "ada")
+        await ada.ok("join", room=LOBBY)
+        await hub.rooms.close_event("org", "Thanks, all!")
+        events = ada.collect()
+        assert [e for e in events if "key" in e] == []
+        assert [e["text"] for e in events if e.get("ev") == "notice"] == ["Thanks, all!"]

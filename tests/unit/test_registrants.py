@@ -264,7 +264,20 @@ def test_each_link_carries_its_rows_identity_and_the_other_columns_stay() -> Non
         ),
         ("kim@example.org", "Kim; Lee", Role.ORGANIZER, {}),
     ]
+    assert [identity.lang for identity in identities] == ["en", "de", None]
     assert all(identity.expires_at == NOW + 3600 for identity in identities)
+
+
+def test_the_lang_column_gives_a_language_and_the_default_fills_in() -> None:
+    people = read("user,name,Lang\nu1,Ada, fr-CA \nu2,Bo,\n", lang="de")
+    assert [person.lang for person in people.people] == ["fr-CA", "de"]
+    assert [person.lang for person in read("user,name\nu1,Ada\n").people] == [None]
+
+
+def test_a_lang_that_is_no_language_tag_is_named_by_its_line() -> None:
+    assert problems_of("user,name,lang\nu1,Ada,fr\nu2,Bo,français\n") == [
+        Problem(3, "lang: 'français' is not a language tag (such as fr or de-AT)")
+    ]
 
 
 def test_a_token_without_ttl_never_expires() -> None:

@@ -16,7 +16,14 @@ import pytest
 from hub.app import Hub
 from hub.auth import Role
 from hub.memory import MemoryBroker
-from networking.table_feature import SIT_GRACE, TableFeature, holders_key, seats_key
+from networking.table_feature import (
+    CLOSED_TEXT,
+    MOVED_TEXT,
+    SIT_GRACE,
+    TableFeature,
+    holders_key,
+    seats_key,
+)
 from rooms.dead_nodes import DeadNodes
 from tests.unit.helpers import TIMEOUT, Client, connect, new_session, next_event, running
 
@@ -205,7 +212,8 @@ async def test_a_persons_new_session_takes_their_seat_over(rooms_file: str) -> N
         ada_new = await connect(hub2, "ada")
         await ada_new.ok("join", room="t2")
         left = await next_event(ada_old, "table.left", room="t2")
-        assert left["reason"] == "moved"
+        assert (left["reason"], left["key"]) == ("moved", "table.moved")
+        assert left["text"] == MOVED_TEXT
         assert await hub1.node.store.set_size(seats_key("t2")) == 2
         assert await seated(hub1, "t2") == {"ada", "bo"}
         await asyncio.wait_for(_until_out(ada_old, "t2"), 10)
@@ -280,7 +288,8 @@ async def test_closing_the_event_empties_the_tables_with_a_notice(rooms_file: st
         await hub2.rooms.event.poll()  # the other node learns of it (its timer, run now)
         for client in (ada, bo):
             left = await next_event(client, "table.left", room="t1")
-            assert left["reason"] == "closed"
+            assert (left["reason"], left["key"]) == ("closed", "table.closed")
+            assert left["text"] == CLOSED_TEXT
             assert "t1" not in client.session.rooms
         store = hub1.node.store
         assert await store.set_size(seats_key("t1")) == 0

@@ -15,7 +15,13 @@ import starlette.responses
 
 from hub.app import HubApp, create_app
 from hub.config import HubConfig
-from hub.web import content_security_policy, framing_origins, web_host
+from hub.web import (
+    catalogue_languages,
+    content_security_policy,
+    framing_origins,
+    languages_of,
+    web_host,
+)
 
 SECRET = "web-test-secret-0123456789abcdef-0123456789"
 HOST = "hub.example.org:8443"
@@ -154,15 +160,30 @@ async def test_static_files_are_read_only(http: httpx.AsyncClient) -> None:
     assert_secured(response)
 
 
-async def test_api_hub_says_whether_guests_are_admitted() -> None:
+async def test_api_hub_says_whether_guests_are_admitted_and_the_apps_languages() -> None:
     version = metadata.version("livehub")
+    languages = list(catalogue_languages())
     trial = create_app(HubConfig())  # no secret: guests by default
     for hub_app, guests in ((app(), False), (app(guests=True), True), (trial, True)):
         transport = httpx.ASGITransport(app=hub_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
             reply = await client.get("/api/hub")
+            # Each language listed is a catalogue the app can load.
+            for language in reply.json()["languages"]:
+                catalogue = await client.get(f"/static/app/text-{language}.js")
+                assert catalogue.status_code == 200
         assert reply.status_code == 200
-        assert reply.json() == {"guests": guests, "version": version}
+        assert reply.json() == {"guests": guests, "version": version, "languages": languages}
+    assert "en" in languages and languages == sorted(languages)
+
+
+def test_the_languages_are_the_catalogues_files() -> None:
+    names = ["text-en.js", "text-de-AT.js", "text-fr.js", "text-.js", "texts.js", "text-fr.js~"]
+    assert languages_of([*names, "text-fr_FR.js", "main.js", "text-en.json"]) == (
+        "de-AT",
+        "en",
+        "fr",
+    )
 
 
 def test_websockets_reach_the_endpoint_past_any_middleware() -> None:

@@ -35,9 +35,9 @@ export function mountBreakoutBanner(container, session, roomId) {
     const rooms = round.rooms.map(({ id, title }) => {
       const mine = round.assigned === id;
       const go = (manage || mine || round.assign === "self" || !round.assigned) && button(t("breakout.join", { title }), () => session.navigate(id), { class: mine ? "primary small" : "small" });
-      return h("li", {}, h("span", { text: title }), mine && h("span", { class: "badge", text: t("breakout.yours") }), go);
+      return h("li", {}, h("span", { dir: "auto", text: title }), mine && h("span", { class: "badge", text: t("breakout.yours") }), go);
     });
-    const text = h("input", { type: "text", maxlength: "2000" });
+    const text = h("input", { type: "text", maxlength: "2000", dir: "auto" });
     const broadcast = async (event) => {
       event.preventDefault();
       const value = text.value.trim();

@@ -15,14 +15,16 @@ const WINDOW_MAX = 450; // message nodes at most while reading back
 const STEP = 100; // how far the window moves at one of its ends
 const NEAR = 60; // px from an end of the log that count as being there
 
-export function mountChat(container, session, roomId) {
+/** The chat of `roomId` in `container`, its box holding `draft` (what was typed in an earlier
+ * drawing); returns its remover, with `focus()` and `draft()` (what is typed now). */
+export function mountChat(container, session, roomId, draft = "") {
   const log = h("ol", { class: "chat-log", role: "log", "aria-label": t("chat.log") });
   const start = h("p", { class: "hint" });
   const pending = h("ol", { class: "chat-pending", "aria-label": t("chat.pending") });
   const scroller = h("div", { class: "chat-scroll", role: "region", tabindex: "0", "aria-label": t("chat.scroll") }, start, log, pending);
   const jump = button(t("chat.newMessages"), () => follow(), { class: "jump", hidden: true });
   const state = h("p", { class: "hint", "aria-live": "polite" });
-  const input = h("textarea", { rows: "2", maxlength: "2000", "aria-label": t("chat.message"), placeholder: t("chat.placeholder") });
+  const input = h("textarea", { rows: "2", maxlength: "2000", "aria-label": t("chat.message"), placeholder: t("chat.placeholder"), value: draft, dir: "auto" });
   const form = h("form", { class: "chat-form" }, input, h("button", { type: "submit", class: "primary", text: t("chat.send") }));
   container.append(h("div", { class: "chat" }, state, scroller, jump, form));
 
@@ -80,7 +82,7 @@ export function mountChat(container, session, roomId) {
     const node = h(
       "li",
       { class: mine ? "msg mine" : "msg" },
-      h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: name }), badge, h("time", { datetime: new Date(msg.ts * 1000).toISOString(), text: clock(msg.ts) })),
+      h("p", { class: "msg-head" }, h("span", { class: "msg-name", dir: "auto", text: name }), badge, h("time", { datetime: new Date(msg.ts * 1000).toISOString(), text: clock(msg.ts) })),
       h("p", { class: "msg-text", dir: "auto" }, linkedText(msg.text)),
       actions,
     );
@@ -124,7 +126,7 @@ export function mountChat(container, session, roomId) {
         h(
           "li",
           { class: "msg pending" },
-          h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: session.hub.user.name }), h("span", { class: "hint", text: t(offline ? "chat.waiting" : "chat.sending") })),
+          h("p", { class: "msg-head" }, h("span", { class: "msg-name", dir: "auto", text: session.hub.user.name }), h("span", { class: "hint", text: t(offline ? "chat.waiting" : "chat.sending") })),
           h("p", { class: "msg-text", dir: "auto", text: item.text }),
         ),
       ),
@@ -145,5 +147,5 @@ export function mountChat(container, session, roomId) {
   }
 
   const stop = watchAll(session.store, [`chat:${roomId}`, `room:${roomId}`, "status"], render);
-  return Object.assign(stop, { focus: () => input.focus() });
+  return Object.assign(stop, { focus: () => input.focus(), draft: () => input.value });
 }

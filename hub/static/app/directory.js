@@ -7,7 +7,7 @@
 
 import { button, field, h, replace, uniqueId } from "./dom.js";
 import { errorText } from "./session.js";
-import { t } from "./strings.js";
+import { currentLanguage, t } from "./strings.js";
 
 // ISO 3166-1 alpha-2, as the hub accepts them.
 const COUNTRY_CODES = `AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
@@ -19,20 +19,21 @@ PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
 TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW`.split(/\s+/);
 const PAGE = 20;
 
-let regions = null;
+let regions = null; // the country names of one language: {language, names}
 /** A country's name in the page's language (its code where the browser has no names). */
 function countryName(code) {
   try {
-    regions ||= new Intl.DisplayNames(["en"], { type: "region" });
-    return regions.of(code) || code;
+    if (regions?.language !== currentLanguage()) regions = { language: currentLanguage(), names: new Intl.DisplayNames([currentLanguage()], { type: "region" }) };
+    return regions.names.of(code) || code;
   } catch {
     return code;
   }
 }
 
-/** A `<select>` of the countries by name, with a first option for none. */
+/** A `<select>` of the countries by name, in the page's language's order, with a first option
+ * for none. */
 function countrySelect(noneText) {
-  const countries = COUNTRY_CODES.map((code) => ({ code, name: countryName(code) })).sort((a, b) => a.name.localeCompare(b.name));
+  const countries = COUNTRY_CODES.map((code) => ({ code, name: countryName(code) })).sort((a, b) => a.name.localeCompare(b.name, currentLanguage()));
   return h("select", {}, h("option", { value: "", text: noneText }), countries.map(({ code, name }) => h("option", { value: code, text: name })));
 }
 
@@ -109,7 +110,7 @@ function build(container, session, mine, interests) {
       { class: "profile-card" },
       h("h3", { dir: "auto", text: profile.name }),
       where && h("p", { class: "hint", dir: "auto", text: where }),
-      profile.interests.length > 0 && h("p", { "aria-label": t("directory.interestsOf", { name: profile.name }) }, profile.interests.map((name) => h("span", { class: "badge", text: name }))),
+      profile.interests.length > 0 && h("p", { "aria-label": t("directory.interestsOf", { name: profile.name }) }, profile.interests.map((name) => h("span", { class: "badge", dir: "auto", text: name }))),
       profile.bio && h("p", { class: "profile-bio", dir: "auto", text: profile.bio }),
       profile.contact &&
         profile.user !== me &&

@@ -10,7 +10,7 @@ import { watchAll } from "./store.js";
 export function mountMessages(container, session) {
   const list = h("ul", { class: "conversations", "aria-label": t("dm.conversations") });
   const empty = h("p", { class: "empty", text: t("dm.none") });
-  const input = h("textarea", { rows: "2", maxlength: "2000", "aria-label": t("dm.message") });
+  const input = h("textarea", { rows: "2", maxlength: "2000", "aria-label": t("dm.message"), dir: "auto" });
   const send = h("button", { type: "submit", class: "primary", text: t("dm.send") });
   const log = h("ol", { class: "dm-log", role: "log", "aria-label": t("dm.log") });
   const title = h("h3");
@@ -35,7 +35,7 @@ export function mountMessages(container, session) {
     empty.hidden = sorted.length > 0;
     // Rows are kept (and so is the focus on one) while their text changes.
     keyed(list, rows, sorted, (c) => c.with, (c) => {
-      const label = h("span", { class: "row-name" });
+      const label = h("span", { class: "row-name", dir: "auto" });
       const unread = h("span", { class: "count" });
       const row = h("button", { type: "button", class: "row-button", onclick: () => session.openConversation(c.with, c.name) }, label, unread);
       return {
@@ -63,7 +63,7 @@ export function mountMessages(container, session) {
       node: h(
         "li",
         { class: m.from === me ? "msg mine" : "msg" },
-        h("p", { class: "msg-head" }, h("span", { class: "msg-name", text: m.from === me ? t("dm.me") : m.name }), h("time", { text: clock(m.ts) })),
+        h("p", { class: "msg-head" }, h("span", { class: "msg-name", dir: "auto", text: m.from === me ? t("dm.me") : m.name }), h("time", { text: clock(m.ts) })),
         h("p", { class: "msg-text", dir: "auto" }, linkedText(m.text)),
       ),
     }));

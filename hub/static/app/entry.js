@@ -3,8 +3,11 @@
 import { field, h } from "./dom.js";
 import { t } from "./strings.js";
 
-export function mountEntry(main, { guests, problem, join }) {
-  const name = h("input", { type: "text", required: true, maxlength: "64", autocomplete: "nickname", autofocus: true });
+/** The sign-in page in `main`: `problem` (a text) says why the person is here again, `typed`
+ * is a name typed on it before (the page drawn again in another language), `join(name)` signs
+ * a guest in. Returns its remover, which with `{keep: true}` returns `{name}` as typed. */
+export function mountEntry(main, { guests, problem, typed = "", join }) {
+  const name = h("input", { type: "text", required: true, maxlength: "64", autocomplete: "nickname", autofocus: true, value: typed, dir: "auto" });
   const submit = h("button", { type: "submit", class: "primary", text: t("entry.join") });
   const onsubmit = async (event) => {
     event.preventDefault();
@@ -24,5 +27,5 @@ export function mountEntry(main, { guests, problem, join }) {
       guests ? [h("p", { text: t("entry.guestIntro") }), h("form", { class: "entry-form", onsubmit }, field(t("entry.name"), name, t("entry.nameHint")), submit)] : h("p", { text: t("entry.needLink") }),
     ),
   );
-  return () => {};
+  return ({ keep = false } = {}) => (keep ? { name: name.value } : undefined);
 }

@@ -22,6 +22,7 @@ function section(id, title, body = h("div")) {
 
 export function mountLobby(main, session) {
   session.localMedia.stopAll(); // the lobby has no media: the camera goes off
+  document.title = t("page.title");
   const lobby = session.lobby;
   const notices = h("div");
   const [sessionsSection, sessions] = section("lobby-sessions", t("lobby.sessions"), h("ul", { class: "room-cards" }));
@@ -58,7 +59,7 @@ export function mountLobby(main, session) {
               return h(
                 "li",
                 { class: "room-card" },
-                h("h3", {}, h("a", { href: `#/room/${encodeURIComponent(room.id)}`, text: room.title })),
+                h("h3", {}, h("a", { href: `#/room/${encodeURIComponent(room.id)}`, dir: "auto", text: room.title })),
                 h("p", {}, h("span", { class: "badge", text: t(`kind.${room.kind}`) }), " ", t("lobby.members", { count: room.members || 0 })),
                 stage && h("p", { class: "hint", text: t("lobby.onStage", { names: stage }) }),
                 away && h("p", { class: "hint", text: t("lobby.inBreakouts", { count: away }) }),

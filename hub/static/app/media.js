@@ -12,6 +12,16 @@ const SOURCES = {
   screen: ["video", () => navigator.mediaDevices.getDisplayMedia({ video: true })],
 };
 
+/** Why a capture of `kind` ("audio", "video") failed, in the page's language: the browser's
+ * reasons people can act on by name, its own (English) message for the rest. */
+function captureFailure(error, kind) {
+  const name = error?.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return t(`media.denied.${kind}`);
+  if (name === "NotFoundError" || name === "OverconstrainedError") return t(`media.missing.${kind}`);
+  if (name === "NotReadableError") return t(`media.busy.${kind}`);
+  return t("media.failed", { reason: error?.message || String(error) });
+}
+
 /** The person's own tracks (camera, microphone, screen), shared by the rooms they visit. */
 export class LocalMedia {
   constructor(session) {
@@ -62,8 +72,7 @@ export class LocalMedia {
         track = stream.getTracks().find((each) => each.kind === kind);
         for (const other of stream.getTracks()) if (other !== track) other.stop();
       } catch (error) {
-        const denied = error?.name === "NotAllowedError" || error?.name === "SecurityError";
-        this.session.toast(denied ? t(`media.denied.${kind}`) : t("media.failed", { reason: error?.message || error }), "error");
+        this.session.toast(captureFailure(error, kind), "error");
       }
       if (!track) return (this._wanted[source] = false);
       this[source] = track;

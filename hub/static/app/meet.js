@@ -6,7 +6,7 @@
  * `match.found` it goes into the meeting's room, on `match.ended` back to the lobby.
  */
 
-import { button, field, h, replace, setText } from "./dom.js";
+import { button, field, h, replace, setAttr, setText } from "./dom.js";
 import { countdown, t } from "./strings.js";
 import { watchAll } from "./store.js";
 import { countdownIn } from "./ticker.js";
@@ -158,10 +158,10 @@ function mountCards(session, meet) {
           h(
             "li",
             { class: "meet-card" },
-            h("strong", { text: card.name }),
-            card.organisation && h("span", { text: card.organisation }),
-            card.email && h("span", { text: card.email }),
-            card.link && h("span", { text: card.link }),
+            h("strong", { dir: "auto", text: card.name }),
+            card.organisation && h("span", { dir: "auto", text: card.organisation }),
+            card.email && h("span", { dir: "auto", text: card.email }),
+            card.link && h("span", { dir: "auto", text: card.link }),
           ),
         ),
       ),
@@ -217,14 +217,17 @@ function mountMeetingBar(session, meet) {
     }
     session.store.touch(TOPIC);
   });
-  const leave = button(t("meet.leave"), () => session.act("match.end", { room: meet.meeting.room }), { class: "danger" });
-  const bar = h("section", { id: "meet-bar", class: "meet-bar", hidden: true, "aria-label": t("meet.barLabel") }, who, left, note, extend, leave);
+  const leave = button("", () => session.act("match.end", { room: meet.meeting.room }), { class: "danger" });
+  const bar = h("section", { id: "meet-bar", class: "meet-bar", hidden: true }, who, left, note, extend, leave);
   document.getElementById("meet-bar")?.remove(); // a previous sign-in's
   document.getElementById("main")?.before(bar);
-  watchAll(session.store, [TOPIC, "view"], () => {
+  // Outside the views: drawn again in another language by itself.
+  watchAll(session.store, [TOPIC, "view", "language"], () => {
     const meeting = meet.meeting;
     bar.hidden = !(meet.phase === "meeting" && meeting && session.current === meeting.room);
     if (bar.hidden) return;
+    setAttr(bar, "aria-label", t("meet.barLabel"));
+    setText(leave, t("meet.leave"));
     setText(who, t("meet.with", { names: names(meeting.with) }));
     countdownIn(left, meeting.ends_at, (seconds) => t("meet.endsIn", { time: countdown(seconds) }));
     setText(extend, t("meet.extend", { count: meeting.minutes }));

@@ -1,7 +1,7 @@
 /** A room's announcements, newest first (screen readers hear new ones through the announcer). */
 
 import { h, replace } from "./dom.js";
-import { t } from "./strings.js";
+import { hubText, t } from "./strings.js";
 import { watchAll } from "./store.js";
 
 export function mountNotices(container, session, roomId, limit = 3) {
@@ -10,6 +10,6 @@ export function mountNotices(container, session, roomId, limit = 3) {
   return watchAll(session.store, [`notices:${roomId}`], () => {
     const notices = session.room(roomId)?.notices.slice(-limit).reverse() || [];
     list.hidden = !notices.length;
-    replace(list, notices.map((n) => h("li", { class: "notice" }, h("strong", { text: t("notice.label") }), " ", h("span", { dir: "auto", text: n.text }))));
+    replace(list, notices.map((n) => h("li", { class: "notice" }, h("strong", { text: t("notice.label") }), " ", h("span", { dir: "auto", text: hubText(n) }))));
   });
 }

@@ -53,7 +53,7 @@ export function mountPeople(container, session, roomId, openMessages) {
     const shown = members.slice(first, last).map((member, offset) => ({ member, index: first + offset }));
     keyed(rows, drawnRows, shown, ({ member }) => member.sid, ({ member }) => {
       const badge = h("span");
-      const pick = h("button", { type: "button", class: "row-button", onclick: () => ((selected = member), draw()) }, h("span", { class: "row-name", text: member.name }), member.user === room.me && h("span", { class: "hint", text: t("people.you") }), badge);
+      const pick = h("button", { type: "button", class: "row-button", onclick: () => ((selected = member), draw()) }, h("span", { class: "row-name", dir: "auto", text: member.name }), member.user === room.me && h("span", { class: "hint", text: t("people.you") }), badge);
       const row = h("div", { role: "listitem", class: "row" }, pick);
       return {
         node: row,
@@ -93,7 +93,7 @@ export function mountPeople(container, session, roomId, openMessages) {
       manage && button(t("people.banRoom"), act("kick", { ban: true }, t("people.banned", { name }), t("people.confirmBanRoom", { name })), { class: "danger" }),
       manage && session.hub.user.role === "organizer" && button(t("people.banEvent"), () => confirm(t("people.confirmBanEvent", { name })) && session.act("ban", { user }, t("people.banned", { name })), { class: "danger" }),
     ].filter(Boolean);
-    replace(details, h("h3", {}, h("span", { text: name }), " ", roleBadge(role)), actions.length ? h("div", { class: "tools" }, actions) : h("p", { class: "hint", text: t("people.nothing") }));
+    replace(details, h("h3", {}, h("span", { dir: "auto", text: name }), " ", roleBadge(role)), actions.length ? h("div", { class: "tools" }, actions) : h("p", { class: "hint", text: t("people.nothing") }));
   };
 
   viewport.addEventListener("scroll", () => requestAnimationFrame(draw), { passive: true });

@@ -55,7 +55,7 @@ function resultsNode(view) {
     { class: "results" },
     rows.map(({ option, count, share }) => {
       const percent = Math.round(share * 100);
-      return h("div", { class: "result" }, h("span", { text: option }), h("span", { class: "hint", text: t("poll.count", { count, percent }) }), h("progress", { max: "100", value: String(percent), "aria-hidden": "true" }));
+      return h("div", { class: "result" }, h("span", { dir: "auto", text: option }), h("span", { class: "hint", text: t("poll.count", { count, percent }) }), h("progress", { max: "100", value: String(percent), "aria-hidden": "true" }));
     }),
     h("p", { class: "hint", text: t("poll.voters", { count: view.voters ?? 0 }) }),
   );
@@ -88,9 +88,9 @@ function ballot(session, roomId, view) {
   const fieldset = h(
     "fieldset",
     { class: "ballot" },
-    h("legend", { text: poll.question }),
+    h("legend", { dir: "auto", text: poll.question }),
     h("p", { class: "hint", text: rules(poll) }),
-    inputs.map((input, index) => h("label", { class: "choice" }, input, h("span", { text: poll.options[index] }))),
+    inputs.map((input, index) => h("label", { class: "choice" }, input, h("span", { dir: "auto", text: poll.options[index] }))),
     vote,
     mine,
   );
@@ -121,7 +121,7 @@ function ballot(session, roomId, view) {
 function resultCard(session, roomId, view) {
   const body = h("div");
   const tools = h("div", { class: "tools" });
-  const node = h("article", { class: "poll card", "aria-label": view.poll.question }, h("h4", { text: view.poll.question }), h("p", { class: "hint", text: t("poll.closedLabel") }), body, tools);
+  const node = h("article", { class: "poll card", "aria-label": view.poll.question }, h("h4", { dir: "auto", text: view.poll.question }), h("p", { class: "hint", text: t("poll.closedLabel") }), body, tools);
   return {
     node,
     update(current, room) {

@@ -9,7 +9,7 @@ import { t } from "./strings.js";
 import { watchAll } from "./store.js";
 
 export function mountQa(container, session, roomId) {
-  const input = h("textarea", { rows: "2", maxlength: "500", "aria-label": t("qa.question"), placeholder: t("qa.placeholder") });
+  const input = h("textarea", { rows: "2", maxlength: "500", "aria-label": t("qa.question"), placeholder: t("qa.placeholder"), dir: "auto" });
   const ask = h("button", { type: "submit", class: "primary", text: t("qa.ask") });
   const onsubmit = async (event) => {
     event.preventDefault();
@@ -37,7 +37,7 @@ function question(session, roomId, { id, text, name }) {
   const upvote = button("▲", () => session.upvote(roomId, id), { class: "upvote", "aria-label": t("qa.upvote") });
   const mark = h("span", { class: "qa-state" });
   const tools = h("div", { class: "tools" });
-  const body = h("div", { class: "qa-body" }, h("p", { class: "qa-text", dir: "auto", text }), h("p", { class: "hint" }, h("span", { text: name }), " ", mark), tools);
+  const body = h("div", { class: "qa-body" }, h("p", { class: "qa-text", dir: "auto", text }), h("p", { class: "hint" }, h("span", { dir: "auto", text: name }), " ", mark), tools);
   const node = h("li", { class: "question card" }, h("div", { class: "qa-vote" }, upvote, votes), body);
   const act = (op) => () => session.act(op, { room: roomId, question: id });
   let drawn = null;

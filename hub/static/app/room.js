@@ -19,10 +19,20 @@ import { mountHands, mountMediaControls, mountTiles } from "./stage.js";
 import { t } from "./strings.js";
 import { watchAll } from "./store.js";
 
-/** Show room `roomId` in `main` (it may still be joining); returns the function that removes it. */
-export function mountRoom(main, session, roomId) {
+/**
+ * Show room `roomId` in `main` (it may still be joining), taking over what an earlier drawing of
+ * it `kept` (the same room drawn again in another language: its media links, the tab on
+ * screen, the chat's draft). Returns the function that removes it; with `{keep: true}` that
+ * leaves the room's media running and returns what the next drawing takes over.
+ */
+export function mountRoom(main, session, roomId, kept = null) {
   const stops = [];
-  const heading = h("h1", { tabindex: "-1" });
+  // One room visit's media links: made once, kept through a drawing again, closed on leaving.
+  const previous = kept?.roomId === roomId ? kept : null;
+  let media = previous?.media ?? null;
+  let tabs = null;
+  let chat = null;
+  const heading = h("h1", { tabindex: "-1", dir: "auto" });
   const kind = h("span", { class: "badge" });
   const members = h("span", { class: "hint" });
   const waiting = h("p", { class: "hint", text: t("room.joining") });
@@ -41,16 +51,15 @@ export function mountRoom(main, session, roomId) {
   );
 
   function build(room) {
-    document.title = `${room.title} · livehub`;
+    document.title = `${room.title} · ${t("page.title")}`;
     const stage = h("div", { class: "room-main" });
     const side = h("aside", { class: "room-side", "aria-label": t("room.side") });
     body.append(stage, side);
     stops.push(mountNotices(stage, session, roomId));
     stops.push((room.kind === "breakout" ? mountChildBanner : mountBreakoutBanner)(stage, session, roomId));
-    const mesh = new Mesh(session, session.localMedia, roomId);
-    const feed = room.kind === "panel" ? new StageFeed(session, session.localMedia, roomId) : null;
+    media ||= { mesh: new Mesh(session, session.localMedia, roomId), feed: room.kind === "panel" ? new StageFeed(session, session.localMedia, roomId) : null };
+    const { mesh, feed } = media;
     stops.push(
-      () => mesh.close(),
       session.store.watch(`stage:${roomId}`, () => mesh.sync()),
       // A new connection is a new session: the links of the old one are gone on both sides.
       session.store.watch(`rejoined:${roomId}`, () => mesh.rejoined()),
@@ -60,7 +69,6 @@ export function mountRoom(main, session, roomId) {
     );
     if (feed) {
       stops.push(
-        () => feed.close(),
         session.store.watch(`room:${roomId}`, () => feed.sync()),
         session.store.watch(`rejoined:${roomId}`, () => feed.rejoined()),
       );
@@ -69,8 +77,9 @@ export function mountRoom(main, session, roomId) {
     mesh.sync();
     if (session.localMedia.camera || session.localMedia.microphone) mesh.publish();
 
-    const tabs = new Tabs(side);
-    stops.push(mountChat(tabs.add("chat", t("tab.chat")), session, roomId));
+    tabs = new Tabs(side);
+    chat = mountChat(tabs.add("chat", t("tab.chat")), session, roomId, previous?.draft);
+    stops.push(chat);
     stops.push(mountQa(tabs.add("qa", t("tab.qa")), session, roomId));
     stops.push(mountPolls(tabs.add("polls", t("tab.polls")), session, roomId));
     const messages = mountMessages(tabs.add("messages", t("tab.messages")), session);
@@ -94,6 +103,7 @@ export function mountRoom(main, session, roomId) {
         }
       }),
     );
+    if (previous?.tab) tabs.select(previous.tab);
     // A dot on the tabs that have news the person has not seen.
     const counts = () => {
       const current = session.room(roomId);
@@ -111,9 +121,13 @@ export function mountRoom(main, session, roomId) {
     stops.push(session.store.watch("dms-focus", () => tabs.select("messages")));
   }
 
-  return () => {
+  return ({ keep = false } = {}) => {
+    const draft = chat?.draft();
     for (const stop of stops) stop();
-    document.title = "livehub";
+    if (keep) return { roomId, media, tab: tabs?.selected, draft };
+    media?.mesh.close();
+    media?.feed?.close();
+    document.title = t("page.title");
   };
 }
 

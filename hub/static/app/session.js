@@ -4,19 +4,29 @@
  * store topics; views only read the state and call actions.
  */
 
+import { HubError } from "../livehub.js";
 import { LocalMedia } from "./media.js";
 import { addMessages, applyEvent, applySnapshot, roomFromJoin } from "./roomstate.js";
-import { t } from "./strings.js";
+import { hubText, t } from "./strings.js";
 
 const HISTORY_PAGE = 50;
 const DM_KEPT = 1000; // messages of a conversation in memory, as the hub keeps
 const ALL_TOPICS = ["room", "chat", "notices", "qa", "polls", "hands", "stage", "members", "breakouts"];
 
-/** A person-readable text for an error from the hub or the client. */
+/** A person-readable text for an error from the hub or the client, in the page's language: the
+ * catalogue's text for its code (with the wait, when the hub gave one), or for the close that
+ * ended the session. The hub's own message is English for logs: it goes to the console only. */
 export function errorText(error) {
-  const known = error?.code ? t(`error.${error.code}`, {}, null) : null;
-  const detail = error?.msg || error?.message || "";
-  return known && detail ? `${known} (${detail})` : known || detail || t("error.unknown");
+  const detail = error?.msg || error?.message;
+  if (detail) console.debug("livehub:", error.code ?? "", detail);
+  if (error?.code === "closed" && error.closeCode) return closeText(error.closeCode);
+  if (error?.code === "rate_limited" && error.retryIn) return t("error.rate_limitedFor", { count: error.retryIn });
+  return (error?.code && t(`error.${error.code}`, {}, null)) || t("error.unknown");
+}
+
+/** Why the hub ended a session, from its close code ("your sign-in is no longer valid"). */
+export function closeText(code) {
+  return t(`close.${code}`, {}, null) ?? t("close.other");
 }
 
 export class Session {
@@ -123,7 +133,7 @@ export class Session {
         // The organizers closed the event: what stays is the lobby, with their notice.
         this.state.eventClosedAt = ev.closed_at;
         this.store.touch("event");
-        this.toast(ev.text, "info");
+        this.toast(hubText(ev), "info", { written: !ev.key });
         return this.current && this.navigate(null);
       case "breakout.closed":
         return this._gone(ev.room, t("breakout.closedToast"), ev.parent);
@@ -144,7 +154,7 @@ export class Session {
       else if (room.breakouts.rooms.some((child) => child.id === assigned)) room.breakouts.assigned = assigned;
     }
     this.touchRoom(room.id, topics);
-    if (ev.ev === "notice" && topics.length) this.announce(t("notice.announced", { text: ev.text }));
+    if (ev.ev === "notice" && topics.length) this.announce(t("notice.announced", { text: hubText(ev) }));
     if (ev.ev === "poll") this.announce(t(ev.poll.state === "closed" ? "poll.closedAnnounce" : "poll.openedAnnounce", { question: ev.poll.question }));
     if (ev.ev === "breakout.ending") this.announce(t("breakout.endingSoon"));
   }
@@ -258,8 +268,8 @@ export class Session {
       const url = `/api/rooms/${encodeURIComponent(id)}/polls/${encodeURIComponent(poll)}.csv`;
       const response = await fetch(url, { headers: { Authorization: `Bearer ${this.hub.token}` } });
       if (!response.ok) {
-        const body = await response.json().catch(() => ({}));
-        throw new Error(body.err ? errorText(body.err) : `HTTP ${response.status}`);
+        const { err } = await response.json().catch(() => ({}));
+        throw err ? new HubError(String(err.code), String(err.msg || ""), err) : new Error(`HTTP ${response.status}`);
       }
       const href = URL.createObjectURL(await response.blob());
       const link = Object.assign(document.createElement("a"), { href, download: `poll-${poll}.csv` });
@@ -268,7 +278,7 @@ export class Session {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(href), 10_000);
     } catch (error) {
-      this.toast(t("poll.csvFailed", { reason: error.message }), "error");
+      this.toast(t("poll.csvFailed", { reason: errorText(error) }), "error");
     }
   }
 
@@ -369,10 +379,11 @@ export class Session {
 
   // --- feedback
 
-  /** A short message on screen (read out too); `kind` "error" for failures. */
-  toast(text, kind = "info") {
+  /** A short message on screen (read out too); `kind` "error" for failures; `written` when the
+   * text is someone's own words (an organizer's notice), shown in their direction. */
+  toast(text, kind = "info", { written = false } = {}) {
     const id = ++this._toasts;
-    this.state.toasts = [...this.state.toasts.slice(-3), { id, text, kind }];
+    this.state.toasts = [...this.state.toasts.slice(-3), { id, text, kind, written }];
     this.store.touch("toasts");
     setTimeout(() => {
       this.state.toasts = this.state.toasts.filter((toast) => toast.id !== id);

@@ -14,7 +14,7 @@ const BREAKOUT_DURATIONS = [0, 60, 300, 600, 900, 1800, 3600];
 const SLOWMODE = [0, 5, 10, 30, 60, 120];
 
 export function mountManage(container, session, roomId) {
-  const text = h("textarea", { rows: "2", maxlength: "2000" });
+  const text = h("textarea", { rows: "2", maxlength: "2000", dir: "auto" });
   const onsubmit = async (event) => {
     event.preventDefault();
     if (text.value.trim() && (await session.act("announce", { room: roomId, text: text.value.trim() }, t("manage.announced")))) text.value = "";
@@ -140,7 +140,10 @@ export function mountBreakoutForm(container, session, roomId) {
   count.addEventListener("change", drawManual);
   const onsubmit = async (event) => {
     event.preventDefault();
-    const fields = { room: roomId, count: Number(count.value), assign: assign.value };
+    // Named here, in the moderator's language, rather than by the hub's English "Room N".
+    const rooms = Math.max(1, Math.min(50, Number(count.value) || 1));
+    const titles = Array.from({ length: rooms }, (_, i) => t("breakout.roomN", { n: i + 1 }));
+    const fields = { room: roomId, titles, assign: assign.value };
     if (Number(duration.value)) fields.duration = Number(duration.value);
     if (assign.value === "random" && moderatorsToo.checked) fields.moderators = true;
     if (assign.value !== "self" && move.checked) fields.move = true;

@@ -15,7 +15,7 @@ import { watchAll } from "./store.js";
 function tile() {
   const video = h("video", { autoplay: true, playsinline: true, hidden: true });
   const avatar = h("div", { class: "avatar", "aria-hidden": "true" });
-  const [name, badge, state] = [h("span", { class: "tile-name" }), h("span"), h("span", { class: "tile-state" })];
+  const [name, badge, state] = [h("span", { class: "tile-name", dir: "auto" }), h("span"), h("span", { class: "tile-state" })];
   const node = h("figure", { class: "tile" }, video, avatar, h("figcaption", {}, name, badge, state));
   return {
     node,
@@ -131,7 +131,7 @@ export function mountHands(container, session, roomId) {
       node: h(
         "li",
         {},
-        h("span", { text: name }),
+        h("span", { dir: "auto", text: name }),
         room.kind === "panel" && button(t("stage.invite"), () => act("role.set", { user, role: "speaker" }, t("stage.invited", { name })), { class: "small", "aria-label": t("stage.inviteName", { name }) }),
         button(t("hand.lowerOther"), () => act("hand.lower", { user }), { class: "small", "aria-label": t("hand.lowerName", { name }) }),
       ),

@@ -8,7 +8,7 @@
 
 import { h, replace } from "./dom.js";
 import { errorText } from "./session.js";
-import { t } from "./strings.js";
+import { hubText, t } from "./strings.js";
 import { watchAll } from "./store.js";
 
 const tracked = new WeakSet();
@@ -27,7 +27,7 @@ function track(session) {
   hub.on("tables", (ev) => set(ev.tables));
   hub.on("table.left", (ev) => {
     if (session.current !== ev.room) return;
-    session.toast(typeof ev.text === "string" && ev.text ? ev.text : t("tables.left"), "info");
+    session.toast(hubText(ev) || t("tables.left"), "info");
     session.navigate(null);
   });
 }
@@ -58,7 +58,7 @@ export function mountLounge(session) {
   function card(table) {
     const taken = Math.min(table.taken ?? table.occupants.length, table.seats);
     const full = taken >= table.seats;
-    const names = table.occupants.map((person) => h("li", { text: person.name }));
+    const names = table.occupants.map((person) => h("li", { dir: "auto", text: person.name }));
     let action;
     if (session.eventClosed) action = null;
     else if (full) action = h("span", { class: "badge table-full", text: t("tables.full") });
@@ -73,8 +73,8 @@ export function mountLounge(session) {
     return h(
       "li",
       { class: "room-card table-card", dataset: { table: table.id } },
-      h("h3", { text: table.title }),
-      table.topic && h("p", { class: "hint", text: table.topic }),
+      h("h3", { dir: "auto", text: table.title }),
+      table.topic && h("p", { class: "hint", dir: "auto", text: table.topic }),
       h("p", { class: "table-seats", text: t("tables.taken", { taken, count: table.seats }) }),
       names.length ? h("ul", { class: "table-occupants", "aria-label": t("tables.occupants", { title: table.title }) }, names) : h("p", { class: "empty", text: t("tables.nobody") }),
       action,

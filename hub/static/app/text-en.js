@@ -1,7 +1,12 @@
-/** The app's texts in English. A text may hold `{name}` placeholders, and a text that depends
+/** The app's texts in English, the catalogue every other language is checked against and falls
+ * back to (docs/translating.md). A text may hold `{name}` placeholders, and a text that depends
  * on a number is a map of plural forms (`one`, `other`). */
 
 export const catalogue = {
+  "page.title": "livehub",
+  "page.skip": "Skip to content",
+  "language.label": "Language",
+
   "status.idle": "Loading…",
   "status.connecting": "Connecting…",
   "status.connected": "Connected",
@@ -23,6 +28,7 @@ export const catalogue = {
   "account.messages": "Messages",
   "account.messagesUnread": "Messages ({count} unread)",
   "account.signOut": "Sign out",
+  "account.label": "Account",
 
   "entry.title": "Welcome to the event",
   "entry.guestIntro": "Enter the name other people will see, then join.",
@@ -35,6 +41,11 @@ export const catalogue = {
   "entry.banned": "You were removed from this event by an organizer.",
   "entry.closed": "You were signed out ({reason}). Open your sign-in link again to come back.",
 
+  "close.4000": "the app and the event could not understand each other",
+  "close.4001": "your sign-in is no longer valid",
+  "close.4029": "too many requests were sent",
+  "close.other": "the connection was closed",
+
   "error.unknown": "Something went wrong",
   "error.bad_request": "That was not accepted",
   "error.unauthorized": "You are not signed in",
@@ -43,6 +54,7 @@ export const catalogue = {
   "error.conflict": "That has already been done",
   "error.closed": "This is closed",
   "error.rate_limited": "Too fast: wait a moment",
+  "error.rate_limitedFor": { one: "Too fast: try again in {count} second", other: "Too fast: try again in {count} seconds" },
   "error.too_large": "That is too long",
   "error.unavailable": "The event is busy: try again shortly",
   "error.internal": "The event had a problem",
@@ -88,6 +100,10 @@ export const catalogue = {
   "notice.title": "Announcements",
   "notice.label": "Announcement",
   "notice.announced": "Announcement: {text}",
+
+  "hub.event.closed": "The event is over. Thank you for taking part!",
+  "hub.table.closed": "The event is over: the lounge tables are closed.",
+  "hub.table.moved": "You sat down at this table from another connection.",
 
   "chat.log": "Chat messages",
   "chat.scroll": "Chat, scroll up for older messages",
@@ -198,6 +214,10 @@ export const catalogue = {
   "media.denied.video": "The camera is blocked: allow it in the browser's site settings.",
   "media.denied.audio": "The microphone is blocked: allow it in the browser's site settings.",
   "media.failed": "The device could not be started: {reason}",
+  "media.missing.video": "No camera was found.",
+  "media.missing.audio": "No microphone was found.",
+  "media.busy.video": "The camera is in use by another application.",
+  "media.busy.audio": "The microphone is in use by another application.",
 
   "people.list": "People in this room",
   "people.count": { one: "{count} person here", other: "{count} people here" },
