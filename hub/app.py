@@ -38,6 +38,7 @@ from networking.match_feature import MatchFeature
 from networking.profile_feature import ProfileFeature, event_interests
 from networking.table_feature import TableFeature
 from networking.tables import TableDef, load_tables_file
+from polls.awards import Awards, load_awards_file
 from polls.feature import PollsFeature
 from rooms.breakout_ops import BreakoutFeature
 from rooms.dead_nodes import DeadNodes
@@ -75,10 +76,12 @@ class Hub:
 def event_rooms(config: HubConfig) -> list[Room]:
     """The rooms a new hub starts with: the lobby and those of ``--rooms FILE`` (its
     ``[[rooms]]`` and its lounge ``[[tables]]``); raises ValueError naming what is wrong in the
-    file."""
+    file, its interests, declared polls and partnerships included."""
     event_interests(config)  # the file's interests too: hub serve refuses a wrong list at once
     rooms = default_rooms() + (load_rooms_file(config.rooms_file) if config.rooms_file else [])
-    return rooms + [table.room() for table in event_tables(config, rooms)]
+    rooms += [table.room() for table in event_tables(config, rooms)]
+    event_awards(config, rooms)  # and its [[polls]] and [[partnerships]]
+    return rooms
 
 
 def event_tables(config: HubConfig, rooms: Sequence[Room] = ()) -> list[TableDef]:
@@ -88,6 +91,18 @@ def event_tables(config: HubConfig, rooms: Sequence[Room] = ()) -> list[TableDef
         return []
     taken = [room.id for room in rooms or default_rooms() + load_rooms_file(config.rooms_file)]
     return load_tables_file(config.rooms_file, taken)
+
+
+def event_awards(config: HubConfig, rooms: Sequence[Room] = ()) -> Awards:
+    """The polls and partnerships of ``--rooms FILE`` (none without one), each declared poll in
+    the lobby or one of the file's rooms (``rooms``, else the file's); ValueError as
+    :func:`event_rooms`."""
+    if not config.rooms_file:
+        return Awards()
+    if not rooms:
+        declared = default_rooms() + load_rooms_file(config.rooms_file)
+        rooms = declared + [table.room() for table in event_tables(config, declared)]
+    return load_awards_file(config.rooms_file, [room.id for room in rooms])
 
 
 def sfu_servers(config: HubConfig) -> tuple[str, ...]:
@@ -128,7 +143,7 @@ def build_hub(
         StageFeature(rooms),
         BreakoutFeature(rooms),
         DirectoryFeed(rooms),
-        PollsFeature(node, rooms),
+        PollsFeature(node, rooms, event_awards(config)),
         SignallingFeature(node, rooms),
     )
     # The features, in the order their hooks run: rooms before what extends a join.

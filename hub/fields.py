@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from hub.errors import ErrorCode, HubError
 
@@ -37,6 +38,20 @@ _NOT_IN_A_TEXT: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 # name they would break or reorder the text around it in other people's views. Other format
 # characters (the joiner inside emoji) stay allowed.
 _NOT_IN_A_NAME: Final = re.compile(r"[\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+# ISO 3166-1 alpha-2: the officially assigned codes (249).
+_COUNTRY_CODES: Final = """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
+    ZW
+"""
+COUNTRIES: Final = frozenset(_COUNTRY_CODES.split())
 
 _S = TypeVar("_S", bound=str)
 
@@ -87,6 +102,37 @@ def display_name(value: object, field: str = "name") -> str:
     if _NOT_IN_A_NAME.search(name) is not None:
         raise bad(field, "must not contain control characters")
     return name
+
+
+# --- what points elsewhere ----------------------------------------------------------------------
+
+
+def country(value: object, field: str = "country") -> str:
+    """An ISO 3166-1 alpha-2 country code (one of :data:`COUNTRIES`, any case, trimmed), in
+    upper case; else ``bad_request``."""
+    if isinstance(value, str) and value.strip().upper() in COUNTRIES:
+        return value.strip().upper()
+    raise bad(field, "must be an ISO 3166-1 alpha-2 country code (like DE or BR)")
+
+
+def url(value: object, field: str, limit: int) -> str:
+    """A web address people may follow or be shown (a link, an image): a :func:`line` of at
+    most ``limit`` characters, trimmed, that is an absolute ``http://`` or ``https://`` URL
+    with a host (and a valid port, if any), no ``user:password@`` part and no whitespace;
+    else ``bad_request``. Kept as given: the hub never fetches it."""
+    address = line(value, field, limit)
+    if any(character.isspace() for character in address):
+        raise bad(field, "must not contain spaces")
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 -- ValueError for a port that is not one
+    except ValueError:
+        raise bad(field, "must be an http:// or https:// address") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad(field, "must be an http:// or https:// address with a host")
+    if "@" in parts.netloc:
+        raise bad(field, "must not hold a user name or password")
+    return address
 
 
 # --- what names things ---------------------------------------------------------------------------

@@ -101,15 +101,17 @@ def framing_origins(origins: Sequence[str]) -> tuple[str, ...]:
 def content_security_policy(host: str | None, frame_ancestors: Sequence[str] = ()) -> str:
     """The page's Content-Security-Policy for a request whose ``Host`` header is ``host``: its
     own origin only, WebSockets to that host (``ws:`` and ``wss:``) when the header is
-    well-formed (see :func:`web_host`), else ``connect-src 'self'`` alone. The page may be
-    framed only by the pages of ``frame_ancestors`` (origins such as
-    ``https://event.example.org``), and by none when it is empty."""
+    well-formed (see :func:`web_host`), else ``connect-src 'self'`` alone. Images may also
+    come from any ``https:`` or ``http:`` address: poll options' pictures, which organizers
+    give as such addresses and the hub never fetches. The page may be framed only by the pages
+    of ``frame_ancestors`` (origins such as ``https://event.example.org``), and by none when it
+    is empty."""
     checked = web_host(host)
     connect = f"'self' ws://{checked} wss://{checked}" if checked else "'self'"
     ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
-        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        "img-src 'self' data: blob: https: http:; media-src 'self' blob: mediastream:; "
         f"connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; "
         f"frame-ancestors {ancestors}"
     )

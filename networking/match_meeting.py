@@ -88,7 +88,7 @@ def cards_for(user: str, cards: Mapping[str, Card], members: Collection[str]) ->
 def parse_card(value: object, user: str, default_name: str) -> Card:
     """A ``match.share``'s ``card``: a map of ``name`` (a display name; default: the sharer's
     own), and optionally ``organisation`` (a line of at most 100 characters), ``email`` (at
-    most 200, with an ``@``) and ``link`` (at most 300, ``https://`` or ``http://``), each a
+    most 200, with an ``@``) and ``link`` (at most 300, a :func:`hub.fields.url`), each a
     one-line text; other keys are ``bad_request``."""
     if not isinstance(value, dict):
         raise fields.bad("card", "must be a map")
@@ -111,10 +111,7 @@ def parse_card(value: object, user: str, default_name: str) -> Card:
         card["email"] = address
     link = value.get("link")
     if link is not None:
-        url = fields.line(link, "card.link", MAX_LINK)
-        if not url.startswith(("https://", "http://")) or " " in url:
-            raise fields.bad("card.link", "must start with https:// or http://")
-        card["link"] = url
+        card["link"] = fields.url(link, "card.link", MAX_LINK)
     return card
 
 

@@ -4,7 +4,7 @@ directory's search and paging.
 
 A profile belongs to a person with a token of the event (guests have none). Its texts follow the
 hub's text rules (:mod:`hub.fields`): the name is a display name, the organisation one line, the
-bio a text; the country is an ISO 3166-1 alpha-2 code; the interests come from the event's list.
+bio a text, the country an ISO 3166-1 alpha-2 code; the interests come from the event's list.
 Nothing here renders anything: clients show every text as text.
 """
 
@@ -33,20 +33,6 @@ PAGE_DEFAULT: Final = 20
 PAGE_MAX: Final = 50
 # A cursor holds a sort key (a folded name and a user id): well within this.
 MAX_AFTER: Final = 1000
-
-# ISO 3166-1 alpha-2: the officially assigned codes (249).
-_COUNTRY_CODES: Final = """
-    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
-    BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
-    EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
-    GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
-    KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
-    MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
-    QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
-    TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
-    ZW
-"""
-COUNTRIES: Final = frozenset(_COUNTRY_CODES.split())
 
 
 # --- the event's interests ----------------------------------------------------------------------
@@ -190,13 +176,6 @@ def _clearable(value: object, field: str, limit: int, *, name: bool = False) -> 
     return fields.line(value, field, limit)
 
 
-def country(value: object, field: str = "country") -> str:
-    """An ISO 3166-1 alpha-2 code (any case), upper case; else ``bad_request``."""
-    if isinstance(value, str) and value.strip().upper() in COUNTRIES:
-        return value.strip().upper()
-    raise fields.bad(field, "must be an ISO 3166-1 alpha-2 country code (like DE or BR)")
-
-
 def apply_changes(
     current: ProfileRecord, cmd: Mapping[str, Any], interests: Interests
 ) -> ProfileRecord:
@@ -212,7 +191,7 @@ def apply_changes(
     if "country" in cmd:
         raw = cmd["country"]
         blank = raw is None or (isinstance(raw, str) and not raw.strip())
-        changes["country"] = None if blank else country(raw)
+        changes["country"] = None if blank else fields.country(raw)
     if "bio" in cmd:
         raw = cmd["bio"]
         blank = raw is None or (isinstance(raw, str) and not raw.strip())
@@ -264,7 +243,7 @@ def parse_query(cmd: Mapping[str, Any], interests: Interests) -> Query:
     return Query(
         q=_filter_text(cmd.get("q"), "q"),
         organisation=_filter_text(cmd.get("organisation"), "organisation"),
-        country=None if raw_country in (None, "") else country(raw_country),
+        country=None if raw_country in (None, "") else fields.country(raw_country),
         interest=None if raw_interest in (None, "") else interests.name(raw_interest, "interest"),
         after=parse_cursor(cmd.get("after")),
         limit=fields.optional_integer(cmd.get("limit"), "limit", 1, PAGE_MAX) or PAGE_DEFAULT,

@@ -1,11 +1,15 @@
-"""Polls and elections on a node: ``poll.create``, ``poll.vote``, ``poll.close``, ``poll.get``,
-the batched ``poll.tally`` event, closing when the duration runs out, the ``polls`` and
-``closed_polls`` parts of the join snapshot and the organizers' export.
+"""Polls and elections on a node: ``poll.create``, ``poll.open`` (a poll the rooms file
+declares, :mod:`polls.awards`), ``poll.vote``, ``poll.close``, ``poll.get``, the batched
+``poll.tally`` event, closing when the duration runs out, the ``polls``, ``closed_polls`` and
+``awards`` parts of the join snapshot, the organizers' export and their HTTP open.
 
 Shared state lives in the node's store, so every node sees the same polls and tallies:
 
 * ``polls:{room}`` (hash): poll id -> the packed :class:`~polls.model.Poll` record (a closed
-  poll's record keeps its final tally);
+  poll's record keeps its final tally). A declared poll is opened by writing its record only
+  if absent: of concurrent opens, on any nodes, exactly one writes it; its ``poll`` event is
+  published once under the name ``poll:{room}:{id}:opened``, so an open that failed halfway
+  is announced by the next attempt (which answers ``conflict``);
 * ``poll:{room}:{id}``: the poll's ballots and tally in the :mod:`polls.ballots` box, moved
   atomically (one ballot per user whatever the sessions and nodes; who voted never leaves it);
 * ``poll:{room}:{id}:closed``: the closed marker, holding the close time. Whoever sets it
@@ -50,6 +54,7 @@ from hub.node import Node
 from hub.session import Session
 from hub.shared_read import FreshSharedRead
 from hub.wire import EmptyReply
+from polls.awards import Awards, DeclaredPoll
 from polls.ballots import ballot_box
 from polls.export import export_csv, export_map
 from polls.model import (
@@ -92,12 +97,14 @@ def _closed_at(marker: bytes, default: float) -> float:
 
 
 class PollsFeature:
-    """Polls in rooms (any kind; in the lobby, organizers only create and close them, which is
-    what elections are). See the module docstring for how state is shared between nodes."""
+    """Polls in rooms (any kind; in the lobby, organizers only create, open and close them,
+    which is what elections are), and the polls and partnerships the rooms file declares
+    (``awards``). See the module docstring for how state is shared between nodes."""
 
-    def __init__(self, node: Node, rooms: RoomsFeature) -> None:
+    def __init__(self, node: Node, rooms: RoomsFeature, awards: Awards | None = None) -> None:
         self.node = node
         self.rooms = rooms
+        self.awards = awards or Awards()
         self.store = node.store
         self.ballots = ballot_box(node.store)
         # Unix seconds, as poll times are kept (tests move it).
@@ -116,6 +123,7 @@ class PollsFeature:
     def install(self, ctx: FeatureContext) -> None:
         """Register the poll ops, the snapshot part, the signals and the periodic job."""
         ctx.command("poll.create", self.create)
+        ctx.command("poll.open", self.open)
         ctx.command("poll.vote", self.vote)
         ctx.command("poll.close", self.close)
         ctx.command("poll.get", self.get)
@@ -130,6 +138,7 @@ class PollsFeature:
         # The CSV route first: a poll id never holds a dot, but "{poll}" alone would match.
         ctx.route("/api/rooms/{room}/polls/{poll}.csv", api(self._http_export_csv))
         ctx.route("/api/rooms/{room}/polls/{poll}", api(self._http_export))
+        ctx.route("/api/rooms/{room}/polls/{poll}/open", api(self._http_open), methods=["POST"])
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -146,12 +155,47 @@ class PollsFeature:
         )
         # Stored before it is announced, so whoever sees the event can vote at once.
         await self.store.hash_set(f"polls:{room.id}", poll.id, pack(poll.to_record()))
+        return await self._announce_opened(poll, once=False)
+
+    async def open(self, ctx: CommandContext, cmd: dict[str, Any]) -> PollReply:
+        """Open the poll ``poll`` the rooms file declares for ``room`` (who may: as
+        ``poll.create``), with exactly its declared fields and id (see :meth:`open_declared`).
+        Replies ``{poll, seq}`` as ``poll.create`` does."""
+        room = await self._room_managed_by(ctx, cmd, "open polls")
+        declared = self.awards.declared(room.id, fields.item_id(cmd.get("poll"), "poll"))
+        return await self.open_declared(declared, ctx.identity.user_id)
+
+    async def open_declared(self, declared: DeclaredPoll, by: str) -> PollReply:
+        """Open ``declared`` as opened by ``by`` now: store its record unless its room has a
+        poll of that id already, then publish the stored event ``poll`` (once) and schedule its
+        close. ``conflict`` when it was opened already (open or closed, by anyone on any node):
+        of concurrent opens exactly one stores it and succeeds. Where the poll is open but its
+        event may never have gone out (an open that failed halfway), the refused call publishes
+        it first."""
+        poll = declared.opened(by, self.clock())
+        stored = await self.store.hash_set(
+            f"polls:{poll.room}", poll.id, pack(poll.to_record()), only_if_absent=True
+        )
+        if not stored:
+            current = await self._poll(poll.room, poll.id)
+            if current.state is PollState.OPEN:
+                await self._announce_opened(current, once=True)
+            raise HubError("conflict", f"poll {poll.id} was opened already")
+        return await self._announce_opened(poll, once=True)
+
+    async def _announce_opened(self, poll: Poll, *, once: bool) -> PollReply:
+        """Publish the stored event ``poll`` of an open poll (``once``: under its opened name,
+        whoever calls) and schedule its close on the room's nodes; ``{poll, seq}``."""
         wire = poll.describe()
         opened: PollFields = {"poll": wire}
-        seq = await self.node.publish_event(room.id, "poll", opened)
+        if once:
+            marker = self._ballots(poll.room, poll.id) + ":opened"
+            seq, _ = await self.node.publish_event_once(poll.room, "poll", opened, marker)
+        else:
+            seq = await self.node.publish_event(poll.room, "poll", opened)
         if poll.closes_at is not None:
-            self._schedule(room.id, poll.id, poll.closes_at)
-            await self.node.signal(room.id, _SCHEDULE, [room.id, poll.id, poll.closes_at])
+            self._schedule(poll.room, poll.id, poll.closes_at)
+            await self.node.signal(poll.room, _SCHEDULE, [poll.room, poll.id, poll.closes_at])
         return {"poll": wire, "seq": seq}
 
     async def vote(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
@@ -301,15 +345,17 @@ class PollsFeature:
 
     async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PollsPart:
         """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
-        the caller, oldest first; and ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
+        the caller, oldest first; ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
         polls, oldest first, each as its closing ``poll`` event carries it (counts for
-        moderators too where only they see them). Also (re)loads the room's timers into this
-        node's schedule. The room's polls are read once for the joins asking together."""
+        moderators too where only they see them); and in the lobby, or a room the rooms file
+        declares polls for, ``awards`` (:meth:`polls.awards.Awards.view`). Also (re)loads the
+        room's timers into this node's schedule. The room's polls are read once for the joins
+        asking together."""
         polls = await self._room_polls.get(room.id)
         now = self.clock()
         user = ctx.identity.user_id
         moderator = self._moderates(ctx.session, room.id)
-        return {
+        part: PollsPart = {
             "polls": [
                 await self._view(poll, ctx.session, user)
                 for poll in polls
@@ -320,6 +366,9 @@ class PollsFeature:
                 for poll in newest_closed(polls, CLOSED_KEPT)
             ],
         }
+        if self.awards.shown_in(room.id):
+            part["awards"] = self.awards.view(room.id, polls, now)
+        return part
 
     async def _read_polls(self, room: str) -> list[Poll]:
         records = await self.store.hash_get_all(f"polls:{room}")
@@ -371,6 +420,22 @@ class PollsFeature:
             headers={"Content-Disposition": f'attachment; filename="poll-{poll.id}.csv"'},
         )
 
+    async def _http_open(self, request: Request) -> Response:
+        """``POST /api/rooms/{room}/polls/{poll}/open``: :meth:`open_declared` for a bearer
+        token whose role in the room (as exports judge it) may open polls there (as
+        ``poll.create``: organizers in the lobby, moderators elsewhere) -> 201 ``{poll,
+        seq}``."""
+        room_id, poll_id = request.path_params["room"], request.path_params["poll"]
+        user, role = await self.rooms.token_role(
+            request, room_id, "an organizer's or a moderator's bearer token"
+        )
+        room = await self.rooms.directory.require(fields.room_id(room_id))
+        needed = self._needed_role(room)
+        if role < needed:
+            raise HubError("forbidden", f"only {needed.label}s open polls in {room.id}")
+        declared = self.awards.declared(room.id, fields.item_id(poll_id, "poll"))
+        return JSONResponse(await self.open_declared(declared, user), status_code=201)
+
     async def _http_exported(self, request: Request) -> tuple[Poll, list[int], int]:
         room, poll = request.path_params["room"], request.path_params["poll"]
         await self.rooms.require_moderator_token(request, room, "export its polls")
@@ -410,10 +475,16 @@ class PollsFeature:
 
     async def _room_managed_by(self, ctx: CommandContext, cmd: dict[str, Any], what: str) -> Room:
         room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
-        needed = Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
+        needed = self._needed_role(room)
         if await self.rooms.roles.current_role(ctx.session, room.id) < needed:
             raise HubError("forbidden", f"only {needed.label}s {what} in {room.id}")
         return room
+
+    @staticmethod
+    def _needed_role(room: Room) -> Role:
+        """Who creates, opens and closes polls in ``room``: organizers in a lobby room,
+        moderators elsewhere."""
+        return Role.ORGANIZER if room.kind is RoomKind.LOBBY else Role.MODERATOR
 
     def _moderates(self, session: Session, room: str) -> bool:
         return self.rooms.roles.cached_role(session, room) >= Role.MODERATOR

@@ -1,5 +1,6 @@
 """Polls as pure data and rules: validation of ``poll.create`` and ``poll.vote`` fields, who may
-vote and see a tally, and the tally throttle. No I/O: time is always passed in.
+vote and see a tally, and the tally throttle. No I/O: time is always passed in. The options'
+own rules (texts and profiles) are :mod:`polls.options`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Generic, TypeVar
 
 from hub import fields
+from polls.options import OptionProfile, parse_options
 from polls.wire import PollMap, PollTallyEvent
 
-MIN_OPTIONS: Final = 2
-MAX_OPTIONS: Final = 20
 MAX_QUESTION: Final = 300
-MAX_OPTION: Final = 100
 MIN_DURATION: Final = 5
 MAX_DURATION: Final = 7 * 24 * 3600
 
@@ -44,6 +43,7 @@ class Poll:
     int ``n`` with ``2 <= n < len(options)`` (at most ``n`` options per ballot); :func:`parse_poll`
     normalises every other spelling to one of these. A closed poll keeps its final tally in
     ``counts`` and ``voters`` (None while open, and for polls closed before it was kept).
+    ``profiles`` is parallel to ``options``, or empty when no option has a profile.
     """
 
     id: str
@@ -62,6 +62,7 @@ class Poll:
     closed_at: float | None = None
     counts: tuple[int, ...] | None = None
     voters: int | None = None
+    profiles: tuple[OptionProfile, ...] = ()
 
     @property
     def is_multi(self) -> bool:
@@ -77,11 +78,16 @@ class Poll:
             return len(self.options)
         return min(self.multi, len(self.options))
 
+    def profile_of(self, index: int) -> OptionProfile:
+        """The profile of option ``index`` (a blank one when the poll has none)."""
+        return self.profiles[index] if self.profiles else OptionProfile()
+
     def describe(self) -> PollMap:
-        """The poll as the contract shows it: ``{id, question, options, multi, anonymous, show,
-        allow_change, guests, state, closes_at?}`` (``closes_at`` only when the poll has a
-        duration; ``allow_change`` and ``guests`` are this hub's additions, so that a ballot can
-        say whether a vote may be changed and whether guests may vote)."""
+        """The poll as the contract shows it: ``{id, question, options, profiles?, multi,
+        anonymous, show, allow_change, guests, state, closes_at?}`` (``profiles`` only when an
+        option has one; ``closes_at`` only when the poll has a duration; ``allow_change`` and
+        ``guests`` are this hub's additions, so that a ballot can say whether a vote may be
+        changed and whether guests may vote)."""
         described: PollMap = {
             "id": self.id,
             "question": self.question,
@@ -93,6 +99,8 @@ class Poll:
             "guests": self.guests,
             "state": self.state.value,
         }
+        if self.profiles:
+            described["profiles"] = [profile.describe() for profile in self.profiles]
         if self.closes_at is not None:
             described["closes_at"] = self.closes_at
         return described
@@ -117,6 +125,7 @@ class Poll:
             "closed_at": self.closed_at,
             "counts": list(self.counts) if self.counts is not None else None,
             "voters": self.voters,
+            "profiles": [profile.describe() for profile in self.profiles],
         }
 
     @classmethod
@@ -126,6 +135,7 @@ class Poll:
         closed_at = record.get("closed_at")
         counts = record.get("counts")
         voters = record.get("voters")
+        profiles = record.get("profiles") or ()
         return cls(
             id=str(record["id"]),
             room=str(record["room"]),
@@ -143,6 +153,7 @@ class Poll:
             closed_at=float(closed_at) if closed_at is not None else None,
             counts=tuple(int(count) for count in counts) if counts is not None else None,
             voters=int(voters) if voters is not None else None,
+            profiles=tuple(OptionProfile.from_map(profile) for profile in profiles),
         )
 
     def closed(self, at: float, counts: list[int] | None = None, voters: int | None = None) -> Poll:
@@ -172,16 +183,6 @@ def _record_multi(value: object) -> bool | int:
 # --- poll.create ---------------------------------------------------------------------------------
 
 
-def _options(value: object) -> tuple[str, ...]:
-    options: list[str] = []
-    for index, item in enumerate(fields.items(value, "options", MIN_OPTIONS, MAX_OPTIONS)):
-        option = fields.line(item, f"options[{index}]", MAX_OPTION)
-        if option in options:
-            raise fields.bad(f"options[{index}]", "repeats an earlier option")
-        options.append(option)
-    return tuple(options)
-
-
 def normalise_multi(value: object, option_count: int) -> bool | int:
     """``multi`` as a Poll holds it: False or 1 -> False (single choice); True, 0 or a number at
     least ``option_count`` -> True (any number); 2 .. option_count - 1 stays. ``bad_request`` for
@@ -201,46 +202,84 @@ def normalise_multi(value: object, option_count: int) -> bool | int:
     return value
 
 
-def parse_poll(
-    cmd: Mapping[str, Any], *, poll_id: str, room: str, created_by: str, now: float
-) -> Poll:
-    """Validate ``poll.create`` fields into an open Poll opened at ``now``.
+@dataclass(frozen=True, slots=True)
+class PollSpec:
+    """A poll as asked for, before it opens: what ``poll.create`` or a ``[[polls]]`` entry of
+    the rooms file says (``duration`` in seconds, None for none)."""
+
+    question: str
+    options: tuple[str, ...]
+    profiles: tuple[OptionProfile, ...]
+    multi: bool | int
+    anonymous: bool
+    show: Show
+    allow_change: bool
+    guests: bool
+    duration: float | None
+
+    def opened(self, *, poll_id: str, room: str, created_by: str, now: float) -> Poll:
+        """The open poll ``poll_id`` of ``room`` this spec makes, opened at ``now`` by
+        ``created_by`` (``closes_at = now + duration`` when it has one)."""
+        return Poll(
+            id=poll_id,
+            room=room,
+            question=self.question,
+            options=self.options,
+            multi=self.multi,
+            anonymous=self.anonymous,
+            show=self.show,
+            allow_change=self.allow_change,
+            guests=self.guests,
+            created_by=created_by,
+            opened_at=now,
+            closes_at=now + self.duration if self.duration is not None else None,
+            profiles=self.profiles,
+        )
+
+
+def parse_spec(cmd: Mapping[str, Any]) -> PollSpec:
+    """Validate the fields of a poll to open.
 
     ``question``: a :func:`hub.fields.line` of at most :data:`MAX_QUESTION` characters.
-    ``options``: a list of :data:`MIN_OPTIONS` to :data:`MAX_OPTIONS` lines of at most
-    :data:`MAX_OPTION` characters each, no two equal (after trimming, case-sensitive).
+    ``options``: 2 to 20 options, each a text or a map with a profile
+    (:func:`polls.options.parse_options`), no two with the same text.
     ``multi`` (default false; see :func:`normalise_multi`), ``anonymous`` (true), ``show``
     (``live``), ``allow_change`` (true), ``guests`` (true);
-    ``duration`` (optional): :data:`MIN_DURATION` to :data:`MAX_DURATION` seconds, making
-    ``closes_at = now + duration``. A field given as null takes its default; other fields (the
-    envelope's ``room``, ``op`` ...) are ignored. Raises ``bad_request`` whose message starts
-    with the name of the first wrong field.
+    ``duration`` (optional): :data:`MIN_DURATION` to :data:`MAX_DURATION` seconds. A field
+    given as null takes its default; other fields (the envelope's ``room``, ``op`` ...) are
+    ignored. Raises ``bad_request`` whose message starts with the name of the first wrong field
+    (``too_large`` for an option's description past its length).
     """
     if "question" not in cmd:
         raise fields.bad("question", "is required")
     question = fields.line(cmd["question"], "question", MAX_QUESTION)
     if "options" not in cmd:
         raise fields.bad("options", "is required")
-    options = _options(cmd["options"])
+    options, profiles = parse_options(cmd["options"])
     multi = normalise_multi(cmd.get("multi"), len(options))
     anonymous = fields.flag(cmd.get("anonymous"), "anonymous", True)
     show_value = cmd.get("show")
     show = Show.LIVE if show_value is None else fields.choice(show_value, "show", Show)
     duration = fields.optional_number(cmd.get("duration"), "duration", MIN_DURATION, MAX_DURATION)
-    return Poll(
-        id=poll_id,
-        room=room,
+    return PollSpec(
         question=question,
         options=options,
+        profiles=profiles,
         multi=multi,
         anonymous=anonymous,
         show=show,
         allow_change=fields.flag(cmd.get("allow_change"), "allow_change", True),
         guests=fields.flag(cmd.get("guests"), "guests", True),
-        created_by=created_by,
-        opened_at=now,
-        closes_at=now + duration if duration is not None else None,
+        duration=duration,
     )
+
+
+def parse_poll(
+    cmd: Mapping[str, Any], *, poll_id: str, room: str, created_by: str, now: float
+) -> Poll:
+    """Validate ``poll.create`` fields (:func:`parse_spec`) into an open Poll opened at
+    ``now``."""
+    return parse_spec(cmd).opened(poll_id=poll_id, room=room, created_by=created_by, now=now)
 
 
 # --- poll.vote -----------------------------------------------------------------------------------

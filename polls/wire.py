@@ -15,14 +15,26 @@ from typing import Literal, NotRequired, TypedDict
 from hub.wire import StoredFields
 
 
+class OptionProfileMap(TypedDict, total=False):
+    """An option's profile: the keys it has among ``{description, organisation, country,
+    image}`` (none for an option without one)."""
+
+    description: str
+    organisation: str
+    country: str
+    image: str
+
+
 class PollMap(TypedDict):
-    """The poll map, wherever a poll appears: ``{id, question, options, multi, anonymous, show,
-    allow_change, guests, state, closes_at?}`` plus, where results may be shown, ``counts``
-    and ``voters``."""
+    """The poll map, wherever a poll appears: ``{id, question, options, profiles?, multi,
+    anonymous, show, allow_change, guests, state, closes_at?}`` (``profiles`` parallel to
+    ``options``, only when an option has a profile) plus, where results may be shown,
+    ``counts`` and ``voters``."""
 
     id: str
     question: str
     options: list[str]
+    profiles: NotRequired[list[OptionProfileMap]]
     multi: bool | int
     anonymous: bool
     show: str
@@ -79,12 +91,41 @@ class PollTallyEvent(TypedDict):
     voters: int
 
 
+class AwardPoll(TypedDict):
+    """A poll the rooms file declares, as ``awards`` lists it: ``{id, question, options,
+    profiles?, state}``, ``state`` ``declared`` (not opened yet), ``open`` or ``closed``."""
+
+    id: str
+    question: str
+    options: list[str]
+    profiles: NotRequired[list[OptionProfileMap]]
+    state: str
+
+
+class PartnershipMap(TypedDict):
+    """A partnership of the year: ``{title, members, text?, link?}``."""
+
+    title: str
+    members: list[str]
+    text: NotRequired[str]
+    link: NotRequired[str]
+
+
+class AwardsMap(TypedDict):
+    """The join snapshot's ``awards``: ``{polls, partnerships}``."""
+
+    polls: list[AwardPoll]
+    partnerships: list[PartnershipMap]
+
+
 class PollsPart(TypedDict):
-    """The join snapshot parts ``polls`` (open, as ``poll.get`` shows each) and
-    ``closed_polls`` (the newest closed, as their closing ``poll`` events carry them)."""
+    """The join snapshot parts ``polls`` (open, as ``poll.get`` shows each), ``closed_polls``
+    (the newest closed, as their closing ``poll`` events carry them) and, in the lobby and in
+    rooms the rooms file declares polls for, ``awards``."""
 
     polls: list[PollView]
     closed_polls: list[PollMap]
+    awards: NotRequired[AwardsMap]
 
 
 class ExportedPoll(PollMap):
@@ -94,8 +135,8 @@ class ExportedPoll(PollMap):
     closed_at: float | None
 
 
-class OptionCount(TypedDict):
-    """One option's line in the export: ``{option, count}``."""
+class OptionCount(OptionProfileMap):
+    """One option's line in the export: ``{option, count}`` and the option's profile keys."""
 
     option: str
     count: int

@@ -124,7 +124,8 @@ def load_rooms_file(path: str | Path) -> list[Room]:
             # table, which TOML makes a key of that room.
             raise ValueError(
                 f"{path}: rooms[{index}]: unknown key {unknown[0]!r} (keys of the whole event, "
-                "such as interests, go before the first [[rooms]] or [[tables]])"
+                "such as interests, go before the first [[rooms]], [[tables]], [[polls]] or "
+                "[[partnerships]])"
             )
         fields = {**entry, "room": entry.get("id")}
         try:

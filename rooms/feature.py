@@ -448,19 +448,25 @@ class RoomsFeature:
             text = fields.text(text, "text", MAX_ANNOUNCE)
         return JSONResponse(await self.close_event(user, text))
 
-    async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
-        """Passes a bearer token of a moderator (or more) of ``room``, judged as room commands
-        judge it: the token's role there (the event role raised by a ``rooms`` claim), unless a
-        role stored with ``role.set`` replaces it (an organizer stays one). ``unauthorized``
-        without a valid token, ``forbidden`` (saying "only moderators of the room may
-        ``what``") for anyone else."""
-        identity = bearer(request, self._authority(), "a moderator's bearer token")
+    async def token_role(self, request: Request, room: str, needed: str) -> tuple[str, Role]:
+        """The user id of the request's bearer token and its role in ``room``, judged as room
+        commands judge it: the token's role there (the event role raised by a ``rooms`` claim),
+        unless a role stored with ``role.set`` replaces it (an organizer stays one), read from
+        the broker. ``unauthorized`` (saying ``needed`` is needed) without a valid token."""
+        identity = bearer(request, self._authority(), needed)
         stored: Role | None = None
         # Not a room id: no role can be stored for it, and nothing to read.
         if identity.role_in(room) is not Role.ORGANIZER and fields.ROOM_ID.fullmatch(room):
             entry = await self.roles.entry(room, identity.user_id)
             stored = entry.role if entry is not None else None
-        if effective_role(identity, room, stored) < Role.MODERATOR:
+        return identity.user_id, effective_role(identity, room, stored)
+
+    async def require_moderator_token(self, request: Request, room: str, what: str) -> None:
+        """Passes a bearer token of a moderator (or more) of ``room``, judged as
+        :meth:`token_role` judges it. ``unauthorized`` without a valid token, ``forbidden``
+        (saying "only moderators of the room may ``what``") for anyone else."""
+        _, role = await self.token_role(request, room, "a moderator's bearer token")
+        if role < Role.MODERATOR:
             raise HubError("forbidden", f"only moderators of the room may {what}")
 
     # --- presence -------------------------------------------------------------------------------

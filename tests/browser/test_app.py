@@ -57,12 +57,13 @@ def test_a_moderator_runs_a_poll_two_attendees_vote_and_the_csv_downloads(
     with moderator.page.expect_download() as download_info:
         card.get_by_role("button", name="Download CSV").click()
     rows = list(csv.reader(io.StringIO(download_info.value.path().read_text(encoding="utf-8"))))
+    no_profile = ["", "", "", ""]  # organisation, country, description, image
     assert rows == [
-        ["option", "count"],
-        ["Keynote", "1"],
-        ["Workshop", "0"],
-        ["Panel", "1"],
-        ["voters", "2"],
+        ["option", "count", "organisation", "country", "description", "image"],
+        ["Keynote", "1", *no_profile],
+        ["Workshop", "0", *no_profile],
+        ["Panel", "1", *no_profile],
+        ["voters", "2", *no_profile],
     ]
     # Closing moves the poll to the results, for everyone.
     card.get_by_role("button", name="Close poll").click()

@@ -197,12 +197,12 @@ async def test_polls_on_two_nodes(
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/csv")
         n = USERS // 4
         assert reply.text.splitlines() == [
-            "option,count",
-            f"red,{n}",
-            f"green,{n}",
-            f"blue,{n}",
-            f"'=1+1,{n}",
-            f"voters,{USERS}",
+            "option,count,organisation,country,description,image",
+            f"red,{n},,,,",
+            f"green,{n},,,,",
+            f"blue,{n},,,,",
+            f"'=1+1,{n},,,,",
+            f"voters,{USERS},,,,",
         ]
 
 
@@ -241,7 +241,12 @@ async def test_moderators_of_a_room_export_its_polls(
             for suffix in ("", ".csv"):
                 reply = await http.get(url + suffix, headers=bearer(token))
                 assert reply.status_code == 200, (who, suffix, reply.text)
-            assert reply.text.splitlines() == ["option,count", "x,0", "y,0", "voters,0"]
+            assert reply.text.splitlines() == [
+                "option,count,organisation,country,description,image",
+                "x,0,,,,",
+                "y,0,,,,",
+                "voters,0,,,,",
+            ]
         for who, token in refused.items():
             for suffix in ("", ".csv"):
                 reply = await http.get(url + suffix, headers=bearer(token))

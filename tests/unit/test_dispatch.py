@@ -496,6 +496,7 @@ async def test_join_reply_fields() -> None:
                     }
                 ],
                 "tables": [],
+                "awards": {"polls": [], "partnerships": []},
             },
         }
         assert isinstance(ok["epoch"], str) and ok["epoch"]

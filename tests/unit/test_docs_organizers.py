@@ -1,5 +1,6 @@
-"""docs/organizers.md's examples work: its rooms file loads as ``hub serve --rooms`` loads it,
-its people.csv is read by ``hub token --csv``, and its ``hub token`` commands run."""
+"""docs/organizers.md's examples work: its rooms file loads as ``hub serve --rooms`` loads it
+(rooms, tables, interests, the award election and the partnerships), its people.csv is read by
+``hub token --csv``, and its ``hub token`` commands run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.app import event_rooms, event_tables
+from hub.app import event_awards, event_rooms, event_tables
 from hub.auth import Role
 from hub.cli import main
 from hub.config import HubConfig
@@ -62,6 +63,31 @@ def test_the_rooms_file_example_loads(tmp_path: Path) -> None:
         ("newcomers", 6),
     ]
     assert event_interests(config) == ["Energy", "Mobility", "Funding"]
+    awards = event_awards(config)
+    [election] = awards.polls
+    assert (election.id, election.room) == ("manager-2026", "main")
+    assert election.spec.options == ("Zoë Müller", "Ada Lovelace")
+    assert [profile.describe() for profile in election.spec.profiles] == [
+        {
+            "description": "Ten years of building the grid cluster.",
+            "organisation": "Grid Cluster",
+            "country": "DE",
+            "image": "https://event.example.org/candidates/zoe.jpg",
+        },
+        {"organisation": "Analytical Engines Cluster", "country": "GB"},
+    ]
+    assert (election.spec.show, election.spec.allow_change, election.spec.guests) == (
+        "closed",
+        False,
+        False,
+    )
+    [partnership] = awards.partnerships
+    assert partnership.members == ("North Sea Energy Cluster", "Alpine Hydrogen Cluster")
+
+
+def test_the_award_is_opened_at_the_address_the_doc_gives() -> None:
+    urls = [args[-1] for args in commands("curl") if "POST" in args and args[-1].endswith("/open")]
+    assert urls == ["https://event.example.org/api/rooms/main/polls/manager-2026/open"]
 
 
 def test_the_people_example_is_read_as_the_doc_says() -> None:

@@ -421,3 +421,69 @@ def test_an_int_set_is_a_list() -> None:
     for bad in (1, None, "0,1", {0: 1}):
         refused(lambda bad=bad: fields.int_set(bad, "choice", 0, 4, 3))
     assert "at most 2" in refused(lambda: fields.int_set([0, 1, 2], "choice", 0, 4, 2))
+
+
+# --- countries and addresses ---------------------------------------------------------------------
+
+
+def test_the_countries_are_the_249_assigned_codes() -> None:
+    assert len(fields.COUNTRIES) == 249
+    assert {"DE", "BR", "GB", "SS", "XK"} - fields.COUNTRIES == {"XK"}  # Kosovo is user-assigned
+    assert "UK" not in fields.COUNTRIES and "EU" not in fields.COUNTRIES
+
+
+@pytest.mark.parametrize(("value", "code"), [("DE", "DE"), (" fr ", "FR"), ("gB", "GB")])
+def test_countries_accepted_in_any_case(value: str, code: str) -> None:
+    assert fields.country(value) == code
+
+
+@pytest.mark.parametrize("value", ["XX", "UK", "DEU", "", "D", None, 49, ["DE"]])
+def test_countries_refused_naming_the_field(value: object) -> None:
+    assert refused(lambda: fields.country(value, "options[2].country")).startswith(
+        "options[2].country: "
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://example.org",
+        "http://example.org/a/b?c=d#e",
+        "HTTPS://Example.org/photo.jpg",
+        "https://example.org:8443/x",
+        "https://[2001:db8::1]/x.png",
+        "https://127.0.0.1/x.png",
+        "https://example.org/" + "x" * (2000 - len("https://example.org/")),
+    ],
+)
+def test_urls_accepted_as_given(value: str) -> None:
+    assert fields.url(f"  {value} ", "image", 2000) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "ftp://example.org/x",
+        "//example.org/x",
+        "/static/x.png",
+        "example.org/x.png",
+        "https://",
+        "https:///x",
+        "https://user:pw@example.org/x",
+        "https://user@example.org/x",
+        "https://example.org:99999/x",
+        "https://example.org:port/x",
+        "https://[::1/x",
+        "https://exa mple.org/x",
+        "https://example.org/a\u00a0b",
+        "https://example.org/\nx",
+        "https://example.org/" + "x" * 2000,
+        "",
+        None,
+        5,
+    ],
+)
+def test_urls_refused_naming_the_field(value: object) -> None:
+    assert refused(lambda: fields.url(value, "image", 2000)).startswith("image: ")

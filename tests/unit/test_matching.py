@@ -192,6 +192,8 @@ def test_a_card_is_checked_field_by_field() -> None:
         {"phone": "1"},
         {"email": "no-at"},
         {"link": "javascript:alert(1)"},
+        {"link": "https://me:secret@x.y"},
+        {"link": "https://"},
         {"name": "a\u202eb"},
         {"organisation": "x" * 101},
         {"user": "someone-else"},

@@ -25,6 +25,7 @@ from hub.app import Hub, create_app
 from hub.codec import pack, unpack
 from polls.export import export_csv, export_map
 from polls.model import Poll, Show
+from polls.options import OptionProfile
 
 ROOM = "panel-1"
 LOBBY = "main"
@@ -416,11 +417,35 @@ def test_export_holds_counts_only_and_defuses_formulas() -> None:
     }
     rows = list(csv.reader(io.StringIO(export_csv(poll, [3, 1, 0], 4))))
     assert rows == [
-        ["option", "count"],
-        ["Yes", "3"],
-        ["'=cmd()", "1"],
-        ['say "hi", ok', "0"],
-        ["voters", "4"],
+        ["option", "count", "organisation", "country", "description", "image"],
+        ["Yes", "3", "", "", "", ""],
+        ["'=cmd()", "1", "", "", "", ""],
+        ['say "hi", ok', "0", "", "", "", ""],
+        ["voters", "4", "", "", "", ""],
+    ]
+
+
+def test_export_carries_the_profiles_and_defuses_every_text_cell() -> None:
+    profiles = (
+        OptionProfile(organisation="-Org", description="@home\n=second line"),
+        OptionProfile(),
+        OptionProfile(country="DE", image="https://x.org/+.png"),
+    )
+    poll = replace(_poll(("+A", "B", "C")), profiles=profiles)
+    exported = export_map(poll, [1, 0, 2], 3)
+    assert exported["poll"]["profiles"] == [p.describe() for p in profiles]
+    assert exported["options"] == [
+        {"option": "+A", "count": 1, "organisation": "-Org", "description": "@home\n=second line"},
+        {"option": "B", "count": 0},
+        {"option": "C", "count": 2, "country": "DE", "image": "https://x.org/+.png"},
+    ]
+    rows = list(csv.reader(io.StringIO(export_csv(poll, [1, 0, 2], 3))))
+    assert rows == [
+        ["option", "count", "organisation", "country", "description", "image"],
+        ["'+A", "1", "'-Org", "", "'@home\n=second line", ""],
+        ["B", "0", "", "", "", ""],
+        ["C", "2", "", "DE", "", "https://x.org/+.png"],
+        ["voters", "3", "", "", "", ""],
     ]
 
 
@@ -455,7 +480,10 @@ async def test_http_export_needs_a_moderator_of_the_room(nodes: tuple[Hub, Hub])
         assert "secret-voter" not in reply.text
         reply = await http.get(url + ".csv", headers=auth)
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/csv")
-        assert reply.text == "option,count\r\na,0\r\nb,1\r\nc,0\r\nvoters,1\r\n"
+        assert reply.text == (
+            "option,count,organisation,country,description,image\r\n"
+            "a,0,,,,\r\nb,1,,,,\r\nc,0,,,,\r\nvoters,1,,,,\r\n"
+        )
 
 
 # --- closed polls in the join snapshot ------------------------------------------------------------

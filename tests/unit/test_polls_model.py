@@ -15,11 +15,8 @@ from hypothesis import strategies as st
 from hub.errors import HubError
 from polls.model import (
     MAX_DURATION,
-    MAX_OPTION,
-    MAX_OPTIONS,
     MAX_QUESTION,
     MIN_DURATION,
-    MIN_OPTIONS,
     Poll,
     PollState,
     Show,
@@ -33,6 +30,7 @@ from polls.model import (
     parse_poll,
     tally_event,
 )
+from polls.options import MAX_OPTION, MAX_OPTIONS, MIN_OPTIONS, OptionProfile
 
 NOW = 1_000.0
 
@@ -330,9 +328,40 @@ def test_record_round_trip(poll: Poll) -> None:
     assert all(type(v) in (str, bool, int, float, list, type(None)) for v in record.values())
 
 
+def test_options_with_profiles_survive_the_record_and_show_beside_the_texts() -> None:
+    poll = make(
+        options=[
+            "A",
+            {"text": "B", "organisation": "Grid Co", "country": "de"},
+            {"text": "C", "description": "Line one\nline two", "image": "https://x.org/c.png"},
+        ]
+    )
+    assert Poll.from_record(poll.to_record()) == poll
+    described = poll.describe()
+    assert described["options"] == ["A", "B", "C"]
+    assert described["profiles"] == [
+        {},
+        {"organisation": "Grid Co", "country": "DE"},
+        {"description": "Line one\nline two", "image": "https://x.org/c.png"},
+    ]
+    assert (
+        closed_view(poll.closed(NOW + 1, [1, 0, 0], 1), False)["profiles"]
+        == (described["profiles"])
+    )
+    assert poll.profile_of(1) == OptionProfile(organisation="Grid Co", country="DE")
+
+
+def test_a_poll_without_profiles_has_no_profiles_key() -> None:
+    for options in (["A", "B"], ["A", {"text": "B"}], [{"text": "A", "country": None}, "B"]):
+        poll = make(options=options)
+        assert poll.profiles == () and "profiles" not in poll.describe()
+        assert poll.options == ("A", "B")
+        assert poll.profile_of(0) == OptionProfile()
+
+
 def test_records_of_polls_closed_before_the_tally_was_kept_still_load() -> None:
     record = make().closed(NOW + 5).to_record()
-    del record["counts"], record["voters"]
+    del record["counts"], record["voters"], record["profiles"]
     poll = Poll.from_record(record)
     assert (poll.state, poll.counts, poll.voters) == (PollState.CLOSED, None, None)
 

@@ -9,7 +9,6 @@ import pytest
 
 from hub.errors import HubError
 from networking.profiles import (
-    COUNTRIES,
     MAX_BIO,
     MAX_EVENT_INTERESTS,
     MAX_PROFILE_INTERESTS,
@@ -172,12 +171,6 @@ def test_nothing_changes_when_one_field_is_wrong() -> None:
 def test_a_record_survives_the_store() -> None:
     record = changed(name="Ada", country="DE", interests=["Climate"], listed=True, contact=True)
     assert ProfileRecord.from_record(record.to_record()) == record
-
-
-def test_the_countries_are_the_249_assigned_codes() -> None:
-    assert len(COUNTRIES) == 249
-    assert {"DE", "BR", "GB", "SS", "XK"} - COUNTRIES == {"XK"}  # Kosovo is user-assigned
-    assert "UK" not in COUNTRIES and "EU" not in COUNTRIES
 
 
 # --- the directory -------------------------------------------------------------------------------

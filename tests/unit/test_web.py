@@ -26,7 +26,8 @@ from hub.web import (
 SECRET = "web-test-secret-0123456789abcdef-0123456789"
 HOST = "hub.example.org:8443"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob: https: http:; "
     "media-src 'self' blob: mediastream:; "
     "connect-src 'self' ws://hub.example.org:8443 wss://hub.example.org:8443; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"

@@ -7,7 +7,7 @@
 
 import { button, field, h, replace, uniqueId } from "./dom.js";
 import { errorText } from "./session.js";
-import { currentLanguage, t } from "./strings.js";
+import { countryName, currentLanguage, t } from "./strings.js";
 
 // ISO 3166-1 alpha-2, as the hub accepts them.
 const COUNTRY_CODES = `AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
@@ -18,17 +18,6 @@ MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM
 PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL
 TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW`.split(/\s+/);
 const PAGE = 20;
-
-let regions = null; // the country names of one language: {language, names}
-/** A country's name in the page's language (its code where the browser has no names). */
-function countryName(code) {
-  try {
-    if (regions?.language !== currentLanguage()) regions = { language: currentLanguage(), names: new Intl.DisplayNames([currentLanguage()], { type: "region" }) };
-    return regions.names.of(code) || code;
-  } catch {
-    return code;
-  }
-}
 
 /** A `<select>` of the countries by name, in the page's language's order, with a first option
  * for none. */

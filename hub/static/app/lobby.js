@@ -1,9 +1,11 @@
 /**
  * The lobby: the event's sessions (kind, title, live member count, who is on stage),
- * announcements, the conference-wide polls and the award election, direct messages, and for
- * moderators the lobby's announcements.
+ * announcements, the awards (the election's candidates, ballot and result; the partnerships of
+ * the year), the conference-wide polls, direct messages, and for moderators the lobby's
+ * announcements.
  */
 
+import { mountAwards } from "./awards.js";
 import { mountDirectory } from "./directory.js";
 import { mountMessages } from "./dm.js";
 import { h, replace } from "./dom.js";
@@ -26,20 +28,23 @@ export function mountLobby(main, session) {
   const lobby = session.lobby;
   const notices = h("div");
   const [sessionsSection, sessions] = section("lobby-sessions", t("lobby.sessions"), h("ul", { class: "room-cards" }));
+  const [awardsSection, awards] = section("lobby-awards", t("awards.title"));
   const [pollsSection, polls] = section("lobby-polls", t("lobby.polls"));
   const [messagesSection, messages] = section("lobby-messages", t("dm.title"));
   const [manageSection, manage] = section("lobby-manage", t("manage.title"));
   const [peopleSection, people] = section("lobby-people", t("directory.title"));
   const [loungeSection, stopLounge] = mountLounge(session);
   manageSection.hidden = true;
+  awardsSection.hidden = true;
   main.replaceChildren(
     h("div", { class: "lobby-head" }, h("h1", { tabindex: "-1", text: t("lobby.title") }), h("p", { class: "hint", text: t("lobby.welcome", { name: session.hub.user.name }) }), notices),
-    // Two columns on a wide screen (the sessions and the people; the lounge, votes, messages and
-    // tools beside), one on a phone, where the stylesheet orders the sections by what matters.
-    h("div", { class: "lobby-grid" }, h("div", { class: "lobby-column" }, sessionsSection, peopleSection), h("div", { class: "lobby-column" }, pollsSection, loungeSection, messagesSection, manageSection)),
+    // Two columns on a wide screen (the sessions, the awards and the people; the lounge, votes,
+    // messages and tools beside), one on a phone, where the stylesheet orders the sections by
+    // what matters.
+    h("div", { class: "lobby-grid" }, h("div", { class: "lobby-column" }, sessionsSection, awardsSection, peopleSection), h("div", { class: "lobby-column" }, pollsSection, loungeSection, messagesSection, manageSection)),
   );
   const stops = [mountMessages(messages, session), mountDirectory(people, session), stopLounge, mountMeet(main.querySelector(".lobby-head"), session)];
-  if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountPolls(polls, session, lobby));
+  if (lobby) stops.push(mountNotices(notices, session, lobby, 5), mountAwards(awardsSection, awards, session, lobby), mountPolls(polls, session, lobby));
   stops.push(
     watchAll(session.store, [`room:${lobby}`], () => {
       const room = session.room(lobby);

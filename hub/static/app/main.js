@@ -10,6 +10,7 @@ import { mountEntry } from "./entry.js";
 import { chooseLanguage, pickedLanguage, rememberLanguage } from "./language.js";
 import { mountLobby } from "./lobby.js";
 import { followMeetings } from "./meet.js";
+import { followResults } from "./results.js";
 import { mountRoom } from "./room.js";
 import { Session, closeText, errorText } from "./session.js";
 import { mountShell } from "./shell.js";
@@ -139,6 +140,7 @@ class App {
     followMeetings(session);
     session.loadConversations();
     await hub.join(LOBBY).then(() => (session.lobby = LOBBY), (error) => session.toast(errorText(error), "error"));
+    this.stopResults = followResults(session);
     this.show(null);
     await session.route();
     this.render();
@@ -165,6 +167,7 @@ class App {
 
   signedOutByHub(code, reason) {
     this.session.localMedia.stopAll();
+    this.stopResults?.();
     this.session = null;
     this.shell.setSession(null);
     if (code === 4001 || code === 4003) keptToken(null);

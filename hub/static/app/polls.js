@@ -1,19 +1,22 @@
 /**
  * Polls and elections of a room: each open poll as a ballot (a group named by its question, one
- * radio or checkbox per option, and "Vote"), results as the poll's `show` allows, closed polls
- * with their results, and for those who run polls the form that starts one ("Poll question",
- * "Option 1" …, "Add option", "Start poll"), "Close poll" and the CSV download.
+ * radio or checkbox per option with the option's profile when it has one, and "Vote"), results
+ * as the poll's `show` allows, closed polls with their results, and for those who run polls the
+ * form that starts one ("Poll question", "Option 1" …, "Add option", "Start poll"), "Close poll"
+ * and the CSV download. The lobby's award polls are left to its Awards section (awards.js),
+ * which shows their ballots with these cards: one place to vote.
  */
 
 import { button, h, keyed, replace, setText, uniqueId } from "./dom.js";
-import { moderates, rank, results } from "./roomstate.js";
+import { profileNode, profileOf } from "./profiles.js";
+import { awardPollIds, moderates, rank, results } from "./roomstate.js";
 import { countdown, t } from "./strings.js";
 import { watchAll } from "./store.js";
 import { countdownIn } from "./ticker.js";
 
 
 /** Whether the person may start and close polls here (organizers only, in the lobby). */
-function runsPolls(room) {
+export function runsPolls(room) {
   return room.kind === "lobby" ? rank(room.role) >= rank("organizer") : moderates(room);
 }
 
@@ -32,10 +35,13 @@ export function mountPolls(container, session, roomId) {
     if (!room) return;
     form.hidden = !runsPolls(room);
     if (runsPolls(room) && !form.firstChild) import("./staff.js").then((staff) => form.firstChild || form.append(staff.pollForm(session, roomId)));
-    keyed(open, cards, [...room.polls.values()], id, (view) => ballot(session, roomId, view), room);
-    keyed(closed, closedCards, room.closedPolls.toReversed(), id, (view) => resultCard(session, roomId, view), room);
-    closedSection.hidden = !room.closedPolls.length;
-    empty.hidden = room.polls.size > 0 || room.closedPolls.length > 0;
+    const awards = awardPollIds(room);
+    const openPolls = [...room.polls.values()].filter((view) => !awards.has(view.poll.id));
+    const closedPolls = room.closedPolls.filter((view) => !awards.has(view.poll.id)).toReversed();
+    keyed(open, cards, openPolls, id, (view) => ballot(session, roomId, view), room);
+    keyed(closed, closedCards, closedPolls, id, (view) => resultCard(session, roomId, view), room);
+    closedSection.hidden = !closedPolls.length;
+    empty.hidden = openPolls.length > 0 || closedPolls.length > 0;
   });
 }
 
@@ -62,11 +68,14 @@ function resultsNode(view) {
 }
 
 /** The tools of a poll's card for those who run polls: close it (while open), download it. */
-function toolsFor(session, roomId, poll, isOpen) {
+export function toolsFor(session, roomId, poll, isOpen) {
   return [isOpen && button(t("poll.close"), () => session.act("poll.close", { room: roomId, poll: poll.id })), button(t("poll.csv"), () => session.downloadCsv(roomId, poll.id))];
 }
 
-function ballot(session, roomId, view) {
+/** An open poll's card: `{node, update(view, room)}`, the ballot (a group named by the question)
+ * with its rules, the person's vote, the countdown, the results as `show` allows and the tools
+ * of those who run polls. */
+export function ballot(session, roomId, view) {
   const poll = view.poll;
   const multi = poll.multi === true || poll.multi > 1;
   const name = uniqueId("poll");
@@ -90,7 +99,7 @@ function ballot(session, roomId, view) {
     { class: "ballot" },
     h("legend", { dir: "auto", text: poll.question }),
     h("p", { class: "hint", text: rules(poll) }),
-    inputs.map((input, index) => h("label", { class: "choice" }, input, h("span", { dir: "auto", text: poll.options[index] }))),
+    inputs.map((input, index) => choice(input, poll.options[index], profileOf(poll, index))),
     vote,
     mine,
   );
@@ -116,6 +125,14 @@ function ballot(session, roomId, view) {
       drawn = { tally, runs: runsPolls(room) };
     },
   };
+}
+
+/** An option of a ballot: its control and text, and below them its profile, which describes
+ * the control (its name stays the option's text). */
+function choice(input, option, profile) {
+  const about = profileNode(option, profile, profile && uniqueId("profile"));
+  if (about) input.setAttribute("aria-describedby", about.id);
+  return h("div", { class: "choice-row" }, h("label", { class: "choice" }, input, h("span", { dir: "auto", text: option })), about);
 }
 
 function resultCard(session, roomId, view) {

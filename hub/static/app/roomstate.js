@@ -1,8 +1,8 @@
 /**
  * A joined room's state, built from a join reply and kept current by the room's events. Pure: no
  * DOM, no I/O. What applies something returns the topics it changed (`chat`, `notices`, `qa`,
- * `polls`, `hands`, `stage`, `members`, `breakouts`, `room`); the session touches them as store
- * topics `topic:<room id>`.
+ * `polls`, `awards`, `hands`, `stage`, `members`, `breakouts`, `room`); the session touches them
+ * as store topics `topic:<room id>`.
  */
 
 export const CHAT_KEPT = 2000; // chat messages in memory per room (the page shows a window)
@@ -10,6 +10,7 @@ const NOTICES_KEPT = 20;
 const CLOSED_POLLS_KEPT = 10;
 const RANK = { attendee: 0, speaker: 1, moderator: 2, organizer: 3 };
 const NO_MEDIA = { audio: false, video: false, screen: false };
+const NO_AWARDS = { polls: [], partnerships: [] };
 
 /** The rank of a role label (unknown labels rank as attendees). */
 export function rank(role) {
@@ -20,7 +21,7 @@ export function rank(role) {
 export function roomFromJoin(reply, me, sid) {
   const { id, kind, title, parent = null } = reply.room;
   const chat = { messages: [], ids: new Set(), reachedStart: false, memoryFull: false, loading: false, slowmode: 0, mutedUntil: 0 };
-  const room = { id, kind, title, parent, me: me.id, chat, notices: [], closedPolls: [], voted: new Set(), rolesVersion: 0 };
+  const room = { id, kind, title, parent, me: me.id, chat, notices: [], closedPolls: [], awards: NO_AWARDS, reveal: null, voted: new Set(), rolesVersion: 0 };
   applySnapshot(room, reply, me, sid);
   return room;
 }
@@ -41,11 +42,30 @@ export function applySnapshot(room, reply, me, sid) {
   room.polls = new Map((snap.polls || []).map((view) => [view.poll.id, pollView(view)]));
   if (snap.closed_polls) room.closedPolls = snap.closed_polls.map((poll) => pollView({ poll, counts: poll.counts, voters: poll.voters }));
   if (snap.notices) room.notices = snap.notices.slice(-NOTICES_KEPT);
+  if (snap.awards) room.awards = awardsFrom(snap.awards);
+  // Someone who arrives after a lobby poll closed sees its result too, without the moment.
+  const newest = room.closedPolls.at(-1)?.poll.id;
+  if (room.kind === "lobby" && newest && room.reveal?.poll !== newest) room.reveal = { poll: newest, moment: false };
   room.peers = new Map();
   for (const peer of snap.peers || []) {
     room.peers.set(peer.sid, { ...peer, media: { ...NO_MEDIA, ...peer.media } });
     if (rank(peer.role) > 0) room.roles.set(peer.user, { role: peer.role, name: peer.name });
   }
+}
+
+/** The lobby's awards (protocol.md, "Polls"): the declared award polls `[{id, question, options,
+ * profiles?, state}]` and the partnerships `[{title, members, text?, link?}]`, what is malformed
+ * left out. */
+function awardsFrom(awards) {
+  const polls = Array.isArray(awards.polls) ? awards.polls.filter((poll) => typeof poll?.id === "string" && typeof poll.question === "string" && Array.isArray(poll.options)) : [];
+  const partnerships = Array.isArray(awards.partnerships) ? awards.partnerships.filter((partnership) => typeof partnership?.title === "string") : [];
+  return { polls: polls.map((poll) => ({ ...poll })), partnerships };
+}
+
+/** The ids of the award polls the lobby's Awards section shows (elsewhere none: a room's
+ * declared polls, once opened, are ordinary polls of its Polls tab). */
+export function awardPollIds(room) {
+  return new Set(room.kind === "lobby" ? room.awards.polls.map((poll) => poll.id) : []);
 }
 
 function pollView({ poll, counts, voters, mine = null }) {
@@ -181,16 +201,22 @@ export function applyEvent(room, ev) {
 
 function applyPoll(room, poll) {
   const open = room.polls.get(poll.id);
+  const award = room.awards.polls.find((declared) => declared.id === poll.id);
+  if (award) award.state = poll.state;
+  const changed = award ? ["polls", "awards"] : ["polls"];
   if (poll.state !== "closed") {
     room.polls.set(poll.id, open ? { ...open, poll: { ...poll } } : pollView({ poll }));
-    return ["polls"];
+    return changed;
   }
+  // The results moment: a lobby poll closing while the person is there (once, even when a
+  // recovered join brings its event again).
+  if (room.kind === "lobby" && !room.closedPolls.some((view) => view.poll.id === poll.id)) room.reveal = { poll: poll.id, moment: true };
   room.polls.delete(poll.id);
   // Results hidden from everyone: a moderator keeps the last tally they had.
   const shown = Array.isArray(poll.counts) || !moderates(room) ? poll : open || {};
   const closed = pollView({ poll, counts: shown.counts, voters: shown.voters, mine: open?.mine });
   room.closedPolls = [...room.closedPolls.filter((view) => view.poll.id !== poll.id), closed].slice(-CLOSED_POLLS_KEPT);
-  return ["polls"];
+  return changed;
 }
 
 function applyPresence(room, ev) {
@@ -214,9 +240,19 @@ function nameOf(room, user) {
   return [...room.peers.values()].find((peer) => peer.user === user)?.name || room.roles.get(user)?.name || user;
 }
 
-/** A poll's results as rows `[{option, count, share}]` (share in 0..1), or null when hidden. */
+/** A poll's results as rows `[{option, index, count, share}]` in option order (share in 0..1),
+ * or null when hidden. */
 export function results(view) {
   if (!Array.isArray(view.counts)) return null;
   const total = view.counts.reduce((sum, count) => sum + count, 0);
-  return view.poll.options.map((option, index) => ({ option, count: view.counts[index] || 0, share: total ? (view.counts[index] || 0) / total : 0 }));
+  return view.poll.options.map((option, index) => ({ option, index, count: view.counts[index] || 0, share: total ? (view.counts[index] || 0) / total : 0 }));
+}
+
+/** The options of a closed poll's view with the most votes, as `results` rows (several on a
+ * tie); [] when nobody voted; null when the counts are hidden. */
+export function winners(view) {
+  const rows = results(view);
+  if (!rows) return null;
+  const most = Math.max(0, ...rows.map((row) => row.count));
+  return most ? rows.filter((row) => row.count === most) : [];
 }

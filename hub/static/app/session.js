@@ -11,7 +11,7 @@ import { hubText, t } from "./strings.js";
 
 const HISTORY_PAGE = 50;
 const DM_KEPT = 1000; // messages of a conversation in memory, as the hub keeps
-const ALL_TOPICS = ["room", "chat", "notices", "qa", "polls", "hands", "stage", "members", "breakouts"];
+const ALL_TOPICS = ["room", "chat", "notices", "qa", "polls", "awards", "hands", "stage", "members", "breakouts"];
 
 /** A person-readable text for an error from the hub or the client, in the page's language: the
  * catalogue's text for its code (with the wait, when the hub gave one), or for the close that
@@ -155,7 +155,8 @@ export class Session {
     }
     this.touchRoom(room.id, topics);
     if (ev.ev === "notice" && topics.length) this.announce(t("notice.announced", { text: hubText(ev) }));
-    if (ev.ev === "poll") this.announce(t(ev.poll.state === "closed" ? "poll.closedAnnounce" : "poll.openedAnnounce", { question: ev.poll.question }));
+    // A lobby poll's close is announced with its result, by the results panel (results.js).
+    if (ev.ev === "poll" && !(ev.poll.state === "closed" && room.kind === "lobby")) this.announce(t(ev.poll.state === "closed" ? "poll.closedAnnounce" : "poll.openedAnnounce", { question: ev.poll.question }));
     if (ev.ev === "breakout.ending") this.announce(t("breakout.endingSoon"));
   }
 

@@ -26,6 +26,8 @@ function formatsOf(code) {
   return {
     plurals: new Intl.PluralRules(code),
     numbers: new Intl.NumberFormat(code),
+    percent: new Intl.NumberFormat(code, { style: "percent", maximumFractionDigits: 1 }),
+    list: new Intl.ListFormat(code, { type: "conjunction" }),
     time: new Intl.DateTimeFormat(code, { hour: "2-digit", minute: "2-digit" }),
   };
 }
@@ -99,6 +101,29 @@ export function languageName(code) {
   try {
     const name = new Intl.DisplayNames([code], { type: "language" }).of(code) || code;
     return name.charAt(0).toLocaleUpperCase(code) + name.slice(1);
+  } catch {
+    return code;
+  }
+}
+
+/** A share (0..1) as a percentage in the page's language ("42.5%", "42,5 %"). */
+export function percent(share) {
+  return formats.percent.format(share);
+}
+
+/** Words joined as a list in the page's language ("Ada, Bob and Cleo", "Ada, Bob et Cleo"). */
+export function listOf(words) {
+  return formats.list.format(words.map(String));
+}
+
+let regions = null; // the country names of one language: {language, names}
+
+/** A country's name (ISO 3166-1 alpha-2 code) in the page's language; its code where the
+ * browser has no name for it. */
+export function countryName(code) {
+  try {
+    if (regions?.language !== language) regions = { language, names: new Intl.DisplayNames([language], { type: "region" }) };
+    return regions.names.of(code) || code;
   } catch {
     return code;
   }
