@@ -122,9 +122,10 @@ class Dispatcher:
         command_id: int | None = raw_id if has_id else None
         op = message.get("op")
         unavailable = False
+        ctx = CommandContext(self.node, session)
         try:
             handler = self._handler(session, op)
-            result = await handler(CommandContext(self.node, session), message)
+            result = await handler(ctx, message)
         except HubError as error:
             self._reply_error(session, command_id, op, error)
             if error.close is not None:
@@ -142,8 +143,9 @@ class Dispatcher:
                 reply: OkReply = {"re": command_id, "ok": result if result is not None else {}}
                 session.send(reply)
         finally:
-            # A join holds the room's live events back until its reply is queued.
-            session.release()
+            # A join holds the room's live events back (as `ctx`) until its reply is queued;
+            # what others hold (a move into a room) stays held.
+            session.release(ctx)
         latency = self._latency.get(op) if op.__class__ is str else None
         if latency is None:
             latency = self._latency_of(op)

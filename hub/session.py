@@ -59,6 +59,7 @@ class Session:
         "flood",
         "fmt",
         "held",
+        "holders",
         "identity",
         "limits",
         "on_authenticated",
@@ -86,6 +87,9 @@ class Session:
         self.close_code: CloseCode | None = None
         self.close_reason = ""
         self.held: list[tuple[object, bytes]] | None = None
+        # Who holds events back (a join's command, a move into a room): they are released when
+        # the last of them lets go, so one cannot release what another still holds.
+        self.holders: list[object] | None = None
         # Called with the session once, when it first becomes authenticated, its identity set
         # (the endpoint's count of connections not yet past hello, its hello deadline, its log).
         self.on_authenticated: Callable[[Session], object] | None = None
@@ -166,14 +170,31 @@ class Session:
         elif not self.queue.put(data) and self.queue.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, "outbound queue overflowed")
 
-    def hold(self) -> None:
-        """Hold events back until :meth:`release`: a join's reply must reach the client before
-        the live events of the room it joined, and the reply is only queued once it is built."""
-        if self.held is None:
+    def hold(self, owner: object) -> None:
+        """Hold events back until every ``owner`` that holds them has called :meth:`release`: a
+        join's reply must reach the client before the live events of the room it joined, and
+        the reply is only queued once it is built. Owners are told apart by identity; holding
+        twice with one owner is one hold."""
+        if self.holders is None:
+            self.holders = [owner]
             self.held = []
+        elif not any(holder is owner for holder in self.holders):
+            self.holders.append(owner)
 
-    def release(self) -> None:
-        """Queue what :meth:`hold` held back, in order, after whatever was queued meanwhile."""
+    def release(self, owner: object) -> None:
+        """Let go of ``owner``'s hold (nothing when it holds none); once nobody holds, queue
+        what was held back, in order, after whatever was queued meanwhile."""
+        holders = self.holders
+        if holders is None:
+            return
+        # By identity: owners are whoever holds (a command's context, a room), not values.
+        kept = [holder for holder in holders if holder is not owner]
+        if len(kept) == len(holders):
+            return
+        if kept:
+            self.holders = kept
+            return
+        self.holders = None
         held, self.held = self.held, None
         if held:
             for _, data in held:

@@ -441,6 +441,7 @@ class BreakoutFeature:
         join reply; a session that could not enter (a join check refused it, the room or the
         broker failed) gets the plain event and may join itself."""
         entered: dict[str, JoinReply] = {}
+        room: Room | None = None
         try:
             room = await self.rooms.directory.require(child)
             entered = await self.rooms.enter_together(room, sessions)
@@ -454,7 +455,7 @@ class BreakoutFeature:
                 continue
             moved: BreakoutAssignedEvent = {**self._assigned_event(parent, child), "joined": reply}
             session.send(moved)
-            session.release()
+            session.release(room)  # what enter_together held (a concurrent command's stays)
 
     async def _assigned(self, round_: BreakoutRound, user: str) -> str | None:
         """The child ``user`` is assigned to in ``round_``, or None."""

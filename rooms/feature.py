@@ -155,7 +155,7 @@ class RoomsFeature:
         if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
             raise HubError("conflict", f"room {room_id} is full")
         # Live events wait until this reply is queued (the dispatcher releases them).
-        session.hold()
+        session.hold(ctx)
         try:
             position = await self.node.follow(session, room_id, since, epoch)
         except BaseException:
@@ -192,9 +192,9 @@ class RoomsFeature:
         out; rooms with a capacity take nobody this way (their joins count one by one).
 
         Returns sid -> the join reply of each session that entered. Each of them holds the
-        room's live events back (:meth:`Session.hold`) until the caller has sent it what it owes
-        it and released it. When entering fails, no session stays in the room and the error
-        propagates."""
+        room's live events back (:meth:`Session.hold`, with ``room`` as the owner) until the
+        caller has sent it what it owes it and called ``session.release(room)``. When entering
+        fails, no session stays in the room and the error propagates."""
         if room.capacity is not None:
             return {}
         waiting = [s for s in sessions if s.open and s.identity and room.id not in s.rooms]
@@ -206,7 +206,7 @@ class RoomsFeature:
         followed: list[tuple[Session, Position]] = []
         try:
             for session in entering:
-                session.hold()
+                session.hold(room)
                 held.append(session)
                 followed.append((session, await self.node.follow(session, room.id)))
             await self.roles.load(room.id)
@@ -235,7 +235,7 @@ class RoomsFeature:
                         await self.leave_room(session, room.id)
                 self._forget_unfollowed(room.id)
                 session.discard_held(room.id)
-                session.release()
+                session.release(room)
             raise
         # A session that closed meanwhile was not in the room when its leave hooks ran.
         for session, _ in followed:

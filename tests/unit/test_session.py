@@ -216,15 +216,19 @@ def test_an_overflow_after_another_close_request_keeps_the_first_code() -> None:
 # -- hold and release ----------------------------------------------------------------------------
 
 
+JOIN = object()  # what holds: a join's command context, say
+MOVE = object()  # another holder: a move into a room
+
+
 def test_events_held_during_a_join_come_after_its_reply() -> None:
     session = _session()
     session.deliver(_event(1))  # before the hold: queued at once
-    session.hold()
+    session.hold(JOIN)
     session.deliver(_event(2))
     session.deliver(_event(3))
     assert len(session.queue) == 1
     session.send({"re": 7, "ok": {"seq": 1}})  # the join reply
-    session.release()
+    session.release(JOIN)
     assert session.held is None
     assert _messages(session) == [
         {"ev": "chat", "room": "r", "seq": 1},
@@ -236,32 +240,32 @@ def test_events_held_during_a_join_come_after_its_reply() -> None:
 
 def test_after_release_events_are_queued_at_once() -> None:
     session = _session()
-    session.hold()
-    session.release()
+    session.hold(JOIN)
+    session.release(JOIN)
     session.deliver(_event(1))
     assert len(session.queue) == 1
 
 
 def test_release_without_hold_does_nothing() -> None:
     session = _session()
-    session.release()
+    session.release(JOIN)
     assert len(session.queue) == 0
     assert session.held is None
 
 
 def test_hold_twice_keeps_what_was_held() -> None:
     session = _session()
-    session.hold()
+    session.hold(JOIN)
     session.deliver(_event(1))
-    session.hold()
+    session.hold(JOIN)
     session.deliver(_event(2))
-    session.release()
+    session.release(JOIN)
     assert [m["seq"] for m in _messages(session)] == [1, 2]
 
 
 def test_holding_more_than_the_queue_bound_overflows() -> None:
     session = _session(queue_messages=3)
-    session.hold()
+    session.hold(JOIN)
     for n in range(3):
         session.deliver(_event(n))
     assert session.open
@@ -269,18 +273,18 @@ def test_holding_more_than_the_queue_bound_overflows() -> None:
     assert session.close_code is CloseCode.SLOW_CONSUMER
     assert session.queue.overflowed
     assert session.held is None
-    session.release()
+    session.release(JOIN)
     assert len(session.queue) == 0
 
 
 def test_release_that_passes_the_bound_overflows() -> None:
     # Three held events fit the held list, but not the queue next to the reply.
     session = _session(queue_messages=3)
-    session.hold()
+    session.hold(JOIN)
     for n in range(3):
         session.deliver(_event(n))
     session.send({"re": 1, "ok": {}})
-    session.release()
+    session.release(JOIN)
     assert session.queue.overflowed
     assert session.close_code is CloseCode.SLOW_CONSUMER
     assert len(session.queue) == 0
@@ -288,10 +292,10 @@ def test_release_that_passes_the_bound_overflows() -> None:
 
 def test_release_after_a_close_request_drops_the_held_events_quietly() -> None:
     session = _session()
-    session.hold()
+    session.hold(JOIN)
     session.deliver(_event(1))
     session.request_close(CloseCode.UNAUTHENTICATED, "bad token")
-    session.release()
+    session.release(JOIN)
     assert len(session.queue) == 0
     assert session.close_code is CloseCode.UNAUTHENTICATED
     assert not session.queue.overflowed
@@ -338,3 +342,28 @@ def test_guests_of_one_address_spend_one_rate_key() -> None:
     assert key(guest, "203.0.113.7") == "guests@203.0.113.7"
     assert key(guest, None) == "g-1"  # loopback: per user
     assert key(_identity("ann"), "203.0.113.7") == "ann"
+
+
+def test_events_stay_held_until_every_holder_lets_go() -> None:
+    # A move holds the session while one of its commands runs: the command's release must not
+    # let the move's events through before the move has sent its own event.
+    session = _session()
+    session.hold(MOVE)
+    session.hold(JOIN)
+    session.deliver(_event(1))
+    session.release(JOIN)
+    assert len(session.queue) == 0 and session.held is not None
+    session.send({"ev": "breakout.assigned", "room": "r"})
+    session.release(MOVE)
+    assert [m.get("seq") for m in _messages(session)] == [None, 1]
+    assert session.held is None and session.holders is None
+
+
+def test_a_release_by_someone_who_holds_nothing_does_nothing() -> None:
+    session = _session()
+    session.hold(MOVE)
+    session.deliver(_event(1))
+    session.release(JOIN)
+    assert len(session.queue) == 0
+    session.release(MOVE)
+    assert len(session.queue) == 1
