@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 
 from tests.browser.actions import chat_log, expect, poll_group, send_chat, start_poll
@@ -259,12 +260,25 @@ def test_a_breakout_round_moves_two_attendees_in_and_back(
     expect(move).to_be_hidden()
     assign.select_option("random")
     expect(move).to_be_visible()
+    # What Ann's page sends from here on (a reload opens a new socket, the listener's).
+    sent: list[str] = []
+    attendees[0].page.on(
+        "websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload)))
+    )
+    attendees[0].page.reload()
+    expect(attendees[0].page.get_by_role("heading", level=1, name=title)).to_be_visible(
+        timeout=WAIT_MS
+    )
     moderator.page.get_by_role("button", name="Open breakouts").click()
     for person in attendees:
         expect(person.page.get_by_role("heading", level=1, name="Room 1")).to_be_visible(
             timeout=WAIT_MS
         )
         expect(person.page.get_by_text(f"Breakout room of {title}")).to_be_visible()
+    # Moved in by the hub: the page showed the room from breakout.assigned, without a join.
+    joins = [json.loads(line) for frame in sent for line in frame.splitlines()]
+    assert not [m for m in joins if m.get("op") == "join" and ".b" in str(m.get("room"))], sent
+    assert any(m.get("op") == "join" and m.get("room") == "main" for m in joins)  # it did listen
     # The lobby counts them as away in breakouts, and shows nothing of the kind elsewhere.
     cards = viewer.page.get_by_role("listitem")
     expect(cards.filter(has_text=title)).to_contain_text("2 people in breakouts", timeout=WAIT_MS)
