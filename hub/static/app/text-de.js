@@ -26,7 +26,7 @@ export const catalogue = {
   "kind.table": "Tisch",
 
   "account.messages": "Nachrichten",
-  "account.messagesUnread": "Nachrichten ({count} ungelesen)",
+  "account.messagesUnread": { one: "Nachrichten ({count} ungelesen)", other: "Nachrichten ({count} ungelesen)" },
   "account.signOut": "Abmelden",
   "account.label": "Konto",
 
@@ -256,7 +256,7 @@ export const catalogue = {
   "dm.title": "Nachrichten",
   "dm.conversations": "Unterhaltungen",
   "dm.none": "Noch keine Nachrichten. Wählen Sie unter „Teilnehmende“ jemanden aus, um eine Nachricht zu schreiben.",
-  "dm.unread": "{count} ungelesen",
+  "dm.unread": { one: "{count} ungelesen", other: "{count} ungelesen" },
   "dm.with": "Unterhaltung mit {name}",
   "dm.log": "Nachrichten in dieser Unterhaltung",
   "dm.message": "Direktnachricht",

@@ -26,7 +26,7 @@ export const catalogue = {
   "kind.table": "Table",
 
   "account.messages": "Messages",
-  "account.messagesUnread": "Messages ({count} unread)",
+  "account.messagesUnread": { one: "Messages ({count} unread)", other: "Messages ({count} unread)" },
   "account.signOut": "Sign out",
   "account.label": "Account",
 
@@ -258,7 +258,7 @@ export const catalogue = {
   "dm.title": "Messages",
   "dm.conversations": "Conversations",
   "dm.none": "No messages yet. Choose someone under People to write to them.",
-  "dm.unread": "{count} unread",
+  "dm.unread": { one: "{count} unread", other: "{count} unread" },
   "dm.with": "Conversation with {name}",
   "dm.log": "Messages in this conversation",
   "dm.message": "Direct message",

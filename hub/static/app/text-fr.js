@@ -27,7 +27,7 @@ export const catalogue = {
   "kind.table": "Table",
 
   "account.messages": "Messages",
-  "account.messagesUnread": "Messages (non lus : {count})",
+  "account.messagesUnread": { one: "Messages ({count} non lu)", many: "Messages ({count} non lus)", other: "Messages ({count} non lus)" },
   "account.signOut": "Se déconnecter",
   "account.label": "Compte",
 
@@ -257,7 +257,7 @@ export const catalogue = {
   "dm.title": "Messages",
   "dm.conversations": "Conversations",
   "dm.none": "Aucun message pour le moment. Choisissez quelqu’un dans « Participants » pour lui écrire.",
-  "dm.unread": "Non lus : {count}",
+  "dm.unread": { one: "{count} non lu", many: "{count} non lus", other: "{count} non lus" },
   "dm.with": "Conversation avec {name}",
   "dm.log": "Messages de cette conversation",
   "dm.message": "Message privé",
