@@ -6,12 +6,10 @@ Only this module imports the feature packages.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +28,7 @@ from hub.core_ops import SessionOps
 from hub.dispatch import CommandRegistry, Dispatcher
 from hub.endpoint import Endpoint
 from hub.feature import Feature, FeatureContext, install_all
-from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics
+from hub.metrics import CONTENT_TYPE_LATEST, HubMetrics, package_version
 from hub.node import Node
 from hub.store import Store
 from hub.web import catalogue_languages, framing_origins, web_routes
@@ -237,21 +235,13 @@ async def _metrics(request: Request) -> Response:
     )
 
 
-@functools.cache
-def _version() -> str:
-    try:
-        return metadata.version("livehub")
-    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
-
-
 async def _about(request: Request) -> Response:
     """What the web page needs to know of this hub before anyone signs in: whether it admits
     guests, its version, and the languages the app has a catalogue of."""
     return JSONResponse(
         {
             "guests": _hub(request).config.guests_allowed,
-            "version": _version(),
+            "version": package_version(),
             "languages": list(catalogue_languages()),
         }
     )

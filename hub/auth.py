@@ -36,8 +36,8 @@ MAX_LIFETIME: Final = 24 * 3600
 # A language tag as BCP 47 writes it, simply: a primary language of letters, then subtags of
 # letters and digits ("fr", "de-AT", "zh-Hant-TW", "sr-Latn"). 35 characters is the longest
 # tag RFC 5646 asks implementations to handle.
-MAX_LANGUAGE_TAG: Final = 35
-_LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+MAXLANGUAGE_TAG: Final = 35
+LANGUAGE_TAG: Final = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class Role(enum.IntEnum):
@@ -126,13 +126,13 @@ def guest_identity(name: object) -> Identity:
 
 def language_tag(value: object) -> str:
     """``value`` if it is a language tag the ``lang`` claim accepts: a string of at most
-    :data:`MAX_LANGUAGE_TAG` characters, a primary language of 2 to 8 letters and subtags of 1
+    :data:`MAXLANGUAGE_TAG` characters, a primary language of 2 to 8 letters and subtags of 1
     to 8 letters or digits after hyphens (``fr``, ``de-AT``, ``zh-Hant-TW``); raises
     :class:`ValueError` saying why not. Whether the web app has that language is not checked:
     it takes the nearest one it has, or English."""
     if not isinstance(value, str):
         raise ValueError(f"a language tag is a string, not {value!r}")
-    if len(value) > MAX_LANGUAGE_TAG or _LANGUAGE_TAG.fullmatch(value) is None:
+    if len(value) > MAXLANGUAGE_TAG or LANGUAGE_TAG.fullmatch(value) is None:
         raise ValueError(f"{value[:40]!r} is not a language tag (such as fr or de-AT)")
     return value
 

@@ -302,6 +302,8 @@ def _token_csv(
             sys.stdout.buffer.flush()
         else:
             descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # The mode above is only for a new file: an old one may be readable by others.
+            os.fchmod(descriptor, 0o600)
             with open(descriptor, "wb") as sink:
                 sink.write(output)
     except OSError as error:

@@ -7,6 +7,7 @@ query them, and a test checks that every name those query is one this module exp
 
 from __future__ import annotations
 
+import functools
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -156,7 +157,10 @@ class _CommandLatencyCollector(Collector):
         yield family
 
 
-def _version() -> str:
+@functools.cache
+def package_version() -> str:
+    """The installed livehub's version, or ``unknown`` when run from a checkout that was never
+    installed."""
     try:
         return metadata.version("livehub")
     except metadata.PackageNotFoundError:
@@ -221,7 +225,7 @@ class HubMetrics:
     ) -> None:
         """Name the node in ``hub_node_info``, and read ``hub_ready`` and ``hub_broker_ready``
         from ``ready`` and ``broker_ready`` whenever ``/metrics`` is read."""
-        self.info.labels(node_id, _version()).set(1)
+        self.info.labels(node_id, package_version()).set(1)
         self.ready.set_function(lambda: float(ready()))
         self.broker_ready.set_function(lambda: float(broker_ready()))
 

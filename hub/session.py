@@ -149,11 +149,12 @@ class Session:
             self.identity = identity  # before the hook, which may say who it is
             if self.on_authenticated is not None:
                 self.on_authenticated(self)
-        elif self.state is not SessionState.AUTHENTICATED:
+        elif self.state is SessionState.AUTHENTICATED:
+            self.identity = identity
+        else:
             raise IllegalTransition(
                 f"session {self.sid}: cannot authenticate while {self.state.value}"
             )
-        self.identity = identity
 
     def deliver(self, event: EncodedEvent) -> None:
         """Queue an event encoded once for all its recipients (held back while a join is being

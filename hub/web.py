@@ -24,6 +24,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.auth import LANGUAGE_TAG
+
 # Pinned whatever the platform's mimetypes table says (some map .js to
 # application/x-javascript): with nosniff a browser runs a module script only under a
 # JavaScript type and applies a stylesheet only as text/css.
@@ -35,7 +37,7 @@ _MEDIA_TYPES = {
 }
 
 # A catalogue's file: text-<language tag>.js, the tag as the lang claim takes it (hub.auth).
-_CATALOGUE = re.compile(r"text-([A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*)\.js")
+_CATALOGUE = re.compile(rf"text-({LANGUAGE_TAG.pattern})\.js")
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")

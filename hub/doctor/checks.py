@@ -12,6 +12,7 @@ will do.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import resource
 import ssl
@@ -81,7 +82,7 @@ async def readyz(target: Target, within: float) -> Finding:
             status, body = await asyncio.to_thread(_get, target.readyz, within)
     except TimeoutError:
         return Finding("readyz", Verdict.FAIL, f"{target.readyz}: no answer in {within:g} s")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:
         return Finding("readyz", Verdict.FAIL, f"{target.readyz}: {_reason(error)}")
     document: dict[str, Any] | None = None
     try:
