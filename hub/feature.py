@@ -14,7 +14,7 @@ so two features can never silently answer the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from hub.auth import Identity, Role, TokenAuthority
 from hub.dispatch import CommandContext, CommandRegistry, Handler
+from hub.errors import HubError
 from hub.session import Session
 
 if TYPE_CHECKING:
@@ -61,8 +62,24 @@ SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[Mapping[str,
 # never on who joins: the joins of one room and role asking together share one run of it (its
 # result is read only)
 RoomSnapshotPart = Callable[[RoomInfo, Role], Awaitable[Mapping[str, Any]]]
-# (context, room, role in it) -> None, or raises the HubError that refuses the join
-JoinCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Entrant:
+    """A session asking to enter a room (a join, or a move into a breakout), with its role
+    there."""
+
+    ctx: CommandContext
+    role: Role
+
+
+# (room, its entrants) -> for each entrant in order, None to let it in or the HubError that
+# refuses it. A join is a batch of one; a move checks a room's entrants together, so a check
+# reads what it needs once for them all.
+JoinCheck = Callable[[RoomInfo, Sequence[Entrant]], Awaitable[Sequence[HubError | None]]]
+# (context, room, role in it) -> None, or raises the HubError that refuses the join: a check of
+# one entrant at a time (see :func:`each_entrant`)
+EntrantCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
 # (session, room id) -> None, after the session left the room (or was made to)
 LeaveHook = Callable[[Session, str], Awaitable[None]]
 # (context, the identity a hello proved) -> fields for the hello reply (or None); raising refuses
@@ -80,6 +97,24 @@ Job = Callable[[], Awaitable[None]]
 # block, and never changes whether the node is ready.
 ReadinessReport = Callable[[], Mapping[str, str]]
 HttpEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+def each_entrant(check: EntrantCheck) -> JoinCheck:
+    """A :data:`JoinCheck` that runs ``check`` on each entrant in turn: for checks that concern
+    rooms people enter one at a time (a meeting, a table), with nothing to share."""
+
+    async def batch(room: RoomInfo, entrants: Sequence[Entrant]) -> list[HubError | None]:
+        refusals: list[HubError | None] = []
+        for entrant in entrants:
+            try:
+                await check(entrant.ctx, room, entrant.role)
+            except HubError as refusal:
+                refusals.append(refusal)
+            else:
+                refusals.append(None)
+        return refusals
+
+    return batch
 
 
 class Feature(Protocol):
@@ -175,7 +210,9 @@ class FeatureContext:
         self.room_hooks.room_snapshot.append(part)
 
     def on_join_check(self, check: JoinCheck) -> None:
-        """Run ``check`` before every join (a rejoin included); it refuses by raising."""
+        """Run ``check`` before every join (a rejoin included) and every move into a room; it
+        answers for each entrant (see :data:`JoinCheck`). Checks run in registration order, each
+        on the entrants no earlier one refused."""
         self.room_hooks.join_checks.append(check)
 
     def on_leave(self, hook: LeaveHook) -> None:

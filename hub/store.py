@@ -22,7 +22,7 @@ Guarantees every implementation gives (checked by ``tests/contract/test_store_co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 
@@ -36,6 +36,9 @@ class Store(Protocol):
 
     async def get(self, key: str) -> bytes | None:
         """The value stored at ``key``, or None."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values stored at ``keys``, in order (None where there is none), in one read."""
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value`` at ``key``, expiring after ``ttl`` seconds when given."""

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext
+from hub.feature import FeatureContext, each_entrant
 from hub.node import Node
 from hub.session import Session
 from hub.wire import EmptyReply
@@ -75,7 +75,7 @@ class MatchFeature:
         ctx.command("match.extend", meetings.extend)
         ctx.command("match.end", meetings.end)
         ctx.command("match.share", meetings.share)
-        ctx.on_join_check(meetings.check_join)
+        ctx.on_join_check(each_entrant(meetings.check_join))
         ctx.on_snapshot(meetings.snapshot)
         ctx.on_signal(OUT_SIGNAL, meetings.out_signal)
         ctx.on_session_closed(self._session_closed)

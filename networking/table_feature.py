@@ -41,7 +41,7 @@ from hub.coalesce import CoalescedEvent, Derived, Mark
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import FeatureContext, RoomInfo, each_entrant
 from hub.node import Node
 from hub.session import Session
 from hub.shared_read import SharedRead
@@ -113,7 +113,7 @@ class TableFeature:
         event, the seat releases and the end of the tables at the event's close."""
         ctx.command("table.sit", self.sit)
         ctx.command("table.list", self.table_list)
-        ctx.on_join_check(self._check_seated)
+        ctx.on_join_check(each_entrant(self._check_seated))
         ctx.on_snapshot(self._snapshot)
         ctx.on_leave(self._left)
         ctx.on_session_closed(self._session_closed)

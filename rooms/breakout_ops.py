@@ -24,7 +24,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from hub import fields
@@ -33,7 +33,7 @@ from hub.auth import Role
 from hub.codec import EncodedEvent, pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.session import Session
 from hub.shared_read import FreshSharedRead
 from rooms.breakouts import (
@@ -136,7 +136,7 @@ class BreakoutFeature:
         ctx.command("breakout.open", self.open)
         ctx.command("breakout.broadcast", self.broadcast)
         ctx.command("breakout.close", self.close)
-        ctx.on_join_check(self._check_child)
+        ctx.on_join_check(self._check_children)
         ctx.on_snapshot(self._snapshot)
         ctx.on_stored("breakouts", self._round_event)
         ctx.on_signal("breakout.evict", self._evict)
@@ -357,7 +357,7 @@ class BreakoutFeature:
             room = await self.rooms.directory.get(room_id)
             parent = room.parent if room is not None else None
             round_ = await self.current(parent) if parent is not None else None
-            if round_ is None or room_id not in round_.children():
+            if round_ is None or not round_.has_child(room_id):
                 for session in self.node.followers(room_id):
                     await self.rooms.leave_room(session, room_id)
 
@@ -386,18 +386,36 @@ class BreakoutFeature:
 
     # --- joins and snapshots ------------------------------------------------------------------
 
-    async def _check_child(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
+    async def _check_children(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[HubError | None]:
+        """Who may enter a breakout room: while its round is open and not closing, its parent's
+        moderators, and the others as the round assigns them (see :func:`may_enter_child`);
+        the round, its assignments and the parent's roles read once for all ``entrants``."""
         if room.kind is not RoomKind.BREAKOUT or room.parent is None:
-            return
+            return [None] * len(entrants)
         round_, closing = await self._round_states.get(room.parent)
-        if round_ is None or room.id not in round_.children() or closing:
-            raise HubError("closed", f"the breakouts of {room.parent} are closed")
-        moderator = await self.rooms.roles.current_role(ctx.session, room.parent) >= Role.MODERATOR
-        assigned = await self._assigned(round_, ctx.identity.user_id)
-        if not may_enter_child(
-            assign=round_.assign, assigned=assigned, child=room.id, moderator=moderator
-        ):
-            raise HubError("forbidden", f"you are assigned to {assigned}")
+        if round_ is None or not round_.has_child(room.id) or closing:
+            return [
+                HubError("closed", f"the breakouts of {room.parent} are closed") for _ in entrants
+            ]
+        assignments = await self._assignments_of(round_.id)
+        parent_roles = await self.rooms.roles.session_roles(
+            [entrant.ctx.session for entrant in entrants], room.parent
+        )
+        refusals: list[HubError | None] = []
+        for entrant, parent_role in zip(entrants, parent_roles, strict=True):
+            assigned = assignments.get(entrant.ctx.identity.user_id)
+            allowed = may_enter_child(
+                assign=round_.assign,
+                assigned=assigned,
+                child=room.id,
+                moderator=parent_role >= Role.MODERATOR,
+            )
+            refusals.append(
+                None if allowed else HubError("forbidden", f"you are assigned to {assigned}")
+            )
+        return refusals
 
     @staticmethod
     def _assigned_event(parent: str, child: str) -> BreakoutAssignedEvent:

@@ -197,6 +197,12 @@ class BreakoutRound:
     opened_by: str
     opened_at: float
     ends_at: float | None
+    # The child ids as a set: a round's burst asks of each of its hundreds of joins whether
+    # the room is one of them.
+    _child_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_child_set", frozenset(child for child, _ in self.rooms))
 
     def describe(self) -> RoundView:
         """The round as events and snapshots show it: ``{rooms: [{id, title}], assign,
@@ -239,6 +245,10 @@ class BreakoutRound:
     def children(self) -> tuple[str, ...]:
         """The child room ids, in order."""
         return tuple(child for child, _ in self.rooms)
+
+    def has_child(self, room: str) -> bool:
+        """Whether ``room`` is one of the round's children."""
+        return room in self._child_set
 
     def due(self, now: float) -> bool:
         """True when the round has a duration and it has run out at ``now``."""

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -14,11 +15,12 @@ from starlette.responses import JSONResponse, Response
 
 from hub import fields
 from hub.auth import Identity, Role, TokenAuthority
+from hub.batching import KeyedBatches
 from hub.coalesce import CoalescedEvent, Derived
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
-from hub.errors import HubError
-from hub.feature import FeatureContext, RoomHooks, RoomInfo
+from hub.errors import HubError, own_copy
+from hub.feature import Entrant, FeatureContext, RoomHooks, RoomInfo
 from hub.http_api import api, bearer, json_body, organizer
 from hub.node import Node, Position
 from hub.session import Session
@@ -76,6 +78,10 @@ class RoomsFeature:
         self.event = EventState(node.store)
         self.hooks = RoomHooks()
         self.shared_snapshots = SharedRoomSnapshots(self.hooks.room_snapshot)
+        # The joins of a room this node takes together, entered together.
+        self._joins: KeyedBatches[str, Entering, JoinReply] = KeyedBatches(
+            self._join_batch, self._abandoned_join
+        )
         self.authority: TokenAuthority | None = None
         # Awaited with (dead node, rooms it had members in) once a survivor swept it.
         self.node_swept_hooks: list[Callable[[str, list[str]], Awaitable[None]]] = []
@@ -84,6 +90,7 @@ class RoomsFeature:
         """Register the room ops, their HTTP API, the presence jobs and the staff record."""
         self.hooks = ctx.room_hooks
         self.shared_snapshots = SharedRoomSnapshots(self.hooks.room_snapshot)
+        ctx.on_stop(self._joins.close)
         ctx.on_stop(self.shared_snapshots.close)
         ctx.on_stop(self.roles.close)
         self.authority = ctx.authority
@@ -136,126 +143,208 @@ class RoomsFeature:
         return room
 
     async def join(self, ctx: CommandContext, cmd: dict[str, Any]) -> JoinReply:
-        """Enter a room: its position, live state and, with ``since``, what was missed."""
+        """Enter a room: its position, live state and, with ``since``, what was missed. The
+        joins of a room a node takes together enter it together (see :meth:`_enter`)."""
         room_id = fields.room_id(cmd.get("room"))
         since = fields.optional_integer(cmd.get("since"), "since", 0, fields.MAX_SEQ)
         epoch = fields.cursor(cmd.get("epoch"), "epoch")
+        return await self._joins.submit(room_id, Entering(ctx, since, epoch))
+
+    async def _join_batch(
+        self, room_id: str, entering: Sequence[Entering]
+    ) -> list[JoinReply | BaseException]:
+        """The joins of ``room_id`` taken together: in waves in which each session joins once
+        (a session's second join of the batch is a rejoin, after its first)."""
         room = await self.directory.require(room_id)
-        session = ctx.session
-        role = await self.roles.current_role(session, room_id)
-        rejoin = room_id in session.rooms
-        await self._check_entry(ctx, room, role)
-        # A table's seats are its bound (claimed exactly by table.sit), not its presence count.
-        limited = (
-            room.capacity is not None
-            and room.kind is not RoomKind.TABLE
-            and not rejoin
-            and role < Role.MODERATOR
-        )
-        if limited and await self.node.broker.presence_count(room_id) >= (room.capacity or 0):
-            raise HubError("conflict", f"room {room_id} is full")
-        # Live events wait until this reply is queued (the dispatcher releases them).
-        session.hold(ctx)
-        try:
-            position = await self.node.follow(session, room_id, since, epoch)
-        except BaseException:
-            # A failed rejoin takes the session out of the room: the node may follow it no more.
-            self._forget_unfollowed(room_id)
-            raise
-        try:
-            # Followed from here on: the room's role events keep the loaded roles current.
-            await self.roles.load(room_id)
-            role = self.roles.cached_role(session, room_id)
-            await self.roles.record(room_id, ctx.identity)
-            # The room's nodes hear of a new member in the same broker call.
-            joined = None if rejoin else self._delta(session, room_id, True)
-            members = await self.node.broker.presence_add(
-                room_id,
-                session.sid,
-                self._entry(session, role),
-                announce=self.node.signal_payload("presence", joined) if joined else None,
-            )
-            reply = await self._join_reply(ctx, room, role, position, members)
-        except BaseException:
-            # The join failed: the caller gets an error reply, so it must not stay in the room.
-            if not rejoin:
-                with contextlib.suppress(Exception):
-                    await self.leave_room(session, room_id)
-                session.discard_held(room_id)
-            raise
-        return reply
+        outcomes: list[JoinReply | BaseException | None] = [None] * len(entering)
+        pending = list(range(len(entering)))
+        while pending:
+            seen: set[str] = set()
+            wave: list[int] = []
+            later: list[int] = []
+            for i in pending:
+                sid = entering[i].ctx.session.sid
+                (later if sid in seen else wave).append(i)
+                seen.add(sid)
+            entered = await self._enter(room, [entering[i] for i in wave])
+            for i, outcome in zip(wave, entered, strict=True):
+                outcomes[i] = outcome
+            pending = later
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _abandoned_join(self, room_id: str, entering: Entering, reply: JoinReply) -> None:
+        # Its caller went away: the session does not stay in a room nobody told it it is in.
+        session = entering.ctx.session
+        if session.open and room_id in session.rooms:
+            await self.leave_room(session, room_id)
 
     async def enter_together(self, room: Room, sessions: Sequence[Session]) -> dict[str, JoinReply]:
         """Put this node's ``sessions`` in ``room`` at once, as a ``join`` of each (without
-        ``since``) would, for one presence write and one announcement for them all. Sessions
-        already in the room, not authenticated, or refused by a join check (a ban...) are left
-        out; rooms with a capacity take nobody this way (their joins count one by one).
+        ``since``) would (see :meth:`_enter`). Sessions already in the room, not authenticated,
+        or refused by a join check (a ban...) are left out, and so is any whose entry failed;
+        rooms with a capacity take nobody this way (their joins count one by one).
 
         Returns sid -> the join reply of each session that entered. Each of them holds the
         room's live events back (:meth:`Session.hold`, with ``room`` as the owner) until the
-        caller has sent it what it owes it and called ``session.release(room)``. When entering
-        fails, no session stays in the room and the error propagates."""
+        caller has sent it what it owes it and called ``session.release(room)``."""
         if room.capacity is not None:
             return {}
         waiting = [s for s in sessions if s.open and s.identity and room.id not in s.rooms]
-        checked = await asyncio.gather(*(self._may_enter(s, room) for s in waiting))
-        entering = [s for s, role in zip(waiting, checked, strict=True) if role is not None]
-        if not entering:
+        if not waiting:
             return {}
-        held: list[Session] = []
-        followed: list[tuple[Session, Position]] = []
-        try:
-            for session in entering:
-                session.hold(room)
-                held.append(session)
-                followed.append((session, await self.node.follow(session, room.id)))
-            await self.roles.load(room.id)
-            await asyncio.gather(*(self.roles.record(room.id, _identity(s)) for s, _ in followed))
-            roles = {s.sid: self.roles.cached_role(s, room.id) for s, _ in followed}
-            news = [_change(session) for session, _ in followed]
-            members = await self.node.broker.presence_add_many(
-                room.id,
-                {session.sid: self._entry(session, roles[session.sid]) for session, _ in followed},
-                announce=self.node.signal_payload(
-                    "presence", {"room": room.id, "joined": True, "entries": news}
-                ),
-            )
-            replies = await asyncio.gather(
-                *(
-                    self._join_reply(
-                        CommandContext(self.node, s), room, roles[s.sid], position, members
-                    )
-                    for s, position in followed
-                )
-            )
-        except BaseException:
-            for session in held:
-                if room.id in session.rooms:
-                    with contextlib.suppress(Exception):
-                        await self.leave_room(session, room.id)
-                self._forget_unfollowed(room.id)
-                session.discard_held(room.id)
-                session.release(room)
-            raise
-        # A session that closed meanwhile was not in the room when its leave hooks ran.
-        for session, _ in followed:
-            if not session.open:
-                with contextlib.suppress(Exception):
-                    await self.leave_room(session, room.id)
+        entering = [Entering(CommandContext(self.node, s), owner=room) for s in waiting]
+        outcomes = await self._enter(room, entering)
         return {
-            session.sid: reply
-            for (session, _), reply in zip(followed, replies, strict=True)
-            if session.open
+            session.sid: outcome
+            for session, outcome in zip(waiting, outcomes, strict=True)
+            if not isinstance(outcome, BaseException) and session.open
         }
 
-    async def _may_enter(self, session: Session, room: Room) -> Role | None:
-        """The session's role in ``room`` when every join check lets it in, else None."""
-        role = await self.roles.current_role(session, room.id)
+    async def _enter(
+        self, room: Room, entering: Sequence[Entering]
+    ) -> list[JoinReply | BaseException]:
+        """Put distinct sessions in ``room`` together, each as its own ``join`` would: their
+        roles and every join check read once for them all, the room's capacity shared out in
+        order, one presence write and one announcement of those new to the room, and the
+        snapshots' room-wide parts read once. Returns for each its join reply, or the error its
+        join gets (a refusal, a failed step: that session is not left in the room, and what was
+        held back of the room for it is dropped).
+
+        Each session entering holds the room's live events back from the moment it follows the
+        room, with its ``owner`` (a join's command context, released by the dispatcher once
+        its reply is queued; for a move, the caller releases it after a success, and this
+        after a failure)."""
+        sessions = [e.ctx.session for e in entering]
+        outcomes: list[JoinReply | BaseException | None] = [None] * len(entering)
+        rejoin = [room.id in session.rooms for session in sessions]
+        roles = await self.roles.session_roles(sessions, room.id)
+        entrants = [Entrant(e.ctx, role) for e, role in zip(entering, roles, strict=True)]
+        for i, refusal in enumerate(await self._refusals(room, entrants)):
+            outcomes[i] = refusal
+        # A table's seats are its bound (claimed exactly by table.sit), not its presence count.
+        if room.capacity is not None and room.kind is not RoomKind.TABLE:
+            counted = [
+                i
+                for i, outcome in enumerate(outcomes)
+                if outcome is None and not rejoin[i] and roles[i] < Role.MODERATOR
+            ]
+            if counted:
+                free = room.capacity - await self.node.broker.presence_count(room.id)
+                for i in counted[max(free, 0) :]:
+                    outcomes[i] = HubError("conflict", f"room {room.id} is full")
+        positions = await self._follow_all(room.id, entering, outcomes)
+        followed = list(positions)
+        entered_roles: dict[int, Role] = {}
+        members = 0
         try:
-            await self._check_entry(CommandContext(self.node, session), room, role)
-        except HubError:
-            return None
-        return role
+            if followed:
+                # Followed from here on: the room's role events keep the loaded roles current.
+                await self.roles.load(room.id)
+                await self.roles.record_many(room.id, [_identity(sessions[i]) for i in followed])
+                entered_roles = {i: self.roles.cached_role(sessions[i], room.id) for i in followed}
+                news = [_change(sessions[i]) for i in followed if not rejoin[i]]
+                # The room's nodes hear of the new members in the same broker call.
+                members = await self.node.broker.presence_add_many(
+                    room.id,
+                    {sessions[i].sid: self._entry(sessions[i], entered_roles[i]) for i in followed},
+                    announce=self.node.signal_payload(
+                        "presence", {"room": room.id, "joined": True, "entries": news}
+                    )
+                    if news
+                    else None,
+                )
+        except BaseException as error:
+            for n, i in enumerate(followed):
+                await self._undo_entry(room.id, entering[i], rejoin[i])
+                outcomes[i] = own_copy(error) if n and isinstance(error, Exception) else error
+            if not isinstance(error, Exception):
+                raise
+            followed = []
+        replies: Sequence[JoinReply | BaseException] = []
+        if len(followed) == 1:
+            i = followed[0]
+            try:
+                reply = await self._join_reply(
+                    entering[i].ctx, room, entered_roles[i], positions[i], members
+                )
+            except Exception as error:
+                replies = [error]
+            else:
+                replies = [reply]
+        elif followed:
+            replies = await asyncio.gather(
+                *(
+                    self._join_reply(entering[i].ctx, room, entered_roles[i], positions[i], members)
+                    for i in followed
+                ),
+                return_exceptions=True,
+            )
+        for i, result in zip(followed, replies, strict=True):
+            if isinstance(result, BaseException):
+                await self._undo_entry(room.id, entering[i], rejoin[i])
+            outcomes[i] = result
+        # A session that closed meanwhile was not in the room when its leave hooks ran.
+        for i in followed:
+            if not sessions[i].open:
+                with contextlib.suppress(Exception):
+                    await self.leave_room(sessions[i], room.id)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _follow_all(
+        self,
+        room_id: str,
+        entering: Sequence[Entering],
+        outcomes: list[JoinReply | BaseException | None],
+    ) -> dict[int, Position]:
+        """Make each entrant with no outcome yet follow the room (holding its live events back
+        first): their positions by index; a failed follow becomes that entrant's outcome. Those
+        with ``since`` read what they missed, together; the others follow in turn, since after
+        the first the room's known position serves them without a read."""
+        going = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        for i in going:
+            entering[i].ctx.session.hold(entering[i].holder)
+        recovering = [i for i in going if entering[i].since is not None]
+        results: dict[int, Position | BaseException] = {}
+        if len(recovering) > 1:
+            read = await asyncio.gather(
+                *(self._follow(room_id, entering[i]) for i in recovering), return_exceptions=True
+            )
+            results.update(zip(recovering, read, strict=True))
+            going = [i for i in going if i not in results]
+        for i in going:
+            try:
+                results[i] = await self._follow(room_id, entering[i])
+            except Exception as error:
+                results[i] = error
+        positions: dict[int, Position] = {}
+        for i, result in sorted(results.items()):
+            if isinstance(result, BaseException):
+                # A failed rejoin takes the session out of the room: the node may follow it no
+                # more.
+                self._forget_unfollowed(room_id)
+                if entering[i].owner is not None:
+                    entering[i].ctx.session.release(entering[i].owner)
+                outcomes[i] = result
+                if not isinstance(result, Exception):
+                    raise result
+            else:
+                positions[i] = result
+        return positions
+
+    async def _follow(self, room_id: str, entering: Entering) -> Position:
+        return await self.node.follow(entering.ctx.session, room_id, entering.since, entering.epoch)
+
+    async def _undo_entry(self, room_id: str, entering: Entering, rejoin: bool) -> None:
+        """An entry failed after its session followed the room: the session does not stay in
+        it (a rejoin keeps its place), what was held back of the room for it is dropped, and a
+        move's hold is let go."""
+        session = entering.ctx.session
+        if not rejoin:
+            with contextlib.suppress(Exception):
+                await self.leave_room(session, room_id)
+            session.discard_held(room_id)
+        if entering.owner is not None:
+            session.release(entering.owner)
 
     async def _join_reply(
         self, ctx: CommandContext, room: Room, role: Role, position: Position, members: int
@@ -291,10 +380,24 @@ class RoomsFeature:
         return room
 
     async def _check_entry(self, ctx: CommandContext, room: Room, role: Role) -> None:
-        """Every feature's join check (bans, breakout assignments...): the first to refuse
-        raises its error."""
+        """Every feature's join check (bans, breakout assignments...) on one entrant: the first
+        to refuse raises its error."""
+        refusal = (await self._refusals(room, [Entrant(ctx, role)]))[0]
+        if refusal is not None:
+            raise refusal
+
+    async def _refusals(self, room: Room, entrants: Sequence[Entrant]) -> list[HubError | None]:
+        """Every feature's join check on ``entrants``, in registration order, each on those no
+        earlier one refused: for each entrant, the first refusal, or None when all let it in."""
+        refusals: list[HubError | None] = [None] * len(entrants)
         for check in self.hooks.join_checks:
-            await check(ctx, room, role)
+            asked = [i for i, refusal in enumerate(refusals) if refusal is None]
+            if not asked:
+                break
+            answers = await check(room, [entrants[i] for i in asked])
+            for i, answer in zip(asked, answers, strict=True):
+                refusals[i] = answer
+        return refusals
 
     async def leave(self, ctx: CommandContext, cmd: dict[str, Any]) -> EmptyReply:
         """Leave a room (``not_found`` if the session is not in it)."""
@@ -544,6 +647,24 @@ class RoomsFeature:
             # One room's failure (logged by leave_room) must not keep the session in the others.
             with contextlib.suppress(Exception):
                 await self.leave_room(session, room_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Entering:
+    """A session entering a room: by ``join`` (``ctx`` is its command's, with the join's
+    ``since`` and ``epoch``), or moved in by the hub (``owner``: what holds the room's live
+    events back for it until it was told, the room)."""
+
+    ctx: CommandContext
+    since: int | None = None
+    epoch: str | None = None
+    owner: object | None = None
+
+    @property
+    def holder(self) -> object:
+        """Who holds the session's events back while it enters: the owner, else the join's
+        command context."""
+        return self.owner if self.owner is not None else self.ctx
 
 
 def _change(session: Session) -> PresenceChange:

@@ -19,7 +19,7 @@ holds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -156,6 +156,28 @@ class RoleBook:
         entry = (await self._stored_reads.get(room)).get(identity.user_id)
         return effective_role(identity, room, entry.role if entry is not None else None)
 
+    async def session_roles(self, sessions: Sequence[Session], room: str) -> list[Role]:
+        """:meth:`current_role` of each of ``sessions`` in ``room``, in order, with at most one
+        read for them all (the sessions a move puts in a room, checked together)."""
+        stored: dict[str, RoleEntry] | None = None
+        roles: list[Role] = []
+        for session in sessions:
+            identity = session.identity
+            if identity is None or (
+                room in self._stored and self.cached_role(session, room) <= Role.ATTENDEE
+            ):
+                roles.append(Role.ATTENDEE)
+            elif identity.role_in(room) is Role.ORGANIZER:
+                roles.append(Role.ORGANIZER)
+            else:
+                if stored is None:
+                    stored = await self._stored_reads.get(room)
+                entry = stored.get(identity.user_id)
+                roles.append(
+                    effective_role(identity, room, entry.role if entry is not None else None)
+                )
+        return roles
+
     async def current_roles(self, users: Iterable[str], room: str) -> dict[str, Role]:
         """:meth:`current_role` of users without their token, in three reads made together: a
         stored role (an organizer stays one), else the higher of their token role recorded at
@@ -267,6 +289,16 @@ class RoleBook:
             return
         entry = RoleEntry(identity.user_id, role, identity.name)
         await self._store.hash_set(seen_key(room), identity.user_id, entry.to_record())
+
+    async def record_many(self, room: str, identities: Iterable[Identity]) -> None:
+        """:meth:`record` of each of ``identities``, in one write (none for attendees)."""
+        entries = {
+            identity.user_id: RoleEntry(identity.user_id, role, identity.name).to_record()
+            for identity in identities
+            if (role := identity.role_in(room)) >= Role.SPEAKER
+        }
+        if entries:
+            await self._store.hash_set_many(seen_key(room), entries)
 
     async def record_staff(self, identity: Identity) -> None:
         """Note the event-wide role of a moderator or organizer who said hello (kept for

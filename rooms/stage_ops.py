@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hub import fields
@@ -27,7 +28,7 @@ from hub.coalesce import CoalescedEvent, Derived, Mark
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import CloseCode, HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.session import Session
 from hub.shared_read import FreshSharedRead
 from hub.wire import EmptyReply
@@ -281,23 +282,34 @@ class StageFeature:
                     session.send(kicked)
                     await self.rooms.leave_room(session, room)
 
-    async def _check_not_banned(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
-        user = ctx.identity.user_id
-        # A ban from a room covers its breakouts; the parent's moderators are exempt, as there.
+    async def _check_not_banned(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[HubError | None]:
+        """Refuses those banned from ``room`` (its moderators are exempt) and, in a breakout,
+        from its parent (the parent's moderators are exempt, as there); each ban set is read
+        once for all ``entrants``."""
         parent = room.parent if room.kind is RoomKind.BREAKOUT else None
         # The sets that count, asked together so that their reads go to the broker at once.
-        asked = [room.id] if role < Role.MODERATOR else []
+        asked = [room.id] if any(e.role < Role.MODERATOR for e in entrants) else []
         if parent is not None:
             asked.append(parent)
         barred = dict(zip(asked, await asyncio.gather(*map(self._banned.get, asked)), strict=True))
-        if user in barred.get(room.id, ()):
-            raise HubError("forbidden", f"you were banned from {room.id}")
-        if (
-            parent is not None
-            and user in barred[parent]
-            and await self.rooms.roles.current_role(ctx.session, parent) < Role.MODERATOR
-        ):
-            raise HubError("forbidden", f"you were banned from {parent}")
+        refusals: list[HubError | None] = [None] * len(entrants)
+        from_parent: list[int] = []
+        for i, entrant in enumerate(entrants):
+            user = entrant.ctx.identity.user_id
+            if entrant.role < Role.MODERATOR and user in barred[room.id]:
+                refusals[i] = HubError("forbidden", f"you were banned from {room.id}")
+            elif parent is not None and user in barred[parent]:
+                from_parent.append(i)
+        if parent is not None and from_parent:
+            parent_roles = await self.rooms.roles.session_roles(
+                [entrants[i].ctx.session for i in from_parent], parent
+            )
+            for i, parent_role in zip(from_parent, parent_roles, strict=True):
+                if parent_role < Role.MODERATOR:
+                    refusals[i] = HubError("forbidden", f"you were banned from {parent}")
+        return refusals
 
     async def _read_banned(self, room: str) -> frozenset[str]:
         return frozenset(await self.store.set_members(bans_key(room)))

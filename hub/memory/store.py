@@ -5,7 +5,7 @@ goes is gone, and expired values leave memory at the backend's next sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from hub.memory.backend import MemoryBackend
 
@@ -29,6 +29,10 @@ class MemoryStore:
     async def get(self, key: str) -> bytes | None:
         """See :meth:`hub.store.Store.get`."""
         return self.backend.value(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """See :meth:`hub.store.Store.get_many`."""
+        return [self.backend.value(key) for key in keys]
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """See :meth:`hub.store.Store.put`."""

@@ -4,7 +4,7 @@ or a capped index (the sorted set ``k:<key>`` with its values in the hash ``kv:<
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
 from hub.redis.connection import RedisConnection, ms
@@ -67,6 +67,13 @@ class RedisStore:
     async def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""
         return cast("bytes | None", await self._call(self._redis.get(self._key(key))))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One MGET of ``keys`` (no command for none)."""
+        if not keys:
+            return []
+        values = await self._call(self._redis.mget([self._key(key) for key in keys]))
+        return cast("list[bytes | None]", values)
 
     async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         """Store ``value``, expiring after ``ttl`` seconds when given."""

@@ -29,6 +29,16 @@ async def test_incr_get_put(cluster: Cluster) -> None:
     assert await a.store.incr("n") == 11
 
 
+async def test_get_many_reads_values_in_order(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    assert await a.store.get_many([]) == []
+    await a.store.put("x", b"1")
+    await b.store.put("z", b"3", ttl=60)
+    assert await b.store.get_many(["x", "y", "z", "x"]) == [b"1", None, b"3", b"1"]
+    await a.store.hash_set("h", "f", b"v")
+    assert await a.store.get_many(["h"]) == [None]  # a hash is no value
+
+
 async def test_put_with_ttl_expires(cluster: Cluster) -> None:
     a = await cluster.node("a")
     await a.store.put("t", b"soon gone", ttl=0.2)

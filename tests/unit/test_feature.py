@@ -4,6 +4,7 @@ command or one signal kind is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from hub.app import build_hub, create_app
 from hub.auth import Identity, Role
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.session import Session
 
 
@@ -89,9 +90,13 @@ class Lounge:
     async def _room_snapshot(self, room: RoomInfo, role: Role) -> dict[str, Any]:
         return {"lounge_kind": room.kind, "as": role.label}
 
-    async def _check(self, ctx: CommandContext, room: RoomInfo, role: Role) -> None:
-        if ctx.identity.user_id == "grumpy" and room.id.startswith("lounge"):
-            raise HubError("forbidden", "no grumps in the lounge")
+    async def _check(self, room: RoomInfo, entrants: Sequence[Entrant]) -> list[HubError | None]:
+        return [
+            HubError("forbidden", "no grumps in the lounge")
+            if entrant.ctx.identity.user_id == "grumpy" and room.id.startswith("lounge")
+            else None
+            for entrant in entrants
+        ]
 
     async def _left(self, session: Session, room: str) -> None:
         self.left.append((session.user_id, room))

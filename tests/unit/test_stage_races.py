@@ -118,10 +118,13 @@ async def test_joins_during_a_slow_load_of_the_roles_get_the_stored_role(
         monkeypatch.setattr(book, "load", counting_load)
         first = asyncio.ensure_future(x.ok("join", room="p"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
+        # Ann's join waits for the room's entry under way; a move could load meanwhile.
         second = asyncio.ensure_future(ann.ok("join", room="p"))
+        again = asyncio.ensure_future(book.load("p"))
         await asyncio.wait_for(second_load.wait(), TIMEOUT)
         release.set()
         replies = await asyncio.wait_for(asyncio.gather(first, second), TIMEOUT)
+        await asyncio.wait_for(again, TIMEOUT)
         assert [reply["role"] for reply in replies] == ["attendee", "moderator"]
         assert book.cached_role("ann", "p", Role.ATTENDEE) is Role.MODERATOR
 

@@ -307,15 +307,16 @@ async def test_a_seat_that_goes_while_its_join_is_under_way_fails_the_join(
         feature = tables_of(hub)
         ada = await connect(hub, "ada")
         await ada.ok("table.sit", table="t2")
-        real_add = hub.node.broker.presence_add
+        real_add = hub.node.broker.presence_add_many
 
-        async def seat_gone_meanwhile(room: str, sid: str, entry: bytes, **options: Any) -> Any:
-            await feature.release(sid)  # the grace ran out, the seat moved, the event closed...
-            return await real_add(room, sid, entry, **options)
+        async def seat_gone_meanwhile(room: str, entries: dict[str, bytes], **options: Any) -> Any:
+            for sid in entries:
+                await feature.release(sid)  # the grace ran out, the seat moved, the event closed
+            return await real_add(room, entries, **options)
 
-        hub.node.broker.presence_add = seat_gone_meanwhile  # type: ignore[method-assign]
+        hub.node.broker.presence_add_many = seat_gone_meanwhile  # type: ignore[method-assign]
         assert await ada.err("join", room="t2") == "forbidden"
-        hub.node.broker.presence_add = real_add  # type: ignore[method-assign]
+        hub.node.broker.presence_add_many = real_add  # type: ignore[method-assign]
         assert "t2" not in ada.session.rooms
         assert await hub.node.broker.presence_count("t2") == 0
         assert await seated(hub, "t2") == set()
