@@ -452,17 +452,44 @@ class BreakoutFeature:
                 if event is None:
                     event = events[child] = EncodedEvent(self._assigned_event(parent, child))
                 session.deliver(event)
-        await asyncio.gather(*(self._move_in(parent, child, s) for child, s in moving.items()))
+        if not moving:
+            return
+        children = await self._children_of(parent, round_id)
+        await asyncio.gather(
+            *(
+                self._move_in(parent, child, children.get(child), s)
+                for child, s in moving.items()
+            )
+        )
 
-    async def _move_in(self, parent: str, child: str, sessions: list[Session]) -> None:
-        """Put ``sessions`` in ``child`` together and send each ``breakout.assigned`` with its
-        join reply; a session that could not enter (a join check refused it, the room or the
-        broker failed) gets the plain event and may join itself."""
+    async def _children_of(self, parent: str, round_id: str) -> dict[str, Room]:
+        """The child rooms of round ``round_id`` of ``parent`` as its record names them (what
+        opening it wrote to the directory), without a read of each; none when the round is no
+        longer open or cannot be read."""
+        round_ = self.rounds.get(parent)
+        if round_ is None or round_.id != round_id:
+            try:
+                round_ = await self.current(parent)
+            except Exception:
+                log.warning("the round of %s was not read for its move", parent, exc_info=True)
+                return {}
+        if round_ is None or round_.id != round_id:
+            return {}
+        return {
+            child: Room(child, RoomKind.BREAKOUT, title, parent) for child, title in round_.rooms
+        }
+
+    async def _move_in(
+        self, parent: str, child: str, room: Room | None, sessions: list[Session]
+    ) -> None:
+        """Put ``sessions`` in ``child`` (``room``; None when its round is gone) together and
+        send each ``breakout.assigned`` with its join reply; a session that could not enter (a
+        join check refused it, the round closed, the broker failed) gets the plain event and
+        may join itself."""
         entered: dict[str, JoinReply] = {}
-        room: Room | None = None
         try:
-            room = await self.rooms.directory.require(child)
-            entered = await self.rooms.enter_together(room, sessions)
+            if room is not None:
+                entered = await self.rooms.enter_together(room, sessions)
         except Exception:
             log.warning("the move into %s failed", child, exc_info=True)
         plain = EncodedEvent(self._assigned_event(parent, child))
