@@ -456,10 +456,7 @@ class BreakoutFeature:
             return
         children = await self._children_of(parent, round_id)
         await asyncio.gather(
-            *(
-                self._move_in(parent, child, children.get(child), s)
-                for child, s in moving.items()
-            )
+            *(self._move_in(parent, child, children.get(child), s) for child, s in moving.items())
         )
 
     async def _children_of(self, parent: str, round_id: str) -> dict[str, Room]:
