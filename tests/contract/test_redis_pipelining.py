@@ -283,6 +283,25 @@ async def _lost_part_way(connection: RedisConnection) -> None:
     assert await connection.redis.get(key) == b"5"
 
 
+async def test_batches_keep_one_connection_and_replace_it_once_the_server_closed_it(
+    connection: RedisConnection, redis_server: RedisServer
+) -> None:
+    redis = connection.redis
+    ids = [await redis.client_id() for _ in range(3)]
+    assert len(set(ids)) == 1  # one connection, batch after batch
+    other = RedisConnection(redis_server.url)
+    try:
+        await other.redis.execute_command("CLIENT", "KILL", "ID", ids[0])
+    finally:
+        await other.close()
+    kept = redis._kept
+    assert kept is not None
+    reader = kept._reader
+    # The loop has seen the server close it: the next batch takes a new one, and succeeds.
+    await eventually(lambda: reader is None or reader.at_eof(), what="the close seen")
+    assert await redis.client_id() not in ids
+
+
 async def test_replies_are_shaped_as_redis_py_shapes_them(connection: RedisConnection) -> None:
     await _replies_as_redis_py_shapes_them(connection)
 
