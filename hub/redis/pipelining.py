@@ -105,6 +105,8 @@ _AsyncHiredisParser: Final[type] = getattr(redis_hiredis, "_AsyncHiredisParser",
 # Options of a command that its response callback does not take (see ``parse_response``).
 _NOT_CALLBACK_OPTIONS: Final = frozenset({"keys", EMPTY_RESPONSE, NEVER_DECODE})
 
+# Not looked up yet (None means the command has no response callback).
+_UNKNOWN: Final = object()
 # What a response callback gives that is never awaitable (most replies): no ABC check for them.
 _PLAIN: Final = frozenset({bytes, str, int, float, bool, list, dict, set, tuple, type(None)})
 
@@ -128,6 +130,7 @@ class PipeliningRedis(Redis):
         # use takes another from the pool.
         self._kept: Connection | None = None
         self._kept_busy = False
+        self._callbacks: dict[Any, Any] = {}
         encoder = self.connection_pool.get_encoder()  # type: ignore[no-untyped-call]
         if (encoder.encoding, encoder.encoding_errors) != ("utf-8", "strict"):
             raise ValueError("PipeliningRedis packs strings as strict UTF-8")
@@ -309,13 +312,19 @@ class PipeliningRedis(Redis):
         """A reply read by the reader of :func:`_hiredis_parser` as ``parse_response`` gives it: an
         error reply as its exception (raised when it means the connection is lost), anything
         else through the command's response callback."""
-        if isinstance(raw, RedisConnectionError):
-            raise raw
-        if isinstance(raw, list) and raw and isinstance(raw[0], RedisConnectionError):
-            raise raw[0]
-        if isinstance(raw, ResponseError):
-            return options.get(EMPTY_RESPONSE, raw)
-        callback = self.response_callbacks.get(name)
+        if raw.__class__ is list:
+            if raw and isinstance(raw[0], RedisConnectionError):
+                raise raw[0]
+        elif isinstance(raw, Exception):
+            if isinstance(raw, RedisConnectionError):
+                raise raw
+            if isinstance(raw, ResponseError):
+                return options.get(EMPTY_RESPONSE, raw)
+        # The callbacks by the exact name commands are sent with: redis-py's own map is case
+        # insensitive, a lookup of several calls for every reply.
+        callback = self._callbacks.get(name, _UNKNOWN)
+        if callback is _UNKNOWN:
+            callback = self._callbacks[name] = self.response_callbacks.get(name)
         if callback is None:
             return raw
         if options:
@@ -344,6 +353,9 @@ class PipelinedScript(AsyncScript):
         keys_and_args = (*(keys or ()), *(args or ()))
         numkeys = len(keys) if keys else 0
         try:
+            if isinstance(target, PipeliningRedis):
+                # Queued straight onto the pipeline (no redis-py method or coroutine around it).
+                return await target.submit("EVALSHA", self.sha, numkeys, *keys_and_args)
             return await target.evalsha(self.sha, numkeys, *keys_and_args)
         except NoScriptError:
             self.sha = await target.script_load(self.script)
@@ -374,6 +386,14 @@ def _hiredis_parser(connection: Connection) -> Any:
 def _answer(callers: list[asyncio.Future[Any]], reply: Any) -> None:
     """Give ``reply`` to each caller still waiting: the first the reply itself, the others a
     copy of their own."""
+    if len(callers) == 1:  # most commands
+        future = callers[0]
+        if not future.done():
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+        return
     first = True
     for future in callers:
         if future.done():  # its caller was cancelled
@@ -422,8 +442,8 @@ def _fail(waiting: list[list[asyncio.Future[Any]]], error: BaseException) -> Non
 
 def _read_key(args: tuple[Any, ...], options: dict[str, Any]) -> Any:
     """What makes two queued reads the same, or None for a command that is not only a read."""
-    name = args[0]
-    if not isinstance(name, str) or name.upper() not in READ_ONLY:
+    # redis-py and the hub name commands in capitals (another spelling only goes unshared).
+    if args[0] not in READ_ONLY:
         return None
     # redis-py adds the command's keys as a list (for its client-side cache): args hold them.
     # Most reads carry no other option.
