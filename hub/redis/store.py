@@ -68,7 +68,8 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         """The value at ``key``, or None."""
-        return cast("bytes | None", await self._call(self._redis.submit("GET", self._key(key))))
+        value: bytes | None = await self._call(self._redis.submit("GET", self._key(key)))
+        return value
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """One MGET of ``keys`` (no command for none)."""
@@ -114,14 +115,14 @@ class RedisStore:
 
     async def hash_get(self, key: str, field: str) -> bytes | None:
         """One field of a hash, or None."""
-        return cast(
-            "bytes | None", await self._call(self._redis.submit("HGET", self._key(key), field))
-        )
+        value: bytes | None = await self._call(self._redis.submit("HGET", self._key(key), field))
+        return value
 
     async def hash_get_all(self, key: str) -> dict[str, bytes]:
         """Every field of a hash (empty when missing)."""
         raw = await self._call(self._redis.submit("HGETALL", self._key(key)))
-        return {cast(bytes, k).decode(): cast(bytes, v) for k, v in raw.items()}
+        fields: dict[bytes, bytes] = raw
+        return {k.decode(): v for k, v in fields.items()}
 
     async def hash_delete(self, key: str, field: str) -> bool:
         """Remove one field; whether it existed."""
@@ -239,7 +240,8 @@ class RedisStore:
     async def set_members(self, key: str) -> set[str]:
         """All members of a set."""
         raw = await self._call(self._redis.submit("SMEMBERS", self._key(key)))
-        return {cast(bytes, m).decode() for m in raw}
+        members: set[bytes] = raw
+        return {m.decode() for m in members}
 
     async def set_contains(self, key: str, member: str) -> bool:
         """Whether ``member`` is in the set."""
