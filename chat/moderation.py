@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from chat.wire import ChatMutedFields, ChatMuteReply, ModerationPart, SlowmodeFields
@@ -20,10 +20,9 @@ from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter
-from hub.shared_read import BatchedRead
 from hub.store import Store
 from hub.wire import EmptyReply
 from rooms.feature import RoomsFeature
@@ -163,9 +162,6 @@ class ModerationOps:
         self.node = node
         self.rooms = rooms
         self.rules = rules
-        # The joiners' mutes, read together for the joins asking in one loop iteration (a
-        # burst of joins of a room reads hundreds of them).
-        self._mute_reads: BatchedRead[str, bytes | None] = BatchedRead(node.store.get_many)
 
     def install(self, ctx: FeatureContext) -> None:
         """Register the ops and the snapshot part."""
@@ -173,7 +169,6 @@ class ModerationOps:
         ctx.command("room.slowmode", self.slowmode)
         ctx.on_room_snapshot(self.room_snapshot)
         ctx.on_snapshot(self.snapshot)
-        ctx.on_stop(self._mute_reads.close)
 
     async def _moderated_room(self, ctx: CommandContext, cmd: dict[str, Any]) -> str:
         room = fields.room_id(cmd.get("room"))
@@ -208,11 +203,14 @@ class ModerationOps:
         slowmode = await self.rules.slowmode(room.id)
         return {"slowmode": slowmode} if slowmode else {}
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> ModerationPart:
-        """The caller's part of the join snapshot: ``muted_until`` while they are muted."""
-        part: ModerationPart = {}
-        stored = await self._mute_reads.get(mute_key(room.id, ctx.identity.user_id))
-        until = self.rules.live_until(stored) if stored is not None else 0
-        if until:
-            part["muted_until"] = until
-        return part
+    async def snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[ModerationPart | Exception]:
+        """Each entrant's part of the join snapshot: ``muted_until`` while they are muted (the
+        entrants' mutes read in one go)."""
+        keys = [mute_key(room.id, entrant.ctx.identity.user_id) for entrant in entrants]
+        parts: list[ModerationPart | Exception] = []
+        for stored in await self.rules.store.get_many(keys):
+            until = self.rules.live_until(stored) if stored is not None else 0
+            parts.append({"muted_until": until} if until else {})
+        return parts

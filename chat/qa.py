@@ -30,6 +30,7 @@ a member never sees a count drop, and the last ``qa.votes`` it gets is read afte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -272,12 +273,10 @@ class QaFeature:
         order they were asked."""
         records = await self.store.hash_get_all(f"qa:{room}")
         questions = [Question.from_record(unpack(record)) for record in records.values()]
-        counted = [
-            (question, await self._votes(room, question.id))
-            for question in questions
-            if question.state == OPEN
-        ]
-        return open_questions(counted)
+        still_open = [question for question in questions if question.state == OPEN]
+        # Counted together: their reads go to the broker at once, not one after another.
+        votes = await asyncio.gather(*(self._votes(room, q.id) for q in still_open))
+        return open_questions(list(zip(still_open, votes, strict=True)))
 
     # --- batched vote counts ------------------------------------------------------------------
 

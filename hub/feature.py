@@ -55,9 +55,6 @@ class RoomInfo(Protocol):
         reads shared by joins are keyed by them)."""
 
 
-# (context, room, role in it) -> a part of the join snapshot (merged into ``snapshot``; each
-# feature types its parts in its ``wire`` module)
-SnapshotPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[Mapping[str, Any]]]
 # (room, role in it) -> a part of the join snapshot that depends on the room and the role only,
 # never on who joins: the joins of one room and role asking together share one run of it (its
 # result is read only)
@@ -80,6 +77,16 @@ JoinCheck = Callable[[RoomInfo, Sequence[Entrant]], Awaitable[Sequence[HubError 
 # (context, room, role in it) -> None, or raises the HubError that refuses the join: a check of
 # one entrant at a time (see :func:`each_entrant`)
 EntrantCheck = Callable[[CommandContext, RoomInfo, Role], Awaitable[None]]
+# (room, the entrants a batch let in) -> for each in order, its part of the join snapshot (merged
+# into ``snapshot``; each feature types its parts in its ``wire`` module), or the exception that
+# fails that entrant's join. A join is a batch of one; a part reads what it needs once for them
+# all. Raising fails every entrant's join.
+SnapshotPart = Callable[
+    [RoomInfo, Sequence[Entrant]], Awaitable[Sequence[Mapping[str, Any] | Exception]]
+]
+# (context, room, role in it) -> that entrant's part, or raises to fail its join: a part made
+# for one entrant at a time (see :func:`each_entrant_part`)
+EntrantPart = Callable[[CommandContext, RoomInfo, Role], Awaitable[Mapping[str, Any]]]
 # (session, room id) -> None, after the session left the room (or was made to)
 LeaveHook = Callable[[Session, str], Awaitable[None]]
 # (context, the identity a hello proved) -> fields for the hello reply (or None); raising refuses
@@ -113,6 +120,24 @@ def each_entrant(check: EntrantCheck) -> JoinCheck:
             else:
                 refusals.append(None)
         return refusals
+
+    return batch
+
+
+def each_entrant_part(part: EntrantPart) -> SnapshotPart:
+    """A :data:`SnapshotPart` that runs ``part`` for each entrant in turn: for parts that
+    concern rooms people enter one at a time (a meeting, a table)."""
+
+    async def batch(
+        room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[Mapping[str, Any] | Exception]:
+        parts: list[Mapping[str, Any] | Exception] = []
+        for entrant in entrants:
+            try:
+                parts.append(await part(entrant.ctx, room, entrant.role))
+            except Exception as error:
+                parts.append(error)
+        return parts
 
     return batch
 
@@ -200,7 +225,8 @@ class FeatureContext:
     # --- room hooks -----------------------------------------------------------------------------
 
     def on_snapshot(self, part: SnapshotPart) -> None:
-        """Add a part to every join snapshot."""
+        """Add a part to every join snapshot, given for the entrants of a batch together (see
+        :data:`SnapshotPart`)."""
         self.room_hooks.snapshot.append(part)
 
     def on_room_snapshot(self, part: RoomSnapshotPart) -> None:

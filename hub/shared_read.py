@@ -10,15 +10,12 @@ closed): the callers asking for one key in one loop iteration share one run, whi
 iteration after the last of them asked, so its reads see everything acknowledged before any of
 them asked (the same reasoning as identical reads sharing one Redis command, see
 :mod:`hub.redis.pipelining`). A caller asking once the run has started waits for the next one.
-
-:class:`BatchedRead` is the same for reads of one key per caller (a joiner's own mute): the keys
-asked in one loop iteration are read together, in one read that starts in the next iteration.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from hub.broker import BrokerUnavailable
@@ -114,71 +111,6 @@ class FreshSharedRead(Generic[K, T]):
         self._closed = True
         for waiters in self._asking.values():
             _fail(waiters, _stopping())
-        self._asking.clear()
-        running = list(self._running)
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running)
-
-
-class BatchedRead(Generic[K, T]):
-    """Runs ``read(keys)`` once for every key asked in one loop iteration, starting in the next
-    one, and gives each caller the value of its own key (``read`` answers with the values of
-    ``keys`` in order). Callers asking for one key share its value (read only). A read that
-    fails fails every caller of its run (each with an error of its own). Once closed, what was
-    asked and not answered, and what is asked from then on, fails as
-    :class:`~hub.broker.BrokerUnavailable`."""
-
-    def __init__(self, read: Callable[[Sequence[K]], Awaitable[Sequence[T]]]) -> None:
-        self._read = read
-        self._asking: dict[K, list[asyncio.Future[T]]] = {}
-        self._running: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    def get(self, key: K) -> asyncio.Future[T]:
-        """The value of ``key`` from a read that starts after this call, made together with the
-        other keys asked in this loop iteration."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        if self._closed:
-            future.set_exception(_stopping())
-            return future
-        if not self._asking:
-            loop.call_soon(self._start)
-        self._asking.setdefault(key, []).append(future)
-        return future
-
-    def _start(self) -> None:
-        asking, self._asking = self._asking, {}
-        if not asking:  # closed meanwhile: they were answered
-            return
-        task = asyncio.get_running_loop().create_task(self._run(asking))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _run(self, asking: dict[K, list[asyncio.Future[T]]]) -> None:
-        keys = [key for key, waiters in asking.items() if not all(w.done() for w in waiters)]
-        if not keys:
-            return  # every caller went away
-        try:
-            values = await self._read(keys)
-        except Exception as error:
-            _fail([waiter for key in keys for waiter in asking[key]], error)
-            return
-        except BaseException:
-            _fail([waiter for waiters in asking.values() for waiter in waiters], _stopping())
-            raise
-        for key, value in zip(keys, values, strict=True):
-            for waiter in asking[key]:
-                if not waiter.done():
-                    waiter.set_result(value)
-
-    async def close(self) -> None:
-        """Fail what was asked and not answered, and what is asked from now on, as
-        :class:`~hub.broker.BrokerUnavailable`; cancel the runs under way and wait for them."""
-        self._closed = True
-        _fail([waiter for waiters in self._asking.values() for waiter in waiters], _stopping())
         self._asking.clear()
         running = list(self._running)
         for task in running:

@@ -17,6 +17,7 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, Final
 
 from hub import fields
@@ -24,7 +25,7 @@ from hub.auth import Role
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import RoomInfo
+from hub.feature import Entrant, RoomInfo
 from hub.node import Node
 from hub.session import Session
 from hub.wire import EmptyReply
@@ -138,14 +139,19 @@ class Meetings:
             raise HubError("closed", "you left this meeting")
 
     async def snapshot(
-        self, ctx: CommandContext, room: RoomInfo, role: Role
-    ) -> MeetingPart | EmptyReply:
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[MeetingPart | EmptyReply | Exception]:
+        """In a meeting room, ``meeting`` as each entrant sees it; elsewhere nothing."""
         if room.kind != RoomKind.MEETING.value:
-            return {}
+            return [{} for _ in entrants]
         meeting = await self._meeting(room.id)
         if meeting is None:
-            return {}
-        return {"meeting": await self.view(meeting, ctx.identity.user_id)}
+            return [{} for _ in entrants]
+        parts: list[MeetingPart | EmptyReply | Exception] = []
+        for entrant in entrants:
+            part: MeetingPart = {"meeting": await self.view(meeting, entrant.ctx.identity.user_id)}
+            parts.append(part)
+        return parts
 
     async def view(self, meeting: Meeting, user: str) -> MeetingView:
         """``meeting`` as ``user`` sees it (``match.status``, the room's snapshot)."""

@@ -41,7 +41,7 @@ from hub.coalesce import CoalescedEvent, Derived, Mark
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo, each_entrant
+from hub.feature import Entrant, FeatureContext, RoomInfo, each_entrant
 from hub.node import Node
 from hub.session import Session
 from hub.shared_read import SharedRead
@@ -439,17 +439,26 @@ class TableFeature:
             ],
         }
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> TablesPart:
+    async def _snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[TablesPart | Exception]:
+        """In a lobby, ``tables`` (one read for all ``entrants``); at a table, nothing, or for
+        an entrant whose seat went while the join was under way (unused past the grace, moved,
+        the event's close) the error that fails their join and takes them back out."""
         if room.kind == RoomKind.TABLE:
-            held = self._held.get(ctx.session.sid)
-            if held is None or held[0] != room.id:
-                # The seat went while this join was under way (unused past the grace, moved, the
-                # event's close): the join fails and takes the session back out.
-                raise HubError("forbidden", f"your seat at {room.id} is gone: sit down again")
-            return {}
+            parts: list[TablesPart | Exception] = []
+            for entrant in entrants:
+                held = self._held.get(entrant.ctx.session.sid)
+                if held is None or held[0] != room.id:
+                    gone = f"your seat at {room.id} is gone: sit down again"
+                    parts.append(HubError("forbidden", gone))
+                else:
+                    parts.append({})
+            return parts
         if room.kind != RoomKind.LOBBY:
-            return {}
-        return {"tables": await self.listing()}
+            return [{} for _ in entrants]
+        listed = await self.listing()
+        return [{"tables": listed} for _ in entrants]
 
     async def _read(self, mark: Mark) -> Derived:
         # A read of its own: one shared with a join may have started before the change.

@@ -34,9 +34,10 @@ the poll.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -48,7 +49,7 @@ from hub.coalesce import CoalescedEvent, Derived
 from hub.codec import pack, unpack
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.http_api import api
 from hub.node import Node
 from hub.session import Session
@@ -343,32 +344,39 @@ class PollsFeature:
 
     # --- snapshot -----------------------------------------------------------------------------
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PollsPart:
-        """The join snapshot's ``polls``: the room's open polls as ``poll.get`` shows each to
-        the caller, oldest first; ``closed_polls``: its newest :data:`CLOSED_KEPT` closed
-        polls, oldest first, each as its closing ``poll`` event carries it (counts for
-        moderators too where only they see them); and in the lobby, or a room the rooms file
-        declares polls for, ``awards`` (:meth:`polls.awards.Awards.view`). Also (re)loads the
-        room's timers into this node's schedule. The room's polls are read once for the joins
-        asking together."""
+    async def snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[PollsPart | Exception]:
+        """Each entrant's ``polls``: the room's open polls as ``poll.get`` shows each to them,
+        oldest first; ``closed_polls``: its newest :data:`CLOSED_KEPT` closed polls, oldest
+        first, each as its closing ``poll`` event carries it (counts for moderators too where
+        only they see them); and in the lobby, or a room the rooms file declares polls for,
+        ``awards`` (:meth:`polls.awards.Awards.view`). Also (re)loads the room's timers into
+        this node's schedule. The room's polls are read once for the joins asking together."""
         polls = await self._room_polls.get(room.id)
         now = self.clock()
-        user = ctx.identity.user_id
-        moderator = self._moderates(ctx.session, room.id)
-        part: PollsPart = {
-            "polls": [
-                await self._view(poll, ctx.session, user)
-                for poll in polls
-                if poll.state is PollState.OPEN and not poll.due(now)
-            ],
-            "closed_polls": [
-                closed_view(await self._with_tally(poll), moderator)
-                for poll in newest_closed(polls, CLOSED_KEPT)
-            ],
-        }
-        if self.awards.shown_in(room.id):
-            part["awards"] = self.awards.view(room.id, polls, now)
-        return part
+        open_polls = [p for p in polls if p.state is PollState.OPEN and not p.due(now)]
+        closed = [await self._with_tally(poll) for poll in newest_closed(polls, CLOSED_KEPT)]
+        awards = self.awards.view(room.id, polls, now) if self.awards.shown_in(room.id) else None
+
+        async def views(entrant: Entrant) -> list[PollView]:
+            session = entrant.ctx.session
+            user = entrant.ctx.identity.user_id
+            return [await self._view(poll, session, user) for poll in open_polls]
+
+        # Each entrant's own view of an open poll reads their ballot: those reads go together.
+        seen = await asyncio.gather(*map(views, entrants)) if open_polls else [[] for _ in entrants]
+        parts: list[PollsPart | Exception] = []
+        for entrant, mine in zip(entrants, seen, strict=True):
+            moderator = self._moderates(entrant.ctx.session, room.id)
+            part: PollsPart = {
+                "polls": mine,
+                "closed_polls": [closed_view(poll, moderator) for poll in closed],
+            }
+            if awards is not None:
+                part["awards"] = awards
+            parts.append(part)
+        return parts
 
     async def _read_polls(self, room: str) -> list[Poll]:
         records = await self.store.hash_get_all(f"polls:{room}")

@@ -523,19 +523,27 @@ class BreakoutFeature:
         stored = await self.store.hash_get_all(assignments_key(round_id))
         return {user: child.decode() for user, child in stored.items()}
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> BreakoutsPart:
+    async def _snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[BreakoutsPart | Exception]:
+        """The join snapshot's ``breakouts`` in a workshop, a panel or a breakout: the open
+        round of the room (of its parent, for a breakout) with each entrant's assignment, or
+        None; nothing in the lobby."""
         if room.kind is RoomKind.LOBBY:
-            return {}
+            return [{} for _ in entrants]
         parent = room.parent if room.kind is RoomKind.BREAKOUT else room.id
-        if parent is None:
-            return {"breakouts": None}
-        round_, _ = await self._round_states.get(parent)
-        if round_ is None:
-            return {"breakouts": None}
-        assigned = await self._assigned(round_, ctx.identity.user_id)
-        mine: Assignment = {"assigned": assigned} if assigned is not None else {}
-        described: RoundSnapshot = {**_shared_view(round_), "parent": parent, **mine}
-        return {"breakouts": described}
+        round_ = (await self._round_states.get(parent))[0] if parent is not None else None
+        if parent is None or round_ is None:
+            return [{"breakouts": None} for _ in entrants]
+        assignments = await self._assignments_of(round_.id)
+        view = _shared_view(round_)
+        parts: list[BreakoutsPart | Exception] = []
+        for entrant in entrants:
+            assigned = assignments.get(entrant.ctx.identity.user_id)
+            mine: Assignment = {"assigned": assigned} if assigned is not None else {}
+            described: RoundSnapshot = {**view, "parent": parent, **mine}
+            parts.append({"breakouts": described})
+        return parts
 
     # --- helpers ------------------------------------------------------------------------------
 

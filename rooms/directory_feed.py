@@ -23,10 +23,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hub.auth import Role
 from hub.codec import EncodedEvent
 from hub.dispatch import CommandContext
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.session import Session
 from hub.shared_read import SharedRead
 from rooms.model import Room, RoomKind
@@ -137,17 +136,21 @@ class DirectoryFeed:
             {room.id: on_stage(found) for room, found in zip(panels, entries, strict=True)},
         )
 
-    async def snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> RoomsPart:
+    async def snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[RoomsPart | Exception]:
         """A lobby's join snapshot part: ``rooms``, the list as ``room.list`` shows it."""
         if room.kind is not RoomKind.LOBBY:
-            return {}
+            return [{} for _ in entrants]
         listed = await self.listing()
-        if not self._others_than(ctx.session):
-            self._sent = listed  # the only lobby member here: what it holds is what was sent
-        elif listed != self._sent:
-            # This member starts from a list the others were not sent: resend at the next check.
-            self._sent = None
-        return {"rooms": listed}
+        for entrant in entrants:
+            if not self._others_than(entrant.ctx.session):
+                self._sent = listed  # the only lobby member here: what it holds was sent
+            elif listed != self._sent:
+                # This member starts from a list the others were not sent: resend at the next
+                # check.
+                self._sent = None
+        return [{"rooms": listed} for _ in entrants]
 
     def _others_than(self, session: Session) -> bool:
         """Whether this node has lobby members besides ``session`` (which follows its lobby)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,25 +260,9 @@ class RoomsFeature:
             if not isinstance(error, Exception):
                 raise
             followed = []
-        replies: Sequence[JoinReply | BaseException] = []
-        if len(followed) == 1:
-            i = followed[0]
-            try:
-                reply = await self._join_reply(
-                    entering[i].ctx, room, entered_roles[i], positions[i], members
-                )
-            except Exception as error:
-                replies = [error]
-            else:
-                replies = [reply]
-        elif followed:
-            replies = await asyncio.gather(
-                *(
-                    self._join_reply(entering[i].ctx, room, entered_roles[i], positions[i], members)
-                    for i in followed
-                ),
-                return_exceptions=True,
-            )
+        replies = await self._join_replies(
+            room, [(entering[i].ctx, entered_roles[i], positions[i]) for i in followed], members
+        )
         for i, result in zip(followed, replies, strict=True):
             if isinstance(result, BaseException):
                 await self._undo_entry(room.id, entering[i], rejoin[i])
@@ -346,28 +330,68 @@ class RoomsFeature:
         if entering.owner is not None:
             session.release(entering.owner)
 
-    async def _join_reply(
-        self, ctx: CommandContext, room: Room, role: Role, position: Position, members: int
-    ) -> JoinReply:
-        """A join's reply once the session follows ``room`` from ``position`` and is counted
-        among its ``members``: every feature's snapshot parts, typed in their wire modules and
-        merged into an open map (the room-wide ones from a run shared with the joins asking
-        alongside)."""
-        snapshot: dict[str, Any] = dict(await self.shared_snapshots.get(room, role))
-        for part in self.hooks.snapshot:
-            snapshot.update(await part(ctx, room, role))
-        reply: JoinReply = {
-            "room": room.describe(),
-            "role": role.label,
-            "seq": position.seq,
-            "epoch": position.epoch,
-            "members": members,
-            "snapshot": snapshot,
-        }
-        if position.missed is not None:
-            reply["missed"] = position.missed
-            reply["recovered"] = position.recovered
-        return reply
+    async def _join_replies(
+        self,
+        room: Room,
+        entered: Sequence[tuple[CommandContext, Role, Position]],
+        members: int,
+    ) -> list[JoinReply | Exception]:
+        """The join replies of sessions that follow ``room`` (each from its position) and are
+        counted among its ``members``: every feature's snapshot parts, typed in their wire
+        modules and merged into an open map. The room-wide parts come from a run shared with
+        the joins asking alongside; each feature's own part runs once for all of them, every
+        part at once. A part that fails for a session fails its join (a part that fails as a
+        whole, each of theirs)."""
+        if not entered:
+            return []
+        entrants = [Entrant(ctx, role) for ctx, role, _ in entered]
+        asked = {role: self.shared_snapshots.get(room, role) for _, role, _ in entered}
+        answers = await asyncio.gather(
+            *(part(room, entrants) for part in self.hooks.snapshot), return_exceptions=True
+        )
+        shared: dict[Role, Mapping[str, Any] | Exception] = {}
+        for role, reading in asked.items():
+            try:
+                shared[role] = await reading
+            except Exception as error:
+                shared[role] = error
+        replies: list[JoinReply | Exception] = []
+        given: set[int] = set()  # failures handed out once already: the next get a copy
+        described = room.describe()  # the same for each (read only)
+        for n, (_, role, position) in enumerate(entered):
+            room_wide = shared[role]
+            failure = room_wide if isinstance(room_wide, Exception) else None
+            snapshot: dict[str, Any] = {}
+            if failure is None:
+                snapshot.update(room_wide)  # type: ignore[arg-type]
+                for answer in answers:
+                    if isinstance(answer, BaseException):
+                        if not isinstance(answer, Exception):
+                            raise answer
+                        failure = answer
+                        break
+                    own = answer[n]
+                    if isinstance(own, Exception):
+                        failure = own
+                        break
+                    snapshot.update(own)
+            if failure is not None:
+                replies.append(own_copy(failure) if id(failure) in given else failure)
+                given.add(id(failure))
+                continue
+            reply: JoinReply = {
+                "room": described,
+                "role": role.label,
+                "seq": position.seq,
+                "epoch": position.epoch,
+                "members": members,
+                "snapshot": snapshot,
+            }
+            if position.missed is not None:
+                reply["missed"] = position.missed
+                reply["recovered"] = position.recovered
+            replies.append(reply)
+        return replies
 
     async def require_may_enter(self, ctx: CommandContext, room_id: str) -> Room:
         """The room, once the caller may join it: what reads a room from outside (its history,

@@ -221,8 +221,9 @@ class RoleBook:
     async def known_entries(self, room: str) -> list[RoleEntry]:
         """What the room knows of everyone in either hash, ordered by user: the stored entry
         where there is one, else the recorded one."""
-        merged = {entry.user: entry for entry in await self.seen_entries(room)}
-        merged.update((entry.user, entry) for entry in await self.entries(room))
+        seen, stored = await asyncio.gather(self.seen_entries(room), self.entries(room))
+        merged = {entry.user: entry for entry in seen}
+        merged.update((entry.user, entry) for entry in stored)
         return [merged[user] for user in sorted(merged)]
 
     async def _read_stored(self, room: str) -> dict[str, RoleEntry]:

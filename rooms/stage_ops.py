@@ -317,8 +317,9 @@ class StageFeature:
     # --- snapshot -----------------------------------------------------------------------------
 
     async def _snapshot(self, room: RoomInfo, role: Role) -> StagePart:
-        entries = await self.rooms.roles.known_entries(room.id)
-        hands = await self.read_hands(room.id)
+        entries, hands = await asyncio.gather(
+            self.rooms.roles.known_entries(room.id), self.read_hands(room.id)
+        )
         return {
             "speakers": on_stage(entries),
             "moderators": [

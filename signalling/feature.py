@@ -10,7 +10,9 @@ a room, or its role there changes, the node sends ``bye`` on its behalf to each 
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +22,7 @@ from hub.codec import pack, unpack
 from hub.config import HubConfig
 from hub.dispatch import CommandContext, rate_limited
 from hub.errors import HubError
-from hub.feature import FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo
 from hub.node import Node
 from hub.ratelimit import KeyedLimiter, TokenBucket
 from hub.session import Session
@@ -353,29 +355,37 @@ class SignallingFeature:
         await self.node.broadcast(room.id, event)
         return {}
 
-    async def _snapshot(self, ctx: CommandContext, room: RoomInfo, role: Role) -> PeersPart:
+    async def _snapshot(
+        self, room: RoomInfo, entrants: Sequence[Entrant]
+    ) -> list[PeersPart | Exception]:
         """The join snapshot's ``peers``: the room's members with their media state (in a
-        panel, only its stage), the joiner left out. The room's list is read once for the joins
-        asking together."""
+        panel, only its stage), each entrant left out of its own. The room's list is read once
+        for the joins asking together."""
         if not room.has_media:
-            return {}
-        session = ctx.session
+            return [{} for _ in entrants]
         if room.kind is not RoomKind.PANEL:
             peers = await self._room_peers.get(room)
         else:
-            if role >= Role.SPEAKER:
-                # On the index before the read: the other speakers' snapshots list the joiner.
-                await self.node.store.hash_set(
-                    stage_key(room.id), session.sid, session.user_id.encode()
-                )
+            speakers = {
+                e.ctx.session.sid: e.ctx.session.user_id.encode()
+                for e in entrants
+                if e.role >= Role.SPEAKER
+            }
+            # On the index before the read: the other speakers' snapshots list the joiners.
+            await self.node.store.hash_set_many(stage_key(room.id), speakers)
             peers = await self._stage_peers.get(room)
-        return {"peers": [peer for peer in peers if peer["sid"] != session.sid][:MAX_PEERS]}
+        return [
+            {"peers": [peer for peer in peers if peer["sid"] != e.ctx.session.sid][:MAX_PEERS]}
+            for e in entrants
+        ]
 
     async def _read_room_peers(self, room: RoomInfo) -> list[Peer]:
         """Up to ``MAX_PEERS + 1`` members of a room with media (one more than a snapshot
         lists: the joiner is among them), with their media state."""
-        members = await self.node.broker.presence_page(room.id, "", MAX_PEERS + 1)
-        media = await self.node.store.hash_get_all(media_key(room.id))
+        members, media = await asyncio.gather(
+            self.node.broker.presence_page(room.id, "", MAX_PEERS + 1),
+            self.node.store.hash_get_all(media_key(room.id)),
+        )
         if len(members) <= MAX_PEERS:
             # Every member is listed: states of sessions without a live entry (their node
             # died before they could leave) are dropped here, so the hash stays bounded.

@@ -29,6 +29,7 @@ from hub.codec import WireFormat
 from hub.config import HubConfig, Limits
 from hub.dispatch import CommandContext, CommandRegistry
 from hub.errors import CloseCode
+from hub.feature import each_entrant_part
 from hub.memory import MemoryBroker
 from hub.session import SessionState
 from rooms.model import Room
@@ -658,7 +659,7 @@ async def test_events_stored_while_a_join_is_answered_come_after_its_reply() -> 
             await hub.rooms.post_notice(room.id, "meanwhile", "mod")
             return {"busy": True}
 
-        hub.rooms.hooks.snapshot.append(busy)
+        hub.rooms.hooks.snapshot.append(each_entrant_part(busy))
         joiner = await connect(hub, "joiner")
         await hub.dispatcher.dispatch(joiner.session, {"id": 77, "op": "join", "room": "main"})
         messages = drain(joiner.session)
@@ -803,7 +804,7 @@ async def test_a_join_that_fails_after_following_leaves_the_room_again() -> None
         async def failing(ctx: CommandContext, room: Room, role: Role) -> dict[str, Any]:
             raise BrokerUnavailable("redis is down")
 
-        hub.rooms.hooks.snapshot.append(failing)
+        hub.rooms.hooks.snapshot.append(each_entrant_part(failing))
         client = await connect(hub, "u1")
         assert await client.err("join", room="main") == "unavailable"
         assert client.session.rooms == set()
@@ -1117,7 +1118,7 @@ async def test_a_failed_join_drops_the_events_it_held_back_for_that_room_only() 
             await hub.rooms.post_notice("other", "held for other", "org")
             raise BrokerUnavailable("redis is down")
 
-        hub.rooms.hooks.snapshot.append(failing)
+        hub.rooms.hooks.snapshot.append(each_entrant_part(failing))
         assert await client.err("join", room="main") == "unavailable"
         assert [e["text"] for e in client.stored()] == ["held for other"]
 

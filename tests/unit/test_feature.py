@@ -19,7 +19,7 @@ from hub.app import build_hub, create_app
 from hub.auth import Identity, Role
 from hub.dispatch import CommandContext
 from hub.errors import HubError
-from hub.feature import Entrant, FeatureContext, RoomInfo
+from hub.feature import Entrant, FeatureContext, RoomInfo, each_entrant_part
 from hub.session import Session
 
 
@@ -42,7 +42,7 @@ class Lounge:
         self.node = ctx.node
         ctx.command("lounge.wave", self.wave)
         ctx.on_stored("wave", self._count)
-        ctx.on_snapshot(self._snapshot)
+        ctx.on_snapshot(each_entrant_part(self._snapshot))
         ctx.on_room_snapshot(self._room_snapshot)
         ctx.on_join_check(self._check)
         ctx.on_leave(self._left)

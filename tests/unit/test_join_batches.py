@@ -13,6 +13,7 @@ from support.waiting import eventually
 from hub.auth import Role
 from hub.dispatch import CommandContext
 from hub.errors import HubError
+from hub.feature import each_entrant_part
 from rooms.model import Room
 
 
@@ -102,7 +103,7 @@ async def test_a_join_whose_snapshot_fails_fails_alone() -> None:
                 raise HubError("conflict", "not you")
             return {}
 
-        hub.rooms.hooks.snapshot.append(failing_for_bad)
+        hub.rooms.hooks.snapshot.append(each_entrant_part(failing_for_bad))
         bad = await connect(hub, "bad")
         good = [await connect(hub, f"u{i}") for i in range(3)]
 

@@ -4,12 +4,11 @@ room snapshots run on :class:`FreshSharedRead`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
 
 from hub.broker import BrokerUnavailable
-from hub.shared_read import BatchedRead, FreshSharedRead, SharedRead
+from hub.shared_read import FreshSharedRead, SharedRead
 
 
 async def test_callers_during_a_read_share_it_and_later_ones_read_again() -> None:
@@ -108,66 +107,3 @@ async def test_fresh_read_closed_fails_what_waits_and_what_is_asked_as_unavailab
         await running
     with pytest.raises(BrokerUnavailable):
         await fresh.get("a")
-
-
-class ManyRead:
-    """A read of many keys that records each run's keys and waits at a gate."""
-
-    def __init__(self) -> None:
-        self.runs: list[list[str]] = []
-        self.values: dict[str, int] = {}
-        self.read = asyncio.Event()
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.failing = False
-
-    async def __call__(self, keys: Sequence[str]) -> list[int | None]:
-        self.runs.append(list(keys))
-        seen = [self.values.get(key) for key in keys]
-        self.read.set()
-        await self.gate.wait()
-        if self.failing:
-            raise ConnectionError("down")
-        return seen
-
-
-async def test_batched_read_reads_the_keys_of_one_iteration_together() -> None:
-    read = ManyRead()
-    read.values = {"a": 1, "b": 2}
-    batched: BatchedRead[str, int | None] = BatchedRead(read)
-    asked = [batched.get(key) for key in ("a", "b", "a", "c")]
-    assert await asyncio.gather(*asked) == [1, 2, 1, None]
-    assert read.runs == [["a", "b", "c"]]
-    assert await batched.get("b") == 2
-    assert read.runs == [["a", "b", "c"], ["b"]]
-
-
-async def test_batched_read_gives_a_caller_a_read_that_started_after_it_asked() -> None:
-    read = ManyRead()
-    read.gate.clear()
-    batched: BatchedRead[str, int | None] = BatchedRead(read)
-    first = batched.get("a")
-    await asyncio.wait_for(read.read.wait(), 5)  # the run has read
-    read.values["a"] = 1  # acknowledged before the next caller asks
-    second = batched.get("a")
-    read.gate.set()
-    assert (await first, await second) == (None, 1)
-
-
-async def test_batched_read_fails_each_caller_of_a_failed_run_and_closes_as_unavailable() -> None:
-    read = ManyRead()
-    read.failing = True
-    batched: BatchedRead[str, int | None] = BatchedRead(read)
-    results = await asyncio.gather(batched.get("a"), batched.get("b"), return_exceptions=True)
-    assert all(isinstance(error, ConnectionError) for error in results)
-    assert results[0] is not results[1]
-    read.failing = False
-    read.gate.clear()
-    read.read.clear()
-    waiting = batched.get("a")
-    await asyncio.wait_for(read.read.wait(), 5)
-    await batched.close()
-    with pytest.raises(BrokerUnavailable):
-        await waiting
-    with pytest.raises(BrokerUnavailable):
-        await batched.get("a")
