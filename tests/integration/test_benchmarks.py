@@ -5,6 +5,7 @@ measured by the scripts, never asserted in tests)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,30 @@ def test_the_joins_benchmark_runs_both_storms_without_errors() -> None:
     assert "error" not in result, result
     for storm in ("panel", "breakout"):
         assert result[storm]["ok"] == 30 and not result[storm]["errors"], result
+
+
+def test_the_burst_profile_counts_the_calls_of_both_storms(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HUB_BURST_PROFILE": str(tmp_path),
+        "HUB_BURST_PANEL_JOINS": "10",
+        "HUB_BURST_MOVE_ROOMS": "1",
+        "PYTHONPATH": str(ROOT / "benchmarks" / "burst_profile"),
+    }
+    command = [sys.executable, str(ROOT / "benchmarks" / "joins.py"), "--attendees", "30"]
+    command += ["--modes", "redis2", "--move", "--no-pin", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "burst_calls.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = summary.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["panel", "move"]
+    assert all("calls a person" in line for line in lines), lines
 
 
 @pytest.mark.parametrize("rss", [False, True], ids=["traced", "rss"])
