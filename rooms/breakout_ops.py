@@ -233,9 +233,22 @@ class BreakoutFeature:
         return round_
 
     async def _read_round_state(self, parent: str) -> RoundState:
-        round_ = await self.current(parent)
-        if round_ is None:
-            return None, False
+        known = self.rounds.get(parent)
+        if known is not None:
+            # The round this node knows of is most likely still the one: its record and its
+            # close claim in one read (a move waits on this read twice: its checks, its
+            # snapshots).
+            data, claim = await self.store.get_many([round_key(parent), close_claim_key(known.id)])
+            round_ = self._decoded(parent, data) if data is not None else None
+            self._know(parent, round_)
+            if round_ is None:
+                return None, False
+            if round_.id == known.id:
+                return round_, claim is not None
+        else:
+            round_ = await self.current(parent)
+            if round_ is None:
+                return None, False
         return round_, await self.store.get(close_claim_key(round_.id)) is not None
 
     def _decoded(self, parent: str, data: bytes) -> BreakoutRound:
