@@ -146,15 +146,7 @@ class RoleBook:
         """
         if isinstance(who, str):
             return (await self.current_roles([who], room))[who]
-        identity = who.identity
-        if identity is None:
-            return Role.ATTENDEE
-        if room in self._stored and self.cached_role(who, room) <= Role.ATTENDEE:
-            return Role.ATTENDEE
-        if identity.role_in(room) is Role.ORGANIZER:
-            return Role.ORGANIZER  # no stored role lowers an organizer: nothing to read
-        entry = (await self._stored_reads.get(room)).get(identity.user_id)
-        return effective_role(identity, room, entry.role if entry is not None else None)
+        return (await self.session_roles([who], room))[0]
 
     async def session_roles(self, sessions: Sequence[Session], room: str) -> list[Role]:
         """:meth:`current_role` of each of ``sessions`` in ``room``, in order, with at most one
@@ -168,7 +160,7 @@ class RoleBook:
             ):
                 roles.append(Role.ATTENDEE)
             elif identity.role_in(room) is Role.ORGANIZER:
-                roles.append(Role.ORGANIZER)
+                roles.append(Role.ORGANIZER)  # no stored role lowers an organizer: no read
             else:
                 if stored is None:
                     stored = await self._stored_reads.get(room)
