@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from aioice import stun
+
 __all__ = ["TurnServer", "TurnServerError"]
 
 
@@ -48,8 +50,9 @@ def _free_port() -> int:
 class TurnServer:
     """One private coturn on 127.0.0.1 (:attr:`url`, :attr:`secret`, :attr:`realm`).
 
-    The constructor starts it and returns once it accepts TCP connections on its port (it opens
-    its UDP and TCP listeners together); :meth:`close` stops it and removes its directory.
+    The constructor starts it and returns once it accepts TCP connections on its port and answers
+    a STUN binding request over UDP (coturn opens the two listeners in turn: on a busy machine
+    the UDP one came later); :meth:`close` stops it and removes its directory.
     """
 
     def __init__(
@@ -111,11 +114,26 @@ class TurnServer:
             if self._process.poll() is not None:
                 raise TurnServerError(f"turnserver exited while starting:\n{self.log()}")
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0 and self._answers_udp():
                     return
             if time.monotonic() > deadline:
                 raise TurnServerError(f"turnserver not ready in {timeout} s:\n{self.log()}")
             time.sleep(0.01)  # poll interval, not synchronisation
+
+    def _answers_udp(self) -> bool:
+        """Whether the server answers a STUN binding request on its UDP port now."""
+        request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(0.2)
+            try:
+                udp.connect(("127.0.0.1", self.port))
+                udp.send(bytes(request))
+                answer = udp.recv(2048)
+            except OSError:  # refused (nothing listening yet) or no answer in time
+                return False
+        with contextlib.suppress(ValueError):
+            return stun.parse_message(answer).transaction_id == request.transaction_id
+        return False
 
     def log(self) -> str:
         """The server's output so far (for failure messages)."""
