@@ -70,11 +70,3 @@ def test_the_verdict_names_every_reason_to_fail() -> None:
         "the election's tally differs from the votes cast",
         "p99 over 250 ms: poll.vote",
     ]
-
-
-def test_the_rehearsal_runs_on_uvloop_where_it_is_installed() -> None:
-    # The time its loop takes to hand a frame to a client is recorded as the hub's latency.
-    from livehub_client.rehearsal.cli import loop_factory
-
-    uvloop = pytest.importorskip("uvloop")
-    assert loop_factory() is uvloop.new_event_loop
