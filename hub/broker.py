@@ -160,6 +160,13 @@ class Broker(Protocol):
     async def head(self, room: str) -> tuple[str, int]:
         """The room's current ``(epoch, last_seq)``; starts an epoch if the room has none yet."""
 
+    def position(self, room: str) -> tuple[str, int] | None:
+        """The ``(epoch, seq)`` of the room's last stored event delivered to the handler, once
+        the room's subscription is active (None before, and for a topic not subscribed). Read
+        without I/O: every event delivered after this call has a later seq of that epoch, or
+        follows a :meth:`BrokerHandler.receive_epoch`. A join that adds its session at once
+        starts where the node's fan-out stands, without reading the room's head."""
+
     # --- presence ------------------------------------------------------------------------------
 
     async def presence_add(

@@ -125,6 +125,14 @@ class MemoryBroker:
         stream = self.backend.stream(room)
         return stream.epoch, stream.last_seq
 
+    def position(self, room: str) -> tuple[str, int] | None:
+        """See :meth:`hub.broker.Broker.position`: delivery is synchronous, so the room's head
+        once subscribed."""
+        if room not in self._topics:
+            return None
+        stream = self.backend.stream(room)
+        return stream.epoch, stream.last_seq
+
     async def presence_add(
         self, room: str, sid: str, info: bytes, *, announce: bytes | None = None
     ) -> int:

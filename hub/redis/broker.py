@@ -138,6 +138,11 @@ class RedisBroker:
         snapshot = await self._streams.read(room, 0, 0)
         return snapshot.epoch, snapshot.last_seq
 
+    def position(self, room: str) -> tuple[str, int] | None:
+        """See :meth:`hub.broker.Broker.position` (the listener's, :meth:`Listener.position
+        <hub.redis.listener.Listener.position>`)."""
+        return self.listener.position(room)
+
     # --- presence ----------------------------------------------------------------------------
 
     async def presence_add(

@@ -215,6 +215,18 @@ class Listener:
         if self._closed:
             raise BrokerUnavailable("broker closed")
 
+    def position(self, room: str) -> tuple[str, int] | None:
+        """The ``(epoch, seq)`` of the last event of ``room`` delivered to the handler, once its
+        subscription is confirmed and its head read (None before, or when not subscribed).
+        Later deliveries continue from it, in order, whatever the connection goes through:
+        a reconnect catches up from there, a lost history comes as a new epoch first."""
+        if room not in self._topics or room in self._pending:
+            return None
+        state = self._rooms.get(room)
+        if state is None or state.epoch is None:
+            return None
+        return state.epoch, state.last
+
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic`` (nothing more is delivered for it). Idempotent."""
         if topic not in self._topics:

@@ -132,6 +132,22 @@ async def test_head_starts_an_epoch_that_stays(cluster: Cluster) -> None:
     assert await a.broker.head("fresh") == (epoch, 1)
 
 
+async def test_position_is_where_delivery_stands_once_subscribed(cluster: Cluster) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    await b.broker.publish("r", b"before")
+    assert a.broker.position("r") is None  # not subscribed
+    await a.broker.subscribe("r")
+    epoch, last = await a.broker.head("r")
+    assert a.broker.position("r") == (epoch, last) == (epoch, 1)
+    await b.broker.publish("r", b"after")
+    await a.recorder.wait_events("r", 1)
+    # Each delivery moves it on: the handler has what came up to it, and only that.
+    assert a.broker.position("r") == (epoch, 2)
+    assert a.recorder.seqs("r") == [2]
+    await a.broker.unsubscribe("r")
+    assert a.broker.position("r") is None
+
+
 async def test_rooms_number_independently(cluster: Cluster) -> None:
     a = await cluster.node("a")
     assert (await a.broker.publish("r1", b"x")).seq == 1

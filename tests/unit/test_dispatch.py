@@ -24,7 +24,7 @@ from helpers import (
 
 from hub.app import Hub, build_hub
 from hub.auth import Role, TokenAuthority
-from hub.broker import BrokerUnavailable, History
+from hub.broker import Broker, BrokerUnavailable, History
 from hub.codec import WireFormat
 from hub.config import HubConfig, Limits
 from hub.dispatch import CommandContext, CommandRegistry
@@ -730,6 +730,34 @@ async def test_a_join_of_a_room_followed_here_starts_at_the_known_position_unrea
         assert reads == ["main"]
 
 
+def unknown_position(broker: Broker) -> None:
+    """Make ``broker`` not tell where its delivery of a room stands (as while its subscription
+    is not confirmed): a room's first join here reads the room's head."""
+    broker.position = lambda room: None  # type: ignore[method-assign]
+
+
+async def test_a_rooms_first_join_here_starts_where_delivery_stands_unread() -> None:
+    async with running() as [hub]:
+        mod = await connect(hub, "mod", Role.MODERATOR)
+        first = await connect(hub, "first")
+        await mod.ok("announce", room="main", text="before anyone")
+        broker = hub.node.broker
+        reads: list[str] = []
+        real_head = broker.head
+
+        async def counted_head(room: str) -> tuple[str, int]:
+            reads.append(room)
+            return await real_head(room)
+
+        broker.head = counted_head  # type: ignore[method-assign]
+        joined = await first.ok("join", room="main")
+        assert reads == []
+        assert (joined["epoch"], joined["seq"]) == broker.position("main")
+        assert joined["seq"] == 1
+        await mod.ok("announce", room="main", text="after")
+        assert [e["text"] for e in first.stored()] == ["after"]
+
+
 async def test_joins_meeting_a_head_read_under_way_share_its_position() -> None:
     async with running() as [hub]:
         mod = await connect(hub, "mod", Role.MODERATOR)
@@ -747,6 +775,7 @@ async def test_joins_meeting_a_head_read_under_way_share_its_position() -> None:
             return await real_head(room)
 
         broker.head = slow_head  # type: ignore[method-assign]
+        unknown_position(broker)
         joins = [asyncio.create_task(first.ok("join", room="main"))]
         await asyncio.wait_for(reading.wait(), TIMEOUT)
         joins += [asyncio.create_task(c.ok("join", room="main")) for c in (second, third)]
@@ -773,6 +802,7 @@ async def test_a_join_waiting_for_a_head_read_that_fails_reads_the_room_itself()
             raise BrokerUnavailable("redis is down")
 
         broker.head = failing_once  # type: ignore[method-assign]
+        unknown_position(broker)
         failed = asyncio.create_task(first.err("join", room="main"))
         await asyncio.wait_for(reading.wait(), TIMEOUT)
         joined = asyncio.create_task(second.ok("join", room="main"))
@@ -790,6 +820,7 @@ async def test_a_join_whose_read_fails_leaves_nothing_behind() -> None:
             raise BrokerUnavailable("redis is down")
 
         hub.node.broker.head = down  # type: ignore[method-assign]
+        unknown_position(hub.node.broker)
         assert await client.err("join", room="main") == "unavailable"
         assert client.session.rooms == set()
         assert hub.node.streams == {}
