@@ -139,6 +139,10 @@ class Listener:
         self._arrivals = 0
         # The rooms' stream reads under way.
         self._reads: set[asyncio.Task[None]] = set()
+        # Topics subscribed in this loop iteration, sent together by the task that follows it.
+        self._to_subscribe: list[str] = []
+        self._subscribing: asyncio.Task[None] | None = None
+        self._subscribe_sends: set[asyncio.Task[None]] = set()
 
     async def start(self, handler: BrokerHandler) -> None:
         """Connect, subscribe to this node's own topic and start delivering to ``handler``.
@@ -167,6 +171,10 @@ class Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         await self._stop_reads()
+        sends = list(self._subscribe_sends)
+        for task in sends:
+            task.cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_result(None)
@@ -196,9 +204,8 @@ class Listener:
             self._topics.add(topic)
             fut = asyncio.get_running_loop().create_future()
             self._pending[topic] = fut
-            session = self._session
-            if session is not None:
-                await self._send(session, "SUBSCRIBE", [topic])
+            if self._session is not None:
+                self._subscribe_soon(topic)
         if fut is None:
             return
         try:
@@ -239,6 +246,34 @@ class Listener:
         session = self._session
         if session is not None:
             await self._send(session, "UNSUBSCRIBE", [topic])
+
+    def _subscribe_soon(self, topic: str) -> None:
+        """Send ``SUBSCRIBE`` for ``topic`` with the other topics subscribed in this loop
+        iteration, as one command: a breakout round makes a node subscribe to dozens of rooms
+        at once."""
+        self._to_subscribe.append(topic)
+        if self._subscribing is None:
+            task = asyncio.get_running_loop().create_task(
+                self._send_subscribes(), name=f"broker-subscribe:{self.node_id}"
+            )
+            self._subscribing = task
+            # The loop keeps only weak references to tasks.
+            self._subscribe_sends.add(task)
+            task.add_done_callback(self._subscribe_sends.discard)
+
+    async def _send_subscribes(self) -> None:
+        topics, self._to_subscribe = list(dict.fromkeys(self._to_subscribe)), []
+        # Topics subscribed from here on go with the next command, sent after this one (the
+        # write lock keeps the order).
+        self._subscribing = None
+        session = self._session
+        if session is None:
+            return  # the next connection subscribes every wanted topic
+        try:
+            await self._send(session, "SUBSCRIBE", topics)
+        except Exception:
+            # Their subscribers time out and give up (BrokerUnavailable), as for a lost reply.
+            log.exception("broker %s: SUBSCRIBE failed", self.node_id)
 
     async def _send(self, session: _Session, command: str, topics: Sequence[str]) -> None:
         """Send SUBSCRIBE/UNSUBSCRIBE on the session's connection for those of ``topics`` whose

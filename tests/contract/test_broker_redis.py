@@ -230,6 +230,29 @@ async def test_a_subscription_waiting_for_its_head_holds_back_no_other_room(
     assert held.reads == 1
 
 
+async def test_rooms_subscribed_together_cost_one_subscribe_command(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    a, b = await cluster.node("a"), await cluster.node("b")
+    rooms = [f"breakout-{i}" for i in range(12)]
+    before = subscribe_commands(redis_server)
+    await asyncio.gather(*(a.broker.subscribe(room) for room in rooms))
+    assert subscribe_commands(redis_server) == before + 1
+    # Each is active: its events arrive, in order.
+    for room in rooms:
+        await b.broker.publish(room, room.encode())
+    await a.recorder.wait_for(
+        lambda: sorted(e.room for e in a.recorder.events) == sorted(rooms), what="every room"
+    )
+    assert all(a.broker.position(room) is not None for room in rooms)
+
+
+def subscribe_commands(redis_server: RedisServer) -> int:
+    """How many SUBSCRIBE commands the server has run (whatever their channels)."""
+    stats = redis_server.client().info("commandstats")
+    return int(stats.get("cmdstat_subscribe", {}).get("calls", 0))
+
+
 async def test_restart_empty_starts_a_new_epoch(
     cluster: Cluster, redis_server: RedisServer
 ) -> None:
