@@ -381,10 +381,14 @@ class BreakoutFeature:
             return dict(plan.assignments)
         if plan.assign is Assign.SELF:
             return {}
-        users = await self._members(plan.parent)
-        if not plan.include_moderators:
-            ranks = await self.rooms.roles.current_roles(users, plan.parent)
-            users = [user for user in users if ranks[user] < Role.MODERATOR]
+        if plan.include_moderators:
+            users = await self._members(plan.parent)
+        else:
+            # The members and what ranks them, read together.
+            users, ranks = await asyncio.gather(
+                self._members(plan.parent), self.rooms.roles.ranks(plan.parent)
+            )
+            users = [user for user in users if ranks.role_of(user) < Role.MODERATOR]
         return assign_random(users, plan.children, self.rng)
 
     async def _members(self, room: str) -> list[str]:
@@ -561,10 +565,21 @@ class BreakoutFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
-        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
-        if await self.rooms.roles.current_role(ctx.session, room.id) < Role.MODERATOR:
-            raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
-        return room
+        room_id = fields.room_id(cmd.get("room"))
+        # Read together (one round trip, where a round opens while the last one's moves load
+        # the node); a missing room is the error to give before a missing right.
+        found, role = await asyncio.gather(
+            self.rooms.directory.require(room_id),
+            self.rooms.roles.current_role(ctx.session, room_id),
+            return_exceptions=True,
+        )
+        if isinstance(found, BaseException):
+            raise found
+        if isinstance(role, BaseException):
+            raise role
+        if role < Role.MODERATOR:
+            raise HubError("forbidden", f"only moderators run breakouts in {room_id}")
+        return found
 
     async def _require_round(self, parent: str) -> BreakoutRound:
         round_ = await self.current(parent)

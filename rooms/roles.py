@@ -84,6 +84,25 @@ def _effective(token_role: Role, stored: Role | None) -> Role:
     return stored
 
 
+@dataclass(frozen=True, slots=True)
+class Ranks:
+    """A room's roles as read at one moment, for users without their token: ``stored``
+    (``role.set``), ``seen`` (token roles recorded at joins) and ``staff`` (event-wide)."""
+
+    stored: Mapping[str, Role]
+    seen: Mapping[str, Role]
+    staff: Mapping[str, Role]
+
+    def role_of(self, user: str) -> Role:
+        """A stored role (an organizer stays one), else the higher of the token role recorded
+        at the user's latest join of the room and their event-wide staff role."""
+        staff_role = self.staff.get(user)
+        stored_role = self.stored.get(user)
+        if stored_role is not None:
+            return Role.ORGANIZER if staff_role is Role.ORGANIZER else stored_role
+        return max(self.seen.get(user, Role.ATTENDEE), staff_role or Role.ATTENDEE)
+
+
 @dataclass(slots=True)
 class _Load:
     """A load of one room's stored roles in progress: ``done`` resolves when it ends (however
@@ -171,25 +190,22 @@ class RoleBook:
         return roles
 
     async def current_roles(self, users: Iterable[str], room: str) -> dict[str, Role]:
-        """:meth:`current_role` of users without their token, in three reads made together: a
-        stored role (an organizer stays one), else the higher of their token role recorded at
-        their latest join of the room and their event-wide staff role."""
+        """:meth:`current_role` of users without their token (see :meth:`ranks`)."""
+        ranks = await self.ranks(room)
+        return {user: ranks.role_of(user) for user in users}
+
+    async def ranks(self, room: str) -> Ranks:
+        """What tells the role in ``room`` of any user without their token, in three reads made
+        together (see :class:`Ranks`)."""
         # Together, so that a busy node's pipeline carries them in one batch, not three in turn.
         stored_entries, seen_entries, staff_labels = await asyncio.gather(
             self.entries(room), self.seen_entries(room), self._store.hash_get_all(STAFF_ROLES)
         )
-        stored = {entry.user: entry.role for entry in stored_entries}
-        seen = {entry.user: entry.role for entry in seen_entries}
-        staff = {user: Role.parse(label.decode()) for user, label in staff_labels.items()}
-        roles: dict[str, Role] = {}
-        for user in users:
-            staff_role = staff.get(user)
-            stored_role = stored.get(user)
-            if stored_role is not None:
-                roles[user] = Role.ORGANIZER if staff_role is Role.ORGANIZER else stored_role
-            else:
-                roles[user] = max(seen.get(user, Role.ATTENDEE), staff_role or Role.ATTENDEE)
-        return roles
+        return Ranks(
+            {entry.user: entry.role for entry in stored_entries},
+            {entry.user: entry.role for entry in seen_entries},
+            {user: Role.parse(label.decode()) for user, label in staff_labels.items()},
+        )
 
     async def entry(self, room: str, user: str) -> RoleEntry | None:
         """``user``'s stored role entry in the room, or None."""
