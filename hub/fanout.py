@@ -46,8 +46,10 @@ class StreamMembers(Generic[S]):
 
     def behind(self, position: int, epoch: str) -> bool:
         """True when local fan-out already passed ``position`` of ``epoch`` (or that whole
-        epoch): a join read at that position would miss events, so the caller must read again."""
-        return (self.epoch == epoch and position < self.delivered) or epoch in self.past
+        epoch): a join read at that position would miss events, so the caller must read again.
+        Fan-out that ran before any session joined knows no epoch: past ``position`` it counts
+        as passing it."""
+        return (self.epoch in (epoch, None) and position < self.delivered) or epoch in self.past
 
     def known_position(self) -> tuple[int, str] | None:
         """A position a new session may join at without reading the room again: the newest

@@ -788,6 +788,29 @@ async def test_joins_meeting_a_head_read_under_way_share_its_position() -> None:
             assert [e["text"] for e in client.stored()] == ["for all three"]
 
 
+async def test_a_first_join_whose_head_read_was_overtaken_by_fan_out_reads_again() -> None:
+    async with running() as [hub]:
+        mod = await connect(hub, "mod", Role.MODERATOR)
+        client = await connect(hub, "first")
+        broker = hub.node.broker
+        real_head = broker.head
+        reads: list[tuple[str, int]] = []
+
+        async def overtaken_head(room: str) -> tuple[str, int]:
+            head = await real_head(room)
+            reads.append(head)
+            if len(reads) == 1:
+                # Published and fanned out here while this read's answer is on its way.
+                await mod.ok("announce", room=room, text="during the read")
+            return head
+
+        broker.head = overtaken_head  # type: ignore[method-assign]
+        unknown_position(broker)
+        joined = await client.ok("join", room="main")
+        assert [seq for _, seq in reads] == [0, 1]
+        assert joined["seq"] == 1
+
+
 async def test_a_join_waiting_for_a_head_read_that_fails_reads_the_room_itself() -> None:
     async with running() as [hub]:
         first, second = await connect(hub, "first"), await connect(hub, "second")

@@ -80,6 +80,14 @@ def test_behind_is_false_for_a_new_stream() -> None:
     assert not members.behind(5, E1)
 
 
+def test_fan_out_before_any_member_counts_as_passing_a_read_position() -> None:
+    # A join read the head at 4; the next event was fanned out (to nobody) before it was added.
+    members: StreamMembers[str] = StreamMembers("r")
+    members.recipients(5)
+    assert members.behind(4, E1)
+    assert not members.behind(5, E1)
+
+
 def test_remove_takes_members_out_whether_waiting_or_not() -> None:
     members: StreamMembers[str] = StreamMembers("r")
     members.add("a", "A", 0, E1)
