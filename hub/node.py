@@ -320,8 +320,8 @@ class Node:
                 # the broker is not ready the room's history may have been lost: read it.
                 known = members.known_position() if since is None and self.broker.ready() else None
                 if known is None and since is None and not members and members.epoch is None:
-                    # The room's first member here: fan-out starts where the broker's delivery
-                    # stands (its subscription read the head just now), with no read of ours.
+                    # The room's first member here: it starts where the broker's delivery of
+                    # the room stands (everything delivered later is after it), unread.
                     delivered = self.broker.position(room) if self.broker.ready() else None
                     if delivered is not None:
                         known = delivered[1], delivered[0]

@@ -565,21 +565,10 @@ class BreakoutFeature:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _managed_parent(self, ctx: CommandContext, cmd: dict[str, Any]) -> Room:
-        room_id = fields.room_id(cmd.get("room"))
-        # Read together (one round trip, where a round opens while the last one's moves load
-        # the node); a missing room is the error to give before a missing right.
-        found, role = await asyncio.gather(
-            self.rooms.directory.require(room_id),
-            self.rooms.roles.current_role(ctx.session, room_id),
-            return_exceptions=True,
-        )
-        if isinstance(found, BaseException):
-            raise found
-        if isinstance(role, BaseException):
-            raise role
-        if role < Role.MODERATOR:
-            raise HubError("forbidden", f"only moderators run breakouts in {room_id}")
-        return found
+        room = await self.rooms.directory.require(fields.room_id(cmd.get("room")))
+        if await self.rooms.roles.current_role(ctx.session, room.id) < Role.MODERATOR:
+            raise HubError("forbidden", f"only moderators run breakouts in {room.id}")
+        return room
 
     async def _require_round(self, parent: str) -> BreakoutRound:
         round_ = await self.current(parent)

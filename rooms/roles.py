@@ -86,8 +86,9 @@ def _effective(token_role: Role, stored: Role | None) -> Role:
 
 @dataclass(frozen=True, slots=True)
 class Ranks:
-    """A room's roles as read at one moment, for users without their token: ``stored``
-    (``role.set``), ``seen`` (token roles recorded at joins) and ``staff`` (event-wide)."""
+    """What a room's roles hold for users without their token, from three reads made
+    together: ``stored`` (``role.set``), ``seen`` (token roles recorded at joins) and ``staff``
+    (event-wide)."""
 
     stored: Mapping[str, Role]
     seen: Mapping[str, Role]

@@ -127,7 +127,7 @@ class MemoryBroker:
 
     def position(self, room: str) -> tuple[str, int] | None:
         """See :meth:`hub.broker.Broker.position`: delivery is synchronous, so the room's head
-        once subscribed."""
+        once subscribed (a room with no stream yet gets one, as :meth:`head` does)."""
         if room not in self._topics:
             return None
         stream = self.backend.stream(room)
