@@ -699,6 +699,19 @@ async def test_a_join_racing_with_the_last_local_leave_still_follows_the_room() 
         assert hub.node.followers("main") == [joiner.session]
 
 
+def counted_head_reads(broker: Broker) -> list[str]:
+    """The rooms whose head ``broker`` reads from now on, in order (a list that grows)."""
+    reads: list[str] = []
+    real_head = broker.head
+
+    async def counted_head(room: str) -> tuple[str, int]:
+        reads.append(room)
+        return await real_head(room)
+
+    broker.head = counted_head  # type: ignore[method-assign]
+    return reads
+
+
 async def test_a_join_of_a_room_followed_here_starts_at_the_known_position_unread() -> None:
     async with running() as [hub]:
         mod = await connect(hub, "mod", Role.MODERATOR)
@@ -708,14 +721,7 @@ async def test_a_join_of_a_room_followed_here_starts_at_the_known_position_unrea
         await mod.ok("announce", room="main", text="before")
         assert [e["text"] for e in first.stored()] == ["before"]
         broker = hub.node.broker
-        reads: list[str] = []
-        real_head = broker.head
-
-        async def counted_head(room: str) -> tuple[str, int]:
-            reads.append(room)
-            return await real_head(room)
-
-        broker.head = counted_head  # type: ignore[method-assign]
+        reads = counted_head_reads(broker)
         joined = await second.ok("join", room="main")
         assert reads == []
         assert joined["seq"] == 1
@@ -742,14 +748,7 @@ async def test_a_rooms_first_join_here_starts_where_delivery_stands_unread() -> 
         first = await connect(hub, "first")
         await mod.ok("announce", room="main", text="before anyone")
         broker = hub.node.broker
-        reads: list[str] = []
-        real_head = broker.head
-
-        async def counted_head(room: str) -> tuple[str, int]:
-            reads.append(room)
-            return await real_head(room)
-
-        broker.head = counted_head  # type: ignore[method-assign]
+        reads = counted_head_reads(broker)
         joined = await first.ok("join", room="main")
         assert reads == []
         assert (joined["epoch"], joined["seq"]) == broker.position("main")
