@@ -141,7 +141,6 @@ class Listener:
         self._reads: set[asyncio.Task[None]] = set()
         # Topics subscribed in this loop iteration, sent together by the task that follows it.
         self._to_subscribe: list[str] = []
-        self._subscribing: asyncio.Task[None] | None = None
         self._subscribe_sends: set[asyncio.Task[None]] = set()
 
     async def start(self, handler: BrokerHandler) -> None:
@@ -251,21 +250,21 @@ class Listener:
         """Send ``SUBSCRIBE`` for ``topic`` with the other topics subscribed in this loop
         iteration, as one command: a breakout round makes a node subscribe to dozens of rooms
         at once."""
+        # Topics wait here only until the task started for the first of them runs.
+        first = not self._to_subscribe
         self._to_subscribe.append(topic)
-        if self._subscribing is None:
+        if first:
             task = asyncio.get_running_loop().create_task(
                 self._send_subscribes(), name=f"broker-subscribe:{self.node_id}"
             )
-            self._subscribing = task
             # The loop keeps only weak references to tasks.
             self._subscribe_sends.add(task)
             task.add_done_callback(self._subscribe_sends.discard)
 
     async def _send_subscribes(self) -> None:
-        topics, self._to_subscribe = list(dict.fromkeys(self._to_subscribe)), []
         # Topics subscribed from here on go with the next command, sent after this one (the
         # write lock keeps the order).
-        self._subscribing = None
+        topics, self._to_subscribe = list(dict.fromkeys(self._to_subscribe)), []
         session = self._session
         if session is None:
             return  # the next connection subscribes every wanted topic
